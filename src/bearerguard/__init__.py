@@ -1,0 +1,52 @@
+"""bearerguard: protect HTTP APIs as an OAuth 2.0 resource server.
+
+Verify JWT access tokens against a cached, self-healing JWKS (or a shared secret), check their
+claims and scopes, and answer refusals the way RFC 6750 says.
+"""
+
+from ._claims import ClaimsPolicy
+from ._config import ASYMMETRIC_ALGORITHMS, Issuer
+from ._errors import (
+    BearerError,
+    BearerGuardError,
+    ConfigurationError,
+    InsufficientScopeError,
+    InvalidRequestError,
+    InvalidTokenError,
+    MissingTokenError,
+    Reason,
+    UpstreamUnavailableError,
+)
+from ._jwks import JWKSPolicy, JWKSStatus
+from ._scopes import Requirement
+from ._server import ResourceServer
+from ._token import AccessToken
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "AccessToken",
+    "BearerError",
+    "BearerGuardError",
+    "ClaimsPolicy",
+    "ConfigurationError",
+    "InsufficientScopeError",
+    "InvalidRequestError",
+    "InvalidTokenError",
+    "Issuer",
+    "JWKSPolicy",
+    "JWKSStatus",
+    "MissingTokenError",
+    "Reason",
+    "Requirement",
+    "ResourceServer",
+    "UpstreamUnavailableError",
+    "__version__",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if hasattr(_obj, "__module__") and isinstance(_obj, type):
+        _obj.__module__ = __name__  # public names are documented as bearerguard.X
+del _name, _obj

@@ -1,0 +1,80 @@
+"""Authorization-server metadata: OIDC Discovery 1.0 §4 and RFC 8414 §3.
+
+Both documents are tried in order; the first that answers with a JSON object whose `issuer` is
+exactly the configured issuer wins (OIDC Discovery §4.3, RFC 8414 §3.3). A mismatch is never
+accepted: it means a misconfiguration or an impersonation attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ._flow import Fetch, Fetched, Flow, describe
+
+logger = logging.getLogger("bearerguard.discovery")
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """The members of an AS metadata document that a resource server uses."""
+
+    issuer: str
+    jwks_uri: str | None
+    introspection_endpoint: str | None
+    token_endpoint: str | None
+    document: dict[str, Any]
+
+
+class DiscoveryError(Exception):
+    """No metadata document could be had; the message is safe to log."""
+
+
+def metadata_urls(issuer: str) -> tuple[str, ...]:
+    """The OIDC and RFC 8414 well-known URLs of an issuer, in the order they are tried."""
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    oidc = urlunsplit(parts._replace(path=f"{path}/.well-known/openid-configuration"))
+    # RFC 8414 §3.1: the well-known segment goes between the host and the issuer's path.
+    oauth = urlunsplit(parts._replace(path=f"/.well-known/oauth-authorization-server{path}"))
+    return (oidc, oauth)
+
+
+def parse_metadata(document: dict[str, Any], issuer: str) -> Metadata:
+    """Read a metadata document; `DiscoveryError` if its issuer or its URLs are not usable."""
+    if document.get("issuer") != issuer:
+        raise DiscoveryError("metadata names a different issuer")
+
+    def url(name: str) -> str | None:
+        value = document.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str) or urlsplit(value).scheme not in ("https", "http"):
+            raise DiscoveryError(f"metadata member {name} is not a URL")
+        return value
+
+    return Metadata(
+        issuer=issuer,
+        jwks_uri=url("jwks_uri"),
+        introspection_endpoint=url("introspection_endpoint"),
+        token_endpoint=url("token_endpoint"),
+        document=document,
+    )
+
+
+def discovery_flow(issuer: str, urls: tuple[str, ...]) -> Flow[Metadata]:
+    """Fetch the first usable metadata document among `urls`."""
+    problems: list[str] = []
+    for url in urls:
+        outcome = yield Fetch(url)
+        if isinstance(outcome, Fetched) and outcome.ok and outcome.document is not None:
+            try:
+                return parse_metadata(outcome.document, issuer)
+            except DiscoveryError as exc:
+                problems.append(f"{url}: {exc}")
+                logger.error("discovery for issuer %s: %s: %s", issuer, url, exc)
+                continue
+        problems.append(f"{url}: {describe(outcome)}")
+    raise DiscoveryError("; ".join(problems))

@@ -1,0 +1,119 @@
+"""The exceptions bearerguard raises, each knowing its RFC 6750 §3.1 error code and HTTP status.
+
+The client-facing description of a refusal is a fixed string chosen by its `Reason`; library
+exception text never reaches a client (it stays reachable as `__cause__` for logs and debugging).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import ClassVar
+
+
+class Reason(enum.Enum):
+    """Why a request was refused: for logs and metrics. The value is the safe client text."""
+
+    # 400 invalid_request
+    MALFORMED_HEADER = "The Authorization header is malformed."
+    MULTIPLE_CREDENTIALS = "The request carries more than one access token."
+    # 401, no error code
+    MISSING = "No access token was sent."
+    # 401 invalid_token: the token's form
+    TOO_LARGE = "The access token is too large."
+    MALFORMED = "The access token is malformed."
+    UNSUPPORTED_HEADER = "The access token uses an unsupported header parameter."
+    ALGORITHM = "The access token is signed with an algorithm that is not allowed."
+    TYPE = "The access token has the wrong type."
+    # 401 invalid_token: keys and signature
+    UNKNOWN_ISSUER = "The access token was issued by an untrusted issuer."
+    UNKNOWN_KID = "The access token was signed with an unknown key."
+    BAD_SIGNATURE = "The access token signature is invalid."
+    # 401 invalid_token: claims
+    CLAIM_TYPE = "The access token has a claim of the wrong type."
+    MISSING_CLAIM = "The access token lacks a required claim."
+    AUDIENCE = "The access token is not intended for this resource."
+    EXPIRED = "The access token has expired."
+    NOT_YET_VALID = "The access token is not valid yet."
+    ISSUED_IN_FUTURE = "The access token was issued in the future."
+    TOO_OLD = "The access token is too old."
+    INACTIVE = "The access token is not active."
+    # 403 insufficient_scope
+    SCOPE = "The access token lacks a required scope."
+    # 503, not the client's fault
+    UPSTREAM = "The authorization server could not be reached."
+
+
+class BearerGuardError(Exception):
+    """Root of every exception bearerguard raises."""
+
+
+class ConfigurationError(BearerGuardError, ValueError):
+    """The configuration is invalid. Raised at construction or start-up, never per request."""
+
+
+class BearerError(BearerGuardError):
+    """A request the resource server refuses (RFC 6750 §3). The class owns code and status."""
+
+    error: ClassVar[str | None]
+    status_code: ClassVar[int]
+
+    def __init__(self, reason: Reason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+    @property
+    def description(self) -> str:
+        """The fixed, client-safe description of the refusal."""
+        return self.reason.value
+
+
+class MissingTokenError(BearerError):
+    """The request carried no bearer credentials at all."""
+
+    error = None  # RFC 6750 §3.1: no error code when the request had no credentials
+    status_code = 401
+
+    def __init__(self, reason: Reason = Reason.MISSING) -> None:
+        super().__init__(reason)
+
+
+class InvalidRequestError(BearerError):
+    """The request is malformed: bad header syntax, or more than one credential."""
+
+    error = "invalid_request"
+    status_code = 400
+
+
+class InvalidTokenError(BearerError):
+    """The token is malformed, expired, revoked, or otherwise not acceptable."""
+
+    error = "invalid_token"
+    status_code = 401
+
+
+class InsufficientScopeError(BearerError):
+    """The token is valid but lacks a scope the resource requires."""
+
+    error = "insufficient_scope"
+    status_code = 403
+
+    def __init__(self, required: Iterable[str]) -> None:
+        super().__init__(Reason.SCOPE)
+        self.required = tuple(sorted(set(required)))
+
+
+class UpstreamUnavailableError(BearerGuardError):
+    """The authorization server could not be asked and nothing usable is cached: answer 503.
+
+    This is deliberately not a `BearerError`: the client did nothing wrong, so it must never be
+    rendered as `invalid_token`.
+    """
+
+    status_code: ClassVar[int] = 503
+    reason = Reason.UPSTREAM
+
+    def __init__(self, what: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"{what} could not be fetched")
+        self.what = what
+        self.retry_after = retry_after

@@ -1,0 +1,31 @@
+"""Reading the bearer token out of an Authorization header value (RFC 6750 §2.1, RFC 9110 §11).
+
+The grammar is `credentials = "Bearer" 1*SP b64token`, with the scheme matched case-insensitively
+(RFC 9110 §11.1) and `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ._errors import InvalidRequestError, MissingTokenError, Reason
+
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *")
+_SCHEME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def extract_bearer(authorization: str | None) -> str:
+    """Return the token of a `Bearer` Authorization header value.
+
+    No header, or a header of another scheme (say `Basic`), means the request carried no bearer
+    credentials: `MissingTokenError`. A `Bearer` header that does not follow the grammar is a
+    malformed request: `InvalidRequestError`.
+    """
+    if not authorization:
+        raise MissingTokenError
+    if match := _BEARER.fullmatch(authorization):
+        return match[1]
+    scheme = authorization.split(" ", 1)[0]
+    if scheme.lower() == "bearer" or not _SCHEME.fullmatch(scheme):
+        raise InvalidRequestError(Reason.MALFORMED_HEADER)
+    raise MissingTokenError  # another scheme: no bearer credentials (RFC 6750 §3.1)

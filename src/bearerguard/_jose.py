@@ -1,0 +1,116 @@
+"""Strict parsing of a JWS compact serialization (RFC 7515 §7.1, RFC 8725 §3).
+
+Nothing here trusts the token: it splits, decodes and type-checks, so that the verifier can pick a
+key and check a signature. The rules are strict on purpose: one canonical base64url form with no
+padding, UTF-8 JSON objects with no duplicate member names and no NaN or Infinity, and no header
+parameter that would let the token choose its own key or change how it is verified.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import InvalidTokenError, Reason
+
+# Three non-empty base64url segments. Checked by one C-speed regex over the whole token, which is
+# much cheaper than a per-character check in Python.
+_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+_TO_STANDARD = str.maketrans("-_", "+/")
+# The last character of an unpadded segment carries unused bits that must be zero (RFC 4648 §3.5),
+# or two different strings would decode to the same bytes.
+_CANONICAL_LAST = {
+    2: frozenset("AQgw"),  # 2 leftover chars: 4 unused bits
+    3: frozenset("AEIMQUYcgkosw048"),  # 3 leftover chars: 2 unused bits
+}
+# Header parameters that hand the token control over which key verifies it (RFC 8725 §3.10), or
+# that change the payload encoding. None of them is ever honoured.
+_REFUSED_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit", "b64", "zip", "enc"})
+
+
+class _Malformed(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class UnverifiedJWT:
+    """A parsed, unverified JWS: only `alg`, `kid` and `iss` may be read before the check."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+    @property
+    def alg(self) -> str:
+        return self.header["alg"]  # type: ignore[no-any-return]  # checked to be a str by parse
+
+    @property
+    def kid(self) -> str | None:
+        return self.header.get("kid")
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Decode canonical, unpadded base64url; `ValueError` on anything else."""
+    leftover = len(segment) % 4
+    if leftover == 1 or (leftover and segment[-1] not in _CANONICAL_LAST[leftover]):
+        raise _Malformed("non-canonical base64url")
+    try:
+        return binascii.a2b_base64(
+            (segment.translate(_TO_STANDARD) + "=" * (-len(segment) % 4)).encode("ascii"),
+            strict_mode=True,
+        )
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise _Malformed("invalid base64url") from exc
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _Malformed("duplicate member name")  # RFC 7515 §5.2 step 4, RFC 7519 §4
+    return obj
+
+
+def _constant(name: str) -> Any:
+    raise _Malformed(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """Decode UTF-8 JSON that must be an object with unique member names."""
+    try:
+        value = _DECODER.decode(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise _Malformed("invalid JSON") from exc
+    if not isinstance(value, dict):
+        raise _Malformed("not a JSON object")
+    return value
+
+
+def parse(token: str) -> UnverifiedJWT:
+    """Split and decode a compact JWS, refusing any header that is not plainly acceptable.
+
+    Raises `InvalidTokenError` with `Reason.MALFORMED` or `Reason.UNSUPPORTED_HEADER`.
+    """
+    match = _COMPACT.fullmatch(token)
+    if match is None:
+        raise InvalidTokenError(Reason.MALFORMED)
+    header_part, payload_part, signature_part = match.groups()
+    try:
+        header = json_object(b64url_decode(header_part))
+        claims = json_object(b64url_decode(payload_part))
+        signature = b64url_decode(signature_part)
+    except _Malformed as exc:
+        raise InvalidTokenError(Reason.MALFORMED) from exc
+    alg, kid, typ = header.get("alg"), header.get("kid", ""), header.get("typ", "")
+    if not isinstance(alg, str) or not isinstance(kid, str) or not isinstance(typ, str):
+        raise InvalidTokenError(Reason.MALFORMED)
+    if not _REFUSED_HEADERS.isdisjoint(header):
+        raise InvalidTokenError(Reason.UNSUPPORTED_HEADER)
+    signing_input = f"{header_part}.{payload_part}".encode("ascii")
+    return UnverifiedJWT(header, claims, signing_input, signature)

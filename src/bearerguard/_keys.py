@@ -1,0 +1,162 @@
+"""Verification keys: one imported JWK (`Key`) and an immutable snapshot of a JWKS (`KeySet`).
+
+A JWK is imported once per fetch; a key whose JWK did not change between fetches keeps its `Key`
+object, so identity (`is`) tells a cached verification that its key is still published. Only public
+verification keys are imported (RFC 7517 §4.2, §4.3): symmetric keys in a fetched JWKS, keys for
+encryption, and RSA keys under 2048 bits (RFC 7518 §3.3) are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jwt.algorithms import Algorithm, get_default_algorithms
+from jwt.exceptions import InvalidKeyError
+
+logger = logging.getLogger("bearerguard.jwks")
+
+_ALGORITHMS: dict[str, Algorithm] = get_default_algorithms()
+# What each algorithm needs of a key: (kty, crv or None). RFC 7518 §3.1, RFC 8037 §3.1.
+KEY_TYPES: dict[str, tuple[str, str | None]] = {
+    **{f"RS{n}": ("RSA", None) for n in (256, 384, 512)},
+    **{f"PS{n}": ("RSA", None) for n in (256, 384, 512)},
+    **{f"HS{n}": ("oct", None) for n in (256, 384, 512)},
+    "ES256": ("EC", "P-256"),
+    "ES384": ("EC", "P-384"),
+    "ES512": ("EC", "P-521"),
+    "EdDSA": ("OKP", None),  # Ed25519 or Ed448
+}
+SUPPORTED_ALGORITHMS = frozenset(KEY_TYPES)
+# The members that make up each key type's public key; anything else (notably private `d`) is
+# dropped before import.
+_PUBLIC_MEMBERS = {"RSA": ("n", "e"), "EC": ("crv", "x", "y"), "OKP": ("crv", "x")}
+_OKP_CURVES = frozenset({"Ed25519", "Ed448"})
+_MIN_RSA_BITS = 2048
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Key:
+    """One imported verification key."""
+
+    kid: str | None
+    kty: str
+    crv: str | None
+    alg: str | None  # the JWK's own `alg`, which pins the key to one algorithm (RFC 7517 §4.4)
+    material: Any = field(repr=False)
+    jwk: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    def accepts(self, alg: str) -> bool:
+        """Can this key verify `alg`? Both the key type and the JWK's own `alg` must agree."""
+        kty, crv = KEY_TYPES.get(alg, ("", None))
+        if kty != self.kty or (self.alg is not None and self.alg != alg):
+            return False
+        if kty == "OKP":
+            return self.crv in _OKP_CURVES
+        return crv is None or crv == self.crv
+
+    def verify(self, alg: str, signing_input: bytes, signature: bytes) -> bool:
+        """Check a signature; `accepts(alg)` must hold."""
+        return _ALGORITHMS[alg].verify(signing_input, self.material, signature)
+
+    @classmethod
+    def from_secret(cls, secret: bytes) -> Key:
+        """A shared secret for HS256/384/512 (configured explicitly, never fetched)."""
+        return cls(kid=None, kty="oct", crv=None, alg=None, material=secret)
+
+
+def import_jwk(jwk: Mapping[str, Any]) -> Key:
+    """Import one public JWK; `ValueError` says why it cannot be used for verification."""
+    kty, kid, alg = jwk.get("kty"), jwk.get("kid"), jwk.get("alg")
+    if kty not in _PUBLIC_MEMBERS:
+        raise ValueError(f"unsupported kty {kty!r}")
+    if kid is not None and not isinstance(kid, str):
+        raise ValueError("kid is not a string")
+    if alg is not None and alg not in SUPPORTED_ALGORITHMS:
+        raise ValueError(f"unsupported alg {alg!r}")
+    if jwk.get("use", "sig") != "sig":
+        raise ValueError("not a signature key")
+    key_ops = jwk.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+        raise ValueError("key_ops does not allow verify")
+    public = {"kty": kty} | {m: jwk[m] for m in _PUBLIC_MEMBERS[kty] if m in jwk}
+    crv = public.get("crv")
+    if kty == "OKP" and crv not in _OKP_CURVES:
+        raise ValueError(f"unsupported curve {crv!r}")
+    family = {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}[kty]
+    try:
+        material = _ALGORITHMS[family].from_jwk(public)
+    except (InvalidKeyError, ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"invalid {kty} key") from exc
+    if kty == "RSA" and material.key_size < _MIN_RSA_BITS:
+        raise ValueError("RSA key shorter than 2048 bits")
+    return Key(kid=kid, kty=kty, crv=crv, alg=alg, material=material, jwk=dict(jwk))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class KeySet:
+    """An immutable snapshot of one JWKS fetch, indexed by `kid`."""
+
+    keys: tuple[Key, ...]
+    fetched_at: float  # on the monotonic timer
+    ttl: float
+    _by_kid: dict[str | None, Key] = field(repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in self.keys:
+            self._by_kid.setdefault(key.kid, key)
+
+    @property
+    def expires_at(self) -> float:
+        return self.fetched_at + self.ttl
+
+    @property
+    def kids(self) -> frozenset[str | None]:
+        return frozenset(self._by_kid)
+
+    def find(self, kid: str | None, alg: str) -> Key | None:
+        """The key for `kid` (O(1)); for a token without `kid`, the one key that fits `alg`."""
+        if kid is not None:
+            return self._by_kid.get(kid)
+        candidates = [key for key in self.keys if key.accepts(alg)]
+        return candidates[0] if len(candidates) == 1 else None  # ambiguous: refuse, never guess
+
+    def current(self, kid: str | None) -> Key | None:
+        return self._by_kid.get(kid)
+
+    @classmethod
+    def from_document(
+        cls,
+        document: object,
+        *,
+        fetched_at: float,
+        ttl: float,
+        previous: KeySet | None = None,
+        source: str = "",
+    ) -> KeySet:
+        """Import a JWKS document (RFC 7517 §5), reusing unchanged keys of `previous`.
+
+        Unusable keys are skipped with a log line; a document that is not a JWKS is a `ValueError`.
+        """
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise ValueError("not a JWK Set")
+        known = {_fingerprint(k.jwk): k for k in (previous.keys if previous else ())}
+        keys: list[Key] = []
+        for jwk in document["keys"]:
+            if not isinstance(jwk, dict):
+                continue
+            reused = known.get(_fingerprint(jwk))
+            if reused is not None:
+                keys.append(reused)
+                continue
+            try:
+                keys.append(import_jwk(jwk))
+            except ValueError as exc:
+                logger.info("skipping JWK kid=%r from %s: %s", jwk.get("kid"), source, exc)
+        return cls(tuple(keys), fetched_at=fetched_at, ttl=ttl)
+
+
+def _fingerprint(jwk: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), repr(v)) for k, v in jwk.items()))

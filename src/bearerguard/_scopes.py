@@ -1,0 +1,73 @@
+"""Scopes: reading them from a token's claims, and the requirements routes declare.
+
+Scope comparison is exact and case-sensitive (RFC 6749 §3.3). A scope claim is a space-separated
+string or an array of strings; anything else refuses the token rather than being coerced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import InsufficientScopeError, InvalidTokenError, MissingTokenError, Reason
+from ._token import AccessToken
+
+DEFAULT_SCOPE_CLAIMS = ("scope", "scp")
+
+
+def claim_at(claims: Mapping[str, Any], path: str) -> Any:
+    """A claim by name, or by dotted path into nested objects (`realm_access.roles`).
+
+    A claim whose own name contains dots (URL-named claims) is found by its name first.
+    """
+    if path in claims:
+        return claims[path]
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def read_scopes(claims: Mapping[str, Any], claim_names: Iterable[str]) -> frozenset[str]:
+    """The union of the scopes found in `claim_names`; absent claims contribute nothing."""
+    scopes: set[str] = set()
+    for name in claim_names:
+        value = claim_at(claims, name)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            scopes.update(value.split())
+        elif isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            scopes.update(value)
+        else:
+            raise InvalidTokenError(Reason.CLAIM_TYPE)
+    return frozenset(scopes)
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """What a route needs: every scope of `all_of`, and at least one of `any_of` if given."""
+
+    all_of: frozenset[str] = frozenset()
+    any_of: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, *all_of: str, any_of: Iterable[str] = ()) -> Requirement:
+        return cls(frozenset(all_of), frozenset(any_of))
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """Every scope this requirement names (for OpenAPI and RFC 9728 `scopes_supported`)."""
+        return self.all_of | self.any_of
+
+    def check(self, token: AccessToken | None) -> None:
+        """Raise the RFC 6750 refusal if `token` does not meet the requirement."""
+        if token is None:
+            raise MissingTokenError
+        if missing := self.all_of - token.scopes:
+            raise InsufficientScopeError(missing)
+        if self.any_of and self.any_of.isdisjoint(token.scopes):
+            raise InsufficientScopeError(self.any_of)
