@@ -1,8 +1,8 @@
 """The only module that performs I/O: two drivers that carry out a flow's fetches over httpx.
 
 `run_sync` drives a flow with an `httpx.Client`, `run_async` with an `httpx.AsyncClient`. Both
-turn every transport outcome into a plain `Outcome`, so the core never sees an httpx exception. Bodies are
-read up to `MAX_DOCUMENT_BYTES`; every request has the client's explicit timeouts.
+turn every transport outcome into a plain `Outcome`, so the core never sees an httpx exception.
+Bodies are read up to `MAX_DOCUMENT_BYTES`; every request has the client's explicit timeouts.
 """
 
 from __future__ import annotations

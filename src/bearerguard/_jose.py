@@ -19,6 +19,7 @@ from ._errors import InvalidTokenError, Reason
 # Three non-empty base64url segments. Checked by one C-speed regex over the whole token, which is
 # much cheaper than a per-character check in Python.
 _COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _TO_STANDARD = str.maketrans("-_", "+/")
 # The last character of an unpadded segment carries unused bits that must be zero (RFC 4648 §3.5),
 # or two different strings would decode to the same bytes.
@@ -56,7 +57,11 @@ class UnverifiedJWT:
 def b64url_decode(segment: str) -> bytes:
     """Decode canonical, unpadded base64url; `ValueError` on anything else."""
     leftover = len(segment) % 4
-    if leftover == 1 or (leftover and segment[-1] not in _CANONICAL_LAST[leftover]):
+    if (
+        leftover == 1
+        or not _SEGMENT.fullmatch(segment)
+        or (leftover and segment[-1] not in _CANONICAL_LAST[leftover])
+    ):
         raise _Malformed("non-canonical base64url")
     try:
         return binascii.a2b_base64(

@@ -1,0 +1,85 @@
+"""Shared fixtures: a fake clock, and the sync/async flavour every behaviour runs through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from bearerguard import AccessToken, ResourceServer
+
+from .helpers import Signer
+
+pytest_plugins = ["bearerguard.pytest_plugin"]
+
+
+@dataclass
+class FakeClock:
+    """Wall time and the monotonic timer, moved together by `advance`."""
+
+    now: float = 1_700_000_000.0
+    mono: float = 1_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.mono += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@dataclass
+class Twin:
+    """Calls the sync twin, or the async twin on one event loop kept for the whole test."""
+
+    flavour: str
+    portal: BlockingPortal | None = None
+    servers: list[ResourceServer] = field(default_factory=list)
+
+    def authenticate(self, server: ResourceServer, authorization: str | None) -> AccessToken:
+        self._track(server)
+        if self.portal is None:
+            return server.authenticate(authorization)
+        return self.portal.call(server.aauthenticate, authorization)
+
+    def verify(self, server: ResourceServer, token: str) -> AccessToken:
+        self._track(server)
+        if self.portal is None:
+            return server.verify(token)
+        return self.portal.call(server.averify, token)
+
+    def _track(self, server: ResourceServer) -> None:
+        if server not in self.servers:
+            self.servers.append(server)
+
+
+@pytest.fixture(params=["sync", "async"])
+def twin(request: pytest.FixtureRequest) -> Iterator[Twin]:
+    """Every behaviour test takes this fixture and runs once per entry point."""
+    if request.param == "sync":
+        twin = Twin("sync")
+        yield twin
+        for server in twin.servers:
+            server.close()
+        return
+    with start_blocking_portal() as portal:
+        twin = Twin("async", portal)
+        yield twin
+        for server in twin.servers:
+            portal.call(server.aclose)
+
+
+@pytest.fixture(scope="session")
+def signer() -> Signer:
+    """Keys for RS256, PS256, ES256 and EdDSA, generated once per test session."""
+    return Signer.generate()

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bearerguard import InvalidTokenError, Reason
+from bearerguard._jose import b64url_decode, json_object, parse
+
+from ..helpers import Signer, b64, dumps, sign_raw
+
+CLAIMS = {"iss": "https://issuer.test", "aud": "api", "exp": 2_000_000_000}
+
+
+def test_parse_reads_header_claims_and_signing_input(signer: Signer) -> None:
+    token = signer.sign(CLAIMS, "ES256")
+    jwt = parse(token)
+    assert jwt.alg == "ES256"
+    assert jwt.kid == "es256-1"
+    assert jwt.claims == CLAIMS
+    assert jwt.signing_input == token.rsplit(".", 1)[0].encode()
+    assert len(jwt.signature) == 64  # raw r||s for P-256
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        "QQ==",  # padding is not allowed in JWS (RFC 7515 §2)
+        "QR",  # "A" with non-zero unused bits: not canonical
+        "QUK",  # "AB" with non-zero unused bits
+        "Q",  # a length of 1 mod 4 cannot be base64
+        "QU+/",  # standard alphabet, not base64url
+        "QU J",
+    ],
+)
+def test_b64url_decode_is_strict(segment: str) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        b64url_decode(segment)
+
+
+def test_b64url_decode_accepts_canonical_forms() -> None:
+    assert b64url_decode("QQ") == b"A"
+    assert b64url_decode("QUI") == b"AB"
+    assert b64url_decode("QUJD") == b"ABC"
+    assert b64url_decode("_-8") == b"\xff\xef"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":1,"a":2}',  # duplicate member names (RFC 7515 §5.2, RFC 7519 §4)
+        b'{"a":{"b":1,"b":1}}',
+        b'{"exp":NaN}',
+        b'{"exp":Infinity}',
+        b"[1,2]",
+        b'"string"',
+        b"\xff\xfe{}",  # not UTF-8
+        b'{"a":1',
+        b"",
+    ],
+)
+def test_json_object_refuses(raw: bytes) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        json_object(raw)
+
+
+def forge(header: Any, payload: Any, signer: Signer, alg: str = "RS256") -> str:
+    raw_header = header if isinstance(header, bytes) else dumps(header)
+    raw_payload = payload if isinstance(payload, bytes) else dumps(payload)
+    return sign_raw(raw_header, raw_payload, signer.keys[alg], alg)
+
+
+MALFORMED = {
+    "two segments": lambda s: "a.b",
+    "four segments": lambda s: s.sign(CLAIMS) + ".x",
+    "empty signature": lambda s: s.sign(CLAIMS).rsplit(".", 1)[0] + ".",
+    "padded signature": lambda s: s.sign(CLAIMS) + "=",
+    "JWE (five segments)": lambda s: "a.b.c.d.e",
+    "header not JSON": lambda s: f"{b64(b'alg')}.{b64(dumps(CLAIMS))}.AAAA",
+    "header is an array": lambda s: forge(b'["RS256"]', CLAIMS, s),
+    "payload is an array": lambda s: forge({"alg": "RS256"}, b"[1]", s),
+    "payload not UTF-8": lambda s: forge({"alg": "RS256"}, b'{"a":"\xff"}', s),
+    "duplicate header member": lambda s: forge(b'{"alg":"RS256","alg":"HS256"}', CLAIMS, s),
+    "duplicate claim": lambda s: forge(
+        {"alg": "RS256"}, b'{"iss":"https://issuer.test","iss":"https://evil.test"}', s
+    ),
+    "alg not a string": lambda s: forge({"alg": ["RS256"]}, CLAIMS, s),
+    "alg missing": lambda s: forge({"typ": "JWT"}, CLAIMS, s),
+    "kid not a string": lambda s: forge({"alg": "RS256", "kid": 7}, CLAIMS, s),
+    "typ not a string": lambda s: forge({"alg": "RS256", "typ": 1}, CLAIMS, s),
+    "non-canonical signature": lambda s: _noncanonical(s.sign(CLAIMS, "ES256")),
+    "whitespace": lambda s: " " + s.sign(CLAIMS),
+    "non-ASCII": lambda s: s.sign(CLAIMS) + "é",
+}
+
+
+def _noncanonical(token: str) -> str:
+    # A 64-byte ES256 signature is 86 chars, 2 leftover: flip one unused bit of the last char.
+    head, sig = token.rsplit(".", 1)
+    last = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".index(sig[-1])
+    flipped = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last | 1]
+    return f"{head}.{sig[:-1]}{flipped}"
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_parse_refuses_malformed(case: str, signer: Signer) -> None:
+    with pytest.raises(InvalidTokenError) as info:
+        parse(MALFORMED[case](signer))
+    assert info.value.reason is Reason.MALFORMED
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"jku": "https://evil.test/jwks"},  # RFC 8725 §3.10: never let the token pick its key
+        {"jwk": {"kty": "RSA", "n": "AQAB", "e": "AQAB"}},
+        {"x5u": "https://evil.test/cert"},
+        {"x5c": ["MIIB"]},
+        {"crit": ["exp"], "exp": 1},  # RFC 7515 §4.1.11: we understand no extension
+        {"crit": ["b64"], "b64": False},  # RFC 7797 unencoded payload
+        {"b64": False},
+        {"zip": "DEF"},
+        {"enc": "A256GCM"},
+    ],
+)
+def test_parse_refuses_headers_that_change_verification(
+    header: dict[str, Any], signer: Signer
+) -> None:
+    with pytest.raises(InvalidTokenError) as info:
+        parse(signer.sign(CLAIMS, header=header))
+    assert info.value.reason is Reason.UNSUPPORTED_HEADER

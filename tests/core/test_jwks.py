@@ -1,0 +1,158 @@
+"""The JWKS cache state machine, driven by scripted outcomes on a fake clock (no HTTP)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bearerguard import InvalidTokenError, JWKSPolicy, Reason, UpstreamUnavailableError
+from bearerguard._discovery import metadata_urls
+from bearerguard._flow import Fetch, Fetched
+from bearerguard._jwks import JWKSCache
+
+from ..helpers import FAILED, Signer, drive, fetched
+
+URI = "https://issuer.test/jwks"
+POLICY = JWKSPolicy(default_ttl=300, min_ttl=60, max_ttl=3600, min_refetch_interval=10,
+                    stale_if_error=600)  # fmt: skip
+
+
+@pytest.fixture
+def cache() -> JWKSCache:
+    return JWKSCache("https://issuer.test", jwks_uri=URI, policy=POLICY)
+
+
+def test_jwks_first_use_fetches_then_serves_fresh_keys_without_fetching(
+    cache: JWKSCache, signer: Signer
+) -> None:
+    assert cache.fresh("rs256-1", "RS256", 0) is None
+    key, fetches = drive(cache.key_flow("rs256-1", "RS256", 0), fetched(signer.jwks()))
+    assert fetches == [Fetch(URI)]
+    assert key.kid == "rs256-1"
+    assert cache.fresh("rs256-1", "RS256", 299) is key
+    assert not cache.needs_fetch("rs256-1", "RS256", 299)
+    assert cache.needs_fetch("rs256-1", "RS256", 300)  # the default TTL is over
+
+
+@pytest.mark.parametrize(("max_age", "ttl"), [(None, 300), (120, 120), (5, 60), (10**6, 3600)])
+def test_jwks_ttl_honours_max_age_within_bounds(
+    cache: JWKSCache, signer: Signer, max_age: float | None, ttl: float
+) -> None:
+    drive(cache.key_flow("rs256-1", "RS256", 0), fetched(signer.jwks(), max_age=max_age))
+    assert cache.keys is not None and cache.keys.ttl == ttl
+
+
+def test_jwks_unknown_kid_refetch_is_rate_limited(cache: JWKSCache, signer: Signer) -> None:
+    drive(cache.key_flow("rs256-1", "RS256", 0), fetched(signer.jwks()))
+
+    assert not cache.needs_fetch("rotated", "RS256", 5)  # too soon after the last fetch
+    with pytest.raises(InvalidTokenError) as info:
+        drive(cache.key_flow("rotated", "RS256", 5))  # no fetch at all: nothing to answer
+    assert info.value.reason is Reason.UNKNOWN_KID
+
+    assert cache.needs_fetch("rotated", "RS256", 10)
+    with pytest.raises(InvalidTokenError):
+        drive(cache.key_flow("rotated", "RS256", 10), fetched(signer.jwks()))
+    assert not cache.needs_fetch("another", "RS256", 19)  # the refetch started a new cool-down
+
+
+def test_jwks_rotation_new_kid_found_after_one_refetch_old_kept_while_published(
+    cache: JWKSCache, signer: Signer
+) -> None:
+    old = signer.jwks()
+    drive(cache.key_flow("rs256-1", "RS256", 0), fetched(old))
+    rotated = {"keys": [*old["keys"], {**old["keys"][1], "kid": "ps256-2"}]}
+    key, fetches = drive(cache.key_flow("ps256-2", "PS256", 20), fetched(rotated))
+    assert len(fetches) == 1 and key.kid == "ps256-2"
+    assert cache.fresh("rs256-1", "RS256", 21) is not None  # still published, still served
+
+
+def test_jwks_failed_refresh_serves_stale_keys_then_gives_up(
+    cache: JWKSCache, signer: Signer
+) -> None:
+    drive(cache.key_flow("rs256-1", "RS256", 0), fetched(signer.jwks()))
+    key, fetches = drive(cache.key_flow("rs256-1", "RS256", 400), FAILED)  # past the TTL
+    assert fetches and key.kid == "rs256-1"  # served from the last good keys
+    assert cache.last_error == f"{URI}: ConnectError"
+    assert cache.stale("rs256-1", "RS256", 899) is not None
+    assert cache.stale("rs256-1", "RS256", 900) is None  # TTL 300 + stale_if_error 600
+    with pytest.raises(UpstreamUnavailableError) as info:
+        drive(cache.key_flow("rs256-1", "RS256", 900), FAILED)
+    assert info.value.retry_after == 10
+
+
+def test_jwks_http_errors_and_bad_documents_are_failures(cache: JWKSCache) -> None:
+    for outcome in (
+        Fetched(500, {"error": "x"}),
+        Fetched(200, None),
+        Fetched(404, None),
+        Fetched(200, {"keys": "nope"}),
+    ):
+        cache = JWKSCache("https://issuer.test", jwks_uri=URI, policy=POLICY)
+        with pytest.raises(UpstreamUnavailableError):
+            drive(cache.key_flow("k", "RS256", 0), outcome)
+        assert cache.last_error
+
+
+def test_jwks_unknown_kid_after_failed_fetch_is_unavailable_not_invalid(
+    cache: JWKSCache, signer: Signer
+) -> None:
+    drive(cache.key_flow("rs256-1", "RS256", 0), fetched(signer.jwks()))
+    with pytest.raises(UpstreamUnavailableError):
+        drive(cache.key_flow("new-key", "RS256", 30), FAILED)  # may be a key we could not see
+    drive(cache.key_flow("rs256-1", "RS256", 60), fetched(signer.jwks()))
+    with pytest.raises(InvalidTokenError):
+        drive(cache.key_flow("new-key", "RS256", 70), fetched(signer.jwks()))
+
+
+def test_jwks_down_at_start_is_unavailable_and_retried_after_cool_down(
+    cache: JWKSCache, signer: Signer
+) -> None:
+    with pytest.raises(UpstreamUnavailableError) as info:
+        drive(cache.key_flow("rs256-1", "RS256", 0), FAILED)
+    assert info.value.retry_after == 10
+    with pytest.raises(UpstreamUnavailableError):
+        drive(cache.key_flow("rs256-1", "RS256", 3))  # no fetch during the cool-down
+    key, _ = drive(cache.key_flow("rs256-1", "RS256", 10), fetched(signer.jwks()))
+    assert key.kid == "rs256-1"
+
+
+def test_jwks_discovery_tries_oidc_then_rfc8414(signer: Signer) -> None:
+    issuer = "https://idp.test/tenant"
+    cache = JWKSCache(issuer, discovery_urls=metadata_urls(issuer), policy=POLICY)
+    meta = {"issuer": issuer, "jwks_uri": "https://keys.idp.test/k"}
+    key, fetches = drive(
+        cache.key_flow("es256-1", "ES256", 0),
+        Fetched(404, None),
+        fetched(meta),
+        fetched(signer.jwks()),
+    )
+    assert [f.url for f in fetches] == [
+        "https://idp.test/tenant/.well-known/openid-configuration",
+        "https://idp.test/.well-known/oauth-authorization-server/tenant",  # RFC 8414 §3.1
+        "https://keys.idp.test/k",
+    ]
+    assert key.kid == "es256-1"
+    assert cache.metadata is not None and cache.metadata.jwks_uri == "https://keys.idp.test/k"
+    # Later refreshes go straight to the JWKS.
+    _, fetches = drive(cache.key_flow("es256-1", "ES256", 400), fetched(signer.jwks()))
+    assert [f.url for f in fetches] == ["https://keys.idp.test/k"]
+
+
+def test_jwks_discovery_refuses_a_document_for_another_issuer(signer: Signer) -> None:
+    issuer = "https://idp.test"
+    cache = JWKSCache(issuer, discovery_urls=metadata_urls(issuer), policy=POLICY)
+    evil = {"issuer": "https://evil.test", "jwks_uri": "https://evil.test/jwks"}
+    with pytest.raises(UpstreamUnavailableError):
+        drive(cache.key_flow("k", "RS256", 0), fetched(evil), fetched(evil))
+    assert cache.last_error is not None and "different issuer" in cache.last_error
+    assert cache.jwks_uri is None
+
+
+def test_jwks_status_for_health_checks(cache: JWKSCache, signer: Signer) -> None:
+    assert cache.status(0).usable is False
+    drive(cache.key_flow("rs256-1", "RS256", 100), fetched(signer.jwks(), max_age=120))
+    status = cache.status(130)
+    assert status.fresh and status.usable and status.age == 30 and status.ttl == 120
+    assert set(status.kids) == {"rs256-1", "ps256-1", "es256-1", "eddsa-1"}
+    assert status.last_error is None
+    assert cache.status(300).fresh is False

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from bearerguard._keys import KeySet, import_jwk
+
+from ..helpers import Signer, public_jwk
+
+
+def test_keyset_indexes_by_kid_and_reuses_unchanged_keys(signer: Signer) -> None:
+    doc = signer.jwks()
+    first = KeySet.from_document(doc, fetched_at=0, ttl=300)
+    assert first.kids == {"rs256-1", "ps256-1", "es256-1", "eddsa-1"}
+    rs = first.find("rs256-1", "RS256")
+    assert rs is not None
+    second = KeySet.from_document(doc, fetched_at=10, ttl=300, previous=first)
+    assert second.find("rs256-1", "RS256") is rs  # imported once, identity kept across fetches
+
+
+@pytest.mark.parametrize(
+    ("alg", "kid", "ok"),
+    [
+        ("RS256", "rs256-1", True),
+        ("PS256", "rs256-1", True),  # the same RSA key may serve RS* and PS*
+        ("ES256", "rs256-1", False),  # kty mismatch
+        ("ES384", "es256-1", False),  # crv mismatch: ES384 needs P-384
+        ("ES256", "es256-1", True),
+        ("EdDSA", "eddsa-1", True),
+        ("HS256", "rs256-1", False),  # never HMAC with a public key
+    ],
+)
+def test_key_accepts_only_matching_algorithms(signer: Signer, alg: str, kid: str, ok: bool) -> None:
+    keys = KeySet.from_document(signer.jwks(), fetched_at=0, ttl=300)
+    key = keys.current(kid)
+    assert key is not None
+    assert key.accepts(alg) is ok
+
+
+def test_key_alg_member_pins_the_algorithm(signer: Signer) -> None:
+    key = import_jwk(public_jwk(signer.keys["RS256"], "RS256", "k") | {"alg": "RS256"})
+    assert key.accepts("RS256")
+    assert not key.accepts("PS256")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"use": "enc"},
+        {"key_ops": ["encrypt"]},
+        {"kty": "oct", "k": "c2VjcmV0"},  # symmetric keys are never taken from a JWKS
+        {"alg": "none"},
+        {"kid": 5},
+        {"n": "AQAB"},  # an RSA modulus that is far too short
+        {"kty": "EC"},  # an RSA key labelled EC
+    ],
+)
+def test_unusable_jwks_entries_are_skipped(signer: Signer, change: dict[str, Any]) -> None:
+    bad = public_jwk(signer.keys["RS256"], "RS256", "bad") | change
+    good = public_jwk(signer.keys["ES256"], "ES256", "good")
+    keys = KeySet.from_document({"keys": [bad, good, "junk"]}, fetched_at=0, ttl=1)
+    assert keys.kids == {"good"}
+
+
+def test_short_rsa_keys_are_refused() -> None:
+    short = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(ValueError, match="2048"):
+        import_jwk(public_jwk(short, "RS256", "short"))
+
+
+def test_private_members_are_never_imported() -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    jwk = public_jwk(private, "ES256", "k") | {"d": "AAAA"}
+    key = import_jwk(jwk)
+    assert isinstance(key.material, ec.EllipticCurvePublicKey)
+
+
+def test_token_without_kid_uses_the_only_fitting_key(signer: Signer) -> None:
+    keys = KeySet.from_document(signer.jwks(), fetched_at=0, ttl=1)
+    es = keys.find(None, "ES256")
+    assert es is not None and es.kid == "es256-1"
+    assert keys.find(None, "RS256") is None  # two RSA keys fit RS256: ambiguous, never guess
+
+
+@pytest.mark.parametrize("document", [[], {"keys": {}}, {"nokeys": []}, "x"])
+def test_keyset_refuses_what_is_not_a_jwks(document: Any) -> None:
+    with pytest.raises(ValueError, match="JWK Set"):
+        KeySet.from_document(document, fetched_at=0, ttl=1)
