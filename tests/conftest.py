@@ -12,8 +12,6 @@ from bearerguard import AccessToken, ResourceServer
 
 from .helpers import Signer
 
-pytest_plugins = ["bearerguard.pytest_plugin"]
-
 
 @dataclass
 class FakeClock:

@@ -53,6 +53,11 @@ def verify(http: httpx.Client, issuer: LocalIssuer, token: str) -> dict[str, Any
     )
 
 
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    """An Authorization header for client_secret_basic (credentials already form-encoded)."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
 def published_kids(http: httpx.Client, issuer: LocalIssuer) -> set[str]:
     return {key["kid"] for key in http.get(issuer.jwks_uri).json()["keys"]}
 
@@ -262,8 +267,7 @@ def test_token_endpoint_with_client_secret_basic_form_encodes_credentials(
     assert claims["sub"] == claims["client_id"] == client_id
     assert claims["scope"] == "read write"
     (sent,) = [request for request in issuer.requests if request.method == "POST"]
-    expected = base64.b64encode(f"{encoded[0]}:{encoded[1]}".encode()).decode()
-    assert sent.headers["authorization"] == f"Basic {expected}"
+    assert sent.headers["authorization"] == basic(*encoded)["Authorization"]
     assert sent.form == data
 
     # Without the form-encoding the ':' in the id and the '%41' in the secret are misread.
@@ -283,42 +287,38 @@ def test_token_endpoint_with_client_secret_post_and_opaque_tokens(
     assert introspect(http, issuer, token)["active"] is True
 
     response = http.post(issuer.token_endpoint, data={**data, "resource": "https://other.test"})
-    assert verify_audience(response.json()["access_token"]) == "https://other.test"
-
-
-def verify_audience(token: str) -> Any:
-    return jwt.decode(token, options={"verify_signature": False})["aud"]
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert claims["aud"] == "https://other.test"
 
 
 @pytest.mark.parametrize(
-    ("data", "auth", "expected"),
+    ("data", "headers", "expected"),
     [
-        (CLIENT_CREDENTIALS, ("test-client", "wrong"), (401, "invalid_client")),
-        (CLIENT_CREDENTIALS, ("nobody", "test-secret"), (401, "invalid_client")),
-        (CLIENT_CREDENTIALS, None, (401, "invalid_client")),
-        ({**CLIENT_CREDENTIALS, "client_secret": "test-secret"}, CLIENT, (400, "invalid_request")),
-        ({"grant_type": "password"}, CLIENT, (400, "unsupported_grant_type")),
-        ({}, CLIENT, (400, "invalid_request")),
+        (CLIENT_CREDENTIALS, basic("test-client", "wrong"), (401, "invalid_client")),
+        (CLIENT_CREDENTIALS, basic("nobody", "test-secret"), (401, "invalid_client")),
+        (CLIENT_CREDENTIALS, {}, (401, "invalid_client")),
+        (CLIENT_CREDENTIALS, {"Authorization": "Basic !!!"}, (401, "invalid_client")),
+        (CLIENT_CREDENTIALS, {"Authorization": "Basic bm8tY29sb24="}, (401, "invalid_client")),
+        (
+            {**CLIENT_CREDENTIALS, "client_secret": "test-secret"},
+            basic(*CLIENT),
+            (400, "invalid_request"),
+        ),
+        ({"grant_type": "password"}, basic(*CLIENT), (400, "unsupported_grant_type")),
+        ({}, basic(*CLIENT), (400, "invalid_request")),
     ],
 )
 def test_token_endpoint_errors(
     http: httpx.Client,
     issuer: LocalIssuer,
     data: dict[str, str],
-    auth: tuple[str, str] | None,
+    headers: dict[str, str],
     expected: tuple[int, str],
 ) -> None:
-    response = http.post(issuer.token_endpoint, data=data, auth=auth)
+    response = http.post(issuer.token_endpoint, data=data, headers=headers)
     assert (response.status_code, response.json()["error"]) == expected
     if response.status_code == 401:
         assert response.headers["www-authenticate"].startswith("Basic")
-
-
-def test_malformed_basic_credentials_are_rejected(http: httpx.Client, issuer: LocalIssuer) -> None:
-    for credentials in ("!!!", base64.b64encode(b"no-colon").decode()):
-        headers = {"Authorization": f"Basic {credentials}"}
-        response = http.post(issuer.token_endpoint, data=CLIENT_CREDENTIALS, headers=headers)
-        assert response.status_code == 401
 
 
 def test_wrong_method_and_unknown_path(http: httpx.Client, issuer: LocalIssuer) -> None:
