@@ -38,7 +38,9 @@ def seconds(value: float | timedelta | None, name: str) -> float | None:
         return None
     result = value.total_seconds() if isinstance(value, timedelta) else float(value)
     if not result >= 0:  # also refuses NaN
-        raise ConfigurationError(f"{name} must be a non-negative duration, got {value!r}")
+        raise ConfigurationError(
+            f"{name} must be a non-negative duration, got {value!r}", field=name
+        )
     return result
 
 
@@ -81,13 +83,17 @@ class Issuer:
 
     def __post_init__(self) -> None:
         if not isinstance(self.issuer, str) or not self.issuer:
-            raise ConfigurationError("issuer must be a non-empty string")
+            raise ConfigurationError("issuer must be a non-empty string", field="issuer")
         algorithms = tuple(dict.fromkeys(self.algorithms))
         if not algorithms:
-            raise ConfigurationError(f"{self.issuer}: algorithms must not be empty")
+            raise ConfigurationError(
+                f"{self.issuer}: algorithms must not be empty", field="algorithms"
+            )
         for alg in algorithms:
             if alg not in SUPPORTED_ALGORITHMS:  # `none` included: RFC 8725 §3.1
-                raise ConfigurationError(f"{self.issuer}: unsupported algorithm {alg!r}")
+                raise ConfigurationError(
+                    f"{self.issuer}: unsupported algorithm {alg!r}", field="algorithms"
+                )
         object.__setattr__(self, "algorithms", algorithms)
         self._check_secret(algorithms)
         if self.audience is None:
@@ -95,34 +101,43 @@ class Issuer:
         else:
             audience = (self.audience,) if isinstance(self.audience, str) else self.audience
             if not audience or not all(isinstance(a, str) and a for a in audience):
-                raise ConfigurationError(f"{self.issuer}: audience must be non-empty strings")
+                raise ConfigurationError(
+                    f"{self.issuer}: audience must be non-empty strings", field="audience"
+                )
             object.__setattr__(self, "audience", tuple(audience))
         object.__setattr__(self, "leeway", seconds(self.leeway, "leeway"))
         object.__setattr__(self, "max_token_age", seconds(self.max_token_age, "max_token_age"))
         object.__setattr__(self, "required_claims", tuple(self.required_claims))
         object.__setattr__(self, "scope_claims", tuple(self.scope_claims))
         if not all(isinstance(c, str) and c for c in self.scope_claims):
-            raise ConfigurationError(f"{self.issuer}: scope_claims must be non-empty strings")
-        for url in (self.jwks_uri, *self.discovery_urls):
-            self._check_url(url)
+            raise ConfigurationError(
+                f"{self.issuer}: scope_claims must be non-empty strings", field="scope_claims"
+            )
+        self._check_url(self.jwks_uri, "jwks_uri")
+        for url in self.discovery_urls:
+            self._check_url(url, "discovery_url" if self.discovery_url else "issuer")
 
     def _check_secret(self, algorithms: tuple[str, ...]) -> None:
         hmac = [alg for alg in algorithms if alg in _HMAC_BYTES]
         if hmac and self.shared_secret is None:
-            raise ConfigurationError(f"{self.issuer}: {hmac[0]} needs an explicit shared_secret")
+            raise ConfigurationError(
+                f"{self.issuer}: {hmac[0]} needs an explicit shared_secret", field="shared_secret"
+            )
         if self.shared_secret is not None:
             if not hmac:
                 raise ConfigurationError(
-                    f"{self.issuer}: shared_secret is set but no HS* algorithm is allowed"
+                    f"{self.issuer}: shared_secret is set but no HS* algorithm is allowed",
+                    field="algorithms",
                 )
             need = max(_HMAC_BYTES[alg] for alg in hmac)
             if len(self.secret_bytes or b"") < need:
                 raise ConfigurationError(
                     f"{self.issuer}: the shared secret must be at least {need} bytes for "
-                    f"{'/'.join(hmac)} (RFC 7518 §3.2)"
+                    f"{'/'.join(hmac)} (RFC 7518 §3.2)",
+                    field="shared_secret",
                 )
 
-    def _check_url(self, url: str | None) -> None:
+    def _check_url(self, url: str | None, field: str) -> None:
         if url is None:
             return
         parts = urlsplit(url)
@@ -132,7 +147,8 @@ class Issuer:
             return
         raise ConfigurationError(
             f"{self.issuer}: {url!r} must be an https URL (plain http only for loopback "
-            f"or with allow_http=True)"
+            f"or with allow_http=True)",
+            field=field,
         )
 
     @property

@@ -65,9 +65,17 @@ POLICY_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "JWKS_MIN_REFETCH_INTERVAL": ("min_refetch_interval", _float),
     "JWKS_STALE_IF_ERROR": ("stale_if_error", _float),
 }
+_SUFFIX_OF_FIELD = {name: suffix for suffix, (name, _) in ISSUER_VARIABLES.items()}
+def _count(value: str) -> int:
+    result = int(value)
+    if result < 0:
+        raise ValueError("expected a non-negative whole number")
+    return result
+
+
 SERVER_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "MAX_TOKEN_BYTES": ("max_token_bytes", int),
-    "TOKEN_CACHE_SIZE": ("token_cache_size", int),
+    "MAX_TOKEN_BYTES": ("max_token_bytes", _count),
+    "TOKEN_CACHE_SIZE": ("token_cache_size", _count),
     "HTTP_TIMEOUT": ("timeout", _float),
 }
 
@@ -103,14 +111,17 @@ def _issuer(environ: Mapping[str, str], prefix: str) -> Issuer:
         if not environ.get(prefix + required, "").strip():
             raise ConfigurationError(f"{prefix}{required} is required")
     fields = _read(environ, prefix, ISSUER_VARIABLES)
+    timings = _read(environ, prefix, POLICY_VARIABLES)
     try:
-        policy = JWKSPolicy(**_read(environ, prefix, POLICY_VARIABLES))
+        policy = JWKSPolicy(**timings)
     except ValueError as exc:
-        raise ConfigurationError(f"{prefix}JWKS_*: {exc}") from None
+        named = "/".join(prefix + s for s, (n, _) in POLICY_VARIABLES.items() if n in timings)
+        raise ConfigurationError(f"{named}: {exc}") from None
     try:
         return Issuer(**fields, jwks_policy=policy)
     except ConfigurationError as exc:
-        raise ConfigurationError(f"{prefix}*: {exc}") from None
+        suffix = _SUFFIX_OF_FIELD.get(exc.field or "", "ISSUER")
+        raise ConfigurationError(f"{prefix}{suffix}: {exc}", field=exc.field) from None
 
 
 def server_options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:

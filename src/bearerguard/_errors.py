@@ -49,7 +49,15 @@ class BearerGuardError(Exception):
 
 
 class ConfigurationError(BearerGuardError, ValueError):
-    """The configuration is invalid. Raised at construction or start-up, never per request."""
+    """The configuration is invalid. Raised at construction or start-up, never per request.
+
+    `field` names the offending setting when there is one, so that `from_env()` can name the
+    environment variable it came from.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class BearerError(BearerGuardError):
