@@ -36,9 +36,15 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
     if value is None and name not in claims:
         return None
     # bool is an int in Python but not a number in JSON; NaN never reaches here (see _jose).
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isinf(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidTokenError(Reason.CLAIM_TYPE)
-    return float(value)
+    try:
+        number = float(value)  # JSON integers are unbounded in Python: 10**400 overflows
+    except OverflowError:
+        raise InvalidTokenError(Reason.CLAIM_TYPE) from None
+    if math.isinf(number):
+        raise InvalidTokenError(Reason.CLAIM_TYPE)
+    return number
 
 
 def audiences(claims: Mapping[str, Any]) -> tuple[str, ...]:

@@ -9,15 +9,13 @@ host is loopback or plain HTTP is allowed explicitly; `exp` is required unless r
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from ._claims import RFC9068_CLAIMS, ClaimsPolicy
-from ._discovery import metadata_urls
+from ._discovery import metadata_urls, secure_url
 from ._errors import ConfigurationError
 from ._jwks import JWKSPolicy
 from ._keys import SUPPORTED_ALGORITHMS
@@ -42,15 +40,6 @@ def seconds(value: float | timedelta | None, name: str) -> float | None:
             f"{name} must be a non-negative duration, got {value!r}", field=name
         )
     return result
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,10 +129,7 @@ class Issuer:
     def _check_url(self, url: str | None, field: str) -> None:
         if url is None:
             return
-        parts = urlsplit(url)
-        if parts.scheme == "https" or (
-            parts.scheme == "http" and (self.allow_http or _is_loopback(parts.hostname))
-        ):
+        if secure_url(url, allow_http=self.allow_http):
             return
         raise ConfigurationError(
             f"{self.issuer}: {url!r} must be an https URL (plain http only for loopback "

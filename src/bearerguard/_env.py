@@ -66,6 +66,8 @@ POLICY_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "JWKS_STALE_IF_ERROR": ("stale_if_error", _float),
 }
 _SUFFIX_OF_FIELD = {name: suffix for suffix, (name, _) in ISSUER_VARIABLES.items()}
+
+
 def _count(value: str) -> int:
     result = int(value)
     if result < 0:

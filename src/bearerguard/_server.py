@@ -312,6 +312,7 @@ def _compile(config: Issuer) -> _Trusted:
             jwks_uri=config.jwks_uri,
             discovery_urls=config.discovery_urls,
             policy=config.jwks_policy,
+            allow_http=config.allow_http,
         )
     secret = config.secret_bytes
     return _Trusted(
