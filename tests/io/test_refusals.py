@@ -98,6 +98,16 @@ def _signed_by_stranger(issuer: LocalIssuer, alg: str, token: str) -> str:
     )
 
 
+def _truncated(issuer: LocalIssuer, alg: str, token: str) -> str:
+    head, payload, signature = token.split(".")
+    return f"{head}.{payload}.{b64(b64url_decode_for_tests(signature.encode())[:-1])}"
+
+
+def _padded(issuer: LocalIssuer, alg: str, token: str) -> str:
+    head, payload, signature = token.split(".")
+    return f"{head}.{payload}.{b64(b64url_decode_for_tests(signature.encode()) + bytes(1))}"
+
+
 CASES: dict[str, Case] = {
     "valid": Case(None),
     "aud array naming us": Case(None, claims={"aud": ["other", "AUDIENCE"]}),
@@ -134,6 +144,8 @@ CASES: dict[str, Case] = {
     "unknown kid": Case(Reason.UNKNOWN_KID, header={"kid": "no-such-key"}),
     "tampered payload": Case(Reason.BAD_SIGNATURE, build=_tampered),
     "signed by a stranger": Case(Reason.BAD_SIGNATURE, build=_signed_by_stranger),
+    "truncated signature": Case(Reason.BAD_SIGNATURE, build=_truncated),
+    "signature with extra bytes": Case(Reason.BAD_SIGNATURE, build=_padded),
     "RFC 9068 mode, typ JWT": Case(Reason.TYPE, header={"typ": "JWT"}, server={"rfc9068": True}),
     "RFC 9068 mode, no client_id": Case(
         Reason.MISSING_CLAIM, claims={"client_id": None}, server={"rfc9068": True}
