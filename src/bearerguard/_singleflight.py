@@ -21,9 +21,10 @@ V = TypeVar("V")
 
 
 class _Call(Generic[V]):
-    __slots__ = ("done", "error", "value")
+    __slots__ = ("callers", "done", "error", "value")
 
     def __init__(self) -> None:
+        self.callers = 0
         self.done = threading.Event()
         self.value: V | None = None
         self.error: BaseException | None = None
@@ -58,6 +59,7 @@ class SingleFlight(Generic[K, V]):
             leader = call is None
             if call is None:
                 call = self._calls[key] = _Call()
+            call.callers += 1
         if not leader:
             return call.wait()
         try:
@@ -70,6 +72,11 @@ class SingleFlight(Generic[K, V]):
                 del self._calls[key]
             call.done.set()
         return call.value
+
+    def callers(self, key: K) -> int:
+        """How many threads share the flight for `key` now (0 if none): for metrics and tests."""
+        call = self._calls.get(key)
+        return 0 if call is None else call.callers
 
     async def arun(self, key: K, compute: Callable[[], Awaitable[V]]) -> V:
         """Await `compute()` unless a task of this loop already does so for `key`.
