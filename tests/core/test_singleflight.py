@@ -59,8 +59,13 @@ def test_threads_share_the_exception() -> None:
 def test_threads_with_different_keys_do_not_wait_for_each_other() -> None:
     flights: SingleFlight[str, str] = SingleFlight()
     release = threading.Event()
+
+    def slow_a() -> str:
+        release.wait()
+        return "a"
+
     with ThreadPoolExecutor(2) as pool:
-        slow = pool.submit(flights.run, "a", lambda: release.wait() and "a")
+        slow = pool.submit(flights.run, "a", slow_a)
         wait_until(lambda: flights.callers("a") == 1)
         assert flights.run("b", lambda: "b") == "b"  # not blocked by "a"
         release.set()
