@@ -79,14 +79,8 @@ def check_claims(claims: Mapping[str, Any], policy: ClaimsPolicy, now: float) ->
         if policy.audiences is not None and policy.audiences.isdisjoint(token_audiences):
             raise InvalidTokenError(Reason.AUDIENCE)
 
-    exp, nbf, iat = (_number(claims, name) for name in _TIME_CLAIMS)
+    exp, iat = check_times(claims, policy.leeway, now)
     leeway = policy.leeway
-    if exp is not None and now >= exp + leeway:
-        raise InvalidTokenError(Reason.EXPIRED)
-    if nbf is not None and now + leeway < nbf:
-        raise InvalidTokenError(Reason.NOT_YET_VALID)
-    if iat is not None and now + leeway < iat:
-        raise InvalidTokenError(Reason.ISSUED_IN_FUTURE)
     deadline = math.inf if exp is None else exp
     if policy.max_token_age is not None:
         if iat is None:
@@ -95,6 +89,20 @@ def check_claims(claims: Mapping[str, Any], policy: ClaimsPolicy, now: float) ->
             raise InvalidTokenError(Reason.TOO_OLD)
         deadline = min(deadline, iat + policy.max_token_age)
     return deadline
+
+
+def check_times(
+    claims: Mapping[str, Any], leeway: float, now: float
+) -> tuple[float | None, float | None]:
+    """Check `exp`, `nbf` and `iat` (JSON numbers when present) with `leeway`; return exp, iat."""
+    exp, nbf, iat = (_number(claims, name) for name in _TIME_CLAIMS)
+    if exp is not None and now >= exp + leeway:
+        raise InvalidTokenError(Reason.EXPIRED)
+    if nbf is not None and now + leeway < nbf:
+        raise InvalidTokenError(Reason.NOT_YET_VALID)
+    if iat is not None and now + leeway < iat:
+        raise InvalidTokenError(Reason.ISSUED_IN_FUTURE)
+    return exp, iat
 
 
 def check_type(header: Mapping[str, Any], *, rfc9068: bool) -> None:

@@ -3,6 +3,8 @@
 One issuer:   BEARERGUARD_ISSUER, BEARERGUARD_AUDIENCE, and optionally the others below.
 Several:      BEARERGUARD_ISSUERS="PROD DEMO", then BEARERGUARD_PROD_ISSUER,
               BEARERGUARD_PROD_AUDIENCE, and so on.
+Introspection (RFC 7662): BEARERGUARD_INTROSPECTION_CLIENT_ID, _CLIENT_SECRET, and an _ENDPOINT
+              or an _ISSUER; with it, BEARERGUARD_ISSUER may be left out.
 Lists are separated by commas or spaces. Every bad value is a `ConfigurationError` naming the
 variable, raised at start-up. Nothing is read at import time.
 """
@@ -13,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ._config import Issuer
+from ._config import Introspection, Issuer
 from ._errors import ConfigurationError
 from ._jwks import JWKSPolicy
 
@@ -75,6 +77,22 @@ def _count(value: str) -> int:
     return result
 
 
+INTROSPECTION_PREFIX = PREFIX + "INTROSPECTION_"
+INTROSPECTION_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "ENDPOINT": ("endpoint", str.strip),
+    "ISSUER": ("issuer", str.strip),
+    "CLIENT_ID": ("client_id", str.strip),
+    "CLIENT_SECRET": ("client_secret", str),
+    "AUTH_METHOD": ("auth_method", str.strip),
+    "AUDIENCE": ("audience", _list),
+    "SCOPE_CLAIMS": ("scope_claims", _list),
+    "LEEWAY": ("leeway", _float),
+    "CACHE_MAX_TTL": ("cache_max_ttl", _float),
+    "NEGATIVE_TTL": ("negative_ttl", _float),
+    "CACHE_SIZE": ("cache_size", int),
+    "INTROSPECT_JWTS": ("introspect_jwts", _bool),
+    "ALLOW_HTTP": ("allow_http", _bool),
+}
 SERVER_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MAX_TOKEN_BYTES": ("max_token_bytes", _count),
     "TOKEN_CACHE_SIZE": ("token_cache_size", _count),
@@ -98,12 +116,15 @@ def _read(
     return values
 
 
-def issuers_from_env(environ: Mapping[str, str]) -> list[Issuer]:
-    """The issuers described by the environment; at least one, or `ConfigurationError`."""
+def issuers_from_env(environ: Mapping[str, str], *, optional: bool = False) -> list[Issuer]:
+    """The issuers described by the environment; at least one unless `optional`."""
     names = _list(environ.get(PREFIX + "ISSUERS", ""))
     for name in names:
-        if not _NAME.fullmatch(name.upper()):
+        # INTROSPECTION_ would read the introspection variables as an issuer's.
+        if not _NAME.fullmatch(name.upper()) or name.upper() == "INTROSPECTION":
             raise ConfigurationError(f"{PREFIX}ISSUERS: {name!r} is not a valid name")
+    if optional and not names and not environ.get(PREFIX + "ISSUER", "").strip():
+        return []
     prefixes = [f"{PREFIX}{name.upper()}_" for name in names] or [PREFIX]
     return [_issuer(environ, prefix) for prefix in prefixes]
 
@@ -128,3 +149,17 @@ def _issuer(environ: Mapping[str, str], prefix: str) -> Issuer:
 
 def server_options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return _read(environ, PREFIX, SERVER_VARIABLES)
+
+
+def introspection_from_env(environ: Mapping[str, str]) -> Introspection | None:
+    """The introspection client described by the environment, or None if there is none."""
+    fields = _read(environ, INTROSPECTION_PREFIX, INTROSPECTION_VARIABLES)
+    if not fields:
+        return None
+    for required in ("CLIENT_ID", "CLIENT_SECRET"):
+        if not environ.get(INTROSPECTION_PREFIX + required, "").strip():
+            raise ConfigurationError(f"{INTROSPECTION_PREFIX}{required} is required")
+    try:
+        return Introspection(**fields)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{INTROSPECTION_PREFIX}*: {exc}") from None

@@ -5,7 +5,8 @@ Everything but getting keys is pure and shared; the twins `verify`/`averify` (an
 `threading.Lock` and `run_sync`, or an `asyncio.Lock` and `run_async`. Verification order:
 size cap, verified-token cache, strict parse, issuer by `iss` (unknown issuers cost no I/O), `alg`
 allow-list, `typ`, key (fetched at most once, single-flight), key/alg agreement, signature,
-claims, scopes.
+claims, scopes. With introspection (RFC 7662) configured, every token that is not a JWT of a
+configured issuer is introspected instead of refused (and, with `introspect_jwts`, those too).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import httpx
 
 from ._cache import TokenCache
 from ._claims import ClaimsPolicy, check_claims, check_type
-from ._config import Issuer, seconds
-from ._env import issuers_from_env, server_options_from_env
+from ._config import Introspection, Issuer, seconds
+from ._env import introspection_from_env, issuers_from_env, server_options_from_env
 from ._errors import (
     BearerError,
     ConfigurationError,
@@ -37,6 +38,7 @@ from ._errors import (
 )
 from ._fetch import DEFAULT_TIMEOUT, run_async, run_sync
 from ._header import extract_bearer
+from ._introspection import Introspector, token_key
 from ._jose import UnverifiedJWT, parse
 from ._jwks import JWKSCache, JWKSStatus
 from ._keys import Key
@@ -64,7 +66,9 @@ class ResourceServer:
     """Verifies bearer access tokens issued by the configured issuers.
 
     Construction only validates configuration: keys are fetched lazily on the first request, or
-    ahead of time with `warm()`/`await awarm()`. Pass your own `httpx.Client`/`httpx.AsyncClient`
+    ahead of time with `warm()`/`await awarm()`. With `introspection=Introspection(...)`, tokens
+    that are not JWTs of a configured issuer are introspected (RFC 7662); `issuers` may then be
+    empty. Pass your own `httpx.Client`/`httpx.AsyncClient`
     for proxies, mTLS or custom CAs; clients created here are closed by `close()`/`aclose()`.
 
     Example::
@@ -76,8 +80,9 @@ class ResourceServer:
 
     def __init__(
         self,
-        issuers: Issuer | Iterable[Issuer],
+        issuers: Issuer | Iterable[Issuer] = (),
         *,
+        introspection: Introspection | None = None,
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
         timeout: float | timedelta | httpx.Timeout = DEFAULT_TIMEOUT,
@@ -87,13 +92,20 @@ class ResourceServer:
         timer: Clock = time.monotonic,
     ) -> None:
         configs = [issuers] if isinstance(issuers, Issuer) else list(issuers)
-        if not configs:
-            raise ConfigurationError("at least one issuer is required")
+        if not configs and introspection is None:
+            raise ConfigurationError("at least one issuer, or introspection, is required")
         self._trusted: dict[str, _Trusted] = {}
         for config in configs:
             if config.issuer in self._trusted:
                 raise ConfigurationError(f"issuer {config.issuer} is configured twice")
             self._trusted[config.issuer] = _compile(config)
+        self._introspector: Introspector | None = None
+        if introspection is not None:
+            self._introspector = self._introspector_for(introspection)
+        # introspect_jwts: JWTs of configured issuers are verified locally *and* introspected.
+        self._revoker = (
+            self._introspector if introspection and introspection.introspect_jwts else None
+        )
         if max_token_bytes <= 0 or token_cache_size < 0:
             raise ConfigurationError("max_token_bytes must be > 0 and token_cache_size >= 0")
         self.max_token_bytes = max_token_bytes
@@ -116,8 +128,9 @@ class ResourceServer:
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> ResourceServer:
         """Build from `BEARERGUARD_*` variables (see the README); `kwargs` override them."""
         environ = os.environ if environ is None else environ
-        options = server_options_from_env(environ) | kwargs
-        return cls(issuers_from_env(environ), **options)
+        introspection = introspection_from_env(environ)
+        options = {"introspection": introspection} | server_options_from_env(environ) | kwargs
+        return cls(issuers_from_env(environ, optional=introspection is not None), **options)
 
     @property
     def issuers(self) -> tuple[Issuer, ...]:
@@ -142,9 +155,15 @@ class ResourceServer:
             return hit
         jwt = None
         try:
-            trusted, jwt = self._prepare(token)
+            route = self._prepare(token)
+            if isinstance(route, Introspector):
+                return self._introspect(route, token)
+            trusted, jwt = route
             key = _static_key(trusted, jwt) or self._key(trusted.keys, jwt)  # type: ignore[arg-type]
-            return self._accept(token, trusted, jwt, key)
+            access = self._accept(token, trusted, jwt, key)
+            if self._revoker is not None:  # central revocation: the AS must still say active
+                self._introspect(self._revoker, token)
+            return access
         except (BearerError, UpstreamUnavailableError) as exc:
             _log_refusal(exc, jwt)
             raise
@@ -155,14 +174,20 @@ class ResourceServer:
             return hit
         jwt = None
         try:
-            trusted, jwt = self._prepare(token)
+            route = self._prepare(token)
+            if isinstance(route, Introspector):
+                return await self._aintrospect(route, token)
+            trusted, jwt = route
             key = _static_key(trusted, jwt) or await self._akey(trusted.keys, jwt)  # type: ignore[arg-type]
-            return self._accept(token, trusted, jwt, key)
+            access = self._accept(token, trusted, jwt, key)
+            if self._revoker is not None:
+                await self._aintrospect(self._revoker, token)
+            return access
         except (BearerError, UpstreamUnavailableError) as exc:
             _log_refusal(exc, jwt)
             raise
 
-    # -- keys: the only place the twins differ -----------------------------------------------
+    # -- keys and introspection: the only places the twins differ -----------------------
 
     def _key(self, keys: JWKSCache, jwt: UnverifiedJWT) -> Key:
         kid, alg = jwt.kid, jwt.alg
@@ -190,15 +215,43 @@ class ResourceServer:
         async with lock:
             return await run_async(keys.key_flow(kid, alg, self._timer()), self._ahttp())
 
+    def _introspect(self, introspector: Introspector, token: str) -> AccessToken:
+        key = token_key(token)
+        if (hit := introspector.cached(key, self._clock())) is not None:
+            return hit
+
+        def call() -> AccessToken:  # one per token at a time; it checks the cache again
+            return run_sync(introspector.flow(token, key, self._clock()), self._http())
+
+        return introspector.flights.run(key, call)
+
+    async def _aintrospect(self, introspector: Introspector, token: str) -> AccessToken:
+        key = token_key(token)
+        if (hit := introspector.cached(key, self._clock())) is not None:
+            return hit
+
+        async def call() -> AccessToken:
+            return await run_async(introspector.flow(token, key, self._clock()), self._ahttp())
+
+        return await introspector.flights.arun(key, call)
+
     # -- the pure steps ----------------------------------------------------------------------
 
-    def _prepare(self, token: str) -> tuple[_Trusted, UnverifiedJWT]:
+    def _prepare(self, token: str) -> tuple[_Trusted, UnverifiedJWT] | Introspector:
+        """The issuer that verifies `token` locally, or the introspector that must be asked."""
         if len(token) > self.max_token_bytes:
             raise InvalidTokenError(Reason.TOO_LARGE)  # before any other work
-        jwt = parse(token)
+        try:
+            jwt = parse(token)
+        except InvalidTokenError:
+            if self._introspector is None:
+                raise
+            return self._introspector  # not a JWT: opaque, only the AS can tell
         iss = jwt.claims.get("iss")
         trusted = self._trusted.get(iss) if isinstance(iss, str) else None
         if trusted is None:
+            if self._introspector is not None:
+                return self._introspector  # a JWT of an issuer we do not verify ourselves
             raise InvalidTokenError(Reason.UNKNOWN_ISSUER)  # no network traffic for strangers
         if jwt.alg not in trusted.algorithms:
             raise InvalidTokenError(Reason.ALGORITHM)
@@ -224,7 +277,10 @@ class ResourceServer:
             source="jwt",
         )
         keys = None if key is trusted.secret else trusted.keys
-        self._tokens.put(token, access, deadline=deadline, keys=keys, kid=jwt.kid, key=key, now=now)
+        if self._revoker is None:  # else every use must reach the introspection cache
+            self._tokens.put(
+                token, access, deadline=deadline, keys=keys, kid=jwt.kid, key=key, now=now
+            )
         logger.debug("accepted token of client %r from %s", access.client_id, access.issuer)
         return access
 
@@ -251,6 +307,12 @@ class ResourceServer:
         """The state of each issuer's keys, for health checks: age, kids, last error."""
         now = self._timer()
         return [keys.status(now) for keys in self._key_caches()]
+
+    def _introspector_for(self, config: Introspection) -> Introspector:
+        # An issuer configured for JWTs too has discovered its metadata already: reuse it.
+        trusted = self._trusted.get(config.issuer) if config.issuer else None
+        keys = trusted.keys if trusted else None
+        return Introspector(config, metadata=(lambda: keys.metadata) if keys else None)
 
     def _key_caches(self) -> list[JWKSCache]:
         return [t.keys for t in self._trusted.values() if t.keys is not None]
