@@ -2,7 +2,7 @@
 
 Everything but getting keys is pure and shared; the twins `verify`/`averify` (and
 `authenticate`/`aauthenticate` over them) differ only in how they wait for a fetch: a
-`threading.Lock` and `run_sync`, or an `asyncio.Lock` and `run_async`. Verification order:
+`threading.Lock` and the sync driver, or an `asyncio.Lock` and the async one. Verification order:
 size cap, verified-token cache, strict parse, issuer by `iss` (unknown issuers cost no I/O), `alg`
 allow-list, `typ`, key (fetched at most once, single-flight), key/alg agreement, signature,
 claims, scopes. With introspection (RFC 7662) configured, every token that is not a JWT of a
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from ._errors import (
     Reason,
     UpstreamUnavailableError,
 )
-from ._fetch import DEFAULT_TIMEOUT, run_async, run_sync
+from ._fetch import DEFAULT_TIMEOUT, HTTP
 from ._header import extract_bearer
 from ._introspection import Introspector, token_key
 from ._jose import UnverifiedJWT, parse
@@ -112,17 +111,9 @@ class ResourceServer:
         self._tokens = TokenCache(token_cache_size)
         self._clock = clock
         self._timer = timer
-        self._timeout = (
-            timeout
-            if isinstance(timeout, httpx.Timeout)
-            else httpx.Timeout(seconds(timeout, "timeout"))
-        )
-        self._client = http_client
-        self._owns_client = http_client is None
-        self._aclient = async_http_client
-        self._owns_aclient = async_http_client is None
-        self._aclient_loop: asyncio.AbstractEventLoop | None = None
-        self._client_lock = threading.Lock()
+        if not isinstance(timeout, httpx.Timeout):
+            timeout = httpx.Timeout(seconds(timeout, "timeout"))
+        self._http = HTTP(client=http_client, async_client=async_http_client, timeout=timeout)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> ResourceServer:
@@ -200,7 +191,7 @@ class ResourceServer:
                 return key
             keys.lock.acquire()
         try:
-            return run_sync(keys.key_flow(kid, alg, self._timer()), self._http())
+            return self._http.run(keys.key_flow(kid, alg, self._timer()))
         finally:
             keys.lock.release()
 
@@ -213,7 +204,7 @@ class ResourceServer:
         if lock.locked() and (key := keys.stale(kid, alg, self._timer())) is not None:
             return key
         async with lock:
-            return await run_async(keys.key_flow(kid, alg, self._timer()), self._ahttp())
+            return await self._http.arun(keys.key_flow(kid, alg, self._timer()))
 
     def _introspect(self, introspector: Introspector, token: str) -> AccessToken:
         key = token_key(token)
@@ -221,7 +212,7 @@ class ResourceServer:
             return hit
 
         def call() -> AccessToken:  # one per token at a time; it checks the cache again
-            return run_sync(introspector.flow(token, key, self._clock()), self._http())
+            return self._http.run(introspector.flow(token, key, self._clock()))
 
         return introspector.flights.run(key, call)
 
@@ -231,7 +222,7 @@ class ResourceServer:
             return hit
 
         async def call() -> AccessToken:
-            return await run_async(introspector.flow(token, key, self._clock()), self._ahttp())
+            return await self._http.arun(introspector.flow(token, key, self._clock()))
 
         return await introspector.flights.arun(key, call)
 
@@ -290,7 +281,7 @@ class ResourceServer:
         """Fetch every issuer's keys now (at start-up, say); never raises for a down issuer."""
         for keys in self._key_caches():
             with keys.lock:
-                run_sync(keys.refresh_flow(self._timer()), self._http())
+                self._http.run(keys.refresh_flow(self._timer()))
         return self.status()
 
     async def awarm(self) -> list[JWKSStatus]:
@@ -298,7 +289,7 @@ class ResourceServer:
 
         async def one(keys: JWKSCache) -> None:
             async with keys.alock():
-                await run_async(keys.refresh_flow(self._timer()), self._ahttp())
+                await self._http.arun(keys.refresh_flow(self._timer()))
 
         await asyncio.gather(*(one(keys) for keys in self._key_caches()))
         return self.status()
@@ -317,36 +308,13 @@ class ResourceServer:
     def _key_caches(self) -> list[JWKSCache]:
         return [t.keys for t in self._trusted.values() if t.keys is not None]
 
-    # -- HTTP clients ------------------------------------------------------------------------
-
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = httpx.Client(timeout=self._timeout)
-        return self._client
-
-    def _ahttp(self) -> httpx.AsyncClient:
-        if not self._owns_aclient:
-            return self._aclient  # type: ignore[return-value]
-        loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aclient_loop is not loop:
-            # An AsyncClient's connections belong to one event loop.
-            self._aclient, self._aclient_loop = httpx.AsyncClient(timeout=self._timeout), loop
-        return self._aclient
-
     def close(self) -> None:
         """Close the sync HTTP client this server created (an injected one is left open)."""
-        if self._owns_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        self._http.close()
 
     async def aclose(self) -> None:
         """Close the HTTP clients this server created."""
-        if self._owns_aclient and self._aclient is not None:
-            await self._aclient.aclose()
-            self._aclient = self._aclient_loop = None
-        self.close()
+        await self._http.aclose()
 
     def __enter__(self) -> ResourceServer:
         return self
