@@ -103,7 +103,9 @@ async def test_middleware_lifespan_passes_through(local_issuer: LocalIssuer) -> 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         seen.append(scope["type"])
 
-    await BearerAuthMiddleware(app, _server(local_issuer))({"type": "lifespan"}, _no_receive, _no_send)
+    await BearerAuthMiddleware(app, _server(local_issuer))(
+        {"type": "lifespan"}, _no_receive, _no_send
+    )
     assert seen == ["lifespan"]
 
 
@@ -159,10 +161,13 @@ async def test_middleware_websocket_refusal_is_a_real_401_with_the_extension(
         "websocket.http.response.body",
     ]
     assert sent[0]["status"] == 401
-    assert (b"www-authenticate", (
-        b'Bearer realm="orders-api", error="invalid_token", '
-        b'error_description="The access token is malformed."'
-    )) in sent[0]["headers"]
+    assert (
+        b"www-authenticate",
+        (
+            b'Bearer realm="orders-api", error="invalid_token", '
+            b'error_description="The access token is malformed."'
+        ),
+    ) in sent[0]["headers"]
     assert json.loads(sent[1]["body"])["error"] == "invalid_token"
 
 
