@@ -1,6 +1,5 @@
 """A FastAPI API protected by bearerguard, lock in /docs. Run: `python examples/fastapi_app.py`."""
 
-
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any

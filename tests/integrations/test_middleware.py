@@ -17,8 +17,17 @@ from bearerguard.asgi import SCOPE_KEY, BearerAuthMiddleware, refuse
 from bearerguard.testing import LocalIssuer
 from bearerguard.wsgi import BearerAuthWSGIMiddleware, respond
 
-from .conftest import METADATA_URL, REALM, RESOURCE, ROWS, Answer, Row, asgi_caller, check_row
-from .conftest import wsgi_caller
+from .conftest import (
+    METADATA_URL,
+    REALM,
+    RESOURCE,
+    ROWS,
+    Answer,
+    Row,
+    asgi_caller,
+    check_row,
+    wsgi_caller,
+)
 
 REQUIREMENTS = {
     "/orders": Requirement.of("orders.read"),

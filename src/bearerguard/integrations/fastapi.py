@@ -5,7 +5,6 @@
 token `BearerAuthMiddleware` stored when the middleware is in front, and verifies it otherwise.
 """
 
-
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
