@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 from urllib.parse import parse_qsl
 
 from ._challenge import Challenge, challenge
@@ -29,6 +29,16 @@ SCOPE_KEY = "bearerguard.token"
 GUARD_KEY = "bearerguard.guard"
 
 logger = logging.getLogger("bearerguard")
+
+
+class GuardOptions(TypedDict, total=False):
+    """The keyword arguments of `Guard`, which the middlewares take too."""
+
+    realm: str | None
+    resource: str | None
+    public_paths: Iterable[str]
+    optional: bool
+    scopes_supported: ScopesSource | None
 
 
 class Guard:

@@ -7,13 +7,12 @@ No framework is imported: `scope["auth"]`/`scope["user"]` are duck-typed like St
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Unpack
 
 from ._challenge import Challenge
 from ._errors import BearerError, UpstreamUnavailableError
-from ._guard import GUARD_KEY, SCOPE_KEY, Guard
-from ._metadata import ScopesSource
+from ._guard import GUARD_KEY, SCOPE_KEY, Guard, GuardOptions
 from ._server import ResourceServer
 from ._token import AccessToken
 from ._types import ASGIApp, Receive, Scope, Send
@@ -56,7 +55,7 @@ class BearerAuthMiddleware:
     `optional=True`), and `scope["auth"]`/`scope["user"]` are filled so that `request.auth.scopes`,
     `request.user.is_authenticated` and Starlette's `requires()` work. With `resource=` the
     RFC 9728 document is served at `/.well-known/oauth-protected-resource{path}`. The keyword
-    arguments are those of the request policy, `bearerguard._guard.Guard`.
+    arguments: `realm`, `resource`, `public_paths`, `optional`, `scopes_supported` (see the README).
 
     Example::
 
@@ -66,25 +65,10 @@ class BearerAuthMiddleware:
     """
 
     def __init__(
-        self,
-        app: ASGIApp,
-        server: ResourceServer,
-        *,
-        realm: str | None = None,
-        resource: str | None = None,
-        public_paths: Iterable[str] = (),
-        optional: bool = False,
-        scopes_supported: ScopesSource | None = None,
+        self, app: ASGIApp, server: ResourceServer, **options: Unpack[GuardOptions]
     ) -> None:
         self.app = app
-        self.guard = Guard(
-            server,
-            realm=realm,
-            resource=resource,
-            public_paths=public_paths,
-            optional=optional,
-            scopes_supported=scopes_supported,
-        )
+        self.guard = Guard(server, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

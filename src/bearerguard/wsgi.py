@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from http import HTTPStatus
+from typing import Unpack
 
 from ._challenge import Challenge
 from ._errors import BearerError, UpstreamUnavailableError
-from ._guard import GUARD_KEY, SCOPE_KEY, Guard
-from ._metadata import ScopesSource
+from ._guard import GUARD_KEY, SCOPE_KEY, Guard, GuardOptions
 from ._server import ResourceServer
 from ._types import Environ, StartResponse, WSGIApp
 
@@ -35,25 +35,10 @@ class BearerAuthWSGIMiddleware:
     """
 
     def __init__(
-        self,
-        app: WSGIApp,
-        server: ResourceServer,
-        *,
-        realm: str | None = None,
-        resource: str | None = None,
-        public_paths: Iterable[str] = (),
-        optional: bool = False,
-        scopes_supported: ScopesSource | None = None,
+        self, app: WSGIApp, server: ResourceServer, **options: Unpack[GuardOptions]
     ) -> None:
         self.app = app
-        self.guard = Guard(
-            server,
-            realm=realm,
-            resource=resource,
-            public_paths=public_paths,
-            optional=optional,
-            scopes_supported=scopes_supported,
-        )
+        self.guard = Guard(server, **options)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
