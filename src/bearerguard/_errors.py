@@ -17,6 +17,7 @@ class Reason(enum.Enum):
     # 400 invalid_request
     MALFORMED_HEADER = "The Authorization header is malformed."
     MULTIPLE_CREDENTIALS = "The request carries more than one access token."
+    TOKEN_IN_URL = "Access tokens are not accepted in the URL."
     # 401, no error code
     MISSING = "No access token was sent."
     # 401 invalid_token: the token's form

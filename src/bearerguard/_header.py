@@ -12,6 +12,8 @@ from ._errors import InvalidRequestError, MissingTokenError, Reason
 
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *")
 _SCHEME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A list member that starts a credential: an auth-scheme followed by a space or nothing.
+_MEMBER_SCHEME = re.compile(r" *([!#$%&'*+\-.^_`|~0-9A-Za-z]+)(?: |$)")
 
 
 def extract_bearer(authorization: str | None) -> str:
@@ -25,6 +27,13 @@ def extract_bearer(authorization: str | None) -> str:
         raise MissingTokenError
     if match := _BEARER.fullmatch(authorization):
         return match[1]
+    # Repeated Authorization field lines arrive joined by commas (RFC 9110 §5.3; WSGI servers do
+    # it, and the ASGI middleware does the same): several credentials, one of them Bearer.
+    schemes = [
+        m[1].lower() for part in authorization.split(",") if (m := _MEMBER_SCHEME.match(part))
+    ]
+    if len(schemes) > 1 and "bearer" in schemes:
+        raise InvalidRequestError(Reason.MULTIPLE_CREDENTIALS)
     scheme = authorization.split(" ", 1)[0]
     if scheme.lower() == "bearer" or not _SCHEME.fullmatch(scheme):
         raise InvalidRequestError(Reason.MALFORMED_HEADER)

@@ -127,6 +127,14 @@ class ResourceServer:
     def issuers(self) -> tuple[Issuer, ...]:
         return tuple(trusted.config for trusted in self._trusted.values())
 
+    def token_endpoint(self) -> str | None:
+        """The first issuer's `token_endpoint`, once discovery has read its metadata, else None."""
+        for trusted in self._trusted.values():
+            metadata = trusted.keys.metadata if trusted.keys else None
+            if metadata is not None and metadata.token_endpoint is not None:
+                return metadata.token_endpoint
+        return None
+
     # -- the twin entry points ---------------------------------------------------------------
 
     def authenticate(self, authorization: str | None) -> AccessToken:

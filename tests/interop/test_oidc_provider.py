@@ -80,7 +80,8 @@ def test_scope_the_token_lacks_is_403(provider: Provider, twin: Twin) -> None:
     with pytest.raises(InsufficientScopeError) as info:
         Requirement.of("orders.read", "orders.write").check(token)
     assert info.value.status_code == 403
-    assert info.value.required == ("orders.write",)
+    # RFC 6750 §3: `scope` names what the resource needs, so the client can ask for all of it.
+    assert info.value.required == ("orders.read", "orders.write")
 
 
 @BOTH_CLIENTS

@@ -1,0 +1,1 @@
+"""Framework helpers: each submodule imports its framework and needs the matching extra."""
