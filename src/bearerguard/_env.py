@@ -90,12 +90,16 @@ def _read(
 
 def issuers_from_env(environ: Mapping[str, str]) -> list[Issuer]:
     """The issuers described by the environment; at least one, or `ConfigurationError`."""
+    return [_issuer(environ, prefix) for prefix in issuer_prefixes(environ)]
+
+
+def issuer_prefixes(environ: Mapping[str, str]) -> list[str]:
+    """The variable prefix of each issuer: `BEARERGUARD_`, or one per `BEARERGUARD_ISSUERS` name."""
     names = _list(environ.get(PREFIX + "ISSUERS", ""))
     for name in names:
         if not _NAME.fullmatch(name.upper()):
             raise ConfigurationError(f"{PREFIX}ISSUERS: {name!r} is not a valid name")
-    prefixes = [f"{PREFIX}{name.upper()}_" for name in names] or [PREFIX]
-    return [_issuer(environ, prefix) for prefix in prefixes]
+    return [f"{PREFIX}{name.upper()}_" for name in names] or [PREFIX]
 
 
 def _issuer(environ: Mapping[str, str], prefix: str) -> Issuer:
