@@ -118,9 +118,7 @@ def check_issued_at(claims: Mapping[str, Any], policy: ClaimsPolicy, now: float)
     return iat
 
 
-def check_max_age(
-    exp: float | None, iat: float | None, policy: ClaimsPolicy, now: float
-) -> float:
+def check_max_age(exp: float | None, iat: float | None, policy: ClaimsPolicy, now: float) -> float:
     """The optional maximum age from `iat`; returns the deadline `check_claims` returns."""
     deadline = math.inf if exp is None else exp
     if policy.max_token_age is None:
