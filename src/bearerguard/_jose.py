@@ -105,7 +105,9 @@ def parse(token: str) -> UnverifiedJWT:
     """
     match = _COMPACT.fullmatch(token)
     if match is None:
-        raise InvalidTokenError(Reason.MALFORMED) from _Malformed("not three base64url segments")
+        raise InvalidTokenError(Reason.MALFORMED) from _Malformed(
+            "not three non-empty base64url segments"
+        )
     header_part, payload_part, signature_part = match.groups()
     try:
         header = json_object(b64url_decode(header_part))
