@@ -104,6 +104,9 @@ def explain(server: ResourceServer, token: str, now: float, *, issuer_given: boo
         key = _key(server, trusted, jwt, report) if trusted and jwt else None
         if key is not None and jwt is not None:
             _signature(key, jwt, report)
+        for name in ("keys", "kid", "key", "signature"):  # every report names every step
+            if name not in (step.name for step in report.steps):
+                report.add(name, "skipped", "not checked: an earlier check failed")
         if jwt is not None:
             _claims(server, trusted, jwt.claims, report)
     return report
@@ -187,7 +190,6 @@ def _key(
     except UpstreamUnavailableError as exc:
         last_error = trusted.keys.last_error if trusted.keys else None
         report.add("keys", "failed", f"could not fetch the keys: {last_error}", exc)
-        report.add("kid", "skipped", "not checked: no keys")
         return None
     except InvalidTokenError as exc:
         report.add("keys", "ok", _keys_detail(trusted))
