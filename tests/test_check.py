@@ -480,3 +480,17 @@ def test_durations(seconds: float, text: str) -> None:
     assert duration(seconds) == duration(-seconds) == text
     assert relative(-seconds) == f"{text} ago"
     assert relative(seconds) == (f"in {text}" if seconds else "0 s ago")
+
+
+def test_unusable_keys_are_named_in_the_log(
+    local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kid = local_issuer.kid("RS256")
+    local_issuer.set_jwks_body(
+        json.dumps({"keys": [{"kty": "oct", "kid": kid, "k": "c2"}]}).encode()
+    )
+    code, out = check(capsys, local_issuer.mint(), *against(local_issuer))
+    assert code == 1
+    assert f"kid '{kid}' is not among the published keys" in line(out, "kid")
+    assert f"skipping JWK kid='{kid}'" in out
+    assert "unsupported kty 'oct'" in out

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
@@ -62,12 +64,13 @@ def run(
 ) -> int:
     """Run `bearerguard check` with parsed `args`; returns the exit code."""
     exchanges: list[dict[str, Any]] = []
+    log: list[str] = []
     now = time.time()
     try:
         token = _read_token(args.token, stdin)
         env, issuer_given = _environment(args, environ, token)
         options = server_options_from_env(env)
-        with _client(options.pop("timeout", None), exchanges) as client:
+        with _client(options.pop("timeout", None), exchanges) as client, _capture_log(log):
             server = ResourceServer.from_env(env, http_client=client, clock=lambda: now)
             report = explain(server, token, now, issuer_given=issuer_given)
     except (CheckError, ConfigurationError) as exc:
@@ -76,10 +79,10 @@ def run(
         stderr.write(f"bearerguard check: {exc}\n")
         return 2
     if args.json:
-        document = _document(report, server.issuers, exchanges)
+        document = _document(report, server.issuers, exchanges, log)
         stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     else:
-        _text(report, server.issuers, exchanges, stdout)
+        _text(report, server.issuers, exchanges, log, stdout)
     return report.exit_code
 
 
@@ -165,6 +168,30 @@ def _client(timeout: float | None, exchanges: list[dict[str, Any]]) -> httpx.Cli
     )
 
 
+class _ListHandler(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
+@contextmanager
+def _capture_log(lines: list[str]) -> Iterator[None]:
+    """Collect bearerguard's log lines (skipped JWKs, discovery errors) for the report."""
+    logger = logging.getLogger("bearerguard")
+    handler, saved = _ListHandler(lines), (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = saved
+
+
 def redact(value: Any) -> Any:
     """Decoded JSON with the values of credential-like member names replaced."""
     if isinstance(value, dict):
@@ -210,7 +237,7 @@ def _verdict(failure: Step | None) -> dict[str, Any]:
 
 
 def _document(
-    report: Report, issuers: tuple[Issuer, ...], exchanges: list[dict[str, Any]]
+    report: Report, issuers: tuple[Issuer, ...], exchanges: list[dict[str, Any]], log: list[str]
 ) -> dict[str, Any]:
     return {
         "verdict": _verdict(report.failure),
@@ -233,12 +260,16 @@ def _document(
             for step in report.steps
         ],
         "http": exchanges,
-        "log": report.log,
+        "log": log,
     }
 
 
 def _text(
-    report: Report, issuers: tuple[Issuer, ...], exchanges: list[dict[str, Any]], out: TextIO
+    report: Report,
+    issuers: tuple[Issuer, ...],
+    exchanges: list[dict[str, Any]],
+    log: list[str],
+    out: TextIO,
 ) -> None:
     try:
         "".join(_MARKS.values()).encode(out.encoding or "ascii")
@@ -276,8 +307,8 @@ def _text(
         for exchange in exchanges:
             status = exchange["status"] or "no answer"
             write(f"  {exchange['method']} {exchange['url']} -> {status}\n")
-    if report.log:
-        write("\nlog\n" + "".join(f"  {line}\n" for line in report.log))
+    if log:
+        write("\nlog\n" + "".join(f"  {line}\n" for line in log))
     verdict = _verdict(failure)
     if verdict["valid"]:
         write("\nverdict    VALID: the resource server accepts this token (exit 0)\n")

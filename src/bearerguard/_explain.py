@@ -8,9 +8,7 @@ where that means something, marked as deciding nothing.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,7 +35,6 @@ Refusal = BearerError | UpstreamUnavailableError
 NOT_TRUSTED = "not trusted: signature not verified"
 AFTER_FAILURE = "decides nothing: the server stops at the first failure"
 # `ResourceServer._prepare` raises a distinct reason at each of its steps: it names the step.
-_PREPARE = ("size", "parse", "header", "issuer", "algorithm", "type")
 _PREPARE_STEP = {
     Reason.TOO_LARGE: "size",
     Reason.MALFORMED: "parse",
@@ -69,7 +66,6 @@ class Report:
     claims: dict[str, Any] | None = None
     verified: bool = False  # the signature was checked and holds
     steps: list[Step] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
 
     @property
     def failure(self) -> Step | None:
@@ -99,16 +95,15 @@ def explain(server: ResourceServer, token: str, now: float, *, issuer_given: boo
     nothing and is reported as skipped.
     """
     report = Report(now=now, token_bytes=len(token))
-    with _capture_log(report.log):
-        trusted, jwt = _prepare(server, token, report, issuer_given)
-        key = _key(server, trusted, jwt, report) if trusted and jwt else None
-        if key is not None and jwt is not None:
-            _signature(key, jwt, report)
-        for name in ("keys", "kid", "key", "signature"):  # every report names every step
-            if name not in (step.name for step in report.steps):
-                report.add(name, "skipped", "not checked: an earlier check failed")
-        if jwt is not None:
-            _claims(server, trusted, jwt.claims, report)
+    trusted, jwt = _prepare(server, token, report, issuer_given)
+    key = _key(server, trusted, jwt, report) if trusted and jwt else None
+    if key is not None and jwt is not None:
+        _signature(key, jwt, report)
+    for name in ("keys", "kid", "key", "signature"):  # every report names every step
+        if name not in (step.name for step in report.steps):
+            report.add(name, "skipped", "not checked: an earlier check failed")
+    if jwt is not None:
+        _claims(server, trusted, jwt.claims, report)
     return report
 
 
@@ -137,7 +132,7 @@ def _prepare(
         "algorithm": lambda: f"{jwt.alg} is allowed" if jwt else "",
         "type": lambda: f"typ {jwt.header.get('typ')!r} is at+jwt (RFC 9068)" if jwt else "",
     }
-    for name in _PREPARE:
+    for name in _PREPARE_STEP.values():
         if error is not None and name == failed_at:
             report.add(name, "failed", _prepare_failure(name, error, iss, known, server), error)
         elif report.failure is not None:
@@ -194,8 +189,8 @@ def _key(
     except InvalidTokenError as exc:
         report.add("keys", "ok", _keys_detail(trusted))
         kids = ", ".join(repr(kid) for kid in sorted(_kids(trusted), key=str))
-        what = f"kid {jwt.kid!r} is" if jwt.kid is not None else "no kid, and exactly one key"
-        report.add("kid", "failed", f"{what} not among the published keys: {kids}", exc)
+        what = f"kid {jwt.kid!r} is not" if jwt.kid is not None else "no kid, and not one key"
+        report.add("kid", "failed", f"{what} among the published keys: {kids}", exc)
         return None
     report.add("keys", "ok", _keys_detail(trusted))
     if key is trusted.secret:
@@ -355,27 +350,3 @@ def _scopes(claims: Mapping[str, Any], names: Sequence[str]) -> str:
         if scopes:
             found.append(f"{' '.join(sorted(scopes))} (from {name})")
     return "; ".join(found) or f"none (looked in {', '.join(names)})"
-
-
-class _ListHandler(logging.Handler):
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__(logging.INFO)
-        self.lines = lines
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
-
-
-@contextmanager
-def _capture_log(lines: list[str]) -> Iterator[None]:
-    """Collect bearerguard's own log lines (skipped JWKs, discovery errors) for the report."""
-    logger = logging.getLogger("bearerguard")
-    handler, saved = _ListHandler(lines), (logger.level, logger.propagate)
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.level, logger.propagate = saved
