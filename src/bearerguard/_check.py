@@ -279,11 +279,13 @@ def _text(
     write = out.write
     write(f"bearerguard check at {utc(report.now)}\n")
     for issuer in issuers:
-        keys = issuer.jwks_uri or " or ".join(issuer.discovery_urls) or "the shared secret"
+        urls = issuer.discovery_urls
+        discovery = f"discovery at {urls[0]}{' then RFC 8414' * (len(urls) > 1)}" if urls else ""
+        keys = issuer.jwks_uri or discovery or "the shared secret"
         write(f"issuer     {issuer.issuer}\n")
         write(f"           audience {' '.join(issuer.audience or ['(not checked)'])}\n")
         write(f"           algorithms {' '.join(issuer.algorithms)}, leeway ")
-        write(f"{duration(issuer.claims_policy().leeway)}, keys from {keys}\n")
+        write(f"{duration(issuer.claims_policy().leeway)}\n           keys from {keys}\n")
     write(f"token      {report.token_bytes} bytes (the token and its signature are not shown)\n")
     if report.header is not None:
         write(f"header     {json.dumps(redact(report.header), ensure_ascii=False)}\n")
