@@ -431,43 +431,32 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 # -- the real command ----------------------------------------------------------------------------
 
 
-def test_python_m_bearerguard_check(local_issuer: LocalIssuer) -> None:
+def run_command(issuer: LocalIssuer, *argv: str, stdin: str | None = None) -> Any:
+    """`python -m bearerguard check` as a user runs it, without our BEARERGUARD_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEARERGUARD_")}
-    env["PYTHONIOENCODING"] = "utf-8"
-    command = [sys.executable, "-m", "bearerguard", "check", *against(local_issuer)]
-
-    valid = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-        [*command, local_issuer.mint()],
-        env=env,
+    command = [sys.executable, "-m", "bearerguard", "check", *against(issuer), *argv]
+    return subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        command,
+        input=stdin,
+        env=env | {"PYTHONIOENCODING": "utf-8"},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_python_m_bearerguard_check(local_issuer: LocalIssuer) -> None:
+    valid = run_command(local_issuer, local_issuer.mint())
     assert valid.returncode == 0, valid.stderr
     assert "verdict    VALID" in valid.stdout
 
-    expired = subprocess.run(  # noqa: S603
-        [*command, "--json"],
-        input=local_issuer.mint(expires_in=-3600),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    expired = run_command(local_issuer, "--json", stdin=local_issuer.mint(expires_in=-3600))
     assert expired.returncode == 1, expired.stderr
     assert json.loads(expired.stdout)["verdict"]["reason"] == "EXPIRED"
 
     local_issuer.go_down("refuse")
-    down = subprocess.run(  # noqa: S603
-        [*command, local_issuer.mint()],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    down = run_command(local_issuer, local_issuer.mint())
     assert down.returncode == 2
     assert "COULD NOT CHECK" in down.stdout
 
