@@ -118,15 +118,20 @@ def _read(
 
 def issuers_from_env(environ: Mapping[str, str], *, optional: bool = False) -> list[Issuer]:
     """The issuers described by the environment; at least one unless `optional`."""
+    prefixes = issuer_prefixes(environ)
+    if optional and prefixes == [PREFIX] and not environ.get(PREFIX + "ISSUER", "").strip():
+        return []
+    return [_issuer(environ, prefix) for prefix in prefixes]
+
+
+def issuer_prefixes(environ: Mapping[str, str]) -> list[str]:
+    """The variable prefix of each issuer: `BEARERGUARD_`, or one per `BEARERGUARD_ISSUERS` name."""
     names = _list(environ.get(PREFIX + "ISSUERS", ""))
     for name in names:
         # INTROSPECTION_ would read the introspection variables as an issuer's.
         if not _NAME.fullmatch(name.upper()) or name.upper() == "INTROSPECTION":
             raise ConfigurationError(f"{PREFIX}ISSUERS: {name!r} is not a valid name")
-    if optional and not names and not environ.get(PREFIX + "ISSUER", "").strip():
-        return []
-    prefixes = [f"{PREFIX}{name.upper()}_" for name in names] or [PREFIX]
-    return [_issuer(environ, prefix) for prefix in prefixes]
+    return [f"{PREFIX}{name.upper()}_" for name in names] or [PREFIX]
 
 
 def _issuer(environ: Mapping[str, str], prefix: str) -> Issuer:

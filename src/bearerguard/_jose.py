@@ -100,11 +100,14 @@ def json_object(raw: bytes) -> dict[str, Any]:
 def parse(token: str) -> UnverifiedJWT:
     """Split and decode a compact JWS, refusing any header that is not plainly acceptable.
 
-    Raises `InvalidTokenError` with `Reason.MALFORMED` or `Reason.UNSUPPORTED_HEADER`.
+    Raises `InvalidTokenError` with `Reason.MALFORMED` or `Reason.UNSUPPORTED_HEADER`; its
+    `__cause__` says what was wrong, for logs and `bearerguard check`, never for the client.
     """
     match = _COMPACT.fullmatch(token)
     if match is None:
-        raise InvalidTokenError(Reason.MALFORMED)
+        raise InvalidTokenError(Reason.MALFORMED) from _Malformed(
+            "not three non-empty base64url segments"
+        )
     header_part, payload_part, signature_part = match.groups()
     try:
         header = json_object(b64url_decode(header_part))
@@ -114,8 +117,9 @@ def parse(token: str) -> UnverifiedJWT:
         raise InvalidTokenError(Reason.MALFORMED) from exc
     alg, kid, typ = header.get("alg"), header.get("kid", ""), header.get("typ", "")
     if not isinstance(alg, str) or not isinstance(kid, str) or not isinstance(typ, str):
-        raise InvalidTokenError(Reason.MALFORMED)
+        raise InvalidTokenError(Reason.MALFORMED) from _Malformed("alg, kid or typ not a string")
     if not _REFUSED_HEADERS.isdisjoint(header):
-        raise InvalidTokenError(Reason.UNSUPPORTED_HEADER)
+        refused = ", ".join(sorted(_REFUSED_HEADERS.intersection(header)))
+        raise InvalidTokenError(Reason.UNSUPPORTED_HEADER) from _Malformed(f"refused: {refused}")
     signing_input = f"{header_part}.{payload_part}".encode("ascii")
     return UnverifiedJWT(header, claims, signing_input, signature)
