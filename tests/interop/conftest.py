@@ -13,6 +13,7 @@ import secrets
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from ..conftest import FakeClock
 
 HERE = Path(__file__).parent
 OPT_OUT = "BEARERGUARD_SKIP_INTEROP"
@@ -110,6 +113,8 @@ class Provider:
         self.issuer = ""
         self.metadata: dict[str, Any] = {}
         self.log: list[str] = []
+        # One client for the tests' own requests: creating one per request costs ~30 ms each.
+        self.http = httpx.Client()
 
     def start(self, jwks: Mapping[str, Any]) -> None:
         config = {
@@ -150,7 +155,7 @@ class Provider:
             raise RuntimeError(f"oidc-provider did not start within {START_TIMEOUT} s:\n{output}")
         self.issuer = issuer[0]
         self.port = urlsplit(self.issuer).port or 0
-        response = httpx.get(f"{self.issuer}/.well-known/openid-configuration")
+        response = self.http.get(f"{self.issuer}/.well-known/openid-configuration")
         self.metadata = response.raise_for_status().json()
 
     def stop(self) -> None:
@@ -178,10 +183,30 @@ class Provider:
         """An access token from the client-credentials grant (RFC 6749 §4.4, RFC 8707 §2)."""
         form = {"grant_type": "client_credentials", "resource": resource, "scope": scope}
         auth, data = client.authenticate(form)
-        response = httpx.post(self.metadata["token_endpoint"], data=data, auth=auth)
+        response = self.http.post(self.metadata["token_endpoint"], data=data, auth=auth)
         body = response.raise_for_status().json()
         assert body["token_type"] == "Bearer"
         return str(body["access_token"])
+
+    def revoke(self, client: Client, token: str) -> None:
+        """Revoke a token as the client it was issued to (RFC 7009 §2.1), and check it is gone."""
+        auth, data = client.authenticate({"token": token, "token_type_hint": "access_token"})
+        self.http.post(
+            self.metadata["revocation_endpoint"], data=data, auth=auth
+        ).raise_for_status()
+        # RFC 7009 §2.2 answers 200 even for a token it did not revoke: ask the AS itself.
+        assert self.introspect(token) == {"active": False}
+
+    def introspect(self, token: str, client: Client = INTROSPECTORS[0]) -> dict[str, Any]:
+        """The AS's own RFC 7662 answer about a token, asked outside bearerguard."""
+        auth, data = client.authenticate({"token": token})
+        response = self.http.post(self.metadata["introspection_endpoint"], data=data, auth=auth)
+        return dict(response.raise_for_status().json())
+
+    def requests(self, url: str) -> int:
+        """How many requests for `url` the provider has received since it (re)started."""
+        counts = self.http.get(f"{self.issuer}/_bearerguard/requests").raise_for_status().json()
+        return int(counts.get(urlsplit(url).path, 0))
 
 
 def require_node(environ: Mapping[str, str]) -> tuple[str, str]:
@@ -225,6 +250,12 @@ def npm_install(npm: str) -> None:
     stamp.write_text(digest.hexdigest())
 
 
+@pytest.fixture
+def clock() -> FakeClock:
+    """The fake clock, started at the real time: the provider's `iat` and `exp` are real."""
+    return FakeClock(now=time.time())
+
+
 @pytest.fixture(scope="session")
 def node() -> str:
     """The node executable, with the pinned packages installed."""
@@ -242,3 +273,4 @@ def provider(node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
         yield provider
     finally:
         provider.stop()
+        provider.http.close()
