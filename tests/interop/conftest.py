@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -45,7 +45,7 @@ class Client:
     """A confidential client registered with the provider, and how it authenticates."""
 
     client_id: str
-    auth_method: str  # RFC 7591 §2 token_endpoint_auth_method
+    auth_method: Literal["client_secret_basic", "client_secret_post"]  # RFC 7591 §2
     grant_types: tuple[str, ...] = ("client_credentials",)
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
 
@@ -59,11 +59,12 @@ class Client:
             "redirect_uris": [],
         }
 
-    def authenticate(self, form: dict[str, str]) -> tuple[httpx.BasicAuth | None, dict[str, str]]:
+    def authenticate(self, form: dict[str, str]) -> tuple[httpx.Auth, dict[str, str]]:
         """The request's auth and form: RFC 6749 §2.3.1 HTTP Basic, or both values in the body."""
         if self.auth_method == "client_secret_basic":
             return httpx.BasicAuth(self.client_id, self.client_secret), form
-        return None, {**form, "client_id": self.client_id, "client_secret": self.client_secret}
+        form = {**form, "client_id": self.client_id, "client_secret": self.client_secret}
+        return httpx.Auth(), form  # the base Auth adds nothing to the request
 
 
 BASIC = Client("orders-client-basic", "client_secret_basic")
@@ -182,31 +183,31 @@ class Provider:
     def token(self, client: Client, resource: str, scope: str = SCOPES) -> str:
         """An access token from the client-credentials grant (RFC 6749 §4.4, RFC 8707 §2)."""
         form = {"grant_type": "client_credentials", "resource": resource, "scope": scope}
-        auth, data = client.authenticate(form)
-        response = self.http.post(self.metadata["token_endpoint"], data=data, auth=auth)
-        body = response.raise_for_status().json()
+        body = self._post("token_endpoint", client, form).json()
         assert body["token_type"] == "Bearer"
         return str(body["access_token"])
 
     def revoke(self, client: Client, token: str) -> None:
         """Revoke a token as the client it was issued to (RFC 7009 §2.1), and check it is gone."""
-        auth, data = client.authenticate({"token": token, "token_type_hint": "access_token"})
-        self.http.post(
-            self.metadata["revocation_endpoint"], data=data, auth=auth
-        ).raise_for_status()
+        self._post(
+            "revocation_endpoint", client, {"token": token, "token_type_hint": "access_token"}
+        )
         # RFC 7009 §2.2 answers 200 even for a token it did not revoke: ask the AS itself.
         assert self.introspect(token) == {"active": False}
 
     def introspect(self, token: str, client: Client = INTROSPECTORS[0]) -> dict[str, Any]:
         """The AS's own RFC 7662 answer about a token, asked outside bearerguard."""
-        auth, data = client.authenticate({"token": token})
-        response = self.http.post(self.metadata["introspection_endpoint"], data=data, auth=auth)
-        return dict(response.raise_for_status().json())
+        return dict(self._post("introspection_endpoint", client, {"token": token}).json())
 
     def requests(self, url: str) -> int:
         """How many requests for `url` the provider has received since it (re)started."""
         counts = self.http.get(f"{self.issuer}/_bearerguard/requests").raise_for_status().json()
         return int(counts.get(urlsplit(url).path, 0))
+
+    def _post(self, endpoint: str, client: Client, form: dict[str, str]) -> httpx.Response:
+        """POST a form to an endpoint of `metadata`, authenticated as `client`; 2xx or raise."""
+        auth, data = client.authenticate(form)
+        return self.http.post(self.metadata[endpoint], data=data, auth=auth).raise_for_status()
 
 
 def require_node(environ: Mapping[str, str]) -> tuple[str, str]:
