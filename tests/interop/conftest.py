@@ -13,16 +13,19 @@ import secrets
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from ..conftest import FakeClock
 
 HERE = Path(__file__).parent
 OPT_OUT = "BEARERGUARD_SKIP_INTEROP"
@@ -42,7 +45,7 @@ class Client:
     """A confidential client registered with the provider, and how it authenticates."""
 
     client_id: str
-    auth_method: str  # RFC 7591 §2 token_endpoint_auth_method
+    auth_method: Literal["client_secret_basic", "client_secret_post"]  # RFC 7591 §2
     grant_types: tuple[str, ...] = ("client_credentials",)
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
 
@@ -56,11 +59,12 @@ class Client:
             "redirect_uris": [],
         }
 
-    def authenticate(self, form: dict[str, str]) -> tuple[httpx.BasicAuth | None, dict[str, str]]:
+    def authenticate(self, form: dict[str, str]) -> tuple[httpx.Auth, dict[str, str]]:
         """The request's auth and form: RFC 6749 §2.3.1 HTTP Basic, or both values in the body."""
         if self.auth_method == "client_secret_basic":
             return httpx.BasicAuth(self.client_id, self.client_secret), form
-        return None, {**form, "client_id": self.client_id, "client_secret": self.client_secret}
+        form = {**form, "client_id": self.client_id, "client_secret": self.client_secret}
+        return httpx.Auth(), form  # the base Auth adds nothing to the request
 
 
 BASIC = Client("orders-client-basic", "client_secret_basic")
@@ -110,6 +114,8 @@ class Provider:
         self.issuer = ""
         self.metadata: dict[str, Any] = {}
         self.log: list[str] = []
+        # One client for the tests' own requests: creating one per request costs ~30 ms each.
+        self.http = httpx.Client()
 
     def start(self, jwks: Mapping[str, Any]) -> None:
         config = {
@@ -150,7 +156,7 @@ class Provider:
             raise RuntimeError(f"oidc-provider did not start within {START_TIMEOUT} s:\n{output}")
         self.issuer = issuer[0]
         self.port = urlsplit(self.issuer).port or 0
-        response = httpx.get(f"{self.issuer}/.well-known/openid-configuration")
+        response = self.http.get(f"{self.issuer}/.well-known/openid-configuration")
         self.metadata = response.raise_for_status().json()
 
     def stop(self) -> None:
@@ -177,11 +183,31 @@ class Provider:
     def token(self, client: Client, resource: str, scope: str = SCOPES) -> str:
         """An access token from the client-credentials grant (RFC 6749 §4.4, RFC 8707 §2)."""
         form = {"grant_type": "client_credentials", "resource": resource, "scope": scope}
-        auth, data = client.authenticate(form)
-        response = httpx.post(self.metadata["token_endpoint"], data=data, auth=auth)
-        body = response.raise_for_status().json()
+        body = self._post("token_endpoint", client, form).json()
         assert body["token_type"] == "Bearer"
         return str(body["access_token"])
+
+    def revoke(self, client: Client, token: str) -> None:
+        """Revoke a token as the client it was issued to (RFC 7009 §2.1), and check it is gone."""
+        self._post(
+            "revocation_endpoint", client, {"token": token, "token_type_hint": "access_token"}
+        )
+        # RFC 7009 §2.2 answers 200 even for a token it did not revoke: ask the AS itself.
+        assert self.introspect(token) == {"active": False}
+
+    def introspect(self, token: str, client: Client = INTROSPECTORS[0]) -> dict[str, Any]:
+        """The AS's own RFC 7662 answer about a token, asked outside bearerguard."""
+        return dict(self._post("introspection_endpoint", client, {"token": token}).json())
+
+    def requests(self, url: str) -> int:
+        """How many requests for `url` the provider has received since it (re)started."""
+        counts = self.http.get(f"{self.issuer}/_bearerguard/requests").raise_for_status().json()
+        return int(counts.get(urlsplit(url).path, 0))
+
+    def _post(self, endpoint: str, client: Client, form: dict[str, str]) -> httpx.Response:
+        """POST a form to an endpoint of `metadata`, authenticated as `client`; 2xx or raise."""
+        auth, data = client.authenticate(form)
+        return self.http.post(self.metadata[endpoint], data=data, auth=auth).raise_for_status()
 
 
 def require_node(environ: Mapping[str, str]) -> tuple[str, str]:
@@ -225,6 +251,12 @@ def npm_install(npm: str) -> None:
     stamp.write_text(digest.hexdigest())
 
 
+@pytest.fixture
+def clock() -> FakeClock:
+    """The fake clock, started at the real time: the provider's `iat` and `exp` are real."""
+    return FakeClock(now=time.time())
+
+
 @pytest.fixture(scope="session")
 def node() -> str:
     """The node executable, with the pinned packages installed."""
@@ -242,3 +274,4 @@ def provider(node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
         yield provider
     finally:
         provider.stop()
+        provider.http.close()

@@ -7,6 +7,8 @@
 // introspect. Once listening on 127.0.0.1 the server prints one line to stdout:
 //   bearerguard-interop listening http://127.0.0.1:PORT
 // Restarting it with a new JWKS on the same port is how the tests rotate the signing keys.
+// GET /_bearerguard/requests answers how many requests each path has received since the start,
+// so a test can tell whether bearerguard asked the server at all.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -51,6 +53,22 @@ function configuration() {
   };
 }
 
+const COUNTS = '/_bearerguard/requests';
+const counts = {};
+
+function counted(callback) {
+  return (req, res) => {
+    const path = new URL(req.url, 'http://127.0.0.1').pathname;
+    if (path === COUNTS) {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(counts));
+      return;
+    }
+    counts[path] = (counts[path] ?? 0) + 1; // before handling: visible once a response is seen
+    callback(req, res);
+  };
+}
+
 const server = createServer();
 server.on('error', (error) => {
   console.error(`bearerguard-interop cannot listen: ${error.message}`);
@@ -59,6 +77,6 @@ server.on('error', (error) => {
 server.listen(config.port, '127.0.0.1', () => {
   // The issuer URL needs the port, known only now; requests are handled from this same tick on.
   const issuer = `http://127.0.0.1:${server.address().port}`;
-  server.on('request', new Provider(issuer, configuration()).callback());
+  server.on('request', counted(new Provider(issuer, configuration()).callback()));
   console.log(`bearerguard-interop listening ${issuer}`);
 });
