@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 try:
     from fastmcp.server.auth import AccessToken, RemoteAuthProvider, TokenVerifier
-    from pydantic import AnyHttpUrl
     from starlette.middleware import Middleware
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess
     raise ImportError(
@@ -20,7 +19,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
     ) from exc
 
 from .. import BearerError, ConfigurationError, Introspection, ResourceServer
-from .mcp import UpstreamUnavailableMiddleware, resource_server, sdk_access_token
+from .mcp import UpstreamUnavailableMiddleware, http_url, resource_server, sdk_access_token
 
 __all__ = ["BearerGuardAuth", "BearerGuardVerifier"]
 
@@ -82,7 +81,7 @@ class BearerGuardAuth(RemoteAuthProvider):
             base_url = f"{parts.scheme}://{parts.netloc}"
         super().__init__(
             verifier,
-            authorization_servers=[AnyHttpUrl(url) for url in authorization_servers],
+            authorization_servers=[http_url(url) for url in authorization_servers],
             base_url=base_url,
             **options,
         )

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 try:
     from mcp.server.auth.provider import AccessToken as SDKAccessToken
     from mcp.server.auth.settings import AuthSettings
-    from pydantic import AnyHttpUrl
+    from pydantic import AnyHttpUrl, ConfigDict, TypeAdapter
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess
     raise ImportError(
         'bearerguard.integrations.mcp needs the MCP Python SDK: pip install "bearerguard[mcp]"'
@@ -35,6 +35,7 @@ from .._types import ASGIApp, Message, Receive, Scope, Send
 __all__ = [
     "BearerGuardVerifier",
     "UpstreamUnavailableMiddleware",
+    "http_url",
     "resource_server",
     "sdk_access_token",
 ]
@@ -42,6 +43,15 @@ __all__ = [
 logger = logging.getLogger("bearerguard")
 
 SDKTokenT = TypeVar("SDKTokenT", bound=SDKAccessToken)
+
+# Plain AnyHttpUrl turns "https://as.example" into "https://as.example/", and RFC 8414 §3.3
+# clients compare issuers exactly: keep URLs as configured, as the SDK's own settings do.
+_URL = TypeAdapter(AnyHttpUrl, config=ConfigDict(url_preserve_empty_path=True))
+
+
+def http_url(url: str) -> AnyHttpUrl:
+    """`url` as pydantic's `AnyHttpUrl`, spelled exactly as given (no trailing slash added)."""
+    return _URL.validate_python(url)
 
 
 def resource_server(
@@ -161,8 +171,8 @@ class BearerGuardVerifier:
         """
         issuer_url = self.issuer_url or _only_issuer(self.server)
         return AuthSettings(
-            issuer_url=AnyHttpUrl(issuer_url),
-            resource_server_url=AnyHttpUrl(self.resource_url),
+            issuer_url=http_url(issuer_url),
+            resource_server_url=http_url(self.resource_url),
             required_scopes=list(required_scopes) if required_scopes is not None else None,
             validate_token_resource=True,
             **settings,
