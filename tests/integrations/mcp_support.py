@@ -74,7 +74,8 @@ def initialize(client: httpx.Client, token: str | None) -> httpx.Response:
         "capabilities": {},
         "clientInfo": {"name": "bearerguard-tests", "version": "1"},
     }
-    return post(client, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}, token)
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+    return post(client, body, token)
 
 
 def call_tool(client: httpx.Client, token: str, name: str, arguments: dict[str, Any]) -> Any:
@@ -84,7 +85,8 @@ def call_tool(client: httpx.Client, token: str, name: str, arguments: dict[str, 
     session = {"mcp-protocol-version": PROTOCOL_VERSION}
     if "mcp-session-id" in opened.headers:
         session["mcp-session-id"] = opened.headers["mcp-session-id"]
-    ready = post(client, {"jsonrpc": "2.0", "method": "notifications/initialized"}, token, **session)
+    notification = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    ready = post(client, notification, token, **session)
     assert ready.status_code == 202, ready.text
     call = {"name": name, "arguments": arguments}
     body = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call}

@@ -246,6 +246,6 @@ def import_without(blocked: str, module: str) -> subprocess.CompletedProcess[str
 def test_importing_without_the_sdk_names_the_extra() -> None:
     result = import_without("mcp", "bearerguard.integrations.mcp")
     assert result.returncode == 1
-    message = 'bearerguard.integrations.mcp needs the MCP Python SDK: pip install "bearerguard[mcp]"'
+    message = "bearerguard.integrations.mcp needs the MCP Python SDK: "
+    message += 'pip install "bearerguard[mcp]"'
     assert f"ImportError: {message}" in result.stderr
-
