@@ -13,13 +13,27 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import uvicorn
 
+from bearerguard import Introspection
+from bearerguard.testing import LocalIssuer
+
 PROTOCOL_VERSION = "2025-06-18"
 ACCEPT = {"accept": "application/json, text/event-stream"}
+SCOPE = "tools.call"  # what the test servers require
+
+
+@dataclass
+class Running:
+    """A served MCP app: a client for it, its resource URL, and the issuer of its tokens."""
+
+    client: httpx.Client
+    resource: str
+    issuer: LocalIssuer
 
 
 def free_port() -> int:
@@ -98,3 +112,25 @@ def challenge(response: httpx.Response) -> dict[str, str]:
     scheme, _, params = response.headers["www-authenticate"].partition(" ")
     assert scheme == "Bearer"
     return dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', params))
+
+
+def refusal(mcp: Running, token: str | None) -> tuple[int, str | None]:
+    """Status and challenge `error` of an initialize request with `token`."""
+    response = initialize(mcp.client, token)
+    return response.status_code, challenge(response).get("error")
+
+
+def check_metadata(mcp: Running) -> None:
+    """The RFC 9728 document names the resource, its issuer (spelled as configured), the scope."""
+    response = mcp.client.get("/.well-known/oauth-protected-resource/mcp")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["resource"] == mcp.resource
+    assert document["authorization_servers"] == [mcp.issuer.issuer]
+    assert document["scopes_supported"] == [SCOPE]
+
+
+def introspection_at(issuer: LocalIssuer) -> Introspection:
+    return Introspection(
+        endpoint=issuer.introspection_endpoint, client_id="test-client", client_secret="test-secret"
+    )

@@ -9,7 +9,6 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,16 +21,18 @@ from bearerguard import ConfigurationError, Introspection, Issuer, ResourceServe
 from bearerguard.integrations.mcp import BearerGuardVerifier, UpstreamUnavailableMiddleware
 from bearerguard.testing import LocalIssuer
 
-from .mcp_support import call_tool, challenge, free_port, initialize, serve
-
-SCOPE = "tools.call"
-
-
-@dataclass
-class Running:
-    client: httpx.Client
-    resource: str
-    issuer: LocalIssuer
+from .mcp_support import (
+    SCOPE,
+    Running,
+    call_tool,
+    challenge,
+    check_metadata,
+    free_port,
+    initialize,
+    introspection_at,
+    refusal,
+    serve,
+)
 
 
 def build_app(verifier: BearerGuardVerifier) -> MCPServer:
@@ -95,9 +96,7 @@ def test_a_token_for_another_resource_is_401(
     mcp: Running, audience: str | list[str] | None
 ) -> None:
     token = mcp.issuer.mint(audience=audience, scope=SCOPE)
-    response = initialize(mcp.client, token)
-    assert response.status_code == 401
-    assert challenge(response)["error"] == "invalid_token"
+    assert refusal(mcp, token) == (401, "invalid_token")
 
 
 def test_a_token_listing_us_among_audiences_is_accepted(mcp: Running) -> None:
@@ -114,33 +113,20 @@ def test_an_invalid_token_is_401(mcp: Running, token_kind: str) -> None:
         "expired": mcp.issuer.mint(audience=mcp.resource, scope=SCOPE, expires_in=-3600),
         "garbage": "not-a-token",
     }[token_kind]
-    response = initialize(mcp.client, token)
-    assert response.status_code == 401
-    assert challenge(response)["error"] == "invalid_token"
+    assert refusal(mcp, token) == (401, "invalid_token")
 
 
 def test_a_missing_scope_is_403(mcp: Running) -> None:
-    response = initialize(mcp.client, mcp.issuer.mint(audience=mcp.resource, scope="other"))
-    assert response.status_code == 403
-    assert challenge(response)["error"] == "insufficient_scope"
+    token = mcp.issuer.mint(audience=mcp.resource, scope="other")
+    assert refusal(mcp, token) == (403, "insufficient_scope")
 
 
 def test_the_protected_resource_metadata_is_served(mcp: Running) -> None:
-    response = mcp.client.get("/.well-known/oauth-protected-resource/mcp")
-    assert response.status_code == 200
-    document = response.json()
-    assert document["resource"] == mcp.resource
-    assert document["authorization_servers"] == [mcp.issuer.issuer]
-    assert document["scopes_supported"] == [SCOPE]
+    check_metadata(mcp)
 
 
 def test_an_opaque_token_is_introspected(local_issuer: LocalIssuer) -> None:
-    introspection = Introspection(
-        endpoint=local_issuer.introspection_endpoint,
-        client_id="test-client",
-        client_secret="test-secret",
-    )
-    with running(local_issuer, introspection=introspection) as mcp:
+    with running(local_issuer, introspection=introspection_at(local_issuer)) as mcp:
         token = local_issuer.mint_opaque(scope=SCOPE, aud=mcp.resource)
         result = call_tool(mcp.client, token, "add", {"a": 4, "b": 5})
         assert result["structuredContent"] == {"result": 9}
