@@ -1,1 +1,1 @@
-"""Framework helpers: each submodule imports its framework and needs the matching extra."""
+"""Framework adapters. Each submodule imports its framework and says which extra to install."""
