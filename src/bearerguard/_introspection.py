@@ -5,7 +5,8 @@ Which failures are whose (the decisions that matter, each tested):
   broken, so 503 (`UpstreamUnavailableError`), never 401 and never a cached answer past its
   deadline. A 401/403 means *our* client credentials are wrong: 503 too, logged at ERROR.
   Exception: 400 `unsupported_token_type` (node-oidc-provider, for JWTs) is the AS declining to
-  know this token, which RFC 7662 §2.2 says to report as inactive: 401.
+  know this token, which RFC 7662 §2.2 says to report as inactive: 401. But for a JWT we verified
+  ourselves (`introspect_jwts`) it means that option cannot work with this AS: 503 and an ERROR.
 - `active` must be a JSON boolean (RFC 7662 §2.2, REQUIRED). Missing or `"true"` means the AS
   does not speak RFC 7662 and its answer cannot be trusted either way: 503 and an ERROR log, not
   a 401 that would blame the client for the operator's problem, and not cached.
@@ -62,14 +63,19 @@ def introspection_request(config: Introspection, endpoint: str, token: str) -> F
 
 
 def read_answer(
-    outcome: Outcome, config: Introspection, endpoint: str, now: float
+    outcome: Outcome,
+    config: Introspection,
+    endpoint: str,
+    now: float,
+    *,
+    confirms_jwts: bool = False,
 ) -> tuple[AccessToken, float]:
     """The access token an answer describes and the time it may be cached until (its `exp`).
 
     Raises `InvalidTokenError` if the token is not acceptable, `UpstreamUnavailableError` if the
     answer cannot be trusted (see the module docstring).
     """
-    answer = _document(outcome, config, endpoint)
+    answer = _document(outcome, config, endpoint, confirms_jwts)
     active = answer.get("active")
     if not isinstance(active, bool):
         logger.error("introspection at %s: the answer has no boolean 'active' member", endpoint)
@@ -98,12 +104,21 @@ def read_answer(
     return access, math.inf if exp is None else exp
 
 
-def _document(outcome: Outcome, config: Introspection, endpoint: str) -> dict[str, Any]:
+def _document(
+    outcome: Outcome, config: Introspection, endpoint: str, confirms_jwts: bool
+) -> dict[str, Any]:
     if isinstance(outcome, Fetched):
         if outcome.status == 200 and outcome.document is not None:
             return outcome.document
         error = (outcome.document or {}).get("error")
         if outcome.status == 400 and error == "unsupported_token_type":
+            if confirms_jwts:
+                logger.error(
+                    "introspection at %s does not introspect JWTs (unsupported_token_type): "
+                    "introspect_jwts cannot work with this authorization server",
+                    endpoint,
+                )
+                raise UpstreamUnavailableError(f"introspection at {endpoint}")
             raise InvalidTokenError(Reason.INACTIVE)
         if outcome.status in (401, 403):
             logger.error(
@@ -131,8 +146,12 @@ class Introspector:
         config: Introspection,
         *,
         metadata: Callable[[], Metadata | None] | None = None,
+        confirms_jwts: bool = False,
     ) -> None:
         self.config = config
+        # True for `introspect_jwts`: the JWTs asked about were verified here already, so an AS
+        # that will not introspect JWTs is a configuration problem (503), not a dead token.
+        self.confirms_jwts = confirms_jwts
         self.flights: SingleFlight[bytes, AccessToken] = SingleFlight()
         self._cache: ExpiringCache[bytes, AccessToken | Reason] = ExpiringCache(config.cache_size)
         self._endpoint = config.endpoint
@@ -153,7 +172,9 @@ class Introspector:
         outcome = yield introspection_request(self.config, endpoint, token)
         config = self.config
         try:
-            access, exp = read_answer(outcome, config, endpoint, now)
+            access, exp = read_answer(
+                outcome, config, endpoint, now, confirms_jwts=self.confirms_jwts
+            )
         except InvalidTokenError as exc:
             self._cache.put(key, exc.reason, deadline=now + config.negative_ttl, now=now)  # type: ignore[operator]
             raise

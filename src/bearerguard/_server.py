@@ -99,12 +99,11 @@ class ResourceServer:
                 raise ConfigurationError(f"issuer {config.issuer} is configured twice")
             self._trusted[config.issuer] = _compile(config)
         self._introspector: Introspector | None = None
+        self._revoker: Introspector | None = None  # introspect_jwts: verified JWTs are confirmed
         if introspection is not None:
             self._introspector = self._introspector_for(introspection)
-        # introspect_jwts: JWTs of configured issuers are verified locally *and* introspected.
-        self._revoker = (
-            self._introspector if introspection and introspection.introspect_jwts else None
-        )
+            if introspection.introspect_jwts:
+                self._revoker = self._introspector_for(introspection, confirms_jwts=True)
         if max_token_bytes <= 0 or token_cache_size < 0:
             raise ConfigurationError("max_token_bytes must be > 0 and token_cache_size >= 0")
         self.max_token_bytes = max_token_bytes
@@ -307,11 +306,14 @@ class ResourceServer:
         now = self._timer()
         return [keys.status(now) for keys in self._key_caches()]
 
-    def _introspector_for(self, config: Introspection) -> Introspector:
+    def _introspector_for(
+        self, config: Introspection, *, confirms_jwts: bool = False
+    ) -> Introspector:
         # An issuer configured for JWTs too has discovered its metadata already: reuse it.
         trusted = self._trusted.get(config.issuer) if config.issuer else None
         keys = trusted.keys if trusted else None
-        return Introspector(config, metadata=(lambda: keys.metadata) if keys else None)
+        metadata = (lambda: keys.metadata) if keys else None
+        return Introspector(config, metadata=metadata, confirms_jwts=confirms_jwts)
 
     def _key_caches(self) -> list[JWKSCache]:
         return [t.keys for t in self._trusted.values() if t.keys is not None]

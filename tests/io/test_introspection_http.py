@@ -398,3 +398,36 @@ def test_iss_and_aud_of_the_answer_are_checked(local_issuer: LocalIssuer, twin: 
         with pytest.raises(InvalidTokenError) as info:
             twin.authenticate(server, bearer(local_issuer.mint_opaque(**extra)))
         assert info.value.reason is reason
+
+
+def test_introspect_jwts_with_an_as_that_will_not_is_503_not_401(
+    local_issuer: LocalIssuer, twin: Twin, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The AS declines JWTs (node-oidc-provider does): our verified JWT is not at fault.
+    local_issuer.set_introspection_body(b'{"error": "unsupported_token_type"}', status=400)
+    server = ResourceServer(
+        Issuer(issuer=local_issuer.issuer, audience=local_issuer.audience),
+        introspection=Introspection(
+            endpoint=local_issuer.introspection_endpoint,
+            client_id="test-client",
+            client_secret="test-secret",
+            introspect_jwts=True,
+        ),
+    )
+    with (
+        caplog.at_level(logging.ERROR, logger="bearerguard"),
+        pytest.raises(UpstreamUnavailableError),
+    ):
+        twin.authenticate(server, "Bearer " + local_issuer.mint())
+    assert "introspect_jwts cannot work" in caplog.text
+    # A foreign token the AS will not judge is still just inactive (RFC 7662 §2.2).
+    opaque_only = ResourceServer(
+        introspection=Introspection(
+            endpoint=local_issuer.introspection_endpoint,
+            client_id="test-client",
+            client_secret="test-secret",
+        )
+    )
+    with pytest.raises(InvalidTokenError) as info:
+        twin.authenticate(opaque_only, "Bearer " + local_issuer.mint())
+    assert info.value.reason is Reason.INACTIVE
