@@ -132,8 +132,8 @@ class Issuer:
 
     def _values(self) -> Mapping[str, tuple[str, ...]]:
         values = {}
-        for name, allowed in dict(self.claim_values).items():
-            allowed = (allowed,) if isinstance(allowed, str) else tuple(allowed)
+        for name, given in dict(self.claim_values).items():
+            allowed = (given,) if isinstance(given, str) else tuple(given)
             if not (isinstance(name, str) and name and allowed):
                 raise ConfigurationError(
                     f"{self.issuer}: claim_values needs claim names and allowed values",

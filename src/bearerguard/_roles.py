@@ -1,4 +1,4 @@
-"""Role-ID scopes (Jamf's `api-role:2`): privileges looked up through a user callback, cached briefly.
+"""Role-ID scopes (Jamf's `api-role:2`): privileges from a user callback, cached briefly.
 
 A token names roles; what a role grants lives at the authorization server and can change at any
 time, so the verified-token and introspection caches keep the token as issued and resolution
@@ -153,7 +153,8 @@ class RoleResolver:
                     pending = cast(Awaitable[Iterable[str]], self._lookup(role_id))
                 else:  # a plain function must not block the event loop
                     loop = asyncio.get_running_loop()
-                    pending = loop.run_in_executor(self._executor(), self._lookup, role_id)
+                    plain = cast(Callable[[str], Iterable[str]], self._lookup)
+                    pending = loop.run_in_executor(self._executor(), plain, role_id)
                 answer = await asyncio.wait_for(pending, self.timeout)
             except Exception as exc:  # TimeoutError included
                 answer = exc

@@ -52,7 +52,8 @@ class Requirement:
     """What a route needs: every scope of `all_of`, and at least one of `any_of` if given.
 
     Requirements combine: `a & b` needs both, `a | b` needs either (`Requirement.all(...)` and
-    `Requirement.any(...)` for many); the parts of a combination are in `every` and `either`.
+    `Requirement.any(...)` for many); the parts of a combination are in `every` and `either`
+    (None there means no alternatives, and an empty tuple alternatives of which none is met).
     Comparison is exact and case-sensitive. `wildcards=True` opts in to hierarchical grants:
     a granted `auth.clients.*` then satisfies `auth.clients.list` (and anything below
     `auth.clients.`); a bare `*` is never a wildcard. `optional=True` lets a request without a
@@ -67,7 +68,7 @@ class Requirement:
     any_of: frozenset[str] = frozenset()
     optional: bool = False
     every: tuple[Requirement, ...] = ()
-    either: tuple[Requirement, ...] = ()
+    either: tuple[Requirement, ...] | None = None  # None: no alternatives; (): none is met
     wildcards: bool = False
 
     @classmethod
@@ -87,9 +88,11 @@ class Requirement:
 
     @classmethod
     def any(cls, *parts: Requirement) -> Requirement:
-        """At least one of `parts`; optional if any part is (a tokenless request meets it)."""
-        if not parts:
-            raise ValueError("Requirement.any() needs at least one requirement")
+        """At least one of `parts`; optional if any part is (a tokenless request meets it).
+
+        With no parts, nothing meets it: `Requirement.any()` denies every token (403 naming
+        no scope), as an empty "or" is false.
+        """
         return cls(optional=any(p.optional for p in parts), either=parts)
 
     def __and__(self, other: Requirement) -> Requirement:
@@ -102,7 +105,7 @@ class Requirement:
     def scopes(self) -> frozenset[str]:
         """Every scope this requirement names (for OpenAPI and RFC 9728 `scopes_supported`)."""
         named = self.all_of | self.any_of
-        for part in (*self.every, *self.either):
+        for part in (*self.every, *(self.either or ())):
             named |= part.scopes
         return named
 
@@ -117,7 +120,7 @@ class Requirement:
         return (
             own
             and all(part.met_by(scopes) for part in self.every)
-            and (not self.either or any(part.met_by(scopes) for part in self.either))
+            and (self.either is None or any(part.met_by(scopes) for part in self.either))
         )
 
     def check(self, token: AccessToken | None) -> None:
