@@ -109,8 +109,11 @@ class Issuer:
         object.__setattr__(self, "algorithms", algorithms)
         self._check_secret(algorithms)
         object.__setattr__(self, "claim_values", self._values())
-        if self.audience is None and not self.claim_values:
-            logger.warning("issuer %s: the aud claim is not checked (audience=None)", self.issuer)
+        if self.audience is None:
+            if not self.claim_values:  # e.g. Cognito's client_id stands in for aud
+                logger.warning(
+                    "issuer %s: the aud claim is not checked (audience=None)", self.issuer
+                )
         else:
             audience = (self.audience,) if isinstance(self.audience, str) else self.audience
             if not audience or not all(isinstance(a, str) and a for a in audience):
