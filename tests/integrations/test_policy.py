@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import Callable, Iterator
-from io import BytesIO
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
@@ -35,7 +33,7 @@ from bearerguard.asgi import BearerAuthMiddleware
 from bearerguard.testing import LocalIssuer
 from bearerguard.wsgi import BearerAuthWSGIMiddleware
 
-from .conftest import RESOURCE, Answer
+from .conftest import RESOURCE, Answer, wsgi_environ
 
 POLICY = PolicyTable(
     [
@@ -147,21 +145,7 @@ def wsgi_sender(app: Any, *, raw_uri: bool = True) -> Send:
 
     def send(method: str, target: str, token: str | None) -> Answer:
         raw, _, query = target.partition("?")
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": method,
-            "PATH_INFO": unquote_to_bytes(raw).decode("latin-1"),
-            "QUERY_STRING": query,
-            "SERVER_NAME": "testserver",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": BytesIO(),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-            "wsgi.version": (1, 0),
-        }
+        environ = wsgi_environ(method, unquote_to_bytes(raw).decode("latin-1"), query)
         if raw_uri:
             environ["RAW_URI"] = target  # gunicorn's name; uWSGI says REQUEST_URI
         if token:
