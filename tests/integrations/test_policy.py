@@ -96,7 +96,7 @@ def flask_app(reached: list[str], **options: Any) -> Any:
         app.add_url_rule(rule, f"e{i}", endpoint, methods=["GET", "POST"])
     app.add_url_rule("/public/<path:rest>", "public", endpoint)
     app.add_url_rule("/<path:rest>", "catchall", endpoint)
-    app.wsgi_app = BearerAuthWSGIMiddleware(app.wsgi_app, **options)  # type: ignore[method-assign]
+    app.wsgi_app = BearerAuthWSGIMiddleware(app.wsgi_app, **options)  # type: ignore[method-assign,arg-type]
     return app
 
 
@@ -108,7 +108,7 @@ def asgi_sender(app: Any) -> Send:
 
     def send(method: str, target: str, token: str | None) -> Answer:
         raw, _, query = target.partition("?")
-        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        credentials = [(b"authorization", f"Bearer {token}".encode())] if token else []
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -119,7 +119,7 @@ def asgi_sender(app: Any) -> Send:
             "raw_path": raw.encode(),
             "root_path": "",
             "query_string": query.encode(),
-            "headers": [(b"host", b"testserver"), *headers],
+            "headers": [(b"host", b"testserver"), *credentials],
             "server": ("testserver", 80),
             "client": ("127.0.0.1", 5000),
         }

@@ -114,6 +114,9 @@ def jamf(k: LocalIssuer) -> Issuer:
     return presets.jamf_pro(server, [JAMF_CLIENT], roles, jwks_uri=k.jwks_uri)
 
 
+JAMF_CLAIMS: dict[str, Any] = {"token-uuid": "4d1c", "subject-type": "REGISTERED_CLIENT_ID"}
+
+
 def jamf_token(audience: str) -> Mint:
     return lambda k: k.mint(
         issuer="http://jamf.example.test:8080",
@@ -122,7 +125,7 @@ def jamf_token(audience: str) -> Mint:
         expires_in=60,
         scope=["api-role:2", "api-role:7"],
         omit=["client_id", "jti"],
-        **{"token-uuid": "4d1c", "subject-type": "REGISTERED_CLIENT_ID"},
+        **JAMF_CLAIMS,
     )
 
 
