@@ -112,16 +112,15 @@ class Requirement:
     def met_by(self, scopes: frozenset[str]) -> bool:
         """True if a token granting `scopes` meets the requirement."""
         if self.wildcards:
-            own = all(_granted_by(scopes, s) for s in self.all_of) and (
-                not self.any_of or any(_granted_by(scopes, s) for s in self.any_of)
-            )
-        else:  # the common case: two set operations
-            own = self.all_of <= scopes and not (self.any_of and self.any_of.isdisjoint(scopes))
-        return (
-            own
-            and all(part.met_by(scopes) for part in self.every)
-            and (self.either is None or any(part.met_by(scopes) for part in self.either))
-        )
+            if not all(_granted_by(scopes, s) for s in self.all_of) or (
+                self.any_of and not any(_granted_by(scopes, s) for s in self.any_of)
+            ):
+                return False
+        elif not self.all_of <= scopes or (self.any_of and self.any_of.isdisjoint(scopes)):
+            return False  # the common case: two set operations
+        if self.every and not all(part.met_by(scopes) for part in self.every):
+            return False
+        return self.either is None or any(part.met_by(scopes) for part in self.either)
 
     def check(self, token: AccessToken | None) -> None:
         """Raise the RFC 6750 refusal if `token` does not meet the requirement.
