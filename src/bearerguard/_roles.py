@@ -122,8 +122,14 @@ class RoleResolver:
         role_ids, rest = self._split(token.scopes)
         if not role_ids:
             return token
-        found = await asyncio.gather(*(self._aprivileges(r, now) for r in role_ids))
-        return dataclasses.replace(token, scopes=rest.union(*found))
+        # Every lookup lands before the request is answered, so none outlives a refusal.
+        found = await asyncio.gather(
+            *(self._aprivileges(r, now) for r in role_ids), return_exceptions=True
+        )
+        for answer in found:
+            if isinstance(answer, BaseException):
+                raise answer
+        return dataclasses.replace(token, scopes=rest.union(*found))  # type: ignore[arg-type]
 
     def _privileges(self, role_id: str, now: float) -> frozenset[str]:
         if (hit := self._cache.get(role_id, now)) is not None:
