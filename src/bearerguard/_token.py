@@ -32,10 +32,16 @@ class AccessToken:
 def freeze(value: Any) -> Any:
     """A read-only deep copy of decoded JSON: objects become mapping proxies, arrays tuples."""
     if isinstance(value, dict):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+        # Scalars are copied as they are, without a call per member: most claims are scalars.
+        return MappingProxyType(
+            {k: freeze(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
+        )
     if isinstance(value, list):
-        return tuple(freeze(v) for v in value)
+        return tuple(freeze(v) if isinstance(v, _CONTAINERS) else v for v in value)
     return value
+
+
+_CONTAINERS = (dict, list)
 
 
 def client_id_of(claims: Mapping[str, Any]) -> str | None:
