@@ -12,7 +12,6 @@ from __future__ import annotations
 import binascii
 import hmac
 import json
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,9 +21,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_PADDING = (b"", b"", b"==", b"=")
 
 
 class Refused(ValueError):
@@ -32,12 +31,16 @@ class Refused(ValueError):
 
 
 def b64url(segment: str) -> bytes:
-    """Canonical unpadded base64url (the alphabet was checked by the caller's regex)."""
+    """Canonical unpadded base64url, refusing any other byte (the fastest strict form we found:
+    one `bytes.translate` that maps "-_" and drops "+/=", then a strict decode)."""
     leftover = len(segment) % 4
-    if leftover == 1 or (leftover and segment[-1] not in _CANONICAL_LAST[leftover]):
+    if not segment or leftover == 1 or (leftover and segment[-1] not in _CANONICAL_LAST[leftover]):
         raise Refused("non-canonical base64url")
-    raw = segment.encode("ascii").translate(_TO_STANDARD)
-    return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4), strict_mode=True)
+    raw = segment.encode("ascii")
+    standard = raw.translate(_TO_STANDARD, b"+/=")
+    if len(standard) != len(raw):
+        raise Refused("not base64url")
+    return binascii.a2b_base64(standard + _PADDING[leftover], strict_mode=True)
 
 
 Signature = Callable[[bytes, bytes], bool]
@@ -107,10 +110,10 @@ class Verifier:
     def verify(self, token: str) -> dict[str, Any]:
         if len(token) > self.max_bytes:
             raise Refused("too large")
-        match = _COMPACT.fullmatch(token)
-        if match is None:
+        parts = token.split(".")
+        if len(parts) != 3:
             raise Refused("not a compact JWS")
-        header_b64, payload_b64, signature_b64 = match.groups()
+        header_b64, payload_b64, signature_b64 = parts
         header = json.loads(b64url(header_b64))
         if not isinstance(header, dict) or header.get("alg") != self.alg:
             raise Refused("algorithm")

@@ -10,8 +10,7 @@ an LRU would cost a lock on every hit.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ._token import AccessToken
 
@@ -20,8 +19,7 @@ if TYPE_CHECKING:
     from ._keys import Key
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
+class _Entry(NamedTuple):  # a tuple: built on every cache miss, cheaper than a dataclass
     token: AccessToken
     deadline: float  # wall clock
     keys: JWKSCache | None  # None for a shared-secret issuer

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import binascii
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._errors import InvalidTokenError, Reason
 
@@ -36,9 +35,12 @@ class _Malformed(ValueError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class UnverifiedJWT:
-    """A parsed, unverified JWS: only `alg`, `kid` and `iss` may be read before the check."""
+class UnverifiedJWT(NamedTuple):
+    """A parsed, unverified JWS: only `alg`, `kid` and `iss` may be read before the check.
+
+    A named tuple rather than a frozen dataclass: it is built once per token on the cold path,
+    and a tuple is built several times faster.
+    """
 
     header: dict[str, Any]
     claims: dict[str, Any]

@@ -23,6 +23,8 @@ def claim_at(claims: Mapping[str, Any], path: str) -> Any:
     """
     if path in claims:
         return claims[path]
+    if "." not in path:
+        return None
     value: Any = claims
     for part in path.split("."):
         if not isinstance(value, Mapping) or part not in value:

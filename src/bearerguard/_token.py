@@ -32,7 +32,8 @@ class AccessToken:
 def freeze(value: Any) -> Any:
     """A read-only deep copy of decoded JSON: objects become mapping proxies, arrays tuples."""
     if isinstance(value, dict):
-        # Scalars are copied as they are, without a call per member: most claims are scalars.
+        if _SCALARS.issuperset(map(type, value.values())):
+            return MappingProxyType(value.copy())  # the common flat object: one C-level pass
         return MappingProxyType(
             {k: freeze(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
         )
@@ -42,6 +43,7 @@ def freeze(value: Any) -> Any:
 
 
 _CONTAINERS = (dict, list)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def client_id_of(claims: Mapping[str, Any]) -> str | None:
