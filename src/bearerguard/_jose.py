@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import json
+from json.scanner import make_scanner
 from typing import Any, NamedTuple
 
 from ._errors import InvalidTokenError, Reason
@@ -46,14 +47,8 @@ class UnverifiedJWT(NamedTuple):
     claims: dict[str, Any]
     signing_input: bytes
     signature: bytes
-
-    @property
-    def alg(self) -> str:
-        return self.header["alg"]  # type: ignore[no-any-return]  # checked to be a str by parse
-
-    @property
-    def kid(self) -> str | None:
-        return self.header.get("kid")
+    alg: str  # header["alg"], checked to be a string
+    kid: str | None  # header["kid"] if present, checked to be a string
 
 
 def b64url_decode(segment: str) -> bytes:
@@ -84,12 +79,22 @@ def _constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
+_SCAN = make_scanner(_DECODER)  # what `raw_decode` calls, without its whitespace handling
 
 
 def json_object(raw: bytes) -> dict[str, Any]:
     """Decode UTF-8 JSON that must be an object with unique member names."""
     try:
-        value = _DECODER.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        # The C scanner alone reads the usual object with no surrounding whitespace; anything
+        # else (whitespace, not JSON, trailing data) goes through the full decoder to be
+        # accepted or refused as before. This skips two regex calls per segment.
+        try:
+            value, end = _SCAN(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            value = _DECODER.decode(text)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise _Malformed("invalid JSON") from exc
     if not isinstance(value, dict):
@@ -119,4 +124,4 @@ def parse(token: str) -> UnverifiedJWT:
         raise InvalidTokenError(Reason.UNSUPPORTED_HEADER)
     # Every segment decoded as base64url, so the token is ASCII.
     signing_input = token[: len(header_part) + len(payload_part) + 1].encode("ascii")
-    return UnverifiedJWT(header, claims, signing_input, signature)
+    return UnverifiedJWT(header, claims, signing_input, signature, alg, header.get("kid"))

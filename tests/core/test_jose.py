@@ -63,11 +63,19 @@ def test_b64url_decode_accepts_canonical_forms() -> None:
         b"\xff\xfe{}",  # not UTF-8
         b'{"a":1',
         b"",
+        b'{"a":1} x',  # trailing data
+        b'{"a":1}{"b":2}',
+        b" ",
     ],
 )
 def test_json_object_refuses(raw: bytes) -> None:
     with pytest.raises(ValueError, match=r"."):
         json_object(raw)
+
+
+@pytest.mark.parametrize("raw", [b'{"a":1}', b' {"a":1}', b'{"a":1}\r\n', b'{ "a" : 1 }'])
+def test_json_object_accepts_whitespace_around_and_inside(raw: bytes) -> None:
+    assert json_object(raw) == {"a": 1}
 
 
 def forge(header: Any, payload: Any, signer: Signer, alg: str = "RS256") -> str:
