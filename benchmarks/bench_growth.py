@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from common import AUDIENCE, bearerguard_cases, config, mint, no_io_guard, verification_key, warmed
 from cryptography.hazmat.primitives.asymmetric import ec
+from harness import Case, Group, Pair, Settings, Slope, register
 from jwt.algorithms import ECAlgorithm
+from reference import Verifier
 
 from bearerguard import Issuer, ResourceServer
 from bearerguard.testing import LocalIssuer
-from common import AUDIENCE, bearerguard_cases, config, mint, no_io_guard, verification_key, warmed
-from harness import Case, Group, Pair, Settings, Slope, register
-from reference import Verifier
 
 ALG = "RS256"
 SLOPE_BUDGET = 6.0  # design.md: at most ~6 ns per extra token byte

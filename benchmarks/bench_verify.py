@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import partial
 
-from bearerguard.testing import LocalIssuer
 from common import (
     AUDIENCE,
     bearerguard_cases,
@@ -24,6 +23,8 @@ from common import (
 )
 from harness import Case, Group, Limit, Pair, Settings, register
 from reference import Verifier, b64url, signature_check
+
+from bearerguard.testing import LocalIssuer
 
 ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA", "HS256")
 MISS_BUDGET = 1.15  # design.md: a cache miss within 1.15 x the minimal verifier
@@ -58,7 +59,12 @@ def _verify_group(alg: str, settings: Settings) -> Iterator[Group]:
         yield Group(
             cases=cases,
             checks=[
-                Pair("miss: bearerguard cold / minimal verifier", cold.name, cases[1].name, MISS_BUDGET),
+                Pair(
+                    "miss: bearerguard cold / minimal verifier",
+                    cold.name,
+                    cases[1].name,
+                    MISS_BUDGET,
+                ),
                 Pair("miss: bearerguard cold / PyJWT", cold.name, cases[2].name),
                 Pair("minimal verifier / signature only", cases[1].name, cases[0].name),
                 Pair("PyJWT / minimal verifier", cases[2].name, cases[1].name),

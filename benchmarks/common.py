@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jwt
+from harness import Case
 
 from bearerguard import Issuer, ResourceServer
 from bearerguard.testing import LocalIssuer
-from harness import Case
 
 AUDIENCE = "api://orders"
 # A realistic client-credentials access token: RFC 9068 header and claims, as Entra ID, Auth0 or
@@ -64,7 +64,7 @@ def bearerguard_cases(server: ResourceServer, tokens: list[str], label: str = ""
 def _forget(server: ResourceServer) -> Callable[[], None]:
     # The benchmark reaches into the server on purpose: the only way to make a token unseen again
     # without minting a new one. Emptying happens between rounds, outside the timed loop.
-    return server._tokens.clear  # noqa: SLF001
+    return server._tokens.clear
 
 
 def pyjwt_decoder(issuer: LocalIssuer, alg: str) -> Callable[[str], Any]:

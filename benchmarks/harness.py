@@ -219,15 +219,21 @@ def summarise(samples: list[float]) -> dict[str, Any]:
     }
 
 
-def derive(check: Pair | Slope | Limit, samples: dict[str, list[float]], sizes: dict[str, float]) -> dict[str, Any]:
+def derive(
+    check: Pair | Slope | Limit, samples: dict[str, list[float]], sizes: dict[str, float]
+) -> dict[str, Any]:
     """One figure with its quartiles and verdict: "ok", "over" (the budget), or "info"."""
     if isinstance(check, Pair):
-        ratios = [a / b for a, b in zip(samples[check.numerator], samples[check.denominator], strict=True)]
+        ratios = [
+            a / b for a, b in zip(samples[check.numerator], samples[check.denominator], strict=True)
+        ]
         q1, value, q3 = quartiles(ratios)
-        unit, kind = "×", "ratio"
+        unit, kind = "x", "ratio"
     elif isinstance(check, Slope):
         per_round = [
-            _slope([sizes[name] for name in check.cases], [samples[name][i] for name in check.cases])
+            _slope(
+                [sizes[name] for name in check.cases], [samples[name][i] for name in check.cases]
+            )
             for i in range(len(samples[check.cases[0]]))
         ]
         q1, value, q3 = quartiles(per_round)

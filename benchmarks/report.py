@@ -10,11 +10,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.backends.openssl.backend import backend
+
+import bearerguard
+
 
 def machine() -> dict[str, Any]:
     """CPU, cores, load, Python and the crypto stack: what a reader needs to compare figures."""
-    from cryptography.hazmat.backends.openssl.backend import backend
-
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
@@ -40,8 +42,6 @@ def _cpu_model() -> str:
 
 
 def _bearerguard_version() -> str:
-    import bearerguard
-
     return f"{bearerguard.__version__} ({Path(bearerguard.__file__).parent})"
 
 
@@ -76,15 +76,15 @@ def _time(ns: float) -> str:
 def _figure(value: float, unit: str) -> str:
     if unit == "ns":
         return _time(value)
-    if unit == "×":
-        return f"{value:.3f} ×"
+    if unit == "x":
+        return f"{value:.3f} x"
     return f"{value:.2f} {unit}"
 
 
 def markdown(results: dict[str, Any]) -> str:
-    info = results["machine"]
+    info, quick = results["machine"], results["settings"]["quick"]
     lines = [
-        f"# Benchmark results ({'quick smoke run' if results['settings']['quick'] else 'full run'})",
+        f"# Benchmark results ({'quick smoke run' if quick else 'full run'})",
         "",
         f"- machine: {info['cpu']}, {info['cores']} cores, {info['system']}",
         f"- {info['python']}; {info['openssl']}; cryptography {info['cryptography']}; "
@@ -101,16 +101,22 @@ def markdown(results: dict[str, Any]) -> str:
         for case in group["cases"]:
             lines.append(
                 f"| {case['name']} | {_time(case['median_ns'])} | "
-                f"{_time(case['q1_ns'])} – {_time(case['q3_ns'])} | {case['spread_pct']:.1f} % |"
+                f"{_time(case['q1_ns'])} to {_time(case['q3_ns'])} | {case['spread_pct']:.1f} % |"
             )
         if group["checks"]:
-            lines += ["", "| figure | median | IQR | budget | verdict |", "|---|---:|---:|---:|---|"]
+            lines += [
+                "",
+                "| figure | median | IQR | budget | verdict |",
+                "|---|---:|---:|---:|---|",
+            ]
             for check in group["checks"]:
-                budget = "" if check["budget"] is None else f"≤ {_figure(check['budget'], check['unit'])}"
+                unit = check["unit"]
+                budget = "" if check["budget"] is None else f"≤ {_figure(check['budget'], unit)}"
                 lines.append(
-                    f"| {check['label']} | {_figure(check['value'], check['unit'])} | "
-                    f"{_figure(check['q1'], check['unit'])} – {_figure(check['q3'], check['unit'])} | "
+                    f"| {check['label']} | {_figure(check['value'], unit)} | "
+                    f"{_figure(check['q1'], unit)} to {_figure(check['q3'], unit)} | "
                     f"{budget} | {check['verdict']} |"
                 )
-        lines += [""] + [f"- {note}" for note in group["notes"]] if group["notes"] else []
+        if group["notes"]:
+            lines += ["", *(f"- {note}" for note in group["notes"])]
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import json
+from collections.abc import Callable
 from json.scanner import make_scanner
 from typing import Any, NamedTuple
 
@@ -79,7 +80,9 @@ def _constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
-_SCAN = make_scanner(_DECODER)  # what `raw_decode` calls, without its whitespace handling
+# What `raw_decode` calls, without its whitespace handling. (typeshed types the C scanner's
+# argument as the scanner class itself; it takes the decoder whose settings it copies.)
+_SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(_DECODER)  # type: ignore[arg-type]
 
 
 def json_object(raw: bytes) -> dict[str, Any]:
