@@ -261,6 +261,25 @@ def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     return num / den
 
 
+def profile(entry: Registered, settings: Settings, pattern: str, seconds: float = 2.0) -> None:
+    """Print a pyinstrument profile of each case whose name contains `pattern` (nothing saved)."""
+    from pyinstrument import Profiler  # noqa: PLC0415  # only this needs the `bench` group
+
+    with entry.build(settings) as group:
+        runner = _Runner()
+        try:
+            for case in (c for c in group.cases if pattern in c.name):
+                profiler = Profiler(interval=0.0001)
+                deadline = time.perf_counter() + seconds
+                with profiler:
+                    while time.perf_counter() < deadline:
+                        runner.time(case, 1)
+                print(f"== {entry.name}: {case.name}")
+                print(profiler.output_text(unicode=True, color=False))
+        finally:
+            runner.close()
+
+
 def run_group(entry: Registered, settings: Settings) -> dict[str, Any]:
     """Build, measure and summarise one registered group."""
     started = time.perf_counter()

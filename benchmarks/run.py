@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
     parser.add_argument("--name", default=None, help="results file name (default: latest/quick)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a figure is over budget")
+    parser.add_argument(
+        "--profile", metavar="TEXT", help="profile the cases whose name contains TEXT; no results"
+    )
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(HERE))
@@ -41,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = harness.Settings.for_mode(quick=args.quick)
     if args.rounds:
         settings = harness.Settings(**{**vars(settings), "rounds": args.rounds})
+    if args.profile:
+        for entry in harness.select(args.groups):
+            harness.profile(entry, settings, args.profile)
+        return 0
     results = {
         "command": " ".join(["python benchmarks/run.py", *(argv or sys.argv[1:])]),
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
