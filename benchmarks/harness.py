@@ -26,9 +26,9 @@ from typing import Any
 class Settings:
     """How hard to measure. `quick` is a smoke run: it proves the harness works, nothing more."""
 
-    rounds: int = 21
-    pool: int = 600  # distinct inputs (tokens) per case
-    target_ns: int = 40_000_000  # the least time one round of a case should take
+    rounds: int = 31
+    pool: int = 300  # distinct inputs (tokens) per case
+    target_ns: int = 15_000_000  # the least time one round of a case should take
     quick: bool = False
 
     @classmethod
