@@ -88,8 +88,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"- machine: {info['cpu']}, {info['cores']} cores, {info['system']}",
         f"- {info['python']}; {info['openssl']}; cryptography {info['cryptography']}; "
-        f"PyJWT {info['pyjwt']}; bearerguard {info['bearerguard'].split()[0]} "
-        f"(commit {info['commit']})",
+        f"PyJWT {info['pyjwt']}",
+        f"- bearerguard {info['bearerguard']}; benchmarks at commit {info['commit']}",
         f"- load average before / after: {info['load_average']} / {results['load_after']}",
         f"- {results['settings']['rounds']} rounds per case, interleaved; median, and the "
         "interquartile range across rounds; ratios are taken round by round",
