@@ -10,7 +10,8 @@ an LRU would cost a lock on every hit.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ._token import AccessToken
 
@@ -19,7 +20,11 @@ if TYPE_CHECKING:
     from ._keys import Key
 
 
-class _Entry(NamedTuple):  # a tuple: built on every cache miss, cheaper than a dataclass
+@dataclass(slots=True)
+class _Entry:
+    # Never changed once built. Not frozen: a frozen dataclass's __init__ costs ~2.5 times more
+    # on every miss; and not a named tuple, whose fields read slower on every hit.
+
     token: AccessToken
     deadline: float  # wall clock
     keys: JWKSCache | None  # None for a shared-secret issuer
