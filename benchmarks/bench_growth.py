@@ -77,6 +77,7 @@ def token_size(settings: Settings) -> Iterator[Group]:
 @register("growth.jwks-size", "One RS256 token against a JWKS of 1, 10 and 100 keys: flat.")
 def jwks_size(settings: Settings) -> Iterator[Group]:
     issuers = [LocalIssuer(algorithms=(ALG,), audience=AUDIENCE).start() for _ in range(3)]
+    servers: list[ResourceServer] = []
     try:
         cases: list[Case] = []
         for issuer, count in zip(issuers, (1, 10, 100), strict=True):
@@ -87,17 +88,11 @@ def jwks_size(settings: Settings) -> Iterator[Group]:
             issuer.set_jwks_body(json.dumps({"keys": keys}).encode())
             server = warmed(config(issuer, ALG))
             cases += bearerguard_cases(server, mint(issuer, ALG, settings.pool), f"{count} keys")
-        yield Group(
-            cases=cases,
-            checks=[
-                Pair("cold: 10 keys / 1 key", cases[2].name, cases[0].name, FLAT_BUDGET),
-                Pair("cold: 100 keys / 1 key", cases[4].name, cases[0].name, FLAT_BUDGET),
-                Pair("warm: 100 keys / 1 key", cases[5].name, cases[1].name, FLAT_BUDGET),
-            ],
-            notes=["filler keys are ES256 public keys with their own kids"],
-            after=no_io_guard(issuers),
-        )
+            servers.append(server)
+        yield _flat(cases, "keys", "1 key", issuers, "filler keys: ES256 public keys, own kids")
     finally:
+        for server in servers:
+            server.close()
         for issuer in issuers:
             issuer.stop()
 
@@ -106,6 +101,7 @@ def jwks_size(settings: Settings) -> Iterator[Group]:
 def issuer_count(settings: Settings) -> Iterator[Group]:
     with LocalIssuer(algorithms=(ALG,), audience=AUDIENCE) as issuer:
         cases: list[Case] = []
+        servers: list[ResourceServer] = []
         for count in (1, 10, 100):
             others = [
                 Issuer(
@@ -119,16 +115,24 @@ def issuer_count(settings: Settings) -> Iterator[Group]:
             # fetches the one issuer's keys that the tokens need (see bearerguard_cases).
             server = ResourceServer([*others, config(issuer, ALG)])
             cases += bearerguard_cases(server, mint(issuer, ALG, settings.pool), f"{count} issuers")
-        yield Group(
-            cases=cases,
-            checks=[
-                Pair("cold: 10 issuers / 1", cases[2].name, cases[0].name, FLAT_BUDGET),
-                Pair("cold: 100 issuers / 1", cases[4].name, cases[0].name, FLAT_BUDGET),
-                Pair("warm: 100 issuers / 1", cases[5].name, cases[1].name, FLAT_BUDGET),
-            ],
-            notes=["the other issuers are configured but never contacted"],
-            after=no_io_guard([issuer]),
-        )
+            servers.append(server)
+        yield _flat(cases, "issuers", "1", [issuer], "the other issuers are never contacted")
+        for server in servers:
+            server.close()
+
+
+def _flat(cases: list[Case], what: str, one: str, issuers: list[LocalIssuer], note: str) -> Group:
+    """Cold and warm cases for 1, 10 and 100 of `what`, in that order, each against the first."""
+    return Group(
+        cases=cases,
+        checks=[
+            Pair(f"cold: 10 {what} / {one}", cases[2].name, cases[0].name, FLAT_BUDGET),
+            Pair(f"cold: 100 {what} / {one}", cases[4].name, cases[0].name, FLAT_BUDGET),
+            Pair(f"warm: 100 {what} / {one}", cases[5].name, cases[1].name, FLAT_BUDGET),
+        ],
+        notes=[note],
+        after=no_io_guard(issuers),
+    )
 
 
 def _filler_jwk(index: int) -> dict[str, object]:
