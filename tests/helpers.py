@@ -104,3 +104,7 @@ def fetched(document: dict[str, Any], status: int = 200, max_age: float | None =
 
 
 FAILED = FetchFailed("ConnectError")
+
+
+def b64url_decode_for_tests(segment: bytes) -> bytes:
+    return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))

@@ -1,11 +1,11 @@
 """bearerguard: protect HTTP APIs as an OAuth 2.0 resource server.
 
 Verify JWT access tokens against a cached, self-healing JWKS (or a shared secret), check their
-claims and scopes, and answer refusals the way RFC 6750 says.
+claims and scopes, introspect opaque tokens (RFC 7662), and answer refusals the way RFC 6750 says.
 """
 
 from ._claims import ClaimsPolicy
-from ._config import ASYMMETRIC_ALGORITHMS, Issuer
+from ._config import ASYMMETRIC_ALGORITHMS, Introspection, Issuer
 from ._errors import (
     BearerError,
     BearerGuardError,
@@ -32,6 +32,7 @@ __all__ = [
     "ClaimsPolicy",
     "ConfigurationError",
     "InsufficientScopeError",
+    "Introspection",
     "InvalidRequestError",
     "InvalidTokenError",
     "Issuer",

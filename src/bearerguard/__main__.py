@@ -1,10 +1,49 @@
-"""`bearerguard` command line: `bearerguard demo` (also `python -m bearerguard demo`)."""
+"""`bearerguard` command line (also `python -m bearerguard`): `demo` and `check`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+
+CHECK_HELP = """\
+Explain why a resource server accepts or refuses an access token: every check in the
+server's order, the first failure, and its RFC 6750 answer. Configuration comes from the
+BEARERGUARD_* variables that ResourceServer.from_env() reads; flags override them (lists are
+separated by commas or spaces, as in the variables). A shared secret for HS* is read only from
+BEARERGUARD_SHARED_SECRET, never from a flag. Exit codes: 0 valid, 1 refused, 2 could not check
+(issuer unreachable, discovery failed, bad arguments or configuration)."""
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{value!r} is not a non-negative number of seconds")
+    return seconds
+
+
+def _check_arguments(check: argparse.ArgumentParser) -> None:
+    check.add_argument(
+        "token",
+        nargs="?",
+        help="the access token; '-' or nothing reads it from stdin (when stdin is not a terminal)",
+    )
+    check.add_argument(
+        "--issuer", metavar="URL", help="the issuer exactly as in iss, or its metadata URL"
+    )
+    check.add_argument("--jwks-uri", metavar="URL", help="the JWKS URL (skips discovery)")
+    check.add_argument("--audience", action="append", metavar="AUD", help="repeatable")
+    check.add_argument("--algorithms", metavar="ALGS", help="the allow-list, e.g. RS256,ES256")
+    check.add_argument("--leeway", type=_seconds, metavar="SECONDS", help="clock skew allowed")
+    check.add_argument("--max-token-age", type=_seconds, metavar="SECONDS")
+    check.add_argument("--rfc9068", action=argparse.BooleanOptionalAction, default=None)
+    check.add_argument("--scope-claim", action="append", metavar="CLAIM", help="repeatable")
+    check.add_argument("--allow-http", action=argparse.BooleanOptionalAction, default=None)
+    check.add_argument("--json", action="store_true", help="print one JSON document")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -13,11 +52,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="verify tokens from an embedded local issuer, end to end")
+    _check_arguments(
+        commands.add_parser(
+            "check", help="explain why a token is accepted or refused", description=CHECK_HELP
+        )
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         from ._demo import run
 
         return run(sys.stdout)
+    if args.command == "check":
+        from ._check import run as check
+
+        return check(
+            args, environ=os.environ, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr
+        )
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -1,17 +1,18 @@
-"""The verified-token cache: a bounded map from a whole token to its verified result.
+"""Bounded maps whose entries expire: the verified-token cache and the introspection cache.
 
 Reads take no lock (a dict lookup is atomic under the GIL, and entries are immutable); writes and
-evictions take one. An entry is served only before its deadline (the token's `exp`, never later) and
-only while the key that verified it is still published and fresh: a key that leaves the JWKS takes
-its tokens with it. Eviction is oldest-first: tokens expire anyway, so recency buys little here and
-an LRU would cost a lock on every hit.
+evictions take one. An entry is served only before its deadline, never later. Eviction is
+oldest-first: entries expire anyway, so recency buys little here and an LRU would cost a lock on
+every hit. A verified token is also served only while the key that verified it is still published
+and fresh: a key that leaves the JWKS takes its tokens with it.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ._token import AccessToken
 
@@ -19,41 +20,93 @@ if TYPE_CHECKING:
     from ._jwks import JWKSCache
     from ._keys import Key
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class ExpiringCache(Generic[K, V]):
+    """At most `maxsize` values, each served until its deadline (a time on the caller's clock)."""
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self.maxsize = maxsize
+        self._entries: dict[K, tuple[V, float]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def get(self, key: K, now: float) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if now < entry[1]:
+            return entry[0]
+        self.discard(key, entry[0])
+        return None
+
+    def put(self, key: K, value: V, *, deadline: float, now: float) -> None:
+        if self.maxsize <= 0 or deadline <= now:
+            return
+        with self._lock:
+            if key not in self._entries and len(self._entries) >= self.maxsize:
+                self._evict(now)
+            self._entries[key] = (value, deadline)
+
+    def discard(self, key: K, value: V | None = None) -> None:
+        """Forget `key` (only if it still holds `value`, when given)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and (value is None or entry[0] is value):
+                del self._entries[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def _evict(self, now: float) -> None:
+        expired = [key for key, (_, deadline) in self._entries.items() if deadline <= now]
+        for key in expired:
+            del self._entries[key]
+        # Then the oldest tenth, so that a full cache is not swept on every insert.
+        excess = len(self._entries) - self.maxsize + max(1, self.maxsize // 10)
+        for key in list(self._entries)[: max(0, excess)]:
+            del self._entries[key]
+
 
 @dataclass(slots=True)
-class _Entry:
+class _Verified:
     # Never changed once built. Not frozen: a frozen dataclass's __init__ costs ~2.5 times more
     # on every miss; and not a named tuple, whose fields read slower on every hit.
 
     token: AccessToken
-    deadline: float  # wall clock
     keys: JWKSCache | None  # None for a shared-secret issuer
     kid: str | None
     key: Key
 
 
 class TokenCache:
-    """Verified tokens, at most `maxsize`, each at most until its deadline."""
+    """Verified tokens by the whole token, at most `maxsize`, each at most until its deadline."""
 
     def __init__(self, maxsize: int = 10_000) -> None:
-        self.maxsize = maxsize
-        self._entries: dict[str, _Entry] = {}
-        self._lock = threading.Lock()
+        self._entries: ExpiringCache[str, _Verified] = ExpiringCache(maxsize)
+
+    @property
+    def maxsize(self) -> int:
+        return self._entries.maxsize
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, token: str, now: float, monotonic_now: float) -> AccessToken | None:
-        entry = self._entries.get(token)
+        entry = self._entries.get(token, now)
         if entry is None:
             return None
-        if now < entry.deadline and (
-            entry.keys is None or entry.keys.is_current(entry.kid, entry.key, monotonic_now)
-        ):
+        if entry.keys is None or entry.keys.is_current(entry.kid, entry.key, monotonic_now):
             return entry.token
-        with self._lock:
-            if self._entries.get(token) is entry:
-                del self._entries[token]
+        self._entries.discard(token, entry)
         return None
 
     def put(
@@ -67,22 +120,7 @@ class TokenCache:
         key: Key,
         now: float,
     ) -> None:
-        if self.maxsize <= 0 or deadline <= now:
-            return
-        with self._lock:
-            if len(self._entries) >= self.maxsize:
-                self._evict(now)
-            self._entries[token] = _Entry(value, deadline, keys, kid, key)
+        self._entries.put(token, _Verified(value, keys, kid, key), deadline=deadline, now=now)
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def _evict(self, now: float) -> None:
-        expired = [token for token, entry in self._entries.items() if entry.deadline <= now]
-        for token in expired:
-            del self._entries[token]
-        # Then the oldest tenth, so that a full cache is not swept on every insert.
-        excess = len(self._entries) - self.maxsize + max(1, self.maxsize // 10)
-        for token in list(self._entries)[: max(0, excess)]:
-            del self._entries[token]
+        self._entries.clear()

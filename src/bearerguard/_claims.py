@@ -30,15 +30,21 @@ class ClaimsPolicy:
     max_token_age: float | None
 
 
-def _number(claims: Mapping[str, Any], name: str) -> float | None:
+def time_claim(claims: Mapping[str, Any], name: str) -> float | None:
+    """A time claim (`exp`, `nbf`, `iat`) as seconds, None if absent; `CLAIM_TYPE` if no number."""
     value = claims.get(name, _ABSENT)
     if value is _ABSENT:
         return None
-    # bool is an int in Python but not a number in JSON; NaN never reaches here (see _jose), but
-    # a huge literal such as 1e999 decodes to infinity.
-    if isinstance(value, bool) or not isinstance(value, _NUMBERS) or math.isinf(value):
+    # bool is an int in Python but not a number in JSON; NaN never reaches here (see _jose).
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS):
         raise InvalidTokenError(Reason.CLAIM_TYPE)
-    return float(value)
+    try:
+        number = float(value)  # JSON integers are unbounded in Python: 10**400 overflows
+    except OverflowError:
+        raise InvalidTokenError(Reason.CLAIM_TYPE) from None
+    if math.isinf(number):
+        raise InvalidTokenError(Reason.CLAIM_TYPE)
+    return number
 
 
 _ABSENT: Any = object()
@@ -58,17 +64,38 @@ def audiences(claims: Mapping[str, Any]) -> tuple[str, ...]:
 def check_claims(claims: Mapping[str, Any], policy: ClaimsPolicy, now: float) -> float:
     """Check the registered claims; return the time after which the token must not be served.
 
-    The returned deadline is `exp` itself (without leeway), or `iat + max_token_age` if earlier, or
-    infinity for a token without `exp` that the policy allows.
+    The steps below run in this order; `bearerguard check` calls the same steps one by one to
+    report each. The returned deadline is `exp` itself (without leeway), or
+    `iat + max_token_age` if earlier, or infinity for a token without `exp` that the policy
+    allows.
     """
+    check_required(claims, policy)
+    check_issuer(claims, policy)
+    check_audience(claims, policy)
+    exp = check_expiry(claims, policy.leeway, now)
+    check_not_before(claims, policy.leeway, now)
+    iat = check_issued_at(claims, policy.leeway, now)
+    return check_max_age(exp, iat, policy, now)
+
+
+def check_required(claims: Mapping[str, Any], policy: ClaimsPolicy) -> None:
+    """Every required claim is present, and the identifiers `sub` and `jti` are strings."""
     if not claims.keys() >= policy.required:  # one C-level pass over the required names
         raise InvalidTokenError(Reason.MISSING_CLAIM)
-    if claims.get("iss") != policy.issuer:
-        raise InvalidTokenError(Reason.UNKNOWN_ISSUER)
     if "sub" in claims and not isinstance(claims["sub"], str):
         raise InvalidTokenError(Reason.CLAIM_TYPE)
     if "jti" in claims and not isinstance(claims["jti"], str):
         raise InvalidTokenError(Reason.CLAIM_TYPE)
+
+
+def check_issuer(claims: Mapping[str, Any], policy: ClaimsPolicy) -> None:
+    """`iss` is exactly the configured issuer (RFC 7519 §4.1.1; no normalisation)."""
+    if claims.get("iss") != policy.issuer:
+        raise InvalidTokenError(Reason.UNKNOWN_ISSUER)
+
+
+def check_audience(claims: Mapping[str, Any], policy: ClaimsPolicy) -> None:
+    """`aud` names one of the configured audiences; its type is checked even when unchecked."""
     if "aud" in claims or policy.audiences is not None:
         if "aud" not in claims:
             raise InvalidTokenError(Reason.MISSING_CLAIM)
@@ -76,22 +103,49 @@ def check_claims(claims: Mapping[str, Any], policy: ClaimsPolicy, now: float) ->
         if policy.audiences is not None and policy.audiences.isdisjoint(token_audiences):
             raise InvalidTokenError(Reason.AUDIENCE)
 
-    exp, nbf, iat = _number(claims, "exp"), _number(claims, "nbf"), _number(claims, "iat")
-    leeway = policy.leeway
+
+def check_expiry(claims: Mapping[str, Any], leeway: float, now: float) -> float | None:
+    """The token is used before `exp` plus the leeway (RFC 7519 §4.1.4); returns `exp`."""
+    exp = time_claim(claims, "exp")
     if exp is not None and now >= exp + leeway:
         raise InvalidTokenError(Reason.EXPIRED)
+    return exp
+
+
+def check_not_before(claims: Mapping[str, Any], leeway: float, now: float) -> None:
+    """The token is not used before `nbf` minus the leeway (RFC 7519 §4.1.5)."""
+    nbf = time_claim(claims, "nbf")
     if nbf is not None and now + leeway < nbf:
         raise InvalidTokenError(Reason.NOT_YET_VALID)
+
+
+def check_issued_at(claims: Mapping[str, Any], leeway: float, now: float) -> float | None:
+    """`iat` is not in the future beyond the leeway (RFC 7519 §4.1.6); returns `iat`."""
+    iat = time_claim(claims, "iat")
     if iat is not None and now + leeway < iat:
         raise InvalidTokenError(Reason.ISSUED_IN_FUTURE)
+    return iat
+
+
+def check_times(
+    claims: Mapping[str, Any], leeway: float, now: float
+) -> tuple[float | None, float | None]:
+    """`exp`, `nbf` and `iat` alone (introspection answers); returns `exp` and `iat`."""
+    exp = check_expiry(claims, leeway, now)
+    check_not_before(claims, leeway, now)
+    return exp, check_issued_at(claims, leeway, now)
+
+
+def check_max_age(exp: float | None, iat: float | None, policy: ClaimsPolicy, now: float) -> float:
+    """The optional maximum age from `iat`; returns the deadline `check_claims` returns."""
     deadline = math.inf if exp is None else exp
-    if policy.max_token_age is not None:
-        if iat is None:
-            raise InvalidTokenError(Reason.MISSING_CLAIM)
-        if now - leeway > iat + policy.max_token_age:
-            raise InvalidTokenError(Reason.TOO_OLD)
-        deadline = min(deadline, iat + policy.max_token_age)
-    return deadline
+    if policy.max_token_age is None:
+        return deadline
+    if iat is None:
+        raise InvalidTokenError(Reason.MISSING_CLAIM)
+    if now - policy.leeway > iat + policy.max_token_age:
+        raise InvalidTokenError(Reason.TOO_OLD)
+    return min(deadline, iat + policy.max_token_age)
 
 
 def check_type(header: Mapping[str, Any], *, rfc9068: bool) -> None:

@@ -9,15 +9,14 @@ host is loopback or plain HTTP is allowed explicitly; `exp` is required unless r
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import urlsplit
+from typing import Literal
 
 from ._claims import RFC9068_CLAIMS, ClaimsPolicy
-from ._discovery import metadata_urls
+from ._discovery import metadata_urls, secure_url
 from ._errors import ConfigurationError
 from ._jwks import JWKSPolicy
 from ._keys import SUPPORTED_ALGORITHMS
@@ -38,17 +37,21 @@ def seconds(value: float | timedelta | None, name: str) -> float | None:
         return None
     result = value.total_seconds() if isinstance(value, timedelta) else float(value)
     if not result >= 0:  # also refuses NaN
-        raise ConfigurationError(f"{name} must be a non-negative duration, got {value!r}")
+        raise ConfigurationError(
+            f"{name} must be a non-negative duration, got {value!r}", field=name
+        )
     return result
 
 
-def _is_loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def check_url(url: str | None, *, allow_http: bool, owner: str, field: str | None = None) -> None:
+    """`ConfigurationError` unless `url` is https (or http to loopback, or allowed explicitly)."""
+    if url is None or secure_url(url, allow_http=allow_http):
+        return
+    raise ConfigurationError(
+        f"{owner}: {url!r} must be an https URL (plain http only for loopback "
+        f"or with allow_http=True)",
+        field=field,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,13 +84,17 @@ class Issuer:
 
     def __post_init__(self) -> None:
         if not isinstance(self.issuer, str) or not self.issuer:
-            raise ConfigurationError("issuer must be a non-empty string")
+            raise ConfigurationError("issuer must be a non-empty string", field="issuer")
         algorithms = tuple(dict.fromkeys(self.algorithms))
         if not algorithms:
-            raise ConfigurationError(f"{self.issuer}: algorithms must not be empty")
+            raise ConfigurationError(
+                f"{self.issuer}: algorithms must not be empty", field="algorithms"
+            )
         for alg in algorithms:
             if alg not in SUPPORTED_ALGORITHMS:  # `none` included: RFC 8725 §3.1
-                raise ConfigurationError(f"{self.issuer}: unsupported algorithm {alg!r}")
+                raise ConfigurationError(
+                    f"{self.issuer}: unsupported algorithm {alg!r}", field="algorithms"
+                )
         object.__setattr__(self, "algorithms", algorithms)
         self._check_secret(algorithms)
         if self.audience is None:
@@ -95,45 +102,44 @@ class Issuer:
         else:
             audience = (self.audience,) if isinstance(self.audience, str) else self.audience
             if not audience or not all(isinstance(a, str) and a for a in audience):
-                raise ConfigurationError(f"{self.issuer}: audience must be non-empty strings")
+                raise ConfigurationError(
+                    f"{self.issuer}: audience must be non-empty strings", field="audience"
+                )
             object.__setattr__(self, "audience", tuple(audience))
         object.__setattr__(self, "leeway", seconds(self.leeway, "leeway"))
         object.__setattr__(self, "max_token_age", seconds(self.max_token_age, "max_token_age"))
         object.__setattr__(self, "required_claims", tuple(self.required_claims))
         object.__setattr__(self, "scope_claims", tuple(self.scope_claims))
         if not all(isinstance(c, str) and c for c in self.scope_claims):
-            raise ConfigurationError(f"{self.issuer}: scope_claims must be non-empty strings")
-        for url in (self.jwks_uri, *self.discovery_urls):
-            self._check_url(url)
+            raise ConfigurationError(
+                f"{self.issuer}: scope_claims must be non-empty strings", field="scope_claims"
+            )
+        self._check_url(self.jwks_uri, "jwks_uri")
+        for url in self.discovery_urls:
+            self._check_url(url, "discovery_url" if self.discovery_url else "issuer")
 
     def _check_secret(self, algorithms: tuple[str, ...]) -> None:
         hmac = [alg for alg in algorithms if alg in _HMAC_BYTES]
         if hmac and self.shared_secret is None:
-            raise ConfigurationError(f"{self.issuer}: {hmac[0]} needs an explicit shared_secret")
+            raise ConfigurationError(
+                f"{self.issuer}: {hmac[0]} needs an explicit shared_secret", field="shared_secret"
+            )
         if self.shared_secret is not None:
             if not hmac:
                 raise ConfigurationError(
-                    f"{self.issuer}: shared_secret is set but no HS* algorithm is allowed"
+                    f"{self.issuer}: shared_secret is set but no HS* algorithm is allowed",
+                    field="algorithms",
                 )
             need = max(_HMAC_BYTES[alg] for alg in hmac)
             if len(self.secret_bytes or b"") < need:
                 raise ConfigurationError(
                     f"{self.issuer}: the shared secret must be at least {need} bytes for "
-                    f"{'/'.join(hmac)} (RFC 7518 §3.2)"
+                    f"{'/'.join(hmac)} (RFC 7518 §3.2)",
+                    field="shared_secret",
                 )
 
-    def _check_url(self, url: str | None) -> None:
-        if url is None:
-            return
-        parts = urlsplit(url)
-        if parts.scheme == "https" or (
-            parts.scheme == "http" and (self.allow_http or _is_loopback(parts.hostname))
-        ):
-            return
-        raise ConfigurationError(
-            f"{self.issuer}: {url!r} must be an https URL (plain http only for loopback "
-            f"or with allow_http=True)"
-        )
+    def _check_url(self, url: str | None, field: str) -> None:
+        check_url(url, allow_http=self.allow_http, owner=self.issuer, field=field)
 
     @property
     def secret_bytes(self) -> bytes | None:
@@ -165,3 +171,67 @@ class Issuer:
             required=frozenset(required),
             max_token_age=self.max_token_age,  # type: ignore[arg-type]
         )
+
+
+AuthMethod = Literal["client_secret_basic", "client_secret_post"]
+AUTH_METHODS: tuple[AuthMethod, ...] = ("client_secret_basic", "client_secret_post")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Introspection:
+    """How to ask the authorization server about tokens it alone can judge (RFC 7662).
+
+    The endpoint is `endpoint`, or the `introspection_endpoint` of `issuer`'s metadata (RFC 8414
+    §2). This resource server authenticates to it with its own `client_id` and `client_secret`,
+    sent as HTTP Basic (`client_secret_basic`, the default) or in the form body
+    (`client_secret_post`), never over plain http beyond loopback. `issuer` and `audience`, when
+    set, must match the answer's `iss` and `aud` whenever the answer has them: many servers leave
+    them out (RFC 7662 §2.2 makes every member but `active` optional).
+
+    Positive answers are cached until the token's `exp`, and never longer than `cache_max_ttl`,
+    the longest a revoked token can still be accepted; inactive ones for `negative_ttl`. An
+    unreachable or broken endpoint is a 503, never a 401 and never an expired cached answer.
+
+    Example::
+
+        Introspection(issuer="https://idp.example.com", client_id="orders-api",
+                      client_secret=os.environ["ORDERS_API_SECRET"], audience="api://orders")
+    """
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    endpoint: str | None = None
+    issuer: str | None = None
+    auth_method: AuthMethod = "client_secret_basic"
+    audience: str | Sequence[str] | None = None
+    scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS
+    leeway: float | timedelta = 30.0
+    cache_max_ttl: float | timedelta = 60.0
+    negative_ttl: float | timedelta = 10.0
+    cache_size: int = 10_000
+    introspect_jwts: bool = False  # also ask about JWTs of configured issuers (revocation)
+    allow_http: bool = False
+
+    def __post_init__(self) -> None:
+        owner = f"introspection at {self.endpoint or self.issuer}"
+        if self.endpoint is None and self.issuer is None:
+            raise ConfigurationError("introspection needs an endpoint or an issuer to discover")
+        for name in ("client_id", "client_secret"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigurationError(f"{owner}: {name} must be a non-empty string")
+        if self.auth_method not in AUTH_METHODS:
+            raise ConfigurationError(f"{owner}: auth_method must be one of {AUTH_METHODS}")
+        if self.audience is not None:
+            audience = (self.audience,) if isinstance(self.audience, str) else tuple(self.audience)
+            if not audience or not all(isinstance(a, str) and a for a in audience):
+                raise ConfigurationError(f"{owner}: audience must be non-empty strings")
+            object.__setattr__(self, "audience", audience)
+        object.__setattr__(self, "scope_claims", tuple(self.scope_claims))
+        for name in ("leeway", "cache_max_ttl", "negative_ttl"):
+            object.__setattr__(self, name, seconds(getattr(self, name), name))
+        if isinstance(self.cache_size, bool) or self.cache_size < 0:
+            raise ConfigurationError(f"{owner}: cache_size must be >= 0")
+        check_url(self.endpoint, allow_http=self.allow_http, owner=owner)
+        if self.endpoint is None and self.issuer is not None:
+            for url in metadata_urls(self.issuer):
+                check_url(url, allow_http=self.allow_http, owner=owner)

@@ -7,6 +7,7 @@ accepted: it means a misconfiguration or an impersonation attempt.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,24 @@ class DiscoveryError(Exception):
     """No metadata document could be had; the message is safe to log."""
 
 
+def secure_url(url: str, *, allow_http: bool = False) -> bool:
+    """May keys or metadata be fetched from `url`? https always; plain http only for loopback
+    hosts or when allowed explicitly, since anyone on the path could swap the keys."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    return parts.scheme == "http" and (allow_http or _is_loopback(parts.hostname))
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def metadata_urls(issuer: str) -> tuple[str, ...]:
     """The OIDC and RFC 8414 well-known URLs of an issuer, in the order they are tried."""
     parts = urlsplit(issuer)
@@ -42,7 +61,7 @@ def metadata_urls(issuer: str) -> tuple[str, ...]:
     return (oidc, oauth)
 
 
-def parse_metadata(document: dict[str, Any], issuer: str) -> Metadata:
+def parse_metadata(document: dict[str, Any], issuer: str, *, allow_http: bool = False) -> Metadata:
     """Read a metadata document; `DiscoveryError` if its issuer or its URLs are not usable."""
     if document.get("issuer") != issuer:
         raise DiscoveryError("metadata names a different issuer")
@@ -51,8 +70,8 @@ def parse_metadata(document: dict[str, Any], issuer: str) -> Metadata:
         value = document.get(name)
         if value is None:
             return None
-        if not isinstance(value, str) or urlsplit(value).scheme not in ("https", "http"):
-            raise DiscoveryError(f"metadata member {name} is not a URL")
+        if not isinstance(value, str) or not secure_url(value, allow_http=allow_http):
+            raise DiscoveryError(f"metadata member {name} is not an https URL")
         return value
 
     return Metadata(
@@ -64,14 +83,16 @@ def parse_metadata(document: dict[str, Any], issuer: str) -> Metadata:
     )
 
 
-def discovery_flow(issuer: str, urls: tuple[str, ...]) -> Flow[Metadata]:
+def discovery_flow(
+    issuer: str, urls: tuple[str, ...], *, allow_http: bool = False
+) -> Flow[Metadata]:
     """Fetch the first usable metadata document among `urls`."""
     problems: list[str] = []
     for url in urls:
         outcome = yield Fetch(url)
         if isinstance(outcome, Fetched) and outcome.ok and outcome.document is not None:
             try:
-                return parse_metadata(outcome.document, issuer)
+                return parse_metadata(outcome.document, issuer, allow_http=allow_http)
             except DiscoveryError as exc:
                 problems.append(f"{url}: {exc}")
                 logger.error("discovery for issuer %s: %s: %s", issuer, url, exc)

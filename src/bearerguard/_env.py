@@ -3,6 +3,8 @@
 One issuer:   BEARERGUARD_ISSUER, BEARERGUARD_AUDIENCE, and optionally the others below.
 Several:      BEARERGUARD_ISSUERS="PROD DEMO", then BEARERGUARD_PROD_ISSUER,
               BEARERGUARD_PROD_AUDIENCE, and so on.
+Introspection (RFC 7662): BEARERGUARD_INTROSPECTION_CLIENT_ID, _CLIENT_SECRET, and an _ENDPOINT
+              or an _ISSUER; with it, BEARERGUARD_ISSUER may be left out.
 Lists are separated by commas or spaces. Every bad value is a `ConfigurationError` naming the
 variable, raised at start-up. Nothing is read at import time.
 """
@@ -13,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ._config import Issuer
+from ._config import Introspection, Issuer
 from ._errors import ConfigurationError
 from ._jwks import JWKSPolicy
 
@@ -65,9 +67,35 @@ POLICY_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "JWKS_MIN_REFETCH_INTERVAL": ("min_refetch_interval", _float),
     "JWKS_STALE_IF_ERROR": ("stale_if_error", _float),
 }
+_SUFFIX_OF_FIELD = {name: suffix for suffix, (name, _) in ISSUER_VARIABLES.items()}
+
+
+def _count(value: str) -> int:
+    result = int(value)
+    if result < 0:
+        raise ValueError("expected a non-negative whole number")
+    return result
+
+
+INTROSPECTION_PREFIX = PREFIX + "INTROSPECTION_"
+INTROSPECTION_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "ENDPOINT": ("endpoint", str.strip),
+    "ISSUER": ("issuer", str.strip),
+    "CLIENT_ID": ("client_id", str.strip),
+    "CLIENT_SECRET": ("client_secret", str),
+    "AUTH_METHOD": ("auth_method", str.strip),
+    "AUDIENCE": ("audience", _list),
+    "SCOPE_CLAIMS": ("scope_claims", _list),
+    "LEEWAY": ("leeway", _float),
+    "CACHE_MAX_TTL": ("cache_max_ttl", _float),
+    "NEGATIVE_TTL": ("negative_ttl", _float),
+    "CACHE_SIZE": ("cache_size", int),
+    "INTROSPECT_JWTS": ("introspect_jwts", _bool),
+    "ALLOW_HTTP": ("allow_http", _bool),
+}
 SERVER_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "MAX_TOKEN_BYTES": ("max_token_bytes", int),
-    "TOKEN_CACHE_SIZE": ("token_cache_size", int),
+    "MAX_TOKEN_BYTES": ("max_token_bytes", _count),
+    "TOKEN_CACHE_SIZE": ("token_cache_size", _count),
     "HTTP_TIMEOUT": ("timeout", _float),
 }
 
@@ -88,14 +116,22 @@ def _read(
     return values
 
 
-def issuers_from_env(environ: Mapping[str, str]) -> list[Issuer]:
-    """The issuers described by the environment; at least one, or `ConfigurationError`."""
+def issuers_from_env(environ: Mapping[str, str], *, optional: bool = False) -> list[Issuer]:
+    """The issuers described by the environment; at least one unless `optional`."""
+    prefixes = issuer_prefixes(environ)
+    if optional and prefixes == [PREFIX] and not environ.get(PREFIX + "ISSUER", "").strip():
+        return []
+    return [_issuer(environ, prefix) for prefix in prefixes]
+
+
+def issuer_prefixes(environ: Mapping[str, str]) -> list[str]:
+    """The variable prefix of each issuer: `BEARERGUARD_`, or one per `BEARERGUARD_ISSUERS` name."""
     names = _list(environ.get(PREFIX + "ISSUERS", ""))
     for name in names:
-        if not _NAME.fullmatch(name.upper()):
+        # INTROSPECTION_ would read the introspection variables as an issuer's.
+        if not _NAME.fullmatch(name.upper()) or name.upper() == "INTROSPECTION":
             raise ConfigurationError(f"{PREFIX}ISSUERS: {name!r} is not a valid name")
-    prefixes = [f"{PREFIX}{name.upper()}_" for name in names] or [PREFIX]
-    return [_issuer(environ, prefix) for prefix in prefixes]
+    return [f"{PREFIX}{name.upper()}_" for name in names] or [PREFIX]
 
 
 def _issuer(environ: Mapping[str, str], prefix: str) -> Issuer:
@@ -103,15 +139,32 @@ def _issuer(environ: Mapping[str, str], prefix: str) -> Issuer:
         if not environ.get(prefix + required, "").strip():
             raise ConfigurationError(f"{prefix}{required} is required")
     fields = _read(environ, prefix, ISSUER_VARIABLES)
+    timings = _read(environ, prefix, POLICY_VARIABLES)
     try:
-        policy = JWKSPolicy(**_read(environ, prefix, POLICY_VARIABLES))
+        policy = JWKSPolicy(**timings)
     except ValueError as exc:
-        raise ConfigurationError(f"{prefix}JWKS_*: {exc}") from None
+        named = "/".join(prefix + s for s, (n, _) in POLICY_VARIABLES.items() if n in timings)
+        raise ConfigurationError(f"{named}: {exc}") from None
     try:
         return Issuer(**fields, jwks_policy=policy)
     except ConfigurationError as exc:
-        raise ConfigurationError(f"{prefix}*: {exc}") from None
+        suffix = _SUFFIX_OF_FIELD.get(exc.field or "", "ISSUER")
+        raise ConfigurationError(f"{prefix}{suffix}: {exc}", field=exc.field) from None
 
 
 def server_options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return _read(environ, PREFIX, SERVER_VARIABLES)
+
+
+def introspection_from_env(environ: Mapping[str, str]) -> Introspection | None:
+    """The introspection client described by the environment, or None if there is none."""
+    fields = _read(environ, INTROSPECTION_PREFIX, INTROSPECTION_VARIABLES)
+    if not fields:
+        return None
+    for required in ("CLIENT_ID", "CLIENT_SECRET"):
+        if not environ.get(INTROSPECTION_PREFIX + required, "").strip():
+            raise ConfigurationError(f"{INTROSPECTION_PREFIX}{required} is required")
+    try:
+        return Introspection(**fields)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{INTROSPECTION_PREFIX}*: {exc}") from None

@@ -17,6 +17,7 @@ class Reason(enum.Enum):
     # 400 invalid_request
     MALFORMED_HEADER = "The Authorization header is malformed."
     MULTIPLE_CREDENTIALS = "The request carries more than one access token."
+    TOKEN_IN_URL = "Access tokens are not accepted in the URL."
     # 401, no error code
     MISSING = "No access token was sent."
     # 401 invalid_token: the token's form
@@ -49,7 +50,15 @@ class BearerGuardError(Exception):
 
 
 class ConfigurationError(BearerGuardError, ValueError):
-    """The configuration is invalid. Raised at construction or start-up, never per request."""
+    """The configuration is invalid. Raised at construction or start-up, never per request.
+
+    `field` names the offending setting when there is one, so that `from_env()` can name the
+    environment variable it came from.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class BearerError(BearerGuardError):

@@ -7,6 +7,9 @@ Bodies are read up to `MAX_DOCUMENT_BYTES`; every request has the client's expli
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import httpx
 
 from ._flow import MAX_DOCUMENT_BYTES, Fetch, FetchFailed, Flow, Outcome, T, to_outcome
@@ -75,3 +78,57 @@ async def _aperform(client: httpx.AsyncClient, fetch: Fetch) -> Outcome:
     except httpx.HTTPError as exc:
         return FetchFailed(type(exc).__name__)
     return to_outcome(response.status_code, response.headers, bytes(body))
+
+
+class HTTP:
+    """Runs flows over the injected httpx clients, or over clients it creates lazily.
+
+    Created clients have explicit timeouts and are closed by `close()`/`aclose()`; injected ones
+    (proxies, mTLS, custom CAs, test transports) are left to their owner.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: httpx.Client | None = None,
+        async_client: httpx.AsyncClient | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._timeout = timeout
+        self._client, self._owns_client = client, client is None
+        self._aclient, self._owns_aclient = async_client, async_client is None
+        self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def run(self, flow: Flow[T]) -> T:
+        return run_sync(flow, self._sync_client())
+
+    async def arun(self, flow: Flow[T]) -> T:
+        return await run_async(flow, self._async_client())
+
+    def _sync_client(self) -> httpx.Client:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = httpx.Client(timeout=self._timeout)
+        return self._client
+
+    def _async_client(self) -> httpx.AsyncClient:
+        if not self._owns_aclient:
+            return self._aclient  # type: ignore[return-value]
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aclient_loop is not loop:
+            # An AsyncClient's connections belong to one event loop.
+            self._aclient, self._aclient_loop = httpx.AsyncClient(timeout=self._timeout), loop
+        return self._aclient
+
+    def close(self) -> None:
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        if self._owns_aclient and self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = self._aclient_loop = None
+        self.close()

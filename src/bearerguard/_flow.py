@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
 from ._jose import json_object
@@ -26,8 +26,9 @@ class Fetch:
 
     url: str
     method: str = "GET"
-    headers: tuple[tuple[str, str], ...] = ()
-    form: tuple[tuple[str, str], ...] | None = None
+    # Never in a repr: they carry client credentials and the token being introspected.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    form: tuple[tuple[str, str], ...] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ _SCHEME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # The b64token alphabet but "=", which may only end it. Deleting these bytes with one C-speed
 # `bytes.translate` leaves nothing for a well-formed token; a regex costs ~3 ns per character.
 _B64TOKEN = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
+# A list member that starts a credential: an auth-scheme followed by a space or nothing.
+_MEMBER_SCHEME = re.compile(r" *([!#$%&'*+\-.^_`|~0-9A-Za-z]+)(?: |$)")
 
 
 def extract_bearer(authorization: str | None) -> str:
@@ -31,7 +33,13 @@ def extract_bearer(authorization: str | None) -> str:
         body = token.rstrip("=")
         if body and body.isascii() and not body.encode("ascii").translate(None, _B64TOKEN):
             return token
-        raise InvalidRequestError(Reason.MALFORMED_HEADER)
-    if not _SCHEME.fullmatch(scheme):
+    # Repeated Authorization field lines arrive joined by commas (RFC 9110 §5.3; WSGI servers do
+    # it, and the ASGI middleware does the same): several credentials, one of them Bearer.
+    schemes = [
+        m[1].lower() for part in authorization.split(",") if (m := _MEMBER_SCHEME.match(part))
+    ]
+    if len(schemes) > 1 and "bearer" in schemes:
+        raise InvalidRequestError(Reason.MULTIPLE_CREDENTIALS)
+    if scheme.lower() == "bearer" or not _SCHEME.fullmatch(scheme):
         raise InvalidRequestError(Reason.MALFORMED_HEADER)
     raise MissingTokenError  # another scheme: no bearer credentials (RFC 6750 §3.1)

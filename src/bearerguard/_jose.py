@@ -108,11 +108,14 @@ def json_object(raw: bytes) -> dict[str, Any]:
 def parse(token: str) -> UnverifiedJWT:
     """Split and decode a compact JWS, refusing any header that is not plainly acceptable.
 
-    Raises `InvalidTokenError` with `Reason.MALFORMED` or `Reason.UNSUPPORTED_HEADER`.
+    Raises `InvalidTokenError` with `Reason.MALFORMED` or `Reason.UNSUPPORTED_HEADER`; its
+    `__cause__` says what was wrong, for logs and `bearerguard check`, never for the client.
     """
     parts = token.split(".")
     if len(parts) != 3 or not all(parts):
-        raise InvalidTokenError(Reason.MALFORMED)  # three non-empty segments
+        raise InvalidTokenError(Reason.MALFORMED) from _Malformed(
+            "not three non-empty base64url segments"
+        )
     header_part, payload_part, signature_part = parts
     try:
         header = json_object(b64url_decode(header_part))
@@ -122,9 +125,10 @@ def parse(token: str) -> UnverifiedJWT:
         raise InvalidTokenError(Reason.MALFORMED) from exc
     alg, kid, typ = header.get("alg"), header.get("kid", ""), header.get("typ", "")
     if not isinstance(alg, str) or not isinstance(kid, str) or not isinstance(typ, str):
-        raise InvalidTokenError(Reason.MALFORMED)
+        raise InvalidTokenError(Reason.MALFORMED) from _Malformed("alg, kid or typ not a string")
     if not _REFUSED_HEADERS.isdisjoint(header):
-        raise InvalidTokenError(Reason.UNSUPPORTED_HEADER)
+        refused = ", ".join(sorted(_REFUSED_HEADERS.intersection(header)))
+        raise InvalidTokenError(Reason.UNSUPPORTED_HEADER) from _Malformed(f"refused: {refused}")
     # Every segment decoded as base64url, so the token is ASCII.
     signing_input = token[: len(header_part) + len(payload_part) + 1].encode("ascii")
     return UnverifiedJWT(header, claims, signing_input, signature, alg, header.get("kid"))

@@ -79,6 +79,7 @@ class JWKSCache:
         jwks_uri: str | None = None,
         discovery_urls: tuple[str, ...] = (),
         policy: JWKSPolicy | None = None,
+        allow_http: bool = False,
     ) -> None:
         if jwks_uri is None and not discovery_urls:
             raise ValueError("JWKSCache needs a jwks_uri or discovery URLs")
@@ -90,6 +91,7 @@ class JWKSCache:
         self.lock = threading.Lock()
         self._configured_uri = jwks_uri
         self._discovery_urls = discovery_urls
+        self._allow_http = allow_http
         self._last_attempt = -math.inf
         self._alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
@@ -149,20 +151,25 @@ class JWKSCache:
         self._last_attempt = now
         try:
             if self.jwks_uri is None:
-                self.metadata = yield from discovery_flow(self.issuer, self._discovery_urls)
+                self.metadata = yield from discovery_flow(
+                    self.issuer, self._discovery_urls, allow_http=self._allow_http
+                )
             uri = self.jwks_uri
             if uri is None:
                 raise DiscoveryError("metadata has no jwks_uri")
             outcome = yield Fetch(uri)
             if not (isinstance(outcome, Fetched) and outcome.ok):
                 raise DiscoveryError(f"{uri}: {describe(outcome)}")
-            self.keys = KeySet.from_document(
+            keys = KeySet.from_document(
                 outcome.document,
                 fetched_at=now,
                 ttl=self.policy.ttl(outcome.max_age),
                 previous=self.keys,
                 source=uri,
             )
+            if not keys.keys:  # a broken publication must not wipe out the last good keys
+                raise DiscoveryError(f"{uri}: the JWKS has no usable verification keys")
+            self.keys = keys
         except (DiscoveryError, ValueError) as exc:
             self.last_error = str(exc)
             if self._configured_uri is None:

@@ -51,14 +51,19 @@ def read_scopes(claims: Mapping[str, Any], claim_names: Iterable[str]) -> frozen
 
 @dataclass(frozen=True, slots=True)
 class Requirement:
-    """What a route needs: every scope of `all_of`, and at least one of `any_of` if given."""
+    """What a route needs: every scope of `all_of`, and at least one of `any_of` if given.
+
+    `optional=True` lets a request without a token through (the route sees no token); a token
+    that is sent must still meet the scopes.
+    """
 
     all_of: frozenset[str] = frozenset()
     any_of: frozenset[str] = frozenset()
+    optional: bool = False
 
     @classmethod
-    def of(cls, *all_of: str, any_of: Iterable[str] = ()) -> Requirement:
-        return cls(frozenset(all_of), frozenset(any_of))
+    def of(cls, *all_of: str, any_of: Iterable[str] = (), optional: bool = False) -> Requirement:
+        return cls(frozenset(all_of), frozenset(any_of), optional)
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -66,10 +71,17 @@ class Requirement:
         return self.all_of | self.any_of
 
     def check(self, token: AccessToken | None) -> None:
-        """Raise the RFC 6750 refusal if `token` does not meet the requirement."""
+        """Raise the RFC 6750 refusal if `token` does not meet the requirement.
+
+        `InsufficientScopeError.required` is every scope the requirement names, not only the
+        missing ones: RFC 6750 §3 `scope` is the scope a token needs for the resource, and a
+        token carrying exactly that meets the requirement (an any-of lists its alternatives).
+        """
         if token is None:
+            if self.optional:
+                return
             raise MissingTokenError
-        if missing := self.all_of - token.scopes:
-            raise InsufficientScopeError(missing)
-        if self.any_of and self.any_of.isdisjoint(token.scopes):
-            raise InsufficientScopeError(self.any_of)
+        if not self.all_of <= token.scopes or (
+            self.any_of and self.any_of.isdisjoint(token.scopes)
+        ):
+            raise InsufficientScopeError(self.scopes)

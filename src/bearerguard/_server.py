@@ -2,10 +2,11 @@
 
 Everything but getting keys is pure and shared; the twins `verify`/`averify` (and
 `authenticate`/`aauthenticate` over them) differ only in how they wait for a fetch: a
-`threading.Lock` and `run_sync`, or an `asyncio.Lock` and `run_async`. Verification order:
+`threading.Lock` and the sync driver, or an `asyncio.Lock` and the async one. Verification order:
 size cap, verified-token cache, strict parse, issuer by `iss` (unknown issuers cost no I/O), `alg`
 allow-list, `typ`, key (fetched at most once, single-flight), key/alg agreement, signature,
-claims, scopes.
+claims, scopes. With introspection (RFC 7662) configured, every token that is not a JWT of a
+configured issuer is introspected instead of refused (and, with `introspect_jwts`, those too).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,8 +25,8 @@ import httpx
 
 from ._cache import TokenCache
 from ._claims import ClaimsPolicy, check_claims, check_type
-from ._config import Issuer, seconds
-from ._env import issuers_from_env, server_options_from_env
+from ._config import Introspection, Issuer, seconds
+from ._env import introspection_from_env, issuers_from_env, server_options_from_env
 from ._errors import (
     BearerError,
     ConfigurationError,
@@ -35,8 +35,9 @@ from ._errors import (
     Reason,
     UpstreamUnavailableError,
 )
-from ._fetch import DEFAULT_TIMEOUT, run_async, run_sync
+from ._fetch import DEFAULT_TIMEOUT, HTTP
 from ._header import extract_bearer
+from ._introspection import Introspector, token_key
 from ._jose import UnverifiedJWT, parse
 from ._jwks import JWKSCache, JWKSStatus
 from ._keys import Key
@@ -64,7 +65,9 @@ class ResourceServer:
     """Verifies bearer access tokens issued by the configured issuers.
 
     Construction only validates configuration: keys are fetched lazily on the first request, or
-    ahead of time with `warm()`/`await awarm()`. Pass your own `httpx.Client`/`httpx.AsyncClient`
+    ahead of time with `warm()`/`await awarm()`. With `introspection=Introspection(...)`, tokens
+    that are not JWTs of a configured issuer are introspected (RFC 7662); `issuers` may then be
+    empty. Pass your own `httpx.Client`/`httpx.AsyncClient`
     for proxies, mTLS or custom CAs; clients created here are closed by `close()`/`aclose()`.
 
     Example::
@@ -76,8 +79,9 @@ class ResourceServer:
 
     def __init__(
         self,
-        issuers: Issuer | Iterable[Issuer],
+        issuers: Issuer | Iterable[Issuer] = (),
         *,
+        introspection: Introspection | None = None,
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
         timeout: float | timedelta | httpx.Timeout = DEFAULT_TIMEOUT,
@@ -87,41 +91,48 @@ class ResourceServer:
         timer: Clock = time.monotonic,
     ) -> None:
         configs = [issuers] if isinstance(issuers, Issuer) else list(issuers)
-        if not configs:
-            raise ConfigurationError("at least one issuer is required")
+        if not configs and introspection is None:
+            raise ConfigurationError("at least one issuer, or introspection, is required")
         self._trusted: dict[str, _Trusted] = {}
         for config in configs:
             if config.issuer in self._trusted:
                 raise ConfigurationError(f"issuer {config.issuer} is configured twice")
             self._trusted[config.issuer] = _compile(config)
+        self._introspector: Introspector | None = None
+        self._revoker: Introspector | None = None  # introspect_jwts: verified JWTs are confirmed
+        if introspection is not None:
+            self._introspector = self._introspector_for(introspection)
+            if introspection.introspect_jwts:
+                self._revoker = self._introspector_for(introspection, confirms_jwts=True)
         if max_token_bytes <= 0 or token_cache_size < 0:
             raise ConfigurationError("max_token_bytes must be > 0 and token_cache_size >= 0")
         self.max_token_bytes = max_token_bytes
         self._tokens = TokenCache(token_cache_size)
         self._clock = clock
         self._timer = timer
-        self._timeout = (
-            timeout
-            if isinstance(timeout, httpx.Timeout)
-            else httpx.Timeout(seconds(timeout, "timeout"))
-        )
-        self._client = http_client
-        self._owns_client = http_client is None
-        self._aclient = async_http_client
-        self._owns_aclient = async_http_client is None
-        self._aclient_loop: asyncio.AbstractEventLoop | None = None
-        self._client_lock = threading.Lock()
+        if not isinstance(timeout, httpx.Timeout):
+            timeout = httpx.Timeout(seconds(timeout, "timeout"))
+        self._http = HTTP(client=http_client, async_client=async_http_client, timeout=timeout)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> ResourceServer:
         """Build from `BEARERGUARD_*` variables (see the README); `kwargs` override them."""
         environ = os.environ if environ is None else environ
-        options = server_options_from_env(environ) | kwargs
-        return cls(issuers_from_env(environ), **options)
+        introspection = introspection_from_env(environ)
+        options = {"introspection": introspection} | server_options_from_env(environ) | kwargs
+        return cls(issuers_from_env(environ, optional=introspection is not None), **options)
 
     @property
     def issuers(self) -> tuple[Issuer, ...]:
         return tuple(trusted.config for trusted in self._trusted.values())
+
+    def token_endpoint(self) -> str | None:
+        """The first issuer's `token_endpoint`, once discovery has read its metadata, else None."""
+        for trusted in self._trusted.values():
+            metadata = trusted.keys.metadata if trusted.keys else None
+            if metadata is not None and metadata.token_endpoint is not None:
+                return metadata.token_endpoint
+        return None
 
     # -- the twin entry points ---------------------------------------------------------------
 
@@ -142,9 +153,15 @@ class ResourceServer:
             return hit
         jwt = None
         try:
-            trusted, jwt = self._prepare(token)
+            route = self._prepare(token)
+            if isinstance(route, Introspector):
+                return self._introspect(route, token)
+            trusted, jwt = route
             key = _static_key(trusted, jwt) or self._key(trusted.keys, jwt)  # type: ignore[arg-type]
-            return self._accept(token, trusted, jwt, key)
+            access = self._accept(token, trusted, jwt, key)
+            if self._revoker is not None:  # central revocation: the AS must still say active
+                self._introspect(self._revoker, token)
+            return access
         except (BearerError, UpstreamUnavailableError) as exc:
             _log_refusal(exc, jwt)
             raise
@@ -155,14 +172,20 @@ class ResourceServer:
             return hit
         jwt = None
         try:
-            trusted, jwt = self._prepare(token)
+            route = self._prepare(token)
+            if isinstance(route, Introspector):
+                return await self._aintrospect(route, token)
+            trusted, jwt = route
             key = _static_key(trusted, jwt) or await self._akey(trusted.keys, jwt)  # type: ignore[arg-type]
-            return self._accept(token, trusted, jwt, key)
+            access = self._accept(token, trusted, jwt, key)
+            if self._revoker is not None:
+                await self._aintrospect(self._revoker, token)
+            return access
         except (BearerError, UpstreamUnavailableError) as exc:
             _log_refusal(exc, jwt)
             raise
 
-    # -- keys: the only place the twins differ -----------------------------------------------
+    # -- keys and introspection: the only places the twins differ -----------------------
 
     def _key(self, keys: JWKSCache, jwt: UnverifiedJWT) -> Key:
         kid, alg = jwt.kid, jwt.alg
@@ -175,7 +198,7 @@ class ResourceServer:
                 return key
             keys.lock.acquire()
         try:
-            return run_sync(keys.key_flow(kid, alg, self._timer()), self._http())
+            return self._http.run(keys.key_flow(kid, alg, self._timer()))
         finally:
             keys.lock.release()
 
@@ -188,17 +211,45 @@ class ResourceServer:
         if lock.locked() and (key := keys.stale(kid, alg, self._timer())) is not None:
             return key
         async with lock:
-            return await run_async(keys.key_flow(kid, alg, self._timer()), self._ahttp())
+            return await self._http.arun(keys.key_flow(kid, alg, self._timer()))
+
+    def _introspect(self, introspector: Introspector, token: str) -> AccessToken:
+        key = token_key(token)
+        if (hit := introspector.cached(key, self._clock())) is not None:
+            return hit
+
+        def call() -> AccessToken:  # one per token at a time; it checks the cache again
+            return self._http.run(introspector.flow(token, key, self._clock()))
+
+        return introspector.flights.run(key, call)
+
+    async def _aintrospect(self, introspector: Introspector, token: str) -> AccessToken:
+        key = token_key(token)
+        if (hit := introspector.cached(key, self._clock())) is not None:
+            return hit
+
+        async def call() -> AccessToken:
+            return await self._http.arun(introspector.flow(token, key, self._clock()))
+
+        return await introspector.flights.arun(key, call)
 
     # -- the pure steps ----------------------------------------------------------------------
 
-    def _prepare(self, token: str) -> tuple[_Trusted, UnverifiedJWT]:
+    def _prepare(self, token: str) -> tuple[_Trusted, UnverifiedJWT] | Introspector:
+        """The issuer that verifies `token` locally, or the introspector that must be asked."""
         if len(token) > self.max_token_bytes:
             raise InvalidTokenError(Reason.TOO_LARGE)  # before any other work
-        jwt = parse(token)
+        try:
+            jwt = parse(token)
+        except InvalidTokenError:
+            if self._introspector is None:
+                raise
+            return self._introspector  # not a JWT: opaque, only the AS can tell
         iss = jwt.claims.get("iss")
         trusted = self._trusted.get(iss) if isinstance(iss, str) else None
         if trusted is None:
+            if self._introspector is not None:
+                return self._introspector  # a JWT of an issuer we do not verify ourselves
             raise InvalidTokenError(Reason.UNKNOWN_ISSUER)  # no network traffic for strangers
         if jwt.alg not in trusted.algorithms:
             raise InvalidTokenError(Reason.ALGORITHM)
@@ -224,7 +275,10 @@ class ResourceServer:
             source="jwt",
         )
         keys = None if key is trusted.secret else trusted.keys
-        self._tokens.put(token, access, deadline=deadline, keys=keys, kid=jwt.kid, key=key, now=now)
+        if self._revoker is None:  # else every use must reach the introspection cache
+            self._tokens.put(
+                token, access, deadline=deadline, keys=keys, kid=jwt.kid, key=key, now=now
+            )
         logger.debug("accepted token of client %r from %s", access.client_id, access.issuer)
         return access
 
@@ -234,7 +288,7 @@ class ResourceServer:
         """Fetch every issuer's keys now (at start-up, say); never raises for a down issuer."""
         for keys in self._key_caches():
             with keys.lock:
-                run_sync(keys.refresh_flow(self._timer()), self._http())
+                self._http.run(keys.refresh_flow(self._timer()))
         return self.status()
 
     async def awarm(self) -> list[JWKSStatus]:
@@ -242,7 +296,7 @@ class ResourceServer:
 
         async def one(keys: JWKSCache) -> None:
             async with keys.alock():
-                await run_async(keys.refresh_flow(self._timer()), self._ahttp())
+                await self._http.arun(keys.refresh_flow(self._timer()))
 
         await asyncio.gather(*(one(keys) for keys in self._key_caches()))
         return self.status()
@@ -252,39 +306,25 @@ class ResourceServer:
         now = self._timer()
         return [keys.status(now) for keys in self._key_caches()]
 
+    def _introspector_for(
+        self, config: Introspection, *, confirms_jwts: bool = False
+    ) -> Introspector:
+        # An issuer configured for JWTs too has discovered its metadata already: reuse it.
+        trusted = self._trusted.get(config.issuer) if config.issuer else None
+        keys = trusted.keys if trusted else None
+        metadata = (lambda: keys.metadata) if keys else None
+        return Introspector(config, metadata=metadata, confirms_jwts=confirms_jwts)
+
     def _key_caches(self) -> list[JWKSCache]:
         return [t.keys for t in self._trusted.values() if t.keys is not None]
 
-    # -- HTTP clients ------------------------------------------------------------------------
-
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = httpx.Client(timeout=self._timeout)
-        return self._client
-
-    def _ahttp(self) -> httpx.AsyncClient:
-        if not self._owns_aclient:
-            return self._aclient  # type: ignore[return-value]
-        loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aclient_loop is not loop:
-            # An AsyncClient's connections belong to one event loop.
-            self._aclient, self._aclient_loop = httpx.AsyncClient(timeout=self._timeout), loop
-        return self._aclient
-
     def close(self) -> None:
         """Close the sync HTTP client this server created (an injected one is left open)."""
-        if self._owns_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        self._http.close()
 
     async def aclose(self) -> None:
         """Close the HTTP clients this server created."""
-        if self._owns_aclient and self._aclient is not None:
-            await self._aclient.aclose()
-            self._aclient = self._aclient_loop = None
-        self.close()
+        await self._http.aclose()
 
     def __enter__(self) -> ResourceServer:
         return self
@@ -312,6 +352,7 @@ def _compile(config: Issuer) -> _Trusted:
             jwks_uri=config.jwks_uri,
             discovery_urls=config.discovery_urls,
             policy=config.jwks_policy,
+            allow_http=config.allow_http,
         )
     secret = config.secret_bytes
     return _Trusted(

@@ -442,12 +442,14 @@ class LocalIssuer:
         scope: str | None = None,
         client_id: str = "test-client",
         expires_in: float | _Unset | None = _UNSET,
+        token: str | None = None,
         **extra: Any,
     ) -> str:
         """Mint a random opaque token that the introspection endpoint will know.
 
         ``expires_in`` defaults to the token lifetime (``None``: never expires); ``extra``
-        members are added to the introspection answer (``None`` removes one).
+        members are added to the introspection answer (``None`` removes one). ``token`` gives
+        the token string itself (to mimic another issuer's format) instead of a random one.
         """
         now = self._clock()
         lifetime = self.token_lifetime if isinstance(expires_in, _Unset) else expires_in
@@ -460,7 +462,7 @@ class LocalIssuer:
             "exp": None if lifetime is None else int(now + lifetime),
             **extra,
         }
-        token = secrets.token_urlsafe(32)
+        token = secrets.token_urlsafe(32) if token is None else token
         with self._lock:
             self._opaque[token] = {k: v for k, v in record.items() if v is not None}
         return token

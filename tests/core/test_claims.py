@@ -127,3 +127,8 @@ def test_type_rfc9068_refuses_other_types(header: dict[str, Any]) -> None:
         check_type(header, rfc9068=True)
     assert info.value.reason is Reason.TYPE
     check_type(header, rfc9068=False)
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+def test_claims_integer_beyond_float_range_is_refused_not_a_crash(name: str) -> None:
+    refused(Reason.CLAIM_TYPE, claims(**{name: 10**400}))

@@ -49,3 +49,19 @@ def test_header_without_bearer_credentials_is_missing(header: str | None) -> Non
 def test_header_malformed_bearer_is_invalid_request(header: str) -> None:
     with pytest.raises(InvalidRequestError):
         extract_bearer(header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer a, Bearer b", "Basic dTpw, Bearer abc", "Bearer abc, Basic dTpw", "bearer a,bearer a"],
+)
+def test_header_joined_field_lines_are_multiple_credentials(header: str) -> None:
+    # RFC 9110 §5.3: a WSGI server joins two Authorization lines with a comma.
+    with pytest.raises(InvalidRequestError) as refused:
+        extract_bearer(header)
+    assert refused.value.reason.name == "MULTIPLE_CREDENTIALS"
+
+
+def test_header_other_scheme_with_auth_params_is_not_bearer() -> None:
+    with pytest.raises(MissingTokenError):
+        extract_bearer('Digest username="a", realm="b"')

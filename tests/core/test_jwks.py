@@ -156,3 +156,45 @@ def test_jwks_status_for_health_checks(cache: JWKSCache, signer: Signer) -> None
     assert set(status.kids) == {"rs256-1", "ps256-1", "es256-1", "eddsa-1"}
     assert status.last_error is None
     assert cache.status(300).fresh is False
+
+
+def test_jwks_without_usable_keys_is_a_failed_fetch_that_keeps_the_old_keys(
+    cache: JWKSCache, signer: Signer
+) -> None:
+    drive(cache.key_flow("rs256-1", "RS256", 0), fetched(signer.jwks()))
+    key, _ = drive(cache.key_flow("rs256-1", "RS256", 400), fetched({"keys": [{"kty": "oct"}]}))
+    assert key.kid == "rs256-1"  # still served from the last good keys
+    assert cache.last_error is not None and "no usable" in cache.last_error
+
+
+@pytest.mark.parametrize(
+    ("jwks_uri", "ok"),
+    [
+        ("https://keys.idp.test/k", True),
+        (
+            "http://keys.idp.test/k",
+            False,
+        ),  # keys over plain http: anyone on the path could swap them
+        ("http://127.0.0.1:9/k", True),
+        ("file:///etc/keys", False),
+    ],
+)
+def test_jwks_discovered_uri_must_be_https(signer: Signer, jwks_uri: str, ok: bool) -> None:
+    issuer = "https://idp.test"
+    cache = JWKSCache(issuer, discovery_urls=metadata_urls(issuer), policy=POLICY)
+    meta = {"issuer": issuer, "jwks_uri": jwks_uri}
+    if ok:
+        key, _ = drive(cache.key_flow("rs256-1", "RS256", 0), fetched(meta), fetched(signer.jwks()))
+        assert key.kid == "rs256-1"
+        return
+    with pytest.raises(UpstreamUnavailableError):
+        drive(cache.key_flow("rs256-1", "RS256", 0), fetched(meta), fetched(meta))
+    assert cache.last_error is not None and "jwks_uri" in cache.last_error
+
+
+def test_jwks_discovered_plain_http_allowed_when_configured(signer: Signer) -> None:
+    issuer = "https://idp.test"
+    cache = JWKSCache(issuer, discovery_urls=metadata_urls(issuer), policy=POLICY, allow_http=True)
+    meta = {"issuer": issuer, "jwks_uri": "http://keys.idp.test/k"}
+    key, _ = drive(cache.key_flow("rs256-1", "RS256", 0), fetched(meta), fetched(signer.jwks()))
+    assert key.kid == "rs256-1"

@@ -1,0 +1,73 @@
+"""The one renderer of refusals: RFC 6750 §3 challenges, RFC 9728 §5.1 `resource_metadata`, 503s.
+
+Every adapter sends what `challenge()` returns, so a refusal looks the same whatever the framework.
+Descriptions are the fixed text of the refusal's `Reason`; a token or library text never appears.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from ._errors import BearerError, InsufficientScopeError, UpstreamUnavailableError
+
+Headers = tuple[tuple[str, str], ...]
+
+_JSON = ("content-type", "application/json")
+# A refusal is about one request's credentials: no shared cache may store or replay it.
+_NO_STORE = ("cache-control", "no-store")
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A rendered refusal: status, headers as (lower-case name, value) pairs, and body."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((value for key, value in self.headers if key == name), None)
+
+
+def challenge(
+    exc: BearerError | UpstreamUnavailableError,
+    *,
+    realm: str | None = None,
+    resource_metadata: str | None = None,
+) -> Challenge:
+    """Render a refusal as status, headers and body, for any framework to send.
+
+    `Bearer` challenges carry `realm` when given, `error` and `error_description` unless no
+    credentials were sent (RFC 6750 §3.1), `scope` on `insufficient_scope` (the scopes the route
+    names), and `resource_metadata` when the RFC 9728 document URL is configured.
+    """
+    if isinstance(exc, UpstreamUnavailableError):
+        # No WWW-Authenticate: the credentials were not judged, so there is nothing to challenge
+        # (RFC 9110 §11.6.1 ties the header to 401). Retry-After per RFC 9110 §10.2.3.
+        headers: list[tuple[str, str]] = [_JSON, _NO_STORE]
+        if exc.retry_after is not None:
+            headers.append(("retry-after", str(max(1, math.ceil(exc.retry_after)))))
+        return Challenge(exc.status_code, tuple(headers), _body("temporarily_unavailable", exc))
+    params: list[tuple[str, str]] = [] if realm is None else [("realm", realm)]
+    if exc.error is not None:
+        params += [("error", exc.error), ("error_description", exc.description)]
+    if isinstance(exc, InsufficientScopeError):
+        params.append(("scope", " ".join(exc.required)))
+    if resource_metadata is not None:
+        params.append(("resource_metadata", resource_metadata))
+    value = ", ".join(f'{name}="{_quoted(text)}"' for name, text in params)
+    header = ("www-authenticate", f"Bearer {value}" if value else "Bearer")
+    if exc.error is None:  # RFC 6750 §3.1: nothing to explain when nothing was sent
+        return Challenge(exc.status_code, (header, _NO_STORE), b"")
+    return Challenge(exc.status_code, (header, _JSON, _NO_STORE), _body(exc.error, exc))
+
+
+def _body(error: str, exc: BearerError | UpstreamUnavailableError) -> bytes:
+    return json.dumps({"error": error, "error_description": exc.reason.value}).encode()
+
+
+def _quoted(value: str) -> str:
+    # RFC 9110 §5.6.4 quoted-string: a backslash and a DQUOTE are sent as quoted-pairs.
+    return value.replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,323 @@
+"""`bearerguard check`: say why a resource server accepts or refuses one access token.
+
+Configuration is `ResourceServer.from_env()`'s, with flags overriding the `BEARERGUARD_*`
+variables. Prints every step of `_explain` as text or one JSON document, and exits 0 (valid),
+1 (refused) or 2 (could not check: issuer unreachable, bad arguments or configuration). The token,
+its signature and any shared secret are never printed; claims whose names suggest a credential are
+redacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from ._config import Issuer
+from ._env import PREFIX, issuer_prefixes, server_options_from_env
+from ._errors import ConfigurationError, InvalidTokenError
+from ._explain import Report, Step, explain
+from ._fetch import DEFAULT_TIMEOUT
+from ._jose import parse
+from ._server import ResourceServer
+from ._timefmt import duration, utc
+
+# Flag -> the variable it overrides, for every issuer the environment names.
+_FLAGS = {
+    "jwks_uri": "JWKS_URI",
+    "audience": "AUDIENCE",
+    "algorithms": "ALGORITHMS",
+    "leeway": "LEEWAY",
+    "max_token_age": "MAX_TOKEN_AGE",
+    "rfc9068": "RFC9068",
+    "scope_claim": "SCOPE_CLAIMS",
+    "allow_http": "ALLOW_HTTP",
+}
+_OIDC, _OAUTH = "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"
+_NO_ISSUER = "none given (pass --issuer)"
+# A heuristic safety net: claims are the token holder's to read, but outputs get pasted into
+# tickets, and some issuers put credentials in custom claims.
+_SECRET_NAME = re.compile(r"secret|passw|pwd|credential|api_?key|private|(?:^|_)token$", re.I)
+_MARKS = {"ok": "✓", "failed": "✗", "skipped": "-"}
+_ASCII_MARKS = {"ok": "ok", "failed": "FAIL", "skipped": "-"}
+
+
+class CheckError(Exception):
+    """The check could not run: no token, no issuer, or a bad configuration (exit 2)."""
+
+
+def run(
+    args: argparse.Namespace,
+    *,
+    environ: Mapping[str, str],
+    stdin: TextIO,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    """Run `bearerguard check` with parsed `args`; returns the exit code."""
+    exchanges: list[dict[str, Any]] = []
+    log: list[str] = []
+    now = time.time()
+    try:
+        token = _read_token(args.token, stdin)
+        env, issuer_given = _environment(args, environ, token)
+        options = server_options_from_env(env)
+        with _client(options.pop("timeout", None), exchanges) as client, _capture_log(log):
+            server = ResourceServer.from_env(
+                env, http_client=client, clock=lambda: now, introspection=None
+            )  # check explains JWT verification; it does not introspect
+            report = explain(server, token, now, issuer_given=issuer_given)
+    except (CheckError, ConfigurationError) as exc:
+        if args.json:
+            stdout.write(json.dumps({"exit_code": 2, "error": str(exc)}, indent=2) + "\n")
+        stderr.write(f"bearerguard check: {exc}\n")
+        return 2
+    if args.json:
+        document = _document(report, server.issuers, exchanges, log)
+        stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _text(report, server.issuers, exchanges, log, stdout)
+    return report.exit_code
+
+
+def _read_token(argument: str | None, stdin: TextIO) -> str:
+    if argument is None or argument == "-":
+        if argument is None and stdin.isatty():
+            raise CheckError("no token: pass it as an argument, or on stdin")
+        argument = stdin.read()
+    token = argument.strip()
+    if not token:
+        raise CheckError("the token is empty")
+    return token
+
+
+def _environment(
+    args: argparse.Namespace, environ: Mapping[str, str], token: str
+) -> tuple[dict[str, str], bool]:
+    """The `BEARERGUARD_*` variables with the flags written over them; was an issuer given?"""
+    env = {name: value for name, value in environ.items() if name.startswith(PREFIX)}
+    overrides: dict[str, str] = {}
+    if args.issuer is not None:
+        env.pop(PREFIX + "ISSUERS", None)  # the flag names the one issuer to check against
+        overrides |= _issuer_flag(args.issuer, token)
+    for flag, suffix in _FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[suffix] = _variable(value)
+    prefixes = issuer_prefixes(env)
+    for prefix in prefixes:
+        env |= {prefix + suffix: value for suffix, value in overrides.items()}
+    if prefixes != [PREFIX] or env.get(PREFIX + "ISSUER", "").strip():
+        return env, True
+    if not env.get(PREFIX + "JWKS_URI", "").strip():
+        raise CheckError(
+            "no issuer: pass --issuer URL or --jwks-uri URL, or set BEARERGUARD_ISSUER"
+        )
+    env[PREFIX + "ISSUER"] = _token_issuer(token) or _NO_ISSUER
+    return env, False
+
+
+def _variable(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return " ".join(value)
+    return str(value)
+
+
+def _issuer_flag(url: str, token: str) -> dict[str, str]:
+    """`--issuer` is the issuer, or its metadata URL (the inverse of `metadata_urls`)."""
+    parts = urlsplit(url)
+    if parts.path.endswith(_OIDC):
+        issuer = urlunsplit(parts._replace(path=parts.path[: -len(_OIDC)], query=""))
+    elif parts.path.startswith(_OAUTH):
+        issuer = urlunsplit(parts._replace(path=parts.path[len(_OAUTH) :], query=""))
+    else:
+        return {"ISSUER": url}
+    # "X" and "X/" share one metadata URL: take the one the token names, if it is either.
+    iss = _token_issuer(token)
+    return {"ISSUER": iss if iss and iss.rstrip("/") == issuer else issuer, "DISCOVERY_URL": url}
+
+
+def _token_issuer(token: str) -> str | None:
+    try:
+        iss = parse(token).claims.get("iss")
+    except InvalidTokenError:
+        return None
+    return iss if isinstance(iss, str) and iss else None
+
+
+def _client(timeout: float | None, exchanges: list[dict[str, Any]]) -> httpx.Client:
+    """A client that records each request and its status, for the report."""
+
+    def on_request(request: httpx.Request) -> None:
+        exchanges.append({"method": request.method, "url": str(request.url), "status": None})
+
+    def on_response(response: httpx.Response) -> None:
+        exchanges[-1]["status"] = response.status_code  # a sync client: one request at a time
+
+    return httpx.Client(
+        timeout=DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout),
+        event_hooks={"request": [on_request], "response": [on_response]},
+    )
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
+@contextmanager
+def _capture_log(lines: list[str]) -> Iterator[None]:
+    """Collect bearerguard's log lines (skipped JWKs, discovery errors) for the report."""
+    logger = logging.getLogger("bearerguard")
+    handler, saved = _ListHandler(lines), (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = saved
+
+
+def redact(value: Any) -> Any:
+    """Decoded JSON with the values of credential-like member names replaced."""
+    if isinstance(value, dict):
+        return {
+            name: "[redacted]" if _SECRET_NAME.search(name) else redact(item)
+            for name, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def _issuers(issuers: tuple[Issuer, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "issuer": issuer.issuer,
+            "audience": issuer.audience,
+            "algorithms": issuer.algorithms,
+            "jwks_uri": issuer.jwks_uri,
+            "discovery_urls": issuer.discovery_urls,
+            "shared_secret": issuer.shared_secret is not None,  # whether, never what
+            "leeway": issuer.leeway,
+            "max_token_age": issuer.max_token_age,
+            "rfc9068": issuer.rfc9068,
+            "scope_claims": issuer.scope_claims,
+        }
+        for issuer in issuers
+    ]
+
+
+def _verdict(failure: Step | None) -> dict[str, Any]:
+    if failure is None or failure.error is None:
+        return {"valid": True, "step": None, "reason": None, "status": 200, "error": None}
+    error = failure.error
+    return {
+        "valid": False,
+        "step": failure.name,
+        "reason": error.reason.name,
+        "description": error.reason.value,
+        "status": error.status_code,
+        "error": getattr(error, "error", None),  # the RFC 6750 error code, if any
+    }
+
+
+def _document(
+    report: Report, issuers: tuple[Issuer, ...], exchanges: list[dict[str, Any]], log: list[str]
+) -> dict[str, Any]:
+    return {
+        "verdict": _verdict(report.failure),
+        "exit_code": report.exit_code,
+        "now": report.now,
+        "now_utc": utc(report.now),
+        "token_bytes": report.token_bytes,
+        "issuers": _issuers(issuers),
+        "header": redact(report.header),
+        "claims": redact(report.claims),
+        "claims_verified": report.verified,
+        "steps": [
+            {
+                "name": step.name,
+                "status": step.status,
+                "detail": step.detail,
+                "reason": step.error.reason.name if step.error else None,
+                "note": step.note,
+            }
+            for step in report.steps
+        ],
+        "http": exchanges,
+        "log": log,
+    }
+
+
+def _text(
+    report: Report,
+    issuers: tuple[Issuer, ...],
+    exchanges: list[dict[str, Any]],
+    log: list[str],
+    out: TextIO,
+) -> None:
+    try:
+        "".join(_MARKS.values()).encode(out.encoding or "ascii")
+        marks = _MARKS
+    except (UnicodeEncodeError, LookupError):
+        marks = _ASCII_MARKS
+    write = out.write
+    write(f"bearerguard check at {utc(report.now)}\n")
+    for issuer in issuers:
+        urls = issuer.discovery_urls
+        discovery = f"discovery at {urls[0]}{' then RFC 8414' * (len(urls) > 1)}" if urls else ""
+        keys = issuer.jwks_uri or discovery or "the shared secret"
+        write(f"issuer     {issuer.issuer}\n")
+        write(f"           audience {' '.join(issuer.audience or ['(not checked)'])}\n")
+        write(f"           algorithms {' '.join(issuer.algorithms)}, leeway ")
+        write(f"{duration(issuer.claims_policy().leeway)}\n           keys from {keys}\n")
+    write(f"token      {report.token_bytes} bytes (the token and its signature are not shown)\n")
+    if report.header is not None:
+        write(f"header     {json.dumps(redact(report.header), ensure_ascii=False)}\n")
+    if report.claims is not None:
+        trust = "verified" if report.verified else "NOT TRUSTED: signature not verified"
+        claims = json.dumps(redact(report.claims), indent=2, ensure_ascii=False)
+        write(f"claims     ({trust})\n           {claims.replace(chr(10), chr(10) + ' ' * 11)}\n")
+    write("\nchecks\n")
+    failure, notes, width = report.failure, set(), max(map(len, marks.values()))
+    for step in report.steps:
+        if step.note is not None and step.note not in notes:
+            notes.add(step.note)
+            write(f"  ({step.note})\n")
+        first = ""
+        if step is failure and step.error is not None:
+            code = getattr(step.error, "error", None) or f"HTTP {step.error.status_code}"
+            first = f"   <-- first failure: {step.error.reason.name}, {code}"
+        write(f"  {marks[step.status]:<{width}} {step.name:<10} {step.detail}{first}\n")
+    if exchanges:
+        write("\nhttp\n")
+        for exchange in exchanges:
+            status = exchange["status"] or "no answer"
+            write(f"  {exchange['method']} {exchange['url']} -> {status}\n")
+    if log:
+        write("\nlog\n" + "".join(f"  {line}\n" for line in log))
+    verdict = _verdict(failure)
+    if verdict["valid"]:
+        write("\nverdict    VALID: the resource server accepts this token (exit 0)\n")
+        return
+    outcome = "COULD NOT CHECK" if report.exit_code == 2 else "REFUSED"
+    code = f', error="{verdict["error"]}"' if verdict["error"] else ""
+    write(f"\nverdict    {outcome} at {verdict['step']}: {verdict['reason']}, ")
+    write(f"{verdict['description']} (HTTP {verdict['status']}{code}; exit {report.exit_code})\n")

@@ -1,0 +1,355 @@
+"""The engine of `bearerguard check`: run a ResourceServer's own checks on one token, one by one.
+
+No check is written twice. Each step calls what `ResourceServer.verify` calls, in its order
+(`_prepare`, the key, `Key.accepts`/`Key.verify`, the claim steps of `_claims`, `read_scopes`), so
+the first failure here is the refusal the server answers (RFC 6750 §3.1). Later steps still run
+where that means something, marked as deciding nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._claims import (
+    audiences,
+    check_audience,
+    check_expiry,
+    check_issued_at,
+    check_issuer,
+    check_max_age,
+    check_not_before,
+    check_required,
+    time_claim,
+)
+from ._errors import BearerError, InvalidTokenError, Reason, UpstreamUnavailableError
+from ._jose import UnverifiedJWT, parse
+from ._keys import Key
+from ._scopes import read_scopes
+from ._server import ResourceServer, _static_key, _Trusted
+from ._timefmt import duration, relative, utc
+
+Status = Literal["ok", "failed", "skipped"]
+Refusal = BearerError | UpstreamUnavailableError
+NOT_TRUSTED = "not trusted: signature not verified"
+AFTER_FAILURE = "decides nothing: the server stops at the first failure"
+# `ResourceServer._prepare` raises a distinct reason at each of its steps: it names the step.
+_PREPARE_STEP = {
+    Reason.TOO_LARGE: "size",
+    Reason.MALFORMED: "parse",
+    Reason.UNSUPPORTED_HEADER: "header",
+    Reason.UNKNOWN_ISSUER: "issuer",
+    Reason.ALGORITHM: "algorithm",
+    Reason.TYPE: "type",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The outcome of one check; `error` is what the server raises there, if it fails."""
+
+    name: str
+    status: Status
+    detail: str
+    error: Refusal | None = None
+    note: str | None = None  # why this outcome decides nothing, if it does not
+
+
+@dataclass(slots=True)
+class Report:
+    """Every step in the server's order; the first failed step is the verdict."""
+
+    now: float
+    token_bytes: int
+    header: dict[str, Any] | None = None
+    claims: dict[str, Any] | None = None
+    verified: bool = False  # the signature was checked and holds
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def failure(self) -> Step | None:
+        return next((step for step in self.steps if step.status == "failed"), None)
+
+    @property
+    def exit_code(self) -> int:
+        """0 valid, 1 refused, 2 could not check (the issuer's keys could not be fetched)."""
+        failure = self.failure
+        if failure is None:
+            return 0
+        return 2 if isinstance(failure.error, UpstreamUnavailableError) else 1
+
+    def add(self, name: str, status: Status, detail: str, error: Refusal | None = None) -> None:
+        note = None
+        if self.failure is not None and status != "skipped":
+            note = AFTER_FAILURE
+        if name in _CLAIM_STEPS and not self.verified:
+            note = NOT_TRUSTED
+        self.steps.append(Step(name, status, detail, error, note))
+
+
+def explain(server: ResourceServer, token: str, now: float, *, issuer_given: bool = True) -> Report:
+    """Check `token` as `server` would at time `now` (the server's clock must say `now` too).
+
+    `issuer_given=False` says the issuer was taken from the token itself, so that step proves
+    nothing and is reported as skipped.
+    """
+    report = Report(now=now, token_bytes=len(token))
+    trusted, jwt = _prepare(server, token, report, issuer_given)
+    key = _key(server, trusted, jwt, report) if trusted and jwt else None
+    if key is not None and jwt is not None:
+        _signature(key, jwt, report)
+    for name in ("keys", "kid", "key", "signature"):  # every report names every step
+        if name not in (step.name for step in report.steps):
+            report.add(name, "skipped", "not checked: an earlier check failed")
+    if jwt is not None:
+        _claims(server, trusted, jwt.claims, report)
+    return report
+
+
+def _prepare(
+    server: ResourceServer, token: str, report: Report, issuer_given: bool
+) -> tuple[_Trusted | None, UnverifiedJWT | None]:
+    error: InvalidTokenError | None = None
+    trusted: _Trusted | None = None
+    jwt: UnverifiedJWT | None = None
+    try:
+        route = server._prepare(token)
+        if not isinstance(route, tuple):  # unreachable: check's server never introspects
+            raise InvalidTokenError(Reason.UNKNOWN_ISSUER)
+        trusted, jwt = route
+    except InvalidTokenError as exc:
+        error, jwt = exc, _parsed(token)
+    if jwt is not None:
+        report.header, report.claims = jwt.header, jwt.claims
+    iss = jwt.claims.get("iss") if jwt else None
+    known = server._trusted.get(iss) if isinstance(iss, str) else None
+    failed_at = _PREPARE_STEP.get(error.reason) if error else None
+    if error is not None and failed_at is None:  # a check this explainer does not name yet
+        report.add("prepare", "failed", error.reason.value, error)
+    details: dict[str, Callable[[], str]] = {
+        "size": lambda: f"{len(token)} bytes (limit {server.max_token_bytes})",
+        "parse": lambda: "compact JWS: three base64url segments, JSON header and claims",
+        "header": lambda: _header(jwt),
+        "issuer": lambda: f"iss {iss!r} is a configured issuer",
+        "algorithm": lambda: f"{jwt.alg} is allowed" if jwt else "",
+        "type": lambda: f"typ {jwt.header.get('typ')!r} is at+jwt (RFC 9068)" if jwt else "",
+    }
+    for name in _PREPARE_STEP.values():
+        if error is not None and name == failed_at:
+            report.add(name, "failed", _prepare_failure(name, error, iss, known, server), error)
+        elif report.failure is not None:
+            report.add(name, "skipped", "not checked: an earlier check failed")
+        elif name == "issuer" and not issuer_given:
+            report.add(name, "skipped", f"iss {iss!r} taken from the token: --issuer checks it")
+        elif name == "type" and not (known and known.config.rfc9068):
+            report.add(name, "skipped", "not checked: RFC 9068 mode is off")
+        else:
+            report.add(name, "ok", details[name]())
+    return trusted, jwt
+
+
+def _prepare_failure(
+    name: str, error: InvalidTokenError, iss: Any, known: _Trusted | None, server: ResourceServer
+) -> str:
+    if name in ("parse", "header"):
+        return str(error.__cause__ or error)
+    if name == "issuer":
+        configured = ", ".join(trusted.config.issuer for trusted in server._trusted.values())
+        what = f"iss {iss!r}" if isinstance(iss, str) else "the token has no string iss, so it"
+        return f"{what} is not a configured issuer ({configured})"
+    if name == "algorithm" and known is not None:
+        return f"not in this issuer's allow-list: {' '.join(known.config.algorithms)}"
+    if name == "type":
+        return "RFC 9068 mode wants typ at+jwt"
+    return error.reason.value
+
+
+def _header(jwt: UnverifiedJWT | None) -> str:
+    if jwt is None:
+        return ""
+    typ = jwt.header.get("typ")
+    return f"alg {jwt.alg}, kid {jwt.kid!r}, typ {typ!r}; no parameter that picks a key"
+
+
+def _parsed(token: str) -> UnverifiedJWT | None:
+    try:
+        return parse(token)
+    except InvalidTokenError:
+        return None
+
+
+def _key(
+    server: ResourceServer, trusted: _Trusted, jwt: UnverifiedJWT, report: Report
+) -> Key | None:
+    # The same expression as ResourceServer.verify: the shared secret for HS*, else the JWKS.
+    try:
+        key = _static_key(trusted, jwt) or server._key(trusted.keys, jwt)  # type: ignore[arg-type]
+    except UpstreamUnavailableError as exc:
+        last_error = trusted.keys.last_error if trusted.keys else None
+        report.add("keys", "failed", f"could not fetch the keys: {last_error}", exc)
+        return None
+    except InvalidTokenError as exc:
+        report.add("keys", "ok", _keys_detail(trusted))
+        kids = ", ".join(repr(kid) for kid in sorted(_kids(trusted), key=str))
+        what = f"kid {jwt.kid!r} is not" if jwt.kid is not None else "no kid, and not one key"
+        report.add("kid", "failed", f"{what} among the published keys: {kids}", exc)
+        return None
+    report.add("keys", "ok", _keys_detail(trusted))
+    if key is trusted.secret:
+        report.add("kid", "skipped", "not needed: the shared secret verifies HS* tokens")
+    else:
+        found = f"kid {key.kid!r}" if jwt.kid is not None else "no kid; the one key that fits"
+        report.add("kid", "ok", f"{found}: {key.kty}{' ' + key.crv if key.crv else ''} key")
+    return key
+
+
+def _kids(trusted: _Trusted) -> frozenset[str | None]:
+    keys = trusted.keys.keys if trusted.keys else None
+    return keys.kids if keys else frozenset()
+
+
+def _keys_detail(trusted: _Trusted) -> str:
+    cache = trusted.keys
+    if cache is None or cache.keys is None:
+        return "the configured shared secret (never printed)"
+    how = "by discovery; the metadata names this issuer" if cache.metadata else "configured"
+    count, ttl = len(cache.keys.keys), duration(cache.keys.ttl)
+    return f"{count} key{'s' * (count != 1)} from {cache.jwks_uri} ({how}), fresh for {ttl}"
+
+
+def _signature(key: Key, jwt: UnverifiedJWT, report: Report) -> None:
+    # The same two checks, in the same order, as ResourceServer._accept.
+    if not key.accepts(jwt.alg):
+        pinned = f", pinned to {key.alg}" if key.alg else ""
+        detail = (
+            f"a {key.kty}{' ' + key.crv if key.crv else ''} key{pinned} cannot verify {jwt.alg}"
+        )
+        report.add("key", "failed", detail, InvalidTokenError(Reason.ALGORITHM))
+        report.add("signature", "skipped", "not checked: the key does not fit")
+        return
+    report.add("key", "ok", f"{key.kty} key fits {jwt.alg}")
+    if not key.verify(jwt.alg, jwt.signing_input, jwt.signature):
+        detail = f"{jwt.alg} signature does not verify with this key"
+        report.add("signature", "failed", detail, InvalidTokenError(Reason.BAD_SIGNATURE))
+        return
+    report.verified = True
+    report.add("signature", "ok", f"{jwt.alg} signature verifies")
+
+
+_CLAIM_STEPS = ("required", "iss", "aud", "exp", "nbf", "iat", "max age", "scopes")
+
+
+def _claims(
+    server: ResourceServer, trusted: _Trusted | None, claims: Mapping[str, Any], report: Report
+) -> None:
+    # After an unknown issuer there is no policy; with a single issuer, its policy still tells.
+    candidates = list(server._trusted.values())
+    if trusted is None and len(candidates) == 1:
+        trusted = candidates[0]
+    if trusted is None:
+        for name in _CLAIM_STEPS:
+            report.add(name, "skipped", "not checked: no configured issuer applies")
+        return
+    policy, now = trusted.policy, report.now
+    exp, nbf, iat = (_time(claims, name) for name in ("exp", "nbf", "iat"))
+    leeway = f"leeway {duration(policy.leeway)}"
+
+    def step(name: str, check: Callable[[], object], describe: Callable[[bool], str]) -> None:
+        # The same functions as check_claims and ResourceServer._accept, in the same order.
+        try:
+            check()
+        except InvalidTokenError as exc:
+            why = _type_error(name) if exc.reason is Reason.CLAIM_TYPE else describe(False)
+            report.add(name, "failed", why, exc)
+        else:
+            report.add(name, "ok", describe(True))
+
+    configured = " ".join(sorted(policy.audiences or ()))
+    wanted = f"configured: {configured}" if configured else "any audience: audience=None"
+    required = ", ".join(sorted(policy.required))
+    missing = ", ".join(sorted(policy.required - claims.keys()))
+    step(
+        "required",
+        lambda: check_required(claims, policy),
+        lambda ok: f"present: {required}" if ok else f"missing: {missing}",
+    )
+    step(
+        "iss",
+        lambda: check_issuer(claims, policy),
+        lambda ok: "exactly the configured issuer" if ok else f"not {policy.issuer!r}",
+    )
+    step(
+        "aud",
+        lambda: check_audience(claims, policy),
+        lambda ok: f"{_aud(claims)} {'names' if ok else 'is not'} this resource ({wanted})",
+    )
+    step(
+        "exp",
+        lambda: check_expiry(claims, policy.leeway, now),
+        lambda ok: _when(exp, now, "expires" if ok else "expired", leeway, "absent (not required)"),
+    )
+    step(
+        "nbf",
+        lambda: check_not_before(claims, policy.leeway, now),
+        lambda ok: _when(nbf, now, "valid from" if ok else "not valid until", leeway, "absent"),
+    )
+    step(
+        "iat",
+        lambda: check_issued_at(claims, policy.leeway, now),
+        lambda ok: _when(iat, now, "issued" if ok else "issued in the future,", leeway, "absent"),
+    )
+    limit = policy.max_token_age
+    if limit is None:
+        report.add("max age", "skipped", "no maximum token age configured")
+    else:
+        age = "no iat" if iat is None else f"age {duration(now - iat)}"
+        step(
+            "max age",
+            lambda: check_max_age(exp, iat, policy, now),
+            lambda ok: f"{age}, limit {duration(limit)} ({leeway})",
+        )
+    names = trusted.config.scope_claims
+    step("scopes", lambda: read_scopes(claims, names), lambda ok: _scopes(claims, names))
+
+
+def _when(at: float | None, now: float, verb: str, leeway: str, absent: str) -> str:
+    if at is None:
+        return absent
+    return f"{verb} {relative(at - now)}: {utc(at)} ({leeway})"
+
+
+def _time(claims: Mapping[str, Any], name: str) -> float | None:
+    try:
+        return time_claim(claims, name)
+    except InvalidTokenError:
+        return None  # reported by its own step
+
+
+def _aud(claims: Mapping[str, Any]) -> str:
+    try:
+        return " ".join(repr(aud) for aud in audiences(claims)) or "an empty aud"
+    except InvalidTokenError:
+        return "no aud" if "aud" not in claims else repr(claims["aud"])
+
+
+def _type_error(name: str) -> str:
+    if name == "scopes":
+        return "a scope claim is neither a space-separated string nor an array of strings"
+    if name == "required":
+        return "sub and jti must be strings"
+    if name == "aud":
+        return "aud is neither a string nor an array of strings"
+    return f"{name} is not a number of seconds since 1970"
+
+
+def _scopes(claims: Mapping[str, Any], names: Sequence[str]) -> str:
+    found = []
+    for name in names:
+        try:
+            scopes = read_scopes(claims, (name,))
+        except InvalidTokenError:
+            continue  # the step fails; nothing to list
+        if scopes:
+            found.append(f"{' '.join(sorted(scopes))} (from {name})")
+    return "; ".join(found) or f"none (looked in {', '.join(names)})"

@@ -1,0 +1,183 @@
+"""What every adapter does around `ResourceServer`, written once: request pre-checks (RFC 6750 §2),
+optional authentication, route requirements, and rendering refusals (RFC 6750 §3, RFC 9728 §5.1).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypedDict, cast
+from urllib.parse import parse_qsl
+
+from ._challenge import Challenge, challenge
+from ._errors import (
+    BearerError,
+    ConfigurationError,
+    InvalidRequestError,
+    MissingTokenError,
+    Reason,
+    UpstreamUnavailableError,
+)
+from ._metadata import ProtectedResource, ScopesSource, resolve_scopes
+from ._scopes import Requirement
+from ._server import ResourceServer
+from ._token import AccessToken
+
+# Where adapters store the request's AccessToken (or None): the ASGI scope or the WSGI environ.
+SCOPE_KEY = "bearerguard.token"
+# Where the ASGI middleware leaves its Guard, so route helpers render refusals the same way.
+GUARD_KEY = "bearerguard.guard"
+
+logger = logging.getLogger("bearerguard")
+
+
+class GuardOptions(TypedDict, total=False):
+    """The keyword arguments of `Guard`, which the middlewares take too."""
+
+    realm: str | None
+    resource: str | None
+    public_paths: Iterable[str]
+    optional: bool
+    scopes_supported: ScopesSource | None
+
+
+class Guard:
+    """The request-level policy shared by the middlewares and the framework helpers.
+
+    Args:
+        realm: the `realm` of every challenge.
+        resource: this API's resource identifier (an absolute URL); enables the RFC 9728
+            document and `resource_metadata` in challenges.
+        public_paths: paths served without authentication, each matching itself and what lies
+            below it (`"/docs"` covers `/docs/oauth2-redirect`, not `/docsets`).
+        optional: let requests without credentials through with no token; a token that is
+            sent is still verified and refused if invalid.
+        scopes_supported: the RFC 9728 `scopes_supported` (or a callable giving them); by
+            default gathered from the requirements declared on the app's routes.
+    """
+
+    def __init__(
+        self,
+        server: ResourceServer,
+        *,
+        realm: str | None = None,
+        resource: str | None = None,
+        public_paths: Iterable[str] = (),
+        optional: bool = False,
+        scopes_supported: ScopesSource | None = None,
+    ) -> None:
+        self.server = server
+        if realm is not None and not (realm.isascii() and realm.isprintable()):
+            raise ConfigurationError("realm must be printable ASCII")  # it goes into a header
+        self.realm = realm
+        self.optional = optional
+        self.public_paths = tuple(path.rstrip("/") or "/" for path in public_paths)
+        self.scopes_supported = scopes_supported
+        self.metadata = None
+        if resource is not None:
+            issuers = tuple(issuer.issuer for issuer in server.issuers)
+            self.metadata = ProtectedResource(resource, issuers)
+        self.metadata_paths = self.metadata.paths() if self.metadata else frozenset()
+
+    def is_public(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") or p == "/" for p in self.public_paths)
+
+    def metadata_document(self, app: object) -> bytes:
+        if self.metadata is None:
+            raise RuntimeError("no resource= was configured")
+        return self.metadata.document(resolve_scopes(self.scopes_supported, app))
+
+    def authorization(self, values: Sequence[str], query: str) -> str | None:
+        """The Authorization value to verify, from the header's field lines and the query string.
+
+        Repeated field lines are joined as RFC 9110 §5.3 says, so two credentials are refused
+        as `invalid_request` by the header parser on every path (WSGI servers join them too).
+        """
+        if "access_token" in query and any(
+            name == "access_token" for name, _ in parse_qsl(query, keep_blank_values=True)
+        ):
+            # RFC 6750 §2.3 allows, and §5.3 advises against, a token in the URL: it ends up in
+            # logs and Referer headers. It is refused, alone or beside a header (§2: one method).
+            self.log(InvalidRequestError(Reason.TOKEN_IN_URL))
+            raise InvalidRequestError(Reason.TOKEN_IN_URL)
+        return ", ".join(values) if values else None
+
+    def authenticate(
+        self, values: Sequence[str], query: str, *, optional: bool | None = None
+    ) -> AccessToken | None:
+        """Verify the request's credentials (sync twin); None if optional and none were sent."""
+        try:
+            return self.server.authenticate(self.authorization(values, query))
+        except MissingTokenError:
+            if self.optional if optional is None else optional:
+                return None
+            raise
+
+    async def aauthenticate(
+        self, values: Sequence[str], query: str, *, optional: bool | None = None
+    ) -> AccessToken | None:
+        """Verify the request's credentials (async twin)."""
+        try:
+            return await self.server.aauthenticate(self.authorization(values, query))
+        except MissingTokenError:
+            if self.optional if optional is None else optional:
+                return None
+            raise
+
+    def admit(
+        self, requirement: Requirement, store: Mapping[str, Any], values: Sequence[str], query: str
+    ) -> AccessToken | None:
+        """The request's token if it meets `requirement` (sync twin).
+
+        The token a middleware left in `store` (the environ or scope) is used when there is one;
+        otherwise the credentials are verified here.
+        """
+        if SCOPE_KEY in store:
+            token = cast(AccessToken | None, store[SCOPE_KEY])
+        else:
+            token = self.authenticate(values, query, optional=requirement.optional)
+        self.check(requirement, token)
+        return token
+
+    async def aadmit(
+        self, requirement: Requirement, store: Mapping[str, Any], values: Sequence[str], query: str
+    ) -> AccessToken | None:
+        """The request's token if it meets `requirement` (async twin)."""
+        if SCOPE_KEY in store:
+            token = cast(AccessToken | None, store[SCOPE_KEY])
+        else:
+            token = await self.aauthenticate(values, query, optional=requirement.optional)
+        self.check(requirement, token)
+        return token
+
+    def check(self, requirement: Requirement, token: AccessToken | None) -> None:
+        """`requirement.check(token)`, logging a scope refusal.
+
+        A missing token is not logged again: the server logged it when it read the header.
+        """
+        try:
+            requirement.check(token)
+        except BearerError as exc:
+            if not isinstance(exc, MissingTokenError):
+                self.log(exc, token)
+            raise
+
+    def render(self, exc: BearerError | UpstreamUnavailableError) -> Challenge:
+        url = self.metadata.url if self.metadata else None
+        return challenge(exc, realm=self.realm, resource_metadata=url)
+
+    @staticmethod
+    def log(exc: BearerError, token: AccessToken | None = None) -> None:
+        # Never the token: the verified issuer and client id, and what the route required.
+        level = logging.INFO if isinstance(exc, MissingTokenError) else logging.WARNING
+        issuer = token.issuer if token else None
+        client = token.client_id if token else None
+        required = getattr(exc, "required", ())
+        logger.log(
+            level,
+            "refused: %s iss=%r client_id=%r required=%r",
+            exc.reason.name,
+            issuer,
+            client,
+            " ".join(required),
+        )

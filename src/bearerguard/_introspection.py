@@ -1,0 +1,208 @@
+"""RFC 7662 token introspection, sans I/O: the request, the reading of the answer, the cache.
+
+Which failures are whose (the decisions that matter, each tested):
+- No answer, a status other than 200, or a body that is not a JSON object: the AS is down or
+  broken, so 503 (`UpstreamUnavailableError`), never 401 and never a cached answer past its
+  deadline. A 401/403 means *our* client credentials are wrong: 503 too, logged at ERROR.
+  Exception: 400 `unsupported_token_type` (node-oidc-provider, for JWTs) is the AS declining to
+  know this token, which RFC 7662 §2.2 says to report as inactive: 401. But for a JWT we verified
+  ourselves (`introspect_jwts`) it means that option cannot work with this AS: 503 and an ERROR.
+- `active` must be a JSON boolean (RFC 7662 §2.2, REQUIRED). Missing or `"true"` means the AS
+  does not speak RFC 7662 and its answer cannot be trusted either way: 503 and an ERROR log, not
+  a 401 that would blame the client for the operator's problem, and not cached.
+- `active: false` is 401 `invalid_token`. An active answer with a member of the wrong type
+  (`exp: "1700000000"`, `scope: 5`) is 401 too, as the same claim in a JWT is: it describes this
+  token, it is the same on every retry, and failing closed beats guessing (token-shapes §6).
+Answers that refuse the token are cached for `negative_ttl`; positive ones until `exp`, at most
+`cache_max_ttl`. The cache key is the token's SHA-256, so no raw token is kept as a key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote_plus
+
+from ._cache import ExpiringCache
+from ._claims import audiences, check_times
+from ._config import Introspection, check_url
+from ._discovery import DiscoveryError, Metadata, discovery_flow, metadata_urls
+from ._errors import ConfigurationError, InvalidTokenError, Reason, UpstreamUnavailableError
+from ._flow import Fetch, Fetched, Flow, Outcome, describe
+from ._scopes import read_scopes
+from ._singleflight import SingleFlight
+from ._token import AccessToken, freeze
+
+logger = logging.getLogger("bearerguard.introspection")
+
+# RFC 7662 §2.2: optional members whose type is a string when present.
+_STRING_MEMBERS = ("client_id", "username", "token_type", "sub", "iss", "jti")
+
+
+def token_key(token: str) -> bytes:
+    """The cache key of a token: its SHA-256, never the token itself."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def introspection_request(config: Introspection, endpoint: str, token: str) -> Fetch:
+    """The POST of RFC 7662 §2.1, authenticated as RFC 6749 §2.3.1 says."""
+    form = [("token", token), ("token_type_hint", "access_token")]
+    headers: tuple[tuple[str, str], ...] = ()
+    if config.auth_method == "client_secret_basic":
+        # RFC 6749 §2.3.1: id and secret are form-urlencoded *before* base64, so a ':' or a
+        # non-ASCII character in either survives the round trip.
+        pair = f"{quote_plus(config.client_id)}:{quote_plus(config.client_secret)}"
+        headers = (("authorization", "Basic " + base64.b64encode(pair.encode()).decode()),)
+    else:
+        form += [("client_id", config.client_id), ("client_secret", config.client_secret)]
+    return Fetch(endpoint, method="POST", headers=headers, form=tuple(form))
+
+
+def read_answer(
+    outcome: Outcome,
+    config: Introspection,
+    endpoint: str,
+    now: float,
+    *,
+    confirms_jwts: bool = False,
+) -> tuple[AccessToken, float]:
+    """The access token an answer describes and the time it may be cached until (its `exp`).
+
+    Raises `InvalidTokenError` if the token is not acceptable, `UpstreamUnavailableError` if the
+    answer cannot be trusted (see the module docstring).
+    """
+    answer = _document(outcome, config, endpoint, confirms_jwts)
+    active = answer.get("active")
+    if not isinstance(active, bool):
+        logger.error("introspection at %s: the answer has no boolean 'active' member", endpoint)
+        raise UpstreamUnavailableError(f"introspection at {endpoint}")
+    if not active:
+        raise InvalidTokenError(Reason.INACTIVE)
+    for name in _STRING_MEMBERS:
+        if name in answer and not isinstance(answer[name], str):
+            raise InvalidTokenError(Reason.CLAIM_TYPE)
+    if config.issuer is not None and answer.get("iss", config.issuer) != config.issuer:
+        raise InvalidTokenError(Reason.UNKNOWN_ISSUER)
+    if "aud" in answer:
+        token_audiences = audiences(answer)  # type-checked even when no audience is configured
+        if config.audience is not None and set(config.audience).isdisjoint(token_audiences):
+            raise InvalidTokenError(Reason.AUDIENCE)
+    exp, _ = check_times(answer, config.leeway, now)  # type: ignore[arg-type]  # float after init
+    access = AccessToken(
+        issuer=answer.get("iss") or config.issuer or endpoint,
+        subject=answer.get("sub"),
+        client_id=answer.get("client_id"),
+        scopes=read_scopes(answer, config.scope_claims),
+        claims=freeze(answer),
+        expires_at=exp,
+        source="introspection",
+    )
+    return access, math.inf if exp is None else exp
+
+
+def _document(
+    outcome: Outcome, config: Introspection, endpoint: str, confirms_jwts: bool
+) -> dict[str, Any]:
+    if isinstance(outcome, Fetched):
+        if outcome.status == 200 and outcome.document is not None:
+            return outcome.document
+        error = (outcome.document or {}).get("error")
+        if outcome.status == 400 and error == "unsupported_token_type":
+            if confirms_jwts:
+                logger.error(
+                    "introspection at %s does not introspect JWTs (unsupported_token_type): "
+                    "introspect_jwts cannot work with this authorization server",
+                    endpoint,
+                )
+                raise UpstreamUnavailableError(f"introspection at {endpoint}")
+            raise InvalidTokenError(Reason.INACTIVE)
+        if outcome.status in (401, 403):
+            logger.error(
+                "introspection at %s refused our client credentials (HTTP %d, %r): check "
+                "client_id %r and its secret",
+                endpoint,
+                outcome.status,
+                error,
+                config.client_id,
+            )
+            raise UpstreamUnavailableError(f"introspection at {endpoint}")
+    logger.warning("introspection at %s failed: %s", endpoint, describe(outcome))
+    raise UpstreamUnavailableError(f"introspection at {endpoint}")
+
+
+class Introspector:
+    """The introspection client of one resource server: endpoint, cache and flights.
+
+    It decides and never fetches: `flow()` yields the requests (discovery, then the POST) and the
+    server's drivers carry them out under `flights`, one per token at a time.
+    """
+
+    def __init__(
+        self,
+        config: Introspection,
+        *,
+        metadata: Callable[[], Metadata | None] | None = None,
+        confirms_jwts: bool = False,
+    ) -> None:
+        self.config = config
+        # True for `introspect_jwts`: the JWTs asked about were verified here already, so an AS
+        # that will not introspect JWTs is a configuration problem (503), not a dead token.
+        self.confirms_jwts = confirms_jwts
+        self.flights: SingleFlight[bytes, AccessToken] = SingleFlight()
+        self._cache: ExpiringCache[bytes, AccessToken | Reason] = ExpiringCache(config.cache_size)
+        self._endpoint = config.endpoint
+        self._known_metadata = metadata  # an issuer's metadata already discovered for its keys
+
+    def cached(self, key: bytes, now: float) -> AccessToken | None:
+        """The cached answer for a token key: the token, None, or the cached refusal raised."""
+        hit = self._cache.get(key, now)
+        if isinstance(hit, Reason):
+            raise InvalidTokenError(hit)
+        return hit
+
+    def flow(self, token: str, key: bytes, now: float) -> Flow[AccessToken]:
+        """Answer from the cache, or introspect (after discovering the endpoint if needed)."""
+        if (hit := self.cached(key, now)) is not None:  # again: a flight may just have landed
+            return hit
+        endpoint = yield from self._endpoint_flow()
+        outcome = yield introspection_request(self.config, endpoint, token)
+        config = self.config
+        try:
+            access, exp = read_answer(
+                outcome, config, endpoint, now, confirms_jwts=self.confirms_jwts
+            )
+        except InvalidTokenError as exc:
+            self._cache.put(key, exc.reason, deadline=now + config.negative_ttl, now=now)  # type: ignore[operator]
+            raise
+        except UpstreamUnavailableError:
+            self._endpoint = config.endpoint  # a discovered endpoint may have moved
+            raise
+        deadline = min(exp, now + config.cache_max_ttl)  # type: ignore[operator]
+        self._cache.put(key, access, deadline=deadline, now=now)
+        logger.debug("introspected a token of client %r", access.client_id)
+        return access
+
+    def _endpoint_flow(self) -> Flow[str]:
+        if self._endpoint is not None:
+            return self._endpoint
+        issuer = self.config.issuer or ""  # Introspection requires an endpoint or an issuer
+        metadata = self._known_metadata() if self._known_metadata else None
+        try:
+            if metadata is None:
+                metadata = yield from discovery_flow(
+                    issuer, metadata_urls(issuer), allow_http=self.config.allow_http
+                )
+            endpoint = metadata.introspection_endpoint
+            if endpoint is None:
+                raise DiscoveryError("metadata has no introspection_endpoint")
+            # Our client secret goes there: the same transport rule as configured URLs.
+            check_url(endpoint, allow_http=self.config.allow_http, owner=issuer)
+        except (DiscoveryError, ConfigurationError) as exc:
+            logger.error("introspection endpoint of issuer %s: %s", issuer, exc)
+            raise UpstreamUnavailableError(f"metadata of issuer {issuer}") from exc
+        self._endpoint = endpoint
+        return endpoint

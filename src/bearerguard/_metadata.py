@@ -1,0 +1,107 @@
+"""RFC 9728 OAuth 2.0 Protected Resource Metadata: the document, its URLs, and declared scopes.
+
+The document lives at `/.well-known/oauth-protected-resource` followed by the resource
+identifier's path (RFC 9728 §3.1); challenges point to it with `resource_metadata` (§5.1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ._errors import ConfigurationError
+from ._scopes import Requirement
+
+WELL_KNOWN = "/.well-known/oauth-protected-resource"
+
+# The attribute every route helper sets on what it wraps, so that declared scopes can be found.
+REQUIREMENT_ATTR = "__bearerguard_requirement__"
+
+ScopesSource = Iterable[str] | Callable[[], Iterable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectedResource:
+    """The RFC 9728 metadata of one resource identifier (an absolute URL, no query or fragment)."""
+
+    resource: str
+    authorization_servers: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.resource)
+        if (
+            parts.scheme not in ("https", "http")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            raise ConfigurationError("resource must be an absolute URL without query or fragment")
+
+    @property
+    def path(self) -> str:
+        """Where the document is served: the well-known prefix, then the resource's path."""
+        return WELL_KNOWN + urlsplit(self.resource).path.rstrip("/")
+
+    @property
+    def url(self) -> str:
+        """The document's URL, for `resource_metadata` in challenges (RFC 9728 §5.1)."""
+        return urlunsplit(urlsplit(self.resource)._replace(path=self.path))
+
+    def paths(self) -> frozenset[str]:
+        # The root form is answered too: some clients (MCP's among them) look there first.
+        return frozenset({self.path, WELL_KNOWN})
+
+    def document(self, scopes_supported: Iterable[str]) -> bytes:
+        """The JSON document (RFC 9728 §2); only the header bearer method is supported."""
+        members: dict[str, Any] = {
+            "resource": self.resource,
+            "authorization_servers": list(self.authorization_servers),
+            "scopes_supported": sorted(set(scopes_supported)),
+            "bearer_methods_supported": ["header"],
+        }
+        return json.dumps(members).encode()
+
+
+def resolve_scopes(source: ScopesSource | None, app: object) -> set[str]:
+    """The scopes to advertise: given, computed by a callable, or declared on `app`'s routes."""
+    if source is None:
+        return declared_scopes(app)
+    return set(source() if callable(source) else source)
+
+
+def declared_scopes(app: object) -> set[str]:
+    """Every scope named by a requirement that a route helper attached inside `app`.
+
+    Walks, by duck typing, the shapes of Starlette and FastAPI routers (`routes`, `endpoint`,
+    FastAPI's `dependant` tree), Flask's `view_functions`, `HTTPEndpoint` classes and middleware
+    chains (`app`, and `__self__` of a bound `wsgi_app`); no framework is imported.
+    """
+    found: set[str] = set()
+    seen: set[int] = set()
+    todo: list[object] = [app]
+    while todo:
+        obj = todo.pop()
+        if obj is None or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        requirement = getattr(obj, REQUIREMENT_ATTR, None)
+        if isinstance(requirement, Requirement):
+            found |= requirement.scopes
+        if isinstance(obj, type):  # an HTTPEndpoint: its methods are the endpoints
+            todo.extend(value for value in vars(obj).values() if callable(value))
+            continue
+        for name in ("app", "endpoint", "dependant", "call", "__self__"):
+            todo.append(getattr(obj, name, None))
+        for name in ("routes", "dependencies"):
+            todo.extend(_members(getattr(obj, name, None)))
+        views = getattr(obj, "view_functions", None)
+        if isinstance(views, Mapping):
+            todo.extend(views.values())
+    return found
+
+
+def _members(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else []

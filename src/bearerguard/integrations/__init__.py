@@ -1,0 +1,1 @@
+"""Framework adapters. Each submodule imports its framework and says which extra to install."""

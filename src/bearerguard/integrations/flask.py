@@ -1,0 +1,127 @@
+"""Flask: the `BearerGuard` extension, the `require()` view decorator and `current_token`.
+
+Configuration is read only in `init_app` (`BEARERGUARD_*` keys, as for `ResourceServer.from_env`,
+plus `BEARERGUARD_REALM` and `BEARERGUARD_RESOURCE`), so app factories and several apps work.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, ParamSpec, TypeVar, cast
+
+try:
+    from flask import Flask, Response, current_app, g, request
+    from werkzeug.local import LocalProxy
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("bearerguard.integrations.flask needs bearerguard[flask]") from exc
+
+from .._challenge import Challenge
+from .._errors import BearerError, UpstreamUnavailableError
+from .._guard import GUARD_KEY, Guard
+from .._metadata import REQUIREMENT_ATTR
+from .._scopes import Requirement
+from .._server import ResourceServer
+from .._token import AccessToken
+from ..wsgi import credentials
+
+__all__ = ["BearerGuard", "current_token", "get_token", "require"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+EXTENSION = "bearerguard"
+_G_TOKEN = "_bearerguard_token"
+
+
+class BearerGuard:
+    """Protect a Flask app's views with `@require(...)`.
+
+    Example::
+
+        guard = BearerGuard()
+
+        def create_app() -> Flask:
+            app = Flask(__name__)
+            app.config["BEARERGUARD_ISSUER"] = "https://idp.example.com"
+            app.config["BEARERGUARD_AUDIENCE"] = "api://orders"
+            guard.init_app(app)
+            return app
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        server: ResourceServer | None = None,
+        realm: str | None = None,
+        resource: str | None = None,
+    ) -> None:
+        self.server, self.realm, self.resource = server, realm, resource
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Build this app's request policy (and server, from config unless one was given)."""
+        config = {k: str(v) for k, v in app.config.items() if k.startswith("BEARERGUARD_")}
+        guard = Guard(
+            self.server or ResourceServer.from_env(config),
+            realm=self.realm or config.get("BEARERGUARD_REALM"),
+            resource=self.resource or config.get("BEARERGUARD_RESOURCE"),
+        )
+        app.extensions[EXTENSION] = guard
+        for index, path in enumerate(sorted(guard.metadata_paths)):
+            view = functools.partial(_metadata, guard, app)
+            app.add_url_rule(path, f"bearerguard_metadata_{index}", view)
+
+
+def require(
+    *all_of: str, any_of: Iterable[str] = (), optional: bool = False
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Require every scope of `all_of` and one of `any_of` (if given) from the request's token.
+
+    The token is the one `BearerAuthWSGIMiddleware` stored, if it is in front, or is verified
+    here. `optional=True` lets a request without a token in (`get_token()` is then None).
+    """
+    requirement = Requirement.of(*all_of, any_of=any_of, optional=optional)
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            guard: Guard = current_app.extensions[EXTENSION]
+            environ = request.environ
+            try:
+                token = guard.admit(requirement, environ, *credentials(environ))
+            except (BearerError, UpstreamUnavailableError) as exc:
+                return _response(environ.get(GUARD_KEY, guard).render(exc))
+            setattr(g, _G_TOKEN, token)
+            return current_app.ensure_sync(view)(*args, **kwargs)
+
+        setattr(wrapper, REQUIREMENT_ATTR, requirement)
+        return cast(Callable[P, R], wrapper)
+
+    return decorate
+
+
+def get_token() -> AccessToken | None:
+    """The token of the current request, in a view decorated with `require()`."""
+    return cast(AccessToken | None, g.get(_G_TOKEN))
+
+
+def _current() -> AccessToken:
+    if (token := get_token()) is None:
+        raise RuntimeError("no token: use current_token in a view decorated with require()")
+    return token
+
+
+current_token: AccessToken = cast(AccessToken, LocalProxy(_current))
+
+
+def _response(refusal: Challenge) -> Response:
+    response = current_app.response_class(refusal.body, refusal.status, list(refusal.headers))
+    if refusal.header("content-type") is None:
+        del response.headers["content-type"]  # an empty 401 has no media type
+    return response
+
+
+def _metadata(guard: Guard, app: Flask) -> Response:
+    return current_app.response_class(guard.metadata_document(app), mimetype="application/json")

@@ -1,0 +1,70 @@
+"""WSGI middleware (PEP 3333): authenticate requests with bearer tokens on the sync path.
+
+The same request policy and renderer as the ASGI middleware, so a request is answered the same
+way by both. WSGI servers join repeated `Authorization` lines with commas; the header parser
+refuses such a value as `invalid_request`, as the ASGI middleware does with two lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Unpack
+
+from ._challenge import Challenge
+from ._errors import BearerError, UpstreamUnavailableError
+from ._guard import GUARD_KEY, SCOPE_KEY, Guard, GuardOptions
+from ._server import ResourceServer
+from ._types import Environ, StartResponse, WSGIApp
+
+__all__ = ["SCOPE_KEY", "BearerAuthWSGIMiddleware"]
+
+_METADATA_HEADERS = (("content-type", "application/json"),)
+
+
+class BearerAuthWSGIMiddleware:
+    """Authenticate every request before the wrapped WSGI app sees it.
+
+    The token is stored under `environ[SCOPE_KEY]` (None for a tokenless request when
+    `optional=True`). With `resource=` the RFC 9728 document is served. Keyword arguments are
+    those of `BearerAuthMiddleware`.
+
+    Example::
+
+        app.wsgi_app = BearerAuthWSGIMiddleware(app.wsgi_app, server, public_paths=["/health"])
+    """
+
+    def __init__(
+        self, app: WSGIApp, server: ResourceServer, **options: Unpack[GuardOptions]
+    ) -> None:
+        self.app = app
+        self.guard = Guard(server, **options)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if path in self.guard.metadata_paths:
+            document = self.guard.metadata_document(self.app)
+            return respond(start_response, Challenge(200, _METADATA_HEADERS, document))
+        if self.guard.is_public(path):
+            return self.app(environ, start_response)
+        try:
+            token = self.guard.authenticate(*credentials(environ))
+        except (BearerError, UpstreamUnavailableError) as exc:
+            return respond(start_response, self.guard.render(exc))
+        environ[SCOPE_KEY] = token
+        environ[GUARD_KEY] = self.guard
+        return self.app(environ, start_response)
+
+
+def credentials(environ: Environ) -> tuple[list[str], str]:
+    """The `Authorization` value (already joined by the server) and the query string."""
+    authorization = environ.get("HTTP_AUTHORIZATION")
+    return [] if authorization is None else [authorization], environ.get("QUERY_STRING", "")
+
+
+def respond(start_response: StartResponse, response: Challenge) -> list[bytes]:
+    """Send a rendered response through `start_response`; the body to return."""
+    status = f"{response.status} {HTTPStatus(response.status).phrase}"
+    headers = [*response.headers, ("content-length", str(len(response.body)))]
+    start_response(status, headers)
+    return [response.body]

@@ -1,0 +1,113 @@
+"""Flask: the example app through the error table, app factories, several apps, the middleware."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_app import create_app
+
+from bearerguard import ResourceServer
+from bearerguard.integrations.flask import BearerGuard, current_token, get_token, require
+from bearerguard.testing import LocalIssuer
+from bearerguard.wsgi import BearerAuthWSGIMiddleware
+
+from .conftest import RESOURCE, ROWS, Answer, Call, Row, check_row, wsgi_caller
+
+
+def flask_caller(app: Flask) -> Call:
+    """Flask's test client; repeated header lines are joined as a WSGI server joins them."""
+    client = app.test_client()
+
+    def call(path: str, authorization: list[str]) -> Answer:
+        headers = {"authorization": ", ".join(authorization)} if authorization else {}
+        response = client.get(path, headers=headers)
+        return Answer(
+            response.status_code, {k.lower(): v for k, v in response.headers}, response.data
+        )
+
+    return call
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
+def test_flask_example_answers_the_error_table(
+    local_issuer: LocalIssuer, server: ResourceServer, row: Row
+) -> None:
+    check_row(row, local_issuer, flask_caller(create_app(server, resource=RESOURCE)))
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
+def test_flask_example_behind_the_wsgi_middleware_answers_the_same(
+    local_issuer: LocalIssuer, server: ResourceServer, row: Row
+) -> None:
+    app = create_app(server, resource=RESOURCE)
+    wrapped = BearerAuthWSGIMiddleware(app.wsgi_app, server, realm="orders-api", resource=RESOURCE)
+    check_row(row, local_issuer, wsgi_caller(wrapped))
+
+
+def test_flask_metadata_gathers_declared_scopes(server: ResourceServer) -> None:
+    client = create_app(server, resource=RESOURCE).test_client()
+    document = client.get("/.well-known/oauth-protected-resource/v1").get_json()
+    assert document["scopes_supported"] == ["admin", "orders.read", "reports.read"]
+
+
+guard = BearerGuard()  # one extension object, several apps (app factory pattern)
+
+
+def factory(issuer: LocalIssuer, realm: str) -> Flask:
+    app = Flask(realm)
+    app.config.update(
+        BEARERGUARD_ISSUER=issuer.issuer,
+        BEARERGUARD_AUDIENCE=issuer.audience,
+        BEARERGUARD_REALM=realm,
+    )
+    guard.init_app(app)
+
+    @app.get("/me")
+    @require()
+    def me() -> dict[str, Any]:
+        return {"client": current_token.client_id, "realm": realm}
+
+    @app.get("/maybe")
+    @require("orders.read", optional=True)
+    def maybe() -> dict[str, Any]:
+        token = get_token()
+        return {"client": token and token.client_id}
+
+    return app
+
+
+def test_flask_several_apps_from_one_extension_read_their_own_config(
+    local_issuer_factory: Callable[..., LocalIssuer],
+) -> None:
+    first, second = local_issuer_factory(), local_issuer_factory()
+    app_a, app_b = factory(first, "a"), factory(second, "b")
+    assert isinstance(app_a.extensions["bearerguard"].server, ResourceServer)
+    token_a = {"authorization": "Bearer " + first.mint()}
+    assert app_a.test_client().get("/me", headers=token_a).get_json() == {
+        "client": "test-client",
+        "realm": "a",
+    }
+    refused = app_b.test_client().get("/me", headers=token_a)  # the other app trusts another issuer
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith('Bearer realm="b", error="invalid_token"')
+
+
+def test_flask_optional_view(local_issuer: LocalIssuer) -> None:
+    client = factory(local_issuer, "c").test_client()
+    assert client.get("/maybe").get_json() == {"client": None}
+    bad = client.get("/maybe", headers={"authorization": "Bearer nope"})
+    assert bad.status_code == 401
+    lacking = client.get("/maybe", headers={"authorization": "Bearer " + local_issuer.mint()})
+    assert lacking.status_code == 403
+
+
+def test_flask_current_token_outside_a_protected_view_is_a_clear_error(
+    server: ResourceServer,
+) -> None:
+    app = Flask("x")
+    BearerGuard(app, server=server)
+    with app.test_request_context(), pytest.raises(RuntimeError, match="require"):
+        _ = current_token.client_id

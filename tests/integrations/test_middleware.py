@@ -1,0 +1,264 @@
+"""ASGI and WSGI middleware: one table, both protocols, identical answers; websockets; RFC 9728."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from bearerguard import BearerError, Issuer, Requirement, ResourceServer
+from bearerguard._challenge import Challenge
+from bearerguard._guard import GUARD_KEY, Guard
+from bearerguard.asgi import SCOPE_KEY, BearerAuthMiddleware, refuse
+from bearerguard.testing import LocalIssuer
+from bearerguard.wsgi import BearerAuthWSGIMiddleware, respond
+
+from .conftest import (
+    METADATA_URL,
+    REALM,
+    RESOURCE,
+    ROWS,
+    Answer,
+    Row,
+    asgi_caller,
+    check_row,
+    wsgi_caller,
+)
+
+REQUIREMENTS = {
+    "/orders": Requirement.of("orders.read"),
+    "/reports": Requirement.of(any_of=["reports.read", "admin"]),
+}
+OK = Challenge(200, (("content-type", "application/json"),), b'{"ok": true}')
+
+
+def _answer(store: Any, path: str) -> Challenge:
+    guard: Guard = store[GUARD_KEY]
+    try:
+        guard.check(REQUIREMENTS[path], store[SCOPE_KEY])
+    except BearerError as exc:
+        return guard.render(exc)
+    return OK
+
+
+async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send)
+        return
+    await refuse(scope, send, _answer(scope, scope["path"]))
+
+
+async def lifespan(receive: Any, send: Any) -> None:
+    for step in ("startup", "shutdown"):
+        assert (await receive())["type"] == f"lifespan.{step}"
+        await send({"type": f"lifespan.{step}.complete"})
+
+
+def wsgi_app(environ: Any, start_response: Any) -> Iterable[bytes]:
+    return respond(start_response, _answer(environ, environ["PATH_INFO"]))
+
+
+def _server(issuer: LocalIssuer) -> ResourceServer:
+    return ResourceServer(Issuer(issuer=issuer.issuer, audience=issuer.audience))
+
+
+OPTIONS: dict[str, Any] = {"realm": REALM, "resource": RESOURCE, "public_paths": ["/health"]}
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
+def test_middleware_asgi_and_wsgi_answer_identically(local_issuer: LocalIssuer, row: Row) -> None:
+    authorization = row.authorization(local_issuer)
+    fixed = Row(**{**row.__dict__, "authorization": lambda _: authorization})
+    asgi_server, wsgi_server = _server(local_issuer), _server(local_issuer)
+    asgi = BearerAuthMiddleware(asgi_app, asgi_server, **OPTIONS)
+    wsgi = BearerAuthWSGIMiddleware(wsgi_app, wsgi_server, **OPTIONS)
+    with TestClient(asgi) as client:
+        via_asgi = check_row(fixed, local_issuer, asgi_caller(client))
+        client.portal.call(asgi_server.aclose)
+    via_wsgi = check_row(fixed, local_issuer, wsgi_caller(wsgi))
+    wsgi_server.close()
+    assert via_asgi == Answer(via_wsgi.status, via_asgi.headers, via_wsgi.body)
+    assert via_asgi.headers.get("www-authenticate") == via_wsgi.headers.get("www-authenticate")
+
+
+def test_middleware_public_paths_skip_authentication(local_issuer: LocalIssuer) -> None:
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        seen.append(scope["path"])
+        assert SCOPE_KEY not in scope
+        await refuse(scope, send, OK)
+
+    server = _server(local_issuer)
+    local_issuer.go_down("refuse")  # a health check must not depend on the issuer
+    with TestClient(BearerAuthMiddleware(app, server, public_paths=["/health", "/docs/"])) as c:
+        assert c.get("/health", headers={"authorization": "Bearer garbage"}).status_code == 200
+        assert c.get("/docs/oauth2-redirect").status_code == 200
+        assert c.get("/healthz").status_code == 401  # a prefix only counts at a "/"
+    assert seen == ["/health", "/docs/oauth2-redirect"]
+
+
+@pytest.mark.anyio
+async def test_middleware_lifespan_passes_through(local_issuer: LocalIssuer) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    await BearerAuthMiddleware(app, _server(local_issuer))(
+        {"type": "lifespan"}, _no_receive, _no_send
+    )
+    assert seen == ["lifespan"]
+
+
+async def _no_receive() -> Any:
+    raise AssertionError("not expected")
+
+
+async def _no_send(message: Any) -> None:
+    raise AssertionError("not expected")
+
+
+def _websocket(authorization: str | None, extensions: dict[str, Any]) -> dict[str, Any]:
+    headers = [] if authorization is None else [(b"authorization", authorization.encode())]
+    return {
+        "type": "websocket",
+        "path": "/ws",
+        "query_string": b"",
+        "headers": headers,
+        "extensions": extensions,
+    }
+
+
+async def _run_websocket(server: ResourceServer, scope: dict[str, Any]) -> list[Any]:
+    sent: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept"})
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await BearerAuthMiddleware(app, server, realm=REALM)(scope, _no_receive, send)
+    await server.aclose()
+    return sent
+
+
+@pytest.mark.anyio
+async def test_middleware_websocket_refusal_closes_1008_before_accept(
+    local_issuer: LocalIssuer,
+) -> None:
+    sent = await _run_websocket(_server(local_issuer), _websocket(None, {}))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+@pytest.mark.anyio
+async def test_middleware_websocket_refusal_is_a_real_401_with_the_extension(
+    local_issuer: LocalIssuer,
+) -> None:
+    scope = _websocket("Bearer not-a-jwt", {"websocket.http.response": {}})
+    sent = await _run_websocket(_server(local_issuer), scope)
+    assert [m["type"] for m in sent] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+    ]
+    assert sent[0]["status"] == 401
+    assert (
+        b"www-authenticate",
+        (
+            b'Bearer realm="orders-api", error="invalid_token", '
+            b'error_description="The access token is malformed."'
+        ),
+    ) in sent[0]["headers"]
+    assert json.loads(sent[1]["body"])["error"] == "invalid_token"
+
+
+@pytest.mark.anyio
+async def test_middleware_websocket_with_a_valid_token_is_accepted(
+    local_issuer: LocalIssuer,
+) -> None:
+    scope = _websocket("Bearer " + local_issuer.mint(), {})
+    sent = await _run_websocket(_server(local_issuer), scope)
+    assert sent == [{"type": "websocket.accept"}]
+    assert scope[SCOPE_KEY].client_id == "test-client"
+    assert scope["user"].is_authenticated
+
+
+def test_middleware_optional_lets_tokenless_requests_in_but_not_bad_tokens(
+    local_issuer: LocalIssuer,
+) -> None:
+    users: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        users.append((scope[SCOPE_KEY], scope["user"].is_authenticated, scope["auth"].scopes))
+        await refuse(scope, send, OK)
+
+    server = _server(local_issuer)
+    with TestClient(BearerAuthMiddleware(app, server, optional=True)) as client:
+        assert client.get("/anything").status_code == 200
+        assert client.get("/x", headers={"authorization": "Bearer bad"}).status_code == 401
+        client.portal.call(server.aclose)
+    assert users == [(None, False, [])]
+
+
+@pytest.mark.parametrize("flavour", ["asgi", "wsgi"])
+@pytest.mark.parametrize(
+    ("resource", "path"),
+    [
+        (RESOURCE, "/.well-known/oauth-protected-resource/v1"),
+        (RESOURCE, "/.well-known/oauth-protected-resource"),
+        ("https://api.example.test", "/.well-known/oauth-protected-resource"),
+    ],
+)
+def test_middleware_serves_rfc9728_metadata(
+    local_issuer: LocalIssuer, flavour: str, resource: str, path: str
+) -> None:
+    server = _server(local_issuer)
+    options = {"resource": resource, "scopes_supported": ["b", "a", "b"]}
+    if flavour == "asgi":
+        with TestClient(BearerAuthMiddleware(asgi_app, server, **options)) as client:
+            answer = asgi_caller(client)(path, [])
+    else:
+        answer = wsgi_caller(BearerAuthWSGIMiddleware(wsgi_app, server, **options))(path, [])
+    assert answer.status == 200
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json() == {
+        "resource": resource,
+        "authorization_servers": [local_issuer.issuer],
+        "scopes_supported": ["a", "b"],
+        "bearer_methods_supported": ["header"],
+    }
+    assert METADATA_URL.endswith("/v1")
+
+
+def test_middleware_logs_refusals_once_without_the_token(
+    local_issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = _server(local_issuer)
+    token = local_issuer.mint(scope="orders.write")
+    call = wsgi_caller(BearerAuthWSGIMiddleware(wsgi_app, server))
+    with caplog.at_level(logging.INFO, logger="bearerguard"):
+        call("/orders", ["Bearer " + token])
+        call("/orders", ["Bearer a", "Bearer b"])
+        call("/orders?access_token=" + token, [])
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert messages == [
+        (
+            logging.WARNING,
+            f"refused: SCOPE iss='{local_issuer.issuer}' client_id='test-client' "
+            "required='orders.read'",
+        ),
+        (logging.WARNING, "refused: MULTIPLE_CREDENTIALS iss=None kid=None client_id=None"),
+        (logging.WARNING, "refused: TOKEN_IN_URL iss=None client_id=None required=''"),
+    ]
+    assert not any(token in r.getMessage() for r in caplog.records)

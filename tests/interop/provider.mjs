@@ -1,0 +1,82 @@
+// node-oidc-provider as a real authorization server for bearerguard's interop tests: the client
+// credentials grant (RFC 6749 §4.4) with resource indicators (RFC 8707) issuing RFC 9068 JWT or
+// opaque access tokens, introspection (RFC 7662) and revocation (RFC 7009).
+//
+// Usage: node provider.mjs CONFIG.json. The pytest fixture (conftest.py) writes CONFIG: the port
+// (0 for any free one), the private JWKS, the clients, the resources and which clients may
+// introspect. Once listening on 127.0.0.1 the server prints one line to stdout:
+//   bearerguard-interop listening http://127.0.0.1:PORT
+// Restarting it with a new JWKS on the same port is how the tests rotate the signing keys.
+// GET /_bearerguard/requests answers how many requests each path has received since the start,
+// so a test can tell whether bearerguard asked the server at all.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+
+import Provider, { errors } from 'oidc-provider';
+
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const introspectors = new Set(config.introspectors);
+
+function resourceServerInfo(_ctx, resource) {
+  // RFC 8707 §2: an unknown resource is an invalid_target error, never a token without audience.
+  if (!Object.hasOwn(config.resources, resource)) throw new errors.InvalidTarget();
+  return config.resources[resource];
+}
+
+function configuration() {
+  return {
+    clients: config.clients,
+    jwks: config.jwks,
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    ttl: { ClientCredentials: config.access_token_ttl },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx, _client, oneOf) => oneOf,
+        useGrantedResource: () => false,
+        getResourceServerInfo: resourceServerInfo,
+      },
+      // Only the resource server's own clients may ask what a token means (RFC 7662 §4).
+      introspection: {
+        enabled: true,
+        allowedPolicy: (_ctx, client) => introspectors.has(client.clientId),
+      },
+      // A client may revoke only the tokens it was issued (RFC 7009 §2.1).
+      revocation: {
+        enabled: true,
+        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+      },
+    },
+  };
+}
+
+const COUNTS = '/_bearerguard/requests';
+const counts = {};
+
+function counted(callback) {
+  return (req, res) => {
+    const path = new URL(req.url, 'http://127.0.0.1').pathname;
+    if (path === COUNTS) {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(counts));
+      return;
+    }
+    counts[path] = (counts[path] ?? 0) + 1; // before handling: visible once a response is seen
+    callback(req, res);
+  };
+}
+
+const server = createServer();
+server.on('error', (error) => {
+  console.error(`bearerguard-interop cannot listen: ${error.message}`);
+  process.exit(1);
+});
+server.listen(config.port, '127.0.0.1', () => {
+  // The issuer URL needs the port, known only now; requests are handled from this same tick on.
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  server.on('request', counted(new Provider(issuer, configuration()).callback()));
+  console.log(`bearerguard-interop listening ${issuer}`);
+});

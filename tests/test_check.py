@@ -1,0 +1,488 @@
+"""`bearerguard check` against a real issuer on 127.0.0.1, in process and as a subprocess.
+
+The agreement test is the heart: for a table of tokens, the verdict of `check` is the refusal the
+ResourceServer raises (through both twins), because both run the same steps.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import pytest
+
+from bearerguard import BearerGuardError, Issuer, ResourceServer
+from bearerguard.__main__ import main
+from bearerguard._timefmt import duration, relative
+from bearerguard.testing import LocalIssuer
+
+from .conftest import Twin
+
+Factory = Callable[..., LocalIssuer]
+
+
+@pytest.fixture(autouse=True)
+def _no_bearerguard_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("BEARERGUARD_"):
+            monkeypatch.delenv(name)
+
+
+def check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(["check", *argv])
+    return code, capsys.readouterr().out
+
+
+def check_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code, out = check(capsys, *argv, "--json")
+    return code, json.loads(out)
+
+
+def against(issuer: LocalIssuer) -> list[str]:
+    return ["--issuer", issuer.issuer, "--audience", issuer.audience]
+
+
+def steps(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {step["name"]: step for step in document["steps"]}
+
+
+def line(out: str, name: str) -> str:
+    return next(row for row in out.splitlines() if row.split()[1:2] == [name])
+
+
+def signature_of(token: str) -> str:
+    return token.rsplit(".", 1)[1]
+
+
+# -- the five tokens of the issue, as text and as JSON ------------------------------------------
+
+
+def test_valid_token_text(local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]) -> None:
+    token = local_issuer.mint(scope="orders.read orders.write")
+    code, out = check(capsys, token, *against(local_issuer))
+    assert code == 0
+    assert "verdict    VALID" in out
+    for name in ("size", "parse", "header", "issuer", "algorithm", "keys", "kid", "key"):
+        assert line(out, name).lstrip().startswith("✓"), name
+    for name in ("signature", "required", "iss", "aud", "exp", "nbf", "iat", "scopes"):
+        assert line(out, name).lstrip().startswith("✓"), name
+    assert "orders.read orders.write (from scope)" in line(out, "scopes")
+    assert "expires in 4 min" in line(out, "exp")
+    assert f"GET {local_issuer.jwks_uri} -> 200" in out
+    assert "claims     (verified)" in out
+    assert token not in out
+    assert signature_of(token) not in out
+
+
+def test_valid_token_json(local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]) -> None:
+    token = local_issuer.mint(scope=["a", "b"])
+    code, document = check_json(capsys, token, *against(local_issuer))
+    assert code == document["exit_code"] == 0
+    assert document["verdict"]["valid"] is True
+    assert document["claims_verified"] is True
+    assert document["claims"]["scope"] == ["a", "b"]
+    assert all(step["status"] != "failed" for step in document["steps"])
+    assert [step["name"] for step in document["steps"]] == [
+        "size", "parse", "header", "issuer", "algorithm", "type", "keys", "kid", "key",
+        "signature", "required", "iss", "aud", "exp", "nbf", "iat", "max age", "scopes",
+    ]  # fmt: skip
+    assert [e["status"] for e in document["http"]] == [200, 200]  # discovery, then the JWKS
+    assert signature_of(token) not in json.dumps(document)
+
+
+def test_expired_token(local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]) -> None:
+    token = local_issuer.mint(expires_in=-(2 * 3600 + 3 * 60))
+    code, out = check(capsys, token, *against(local_issuer))
+    assert code == 1
+    exp = line(out, "exp")
+    assert exp.lstrip().startswith("✗")
+    assert "expired 2 h 3 min ago" in exp
+    assert "UTC" in exp
+    assert "<-- first failure: EXPIRED, invalid_token" in exp
+    assert "verdict    REFUSED at exp: EXPIRED" in out
+    assert 'HTTP 401, error="invalid_token"' in out
+
+    code, document = check_json(capsys, token, *against(local_issuer))
+    assert code == 1
+    assert document["verdict"] == {
+        "valid": False,
+        "step": "exp",
+        "reason": "EXPIRED",
+        "description": "The access token has expired.",
+        "status": 401,
+        "error": "invalid_token",
+    }
+
+
+def test_wrong_audience(local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]) -> None:
+    token = local_issuer.mint(audience="api://other", expires_in=-3600)
+    code, out = check(capsys, token, *against(local_issuer))
+    assert code == 1
+    assert "'api://other' is not this resource" in line(out, "aud")
+    assert "first failure: AUDIENCE" in line(out, "aud")
+    # Later claim checks still run for information, and say they decide nothing.
+    assert line(out, "exp").lstrip().startswith("✗")
+    assert "first failure" not in line(out, "exp")
+    assert "(decides nothing: the server stops at the first failure)" in out
+
+    code, document = check_json(capsys, token, *against(local_issuer))
+    assert (code, document["verdict"]["reason"], document["verdict"]["step"]) == (
+        1,
+        "AUDIENCE",
+        "aud",
+    )
+    assert steps(document)["exp"]["note"] is not None
+    assert steps(document)["aud"]["note"] is None
+
+
+def test_unknown_kid(local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]) -> None:
+    token = local_issuer.mint(headers={"kid": "retired-key"})
+    code, out = check(capsys, token, *against(local_issuer))
+    assert code == 1
+    assert "kid 'retired-key' is not among the published keys" in line(out, "kid")
+    assert local_issuer.kid("RS256") in line(out, "kid")
+    assert "claims     (NOT TRUSTED: signature not verified)" in out
+    assert "(not trusted: signature not verified)" in out
+
+    code, document = check_json(capsys, token, *against(local_issuer))
+    assert document["verdict"]["reason"] == "UNKNOWN_KID"
+    assert document["claims_verified"] is False
+    assert steps(document)["signature"]["status"] == "skipped"
+    assert steps(document)["exp"]["note"] == "not trusted: signature not verified"
+
+
+@pytest.mark.parametrize(
+    ("token", "cause"),
+    [
+        ("abc.def", "not three non-empty base64url segments"),
+        ("e30.e30.", "not three non-empty base64url segments"),
+        ("eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln", "invalid JSON"),
+        ("eyJhbGciOiJSUzI1NiIsImprdSI6Imh0dHA6Ly94In0.e30.c2ln", "refused: jku"),
+    ],
+)
+def test_malformed_token(
+    local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str], token: str, cause: str
+) -> None:
+    code, out = check(capsys, token, *against(local_issuer))
+    assert code == 1
+    assert cause in out
+    assert "first failure: " in out
+
+    code, document = check_json(capsys, token, *against(local_issuer))
+    assert document["verdict"]["reason"] in ("MALFORMED", "UNSUPPORTED_HEADER")
+    assert local_issuer.count() == 0  # refused before any key is fetched, as the server does
+
+
+@pytest.mark.parametrize("mode", ["refuse", "error"])
+def test_issuer_down_exits_2(
+    local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str], mode: Any
+) -> None:
+    token = local_issuer.mint()
+    local_issuer.go_down(mode)
+    code, out = check(capsys, token, *against(local_issuer))
+    assert code == 2
+    assert "could not fetch the keys" in line(out, "keys")
+    assert "verdict    COULD NOT CHECK at keys: UPSTREAM" in out
+    assert "HTTP 503" in out
+    assert ("no answer" if mode == "refuse" else "-> 503") in out
+
+    code, document = check_json(capsys, token, *against(local_issuer))
+    assert code == document["exit_code"] == 2
+    assert document["verdict"]["reason"] == "UPSTREAM"
+    assert document["verdict"]["status"] == 503
+
+
+# -- check and the server agree ------------------------------------------------------------------
+
+
+def _swap_signature(issuer: LocalIssuer) -> str:
+    one, other = issuer.mint(scope="a"), issuer.mint(scope="b")
+    return one.rsplit(".", 1)[0] + "." + signature_of(other)
+
+
+def _expired_with_bad_signature(issuer: LocalIssuer) -> str:
+    expired = issuer.mint(expires_in=-3600)
+    return expired.rsplit(".", 1)[0] + "." + signature_of(issuer.mint())
+
+
+TOKENS: dict[str, Callable[[LocalIssuer], str]] = {
+    "valid": lambda i: i.mint(scope="orders.read"),
+    "expired": lambda i: i.mint(expires_in=-3600),
+    "wrong aud": lambda i: i.mint(audience="api://other"),
+    "unknown kid": lambda i: i.mint(headers={"kid": "nobody"}),
+    "bad signature": _swap_signature,
+    "alg none": lambda i: i.mint(alg="none"),
+    "malformed": lambda i: "not.a-token",
+    "unknown issuer": lambda i: i.mint(issuer="https://evil.test"),
+    "missing exp": lambda i: i.mint(expires_in=None),
+    "nbf in the future": lambda i: i.mint(nbf=int(time.time()) + 3600),
+    "iat in the future": lambda i: i.mint(iat=int(time.time()) + 3600),
+    "HS256 not allowed": lambda i: i.mint(alg="HS256"),
+    "key of another type": lambda i: i.mint(alg="ES256", headers={"kid": i.kid("RS256")}),
+    "refused header": lambda i: i.mint(headers={"x5u": "https://evil.test/cert"}),
+    "scope of a wrong type": lambda i: i.mint(scope="a", scp={"not": "scopes"}),
+    "sub of a wrong type": lambda i: i.mint(subject=None, sub=42),
+    "too large": lambda i: i.mint(padding="x" * 9000),
+    # Several failures: the first in the server's order decides, so these pin the order.
+    "expired for another API": lambda i: i.mint(audience="api://other", expires_in=-3600),
+    "expired and not yet valid": lambda i: i.mint(expires_in=-3600, nbf=int(time.time()) + 3600),
+    "bad signature and expired": _expired_with_bad_signature,
+}
+
+
+@pytest.mark.parametrize("case", list(TOKENS))
+def test_check_and_server_agree(
+    case: str, local_issuer: LocalIssuer, twin: Twin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = TOKENS[case](local_issuer)
+    server = ResourceServer(Issuer(issuer=local_issuer.issuer, audience=local_issuer.audience))
+    try:
+        twin.verify(server, token)
+        refused = None
+    except BearerGuardError as exc:
+        refused = exc.reason.name  # type: ignore[attr-defined]
+
+    code, document = check_json(capsys, token, *against(local_issuer))
+
+    assert document["verdict"]["reason"] == refused
+    assert code == (0 if refused is None else 1)
+    assert (refused is None) == (case == "valid")
+
+
+def test_agreement_with_max_age_and_rfc9068(
+    local_issuer: LocalIssuer, twin: Twin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = Issuer(
+        issuer=local_issuer.issuer,
+        audience=local_issuer.audience,
+        max_token_age=60,
+        rfc9068=True,
+    )
+    flags = [*against(local_issuer), "--max-token-age", "60", "--rfc9068"]
+    for token, reason in [
+        (local_issuer.mint(iat=int(time.time()) - 3600), "TOO_OLD"),
+        (local_issuer.mint(typ="JWT"), "TYPE"),
+        (local_issuer.mint(omit=["jti"]), "MISSING_CLAIM"),
+    ]:
+        with pytest.raises(BearerGuardError) as info:
+            twin.verify(ResourceServer(config), token)
+        assert info.value.reason.name == reason  # type: ignore[attr-defined]
+        _, document = check_json(capsys, token, *flags)
+        assert document["verdict"]["reason"] == reason
+
+
+# -- configuration: flags, environment, metadata URL, JWKS URI ----------------------------------
+
+
+def test_configuration_from_env_and_flags_override_it(
+    local_issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BEARERGUARD_ISSUER", local_issuer.issuer)
+    monkeypatch.setenv("BEARERGUARD_AUDIENCE", "api://somebody-else")
+    token = local_issuer.mint(expires_in=-60)  # expired 60 s ago: inside a 120 s leeway
+
+    code, document = check_json(capsys, token)
+    assert document["verdict"]["reason"] == "AUDIENCE"
+
+    code, document = check_json(capsys, token, "--audience", local_issuer.audience)
+    assert document["verdict"]["reason"] == "EXPIRED"
+
+    code, document = check_json(
+        capsys, token, "--audience", "x", "--audience", local_issuer.audience, "--leeway", "120"
+    )
+    assert code == 0
+    assert document["issuers"][0]["audience"] == ["x", local_issuer.audience]
+    assert document["issuers"][0]["leeway"] == 120
+
+
+def test_several_issuers_from_env(
+    local_issuer_factory: Factory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first, second = local_issuer_factory(), local_issuer_factory(path="/second")
+    monkeypatch.setenv("BEARERGUARD_ISSUERS", "one two")
+    for name, issuer in (("ONE", first), ("TWO", second)):
+        monkeypatch.setenv(f"BEARERGUARD_{name}_ISSUER", issuer.issuer)
+        monkeypatch.setenv(f"BEARERGUARD_{name}_AUDIENCE", issuer.audience)
+    code, document = check_json(capsys, second.mint())
+    assert code == 0
+    assert len(document["issuers"]) == 2
+    assert first.count() == 0  # the token's iss picked the issuer before any fetch
+
+
+def test_issuer_given_as_its_metadata_url(
+    local_issuer_factory: Factory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    issuer = local_issuer_factory(path="/tenant", discovery="oauth")
+    code, document = check_json(
+        capsys, issuer.mint(), "--issuer", issuer.oauth_metadata_url, "--audience", issuer.audience
+    )
+    assert code == 0
+    assert document["issuers"][0]["issuer"] == issuer.issuer
+    assert document["issuers"][0]["discovery_urls"] == [issuer.oauth_metadata_url]
+    assert issuer.count("openid-configuration") == 0
+
+
+def test_jwks_uri_without_issuer_takes_iss_from_the_token(
+    local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = local_issuer.mint()
+    code, document = check_json(
+        capsys, token, "--jwks-uri", local_issuer.jwks_uri, "--audience", local_issuer.audience
+    )
+    assert code == 0
+    assert steps(document)["issuer"]["status"] == "skipped"
+    assert "--issuer checks it" in steps(document)["issuer"]["detail"]
+    assert local_issuer.count() == local_issuer.count("jwks") == 1
+
+
+def test_metadata_naming_another_issuer_could_not_check(
+    local_issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = local_issuer.issuer + "/other"
+    monkeypatch.setenv("BEARERGUARD_DISCOVERY_URL", local_issuer.openid_configuration_url)
+    code, out = check(capsys, local_issuer.mint(issuer=other), "--issuer", other, "--audience", "x")
+    assert code == 2
+    assert "metadata names a different issuer" in line(out, "keys")
+    assert "COULD NOT CHECK" in out
+
+
+def test_hs256_secret_and_credential_claims_are_never_printed(
+    local_issuer: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secret = "a shared secret of at least thirty-two bytes"
+    monkeypatch.setenv("BEARERGUARD_SHARED_SECRET", secret)
+    claims = {
+        "iss": local_issuer.issuer,
+        "aud": local_issuer.audience,
+        "exp": int(time.time()) + 300,
+        "client_secret": "hunter2-hunter2",
+        "profile": {"pwd": "x1"},
+    }
+    token = jwt.encode(claims, secret, algorithm="HS256")
+    flags = [*against(local_issuer), "--algorithms", "HS256"]
+    code, out = check(capsys, token, *flags)
+    assert code == 0
+    assert "shared secret" in line(out, "keys")
+    code, document = check_json(capsys, token, *flags)
+    assert document["claims"]["client_secret"] == "[redacted]"
+    assert document["claims"]["profile"] == {"pwd": "[redacted]"}
+    assert document["issuers"][0]["shared_secret"] is True
+    for text in (out, json.dumps(document)):
+        assert secret not in text
+        assert "hunter2" not in text
+        assert signature_of(token) not in text
+    assert local_issuer.count() == 0
+
+
+# -- input and bad arguments ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["-"], []])
+def test_token_from_stdin(
+    argv: list[str],
+    local_issuer: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(local_issuer.mint() + "\n"))
+    code, _ = check(capsys, *argv, *against(local_issuer))
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["token"], "no issuer"),
+        (["token", "--issuer", "https://idp.test"], "BEARERGUARD_AUDIENCE is required"),
+        (["", "--issuer", "https://i.test", "--audience", "a"], "the token is empty"),
+        (["t", "--issuer", "https://i.test", "--audience", "a", "--algorithms", "none"], "none"),
+        (["t", "--issuer", "http://idp.example", "--audience", "a"], "https URL"),
+    ],
+)
+def test_bad_arguments_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert main(["check", *argv, "--json"]) == 2
+    document = json.loads(capsys.readouterr().out)
+    assert document["exit_code"] == 2
+    assert message in document["error"]
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["check", "t", "--leeway", "-5"])
+    assert info.value.code == 2
+    assert "non-negative number of seconds" in capsys.readouterr().err
+
+
+# -- the real command ----------------------------------------------------------------------------
+
+
+def run_command(issuer: LocalIssuer, *argv: str, stdin: str | None = None) -> Any:
+    """`python -m bearerguard check` as a user runs it, without our BEARERGUARD_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEARERGUARD_")}
+    command = [sys.executable, "-m", "bearerguard", "check", *against(issuer), *argv]
+    return subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        command,
+        input=stdin,
+        env=env | {"PYTHONIOENCODING": "utf-8"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_python_m_bearerguard_check(local_issuer: LocalIssuer) -> None:
+    valid = run_command(local_issuer, local_issuer.mint())
+    assert valid.returncode == 0, valid.stderr
+    assert "verdict    VALID" in valid.stdout
+
+    expired = run_command(local_issuer, "--json", stdin=local_issuer.mint(expires_in=-3600))
+    assert expired.returncode == 1, expired.stderr
+    assert json.loads(expired.stdout)["verdict"]["reason"] == "EXPIRED"
+
+    local_issuer.go_down("refuse")
+    down = run_command(local_issuer, local_issuer.mint())
+    assert down.returncode == 2
+    assert "COULD NOT CHECK" in down.stdout
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 s"), (59.9, "59 s"), (299, "4 min 59 s"), (7380, "2 h 3 min"), (259205, "3 d")],
+)
+def test_durations(seconds: float, text: str) -> None:
+    assert duration(seconds) == duration(-seconds) == text
+    assert relative(-seconds) == f"{text} ago"
+    assert relative(seconds) == (f"in {text}" if seconds else "0 s ago")
+
+
+def test_unusable_keys_are_named_in_the_log(
+    local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kid = local_issuer.kid("RS256")
+    usable = [jwk for jwk in local_issuer.jwks()["keys"] if jwk["kid"] != kid]
+    # One unusable key under the token's kid, beside usable ones: a JWKS with no usable key
+    # at all is a failed fetch (the last good keys stay), not an unknown kid.
+    local_issuer.set_jwks_body(
+        json.dumps({"keys": [{"kty": "oct", "kid": kid, "k": "c2"}, *usable]}).encode()
+    )
+    code, out = check(capsys, local_issuer.mint(), *against(local_issuer))
+    assert code == 1
+    assert f"kid '{kid}' is not among the published keys" in line(out, "kid")
+    assert f"skipping JWK kid='{kid}'" in out
+    assert "unsupported kty 'oct'" in out
