@@ -18,6 +18,8 @@ from ._errors import (
     UpstreamUnavailableError,
 )
 from ._jwks import JWKSPolicy, JWKSStatus
+from ._policy import PolicyTable, Rule, ScopeGrants
+from ._roles import RoleResolver
 from ._scopes import Requirement
 from ._server import ResourceServer
 from ._token import AccessToken
@@ -39,9 +41,13 @@ __all__ = [
     "JWKSPolicy",
     "JWKSStatus",
     "MissingTokenError",
+    "PolicyTable",
     "Reason",
     "Requirement",
     "ResourceServer",
+    "RoleResolver",
+    "Rule",
+    "ScopeGrants",
     "UpstreamUnavailableError",
     "__version__",
 ]

@@ -53,7 +53,7 @@ def challenge(
     params: list[tuple[str, str]] = [] if realm is None else [("realm", realm)]
     if exc.error is not None:
         params += [("error", exc.error), ("error_description", exc.description)]
-    if isinstance(exc, InsufficientScopeError):
+    if isinstance(exc, InsufficientScopeError) and exc.required:  # none: a policy's deny
         params.append(("scope", " ".join(exc.required)))
     if resource_metadata is not None:
         params.append(("resource_metadata", resource_metadata))

@@ -28,6 +28,7 @@ class ClaimsPolicy:
     leeway: float
     required: frozenset[str]
     max_token_age: float | None
+    values: tuple[tuple[str, frozenset[str]], ...] = ()  # claims that must hold one of these
 
 
 def time_claim(claims: Mapping[str, Any], name: str) -> float | None:
@@ -72,6 +73,7 @@ def check_claims(claims: Mapping[str, Any], policy: ClaimsPolicy, now: float) ->
     check_required(claims, policy)
     check_issuer(claims, policy)
     check_audience(claims, policy)
+    check_values(claims, policy)
     exp = check_expiry(claims, policy.leeway, now)
     check_not_before(claims, policy.leeway, now)
     iat = check_issued_at(claims, policy.leeway, now)
@@ -102,6 +104,18 @@ def check_audience(claims: Mapping[str, Any], policy: ClaimsPolicy) -> None:
         token_audiences = audiences(claims)
         if policy.audiences is not None and policy.audiences.isdisjoint(token_audiences):
             raise InvalidTokenError(Reason.AUDIENCE)
+
+
+def check_values(claims: Mapping[str, Any], policy: ClaimsPolicy) -> None:
+    """Each claim of `Issuer.claim_values` is present and one of its allowed strings."""
+    for name, allowed in policy.values:
+        if name not in claims:
+            raise InvalidTokenError(Reason.MISSING_CLAIM)
+        value = claims[name]
+        if not isinstance(value, str):
+            raise InvalidTokenError(Reason.CLAIM_TYPE)
+        if value not in allowed:
+            raise InvalidTokenError(Reason.CLAIM_VALUE)
 
 
 def check_expiry(claims: Mapping[str, Any], leeway: float, now: float) -> float | None:

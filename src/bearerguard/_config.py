@@ -10,10 +10,11 @@ host is loopback or plain HTTP is allowed explicitly; `exp` is required unless r
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
 
 from ._claims import RFC9068_CLAIMS, ClaimsPolicy
 from ._discovery import metadata_urls, secure_url
@@ -21,6 +22,9 @@ from ._errors import ConfigurationError
 from ._jwks import JWKSPolicy
 from ._keys import SUPPORTED_ALGORITHMS
 from ._scopes import DEFAULT_SCOPE_CLAIMS
+
+if TYPE_CHECKING:
+    from ._roles import RoleResolver
 
 logger = logging.getLogger("bearerguard")
 
@@ -63,6 +67,11 @@ class Issuer:
     explains what that gives up). Keys come from `jwks_uri`, or else from the metadata found at
     `discovery_url`, or else from the issuer's OIDC and RFC 8414 well-known documents.
 
+    `claim_values` names claims that must be present with one of the given values, for
+    issuers whose tokens identify their audience otherwise: AWS Cognito access tokens carry no
+    `aud` but `client_id` and `token_use: "access"`. `roles` resolves role-ID scopes (Jamf's
+    `api-role:2`) to privileges (see `RoleResolver`).
+
     Example::
 
         Issuer(issuer="https://login.example.com/tenant", audience="api://orders")
@@ -81,6 +90,8 @@ class Issuer:
     scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS
     jwks_policy: JWKSPolicy = field(default_factory=JWKSPolicy)
     allow_http: bool = False
+    claim_values: Mapping[str, str | Sequence[str]] = field(default_factory=dict, hash=False)
+    roles: RoleResolver | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.issuer, str) or not self.issuer:
@@ -97,8 +108,12 @@ class Issuer:
                 )
         object.__setattr__(self, "algorithms", algorithms)
         self._check_secret(algorithms)
+        object.__setattr__(self, "claim_values", self._values())
         if self.audience is None:
-            logger.warning("issuer %s: the aud claim is not checked (audience=None)", self.issuer)
+            if not self.claim_values:  # e.g. Cognito's client_id stands in for aud
+                logger.warning(
+                    "issuer %s: the aud claim is not checked (audience=None)", self.issuer
+                )
         else:
             audience = (self.audience,) if isinstance(self.audience, str) else self.audience
             if not audience or not all(isinstance(a, str) and a for a in audience):
@@ -117,6 +132,23 @@ class Issuer:
         self._check_url(self.jwks_uri, "jwks_uri")
         for url in self.discovery_urls:
             self._check_url(url, "discovery_url" if self.discovery_url else "issuer")
+
+    def _values(self) -> Mapping[str, tuple[str, ...]]:
+        values = {}
+        for name, given in dict(self.claim_values).items():
+            allowed = (given,) if isinstance(given, str) else tuple(given)
+            if not (isinstance(name, str) and name and allowed):
+                raise ConfigurationError(
+                    f"{self.issuer}: claim_values needs claim names and allowed values",
+                    field="claim_values",
+                )
+            if not all(isinstance(value, str) for value in allowed):
+                raise ConfigurationError(
+                    f"{self.issuer}: claim_values of {name!r} must be strings",
+                    field="claim_values",
+                )
+            values[name] = allowed
+        return MappingProxyType(values)
 
     def _check_secret(self, algorithms: tuple[str, ...]) -> None:
         hmac = [alg for alg in algorithms if alg in _HMAC_BYTES]
@@ -170,6 +202,7 @@ class Issuer:
             leeway=self.leeway,  # type: ignore[arg-type]  # normalised to float above
             required=frozenset(required),
             max_token_age=self.max_token_age,  # type: ignore[arg-type]
+            values=tuple((name, frozenset(v)) for name, v in self.claim_values.items()),
         )
 
 
@@ -211,6 +244,7 @@ class Introspection:
     cache_size: int = 10_000
     introspect_jwts: bool = False  # also ask about JWTs of configured issuers (revocation)
     allow_http: bool = False
+    roles: RoleResolver | None = None  # role-ID scopes of introspected tokens (see RoleResolver)
 
     def __post_init__(self) -> None:
         owner = f"introspection at {self.endpoint or self.issuer}"

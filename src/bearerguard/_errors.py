@@ -18,6 +18,7 @@ class Reason(enum.Enum):
     MALFORMED_HEADER = "The Authorization header is malformed."
     MULTIPLE_CREDENTIALS = "The request carries more than one access token."
     TOKEN_IN_URL = "Access tokens are not accepted in the URL."
+    PATH = "The request path is not in normal form."
     # 401, no error code
     MISSING = "No access token was sent."
     # 401 invalid_token: the token's form
@@ -34,6 +35,7 @@ class Reason(enum.Enum):
     CLAIM_TYPE = "The access token has a claim of the wrong type."
     MISSING_CLAIM = "The access token lacks a required claim."
     AUDIENCE = "The access token is not intended for this resource."
+    CLAIM_VALUE = "The access token has a claim with a value that is not accepted."
     EXPIRED = "The access token has expired."
     NOT_YET_VALID = "The access token is not valid yet."
     ISSUED_IN_FUTURE = "The access token was issued in the future."

@@ -21,6 +21,7 @@ from ._claims import (
     check_max_age,
     check_not_before,
     check_required,
+    check_values,
     time_claim,
 )
 from ._errors import BearerError, InvalidTokenError, Reason, UpstreamUnavailableError
@@ -284,6 +285,9 @@ def _claims(
         lambda: check_audience(claims, policy),
         lambda ok: f"{_aud(claims)} {'names' if ok else 'is not'} this resource ({wanted})",
     )
+    if policy.values:  # Issuer.claim_values, shown only when configured
+        expected = ", ".join(f"{n} in {sorted(v)}" for n, v in policy.values)
+        step("values", lambda: check_values(claims, policy), lambda ok: f"expected: {expected}")
     step(
         "exp",
         lambda: check_expiry(claims, policy.leeway, now),

@@ -19,6 +19,7 @@ from ._errors import (
     UpstreamUnavailableError,
 )
 from ._metadata import ProtectedResource, ScopesSource, resolve_scopes
+from ._policy import PolicyTable, normal_path, wsgi_path
 from ._scopes import Requirement
 from ._server import ResourceServer
 from ._token import AccessToken
@@ -39,6 +40,7 @@ class GuardOptions(TypedDict, total=False):
     public_paths: Iterable[str]
     optional: bool
     scopes_supported: ScopesSource | None
+    policy: PolicyTable | None
 
 
 class Guard:
@@ -54,6 +56,8 @@ class Guard:
             sent is still verified and refused if invalid.
         scopes_supported: the RFC 9728 `scopes_supported` (or a callable giving them); by
             default gathered from the requirements declared on the app's routes.
+        policy: a `PolicyTable` the middleware enforces before the app runs; with one,
+            request paths not in normal form are refused with 400 (public paths included).
     """
 
     def __init__(
@@ -65,8 +69,10 @@ class Guard:
         public_paths: Iterable[str] = (),
         optional: bool = False,
         scopes_supported: ScopesSource | None = None,
+        policy: PolicyTable | None = None,
     ) -> None:
         self.server = server
+        self.policy = policy
         if realm is not None and not (realm.isascii() and realm.isprintable()):
             raise ConfigurationError("realm must be printable ASCII")  # it goes into a header
         self.realm = realm
@@ -85,7 +91,24 @@ class Guard:
     def metadata_document(self, app: object) -> bytes:
         if self.metadata is None:
             raise RuntimeError("no resource= was configured")
-        return self.metadata.document(resolve_scopes(self.scopes_supported, app))
+        scopes = resolve_scopes(self.scopes_supported, app)
+        if self.policy is not None and self.scopes_supported is None:
+            scopes |= self.policy.scopes
+        return self.metadata.document(scopes)
+
+    def check_path(self, path: str, raw: bytes | str | None, *, wsgi: bool = False) -> str:
+        """The path the policy judges; 400 for one it cannot judge as the router will."""
+        try:
+            return normal_path(wsgi_path(path) if wsgi else path, raw)
+        except InvalidRequestError as exc:
+            self.log(exc)
+            raise
+
+    def enforce(self, method: str, path: str, token: AccessToken | None) -> None:
+        """The policy table's requirement for the request, if it covers the path."""
+        requirement = self.policy.requirement_for(method, path) if self.policy else None
+        if requirement is not None:
+            self.check(requirement, token)
 
     def authorization(self, values: Sequence[str], query: str) -> str | None:
         """The Authorization value to verify, from the header's field lines and the query string.

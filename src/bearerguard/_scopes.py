@@ -53,35 +53,101 @@ def read_scopes(claims: Mapping[str, Any], claim_names: Iterable[str]) -> frozen
 class Requirement:
     """What a route needs: every scope of `all_of`, and at least one of `any_of` if given.
 
-    `optional=True` lets a request without a token through (the route sees no token); a token
-    that is sent must still meet the scopes.
+    Requirements combine: `a & b` needs both, `a | b` needs either (`Requirement.all(...)` and
+    `Requirement.any(...)` for many); the parts of a combination are in `every` and `either`
+    (None there means no alternatives, and an empty tuple alternatives of which none is met).
+    Comparison is exact and case-sensitive. `wildcards=True` opts in to hierarchical grants:
+    a granted `auth.clients.*` then satisfies `auth.clients.list` (and anything below
+    `auth.clients.`); a bare `*` is never a wildcard. `optional=True` lets a request without a
+    token through (the route sees no token); a token that is sent must still meet the scopes.
+
+    Example::
+
+        Requirement.of("orders.read") | Requirement.of("admin")
     """
 
     all_of: frozenset[str] = frozenset()
     any_of: frozenset[str] = frozenset()
     optional: bool = False
+    every: tuple[Requirement, ...] = ()
+    either: tuple[Requirement, ...] | None = None  # None: no alternatives; (): none is met
+    wildcards: bool = False
 
     @classmethod
-    def of(cls, *all_of: str, any_of: Iterable[str] = (), optional: bool = False) -> Requirement:
-        return cls(frozenset(all_of), frozenset(any_of), optional)
+    def of(
+        cls,
+        *all_of: str,
+        any_of: Iterable[str] = (),
+        optional: bool = False,
+        wildcards: bool = False,
+    ) -> Requirement:
+        return cls(frozenset(all_of), frozenset(any_of), optional, wildcards=wildcards)
+
+    @classmethod
+    def all(cls, *parts: Requirement) -> Requirement:
+        """Every one of `parts`; optional only if every part is."""
+        return cls(optional=all(p.optional for p in parts), every=parts)
+
+    @classmethod
+    def any(cls, *parts: Requirement) -> Requirement:
+        """At least one of `parts`; optional if any part is (a tokenless request meets it).
+
+        With no parts, nothing meets it: `Requirement.any()` denies every token (403 naming
+        no scope), as an empty "or" is false.
+        """
+        return cls(optional=any(p.optional for p in parts), either=parts)
+
+    def __and__(self, other: Requirement) -> Requirement:
+        return Requirement.all(self, other)
+
+    def __or__(self, other: Requirement) -> Requirement:
+        return Requirement.any(self, other)
 
     @property
     def scopes(self) -> frozenset[str]:
         """Every scope this requirement names (for OpenAPI and RFC 9728 `scopes_supported`)."""
-        return self.all_of | self.any_of
+        named = self.all_of | self.any_of
+        for part in (*self.every, *(self.either or ())):
+            named |= part.scopes
+        return named
+
+    def met_by(self, scopes: frozenset[str]) -> bool:
+        """True if a token granting `scopes` meets the requirement."""
+        if self.wildcards:
+            if not all(_granted_by(scopes, s) for s in self.all_of) or (
+                self.any_of and not any(_granted_by(scopes, s) for s in self.any_of)
+            ):
+                return False
+        elif not self.all_of <= scopes or (self.any_of and self.any_of.isdisjoint(scopes)):
+            return False  # the common case: two set operations
+        if self.every and not all(part.met_by(scopes) for part in self.every):
+            return False
+        return self.either is None or any(part.met_by(scopes) for part in self.either)
 
     def check(self, token: AccessToken | None) -> None:
         """Raise the RFC 6750 refusal if `token` does not meet the requirement.
 
         `InsufficientScopeError.required` is every scope the requirement names, not only the
         missing ones: RFC 6750 §3 `scope` is the scope a token needs for the resource, and a
-        token carrying exactly that meets the requirement (an any-of lists its alternatives).
+        token carrying exactly that meets the requirement (alternatives are all listed, since
+        the attribute cannot say "or"; requirements only ever ask for scopes, so a superset
+        still meets them).
         """
         if token is None:
             if self.optional:
                 return
             raise MissingTokenError
-        if not self.all_of <= token.scopes or (
-            self.any_of and self.any_of.isdisjoint(token.scopes)
-        ):
+        if not self.met_by(token.scopes):
             raise InsufficientScopeError(self.scopes)
+
+
+def _granted_by(scopes: frozenset[str], scope: str) -> bool:
+    """`scope` itself, or a wildcard `<prefix>.*` over one of its dotted prefixes, is granted."""
+    if scope in scopes:
+        return True
+    dot = scope.find(".")
+    while dot > 0:
+        if scope[: dot + 1] + "*" in scopes:
+            return True
+        dot = scope.find(".", dot + 1)
+    return False

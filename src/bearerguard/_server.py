@@ -5,7 +5,8 @@ Everything but getting keys is pure and shared; the twins `verify`/`averify` (an
 `threading.Lock` and the sync driver, or an `asyncio.Lock` and the async one. Verification order:
 size cap, verified-token cache, strict parse, issuer by `iss` (unknown issuers cost no I/O), `alg`
 allow-list, `typ`, key (fetched at most once, single-flight), key/alg agreement, signature,
-claims, scopes. With introspection (RFC 7662) configured, every token that is not a JWT of a
+claims, scopes; then role-ID scopes are resolved (`RoleResolver`), after the caches. With
+introspection (RFC 7662) configured, every token that is not a JWT of a
 configured issuer is introspected instead of refused (and, with `introspect_jwts`, those too).
 """
 
@@ -41,6 +42,7 @@ from ._introspection import Introspector, token_key
 from ._jose import UnverifiedJWT, parse
 from ._jwks import JWKSCache, JWKSStatus
 from ._keys import Key
+from ._roles import RoleResolver
 from ._scopes import read_scopes
 from ._token import AccessToken, client_id_of, freeze
 from ._types import Clock
@@ -107,6 +109,8 @@ class ResourceServer:
         if max_token_bytes <= 0 or token_cache_size < 0:
             raise ConfigurationError("max_token_bytes must be > 0 and token_cache_size >= 0")
         self.max_token_bytes = max_token_bytes
+        self._roles = {c.issuer: c.roles for c in configs if c.roles is not None}
+        self._resolving = bool(self._roles) or bool(introspection and introspection.roles)
         self._tokens = TokenCache(token_cache_size)
         self._clock = clock
         self._timer = timer
@@ -149,6 +153,26 @@ class ResourceServer:
 
     def verify(self, token: str) -> AccessToken:
         """Verify a bare access token (sync twin)."""
+        access = self._verify(token)
+        if self._resolving and (roles := self._roles_of(access)) is not None:
+            return roles.resolve(access, self._timer())
+        return access
+
+    async def averify(self, token: str) -> AccessToken:
+        """Verify a bare access token (async twin)."""
+        access = await self._averify(token)
+        if self._resolving and (roles := self._roles_of(access)) is not None:
+            return await roles.aresolve(access, self._timer())
+        return access
+
+    def _roles_of(self, access: AccessToken) -> RoleResolver | None:
+        # The caches hold tokens as issued; role privileges are applied per request (they
+        # change at the AS at any time) from the resolver's own short-lived cache.
+        if access.source == "introspection":
+            return self._introspector.config.roles if self._introspector else None
+        return self._roles.get(access.issuer)
+
+    def _verify(self, token: str) -> AccessToken:
         if (hit := self._tokens.get(token, self._clock(), self._timer())) is not None:
             return hit
         jwt = None
@@ -166,8 +190,7 @@ class ResourceServer:
             _log_refusal(exc, jwt)
             raise
 
-    async def averify(self, token: str) -> AccessToken:
-        """Verify a bare access token (async twin)."""
+    async def _averify(self, token: str) -> AccessToken:
         if (hit := self._tokens.get(token, self._clock(), self._timer())) is not None:
             return hit
         jwt = None

@@ -55,7 +55,8 @@ class BearerAuthMiddleware:
     `optional=True`), and `scope["auth"]`/`scope["user"]` are filled so that `request.auth.scopes`,
     `request.user.is_authenticated` and Starlette's `requires()` work. With `resource=` the
     RFC 9728 document is served at `/.well-known/oauth-protected-resource{path}`. The keyword
-    arguments: `realm`, `resource`, `public_paths`, `optional`, `scopes_supported` (see the README).
+    arguments: `realm`, `resource`, `public_paths`, `optional`, `scopes_supported`, `policy` (see
+    the README).
 
     Example::
 
@@ -75,6 +76,13 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)  # lifespan, and anything newer
             return
         path = scope["path"]
+        policy = self.guard.policy
+        if policy is not None:
+            try:
+                self.guard.check_path(path, scope.get("raw_path"))
+            except BearerError as exc:
+                await refuse(scope, send, self.guard.render(exc))
+                return
         if scope["type"] == "http" and path in self.guard.metadata_paths:
             document = self.guard.metadata_document(scope.get("app", self.app))
             await _respond(send, Challenge(200, _METADATA_HEADERS, document))
@@ -84,6 +92,8 @@ class BearerAuthMiddleware:
             return
         try:
             token = await self.guard.aauthenticate(*credentials(scope))
+            if policy is not None:  # websocket handshakes are GETs
+                self.guard.enforce(scope.get("method", "GET"), path, token)
         except (BearerError, UpstreamUnavailableError) as exc:
             await refuse(scope, send, self.guard.render(exc))
             return

@@ -42,6 +42,13 @@ class BearerAuthWSGIMiddleware:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
+        policy = self.guard.policy
+        if policy is not None:
+            try:
+                raw = environ.get("RAW_URI", environ.get("REQUEST_URI"))
+                path = self.guard.check_path(path, raw, wsgi=True)
+            except BearerError as exc:
+                return respond(start_response, self.guard.render(exc))
         if path in self.guard.metadata_paths:
             document = self.guard.metadata_document(self.app)
             return respond(start_response, Challenge(200, _METADATA_HEADERS, document))
@@ -49,6 +56,8 @@ class BearerAuthWSGIMiddleware:
             return self.app(environ, start_response)
         try:
             token = self.guard.authenticate(*credentials(environ))
+            if policy is not None:
+                self.guard.enforce(environ.get("REQUEST_METHOD", "GET"), path, token)
         except (BearerError, UpstreamUnavailableError) as exc:
             return respond(start_response, self.guard.render(exc))
         environ[SCOPE_KEY] = token

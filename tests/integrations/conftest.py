@@ -151,26 +151,31 @@ def asgi_caller(client: TestClient) -> Call:
     return call
 
 
+def wsgi_environ(method: str, path_info: str, query: str) -> dict[str, Any]:
+    """A minimal PEP 3333 environ, as a server builds it (`PATH_INFO` already decoded)."""
+    return {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": BytesIO(),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+
+
 def wsgi_caller(app: Callable[..., Any]) -> Call:
     """Call a WSGI app the way a server does: repeated header lines joined by commas."""
 
     def call(path: str, authorization: list[str]) -> Answer:
         path_info, _, query = path.partition("?")
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": path_info,
-            "QUERY_STRING": query,
-            "SERVER_NAME": "testserver",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": BytesIO(),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-            "wsgi.version": (1, 0),
-        }
+        environ = wsgi_environ("GET", path_info, query)
         if authorization:
             environ["HTTP_AUTHORIZATION"] = ", ".join(authorization)
         started: list[Any] = []

@@ -1,0 +1,170 @@
+"""A policy table: (methods, path pattern) → `Requirement`, checked by the middleware itself.
+
+The path the table judges must be the path the router will route, or an encoding trick reaches a
+route the table meant to protect. Servers percent-decode the path before the app sees it, so a
+decoded path that is not in normal form (RFC 3986 §5.2.4: `.` or `..` segments, `//`, a NUL, or
+a `%2F` that decoded into a `/`) is refused with 400 rather than rewritten: a rewrite would make
+the table and any layer that re-reads the raw path disagree. Nothing is case-folded (routers
+are case-sensitive), and every pattern must match the whole path (`re.fullmatch`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ._errors import ConfigurationError, InvalidRequestError, Reason
+from ._scopes import Requirement
+
+# What an unmatched path under a protected prefix gets: 403 insufficient_scope naming no scope
+# (RFC 6750 §3.1: the token is fine, this resource needs more than any token can hold here).
+DENY = Requirement.any()
+
+
+def normal_path(path: str, raw: bytes | str | None = None) -> str:
+    """`path` if it is in normal form; `InvalidRequestError(Reason.PATH)` (400) if not.
+
+    `raw` is the undecoded path when the server gives it (ASGI `raw_path`, WSGI `RAW_URI` or
+    `REQUEST_URI`), to catch an encoded slash; a query in it is ignored.
+    """
+    if raw is not None:
+        raw_text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+        if "%2f" in raw_text.partition("?")[0].lower():
+            raise InvalidRequestError(Reason.PATH)
+    if not path.startswith("/") or "\x00" in path or "//" in path:
+        raise InvalidRequestError(Reason.PATH)
+    if "." in path and any(part in (".", "..") for part in path.split("/")):
+        raise InvalidRequestError(Reason.PATH)
+    return path
+
+
+def wsgi_path(path_info: str) -> str:
+    """PEP 3333 `PATH_INFO` (bytes decoded as latin-1) as the text a router matches (UTF-8)."""
+    try:
+        return path_info.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not UTF-8, or not a valid WSGI string: no route can mean it
+        raise InvalidRequestError(Reason.PATH) from None
+
+
+def _methods(methods: Iterable[str] | str | None) -> frozenset[str] | None:
+    if methods is None:
+        return None
+    names = frozenset(m.upper() for m in ([methods] if isinstance(methods, str) else methods))
+    # Routers answer HEAD with the GET route (Starlette, Flask): the table follows them.
+    return names | {"HEAD"} if "GET" in names else names
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ConfigurationError(f"policy pattern {pattern!r}: {exc}", field="policy") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Requests whose method is in `methods` (None: any) and whose path fully matches the
+    regular expression `pattern` need `requirement`.
+
+    Example::
+
+        Rule(r"/orders(/\\d+)?", Requirement.of("orders.read"), methods=["GET"])
+    """
+
+    pattern: str
+    requirement: Requirement
+    methods: Iterable[str] | str | None = None
+    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", _methods(self.methods))
+        object.__setattr__(self, "_regex", _compile(self.pattern))
+
+    def requirement_for(self, method: str, path: str) -> Requirement | None:
+        methods = self.methods
+        if methods is not None and method not in methods:
+            return None
+        return self.requirement if self._regex.fullmatch(path) else None
+
+
+class ScopeGrants:
+    """CyberArk's model: each scope names the REST path regexes it grants.
+
+    A path matched by the regexes of several scopes needs any one of them; a path matched by
+    none is not covered here (the table's next rule, or its default, decides).
+
+    Example::
+
+        ScopeGrants({"orders": [r"/orders(/.*)?"], "admin": [r".*"]})
+    """
+
+    def __init__(
+        self, grants: Mapping[str, Iterable[str]], *, methods: Iterable[str] | None = None
+    ) -> None:
+        self.grants = tuple(
+            (scope, tuple(_compile(p) for p in patterns)) for scope, patterns in grants.items()
+        )
+        self.methods = _methods(methods)
+
+    def requirement_for(self, method: str, path: str) -> Requirement | None:
+        if self.methods is not None and method not in self.methods:
+            return None
+        scopes = [s for s, regexes in self.grants if any(r.fullmatch(path) for r in regexes)]
+        return Requirement.of(any_of=scopes) if scopes else None
+
+
+class PolicyTable:
+    """Which requirement each request needs, decided before the app runs; first match wins.
+
+    `rules` are `Rule`s and `ScopeGrants`, tried in order. A path that no rule matches is
+    denied (401 without a token, else 403 `insufficient_scope` naming no scope) if it lies
+    under one of the `protect` prefixes (default: everything), or needs `default` if given;
+    outside them it needs only a valid token. Paths not in normal form are refused with 400.
+
+    Example::
+
+        PolicyTable([
+            Rule(r"/orders(/.*)?", Requirement.of("orders.read"), methods=["GET"]),
+            Rule(r"/orders(/.*)?", Requirement.of("orders.write"), methods=["POST"]),
+        ])
+    """
+
+    def __init__(
+        self,
+        rules: Iterable[Rule | ScopeGrants],
+        *,
+        protect: str | Iterable[str] = "/",
+        default: Requirement = DENY,
+    ) -> None:
+        self.rules = tuple(rules)
+        prefixes = (protect,) if isinstance(protect, str) else tuple(protect)
+        if not all(p.startswith("/") for p in prefixes):
+            raise ConfigurationError("protect prefixes must start with '/'", field="policy")
+        self.protect = tuple(p.rstrip("/") for p in prefixes)
+        self.default = default
+
+    @classmethod
+    def from_scopes(cls, grants: Mapping[str, Iterable[str]], **options: object) -> PolicyTable:
+        """A table of one `ScopeGrants` (scope → path regexes); options as for the class."""
+        return cls([ScopeGrants(grants)], **options)  # type: ignore[arg-type]
+
+    def requirement_for(self, method: str, path: str) -> Requirement | None:
+        """The requirement of a request, or None if the table does not cover its path."""
+        for rule in self.rules:
+            if (requirement := rule.requirement_for(method, path)) is not None:
+                return requirement
+        if any(path == p or path.startswith(p + "/") for p in self.protect):
+            return self.default
+        return None
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """Every scope the table names (for RFC 9728 `scopes_supported`)."""
+        named = self.default.scopes
+        for rule in self.rules:
+            if isinstance(rule, Rule):
+                named |= rule.requirement.scopes
+            else:
+                named |= {scope for scope, _ in rule.grants}
+        return named
