@@ -10,8 +10,10 @@ import re
 
 from ._errors import InvalidRequestError, MissingTokenError, Reason
 
-_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *")
 _SCHEME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# The b64token alphabet but "=", which may only end it. Deleting these bytes with one C-speed
+# `bytes.translate` leaves nothing for a well-formed token; a regex costs ~3 ns per character.
+_B64TOKEN = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
 # A list member that starts a credential: an auth-scheme followed by a space or nothing.
 _MEMBER_SCHEME = re.compile(r" *([!#$%&'*+\-.^_`|~0-9A-Za-z]+)(?: |$)")
 
@@ -25,8 +27,12 @@ def extract_bearer(authorization: str | None) -> str:
     """
     if not authorization:
         raise MissingTokenError
-    if match := _BEARER.fullmatch(authorization):
-        return match[1]
+    scheme, _, rest = authorization.partition(" ")
+    if scheme.isascii() and scheme.lower() == "bearer":
+        token = rest.strip(" ")  # 1*SP before the token; trailing spaces are tolerated
+        body = token.rstrip("=")
+        if body and body.isascii() and not body.encode("ascii").translate(None, _B64TOKEN):
+            return token
     # Repeated Authorization field lines arrive joined by commas (RFC 9110 §5.3; WSGI servers do
     # it, and the ASGI middleware does the same): several credentials, one of them Bearer.
     schemes = [
@@ -34,7 +40,6 @@ def extract_bearer(authorization: str | None) -> str:
     ]
     if len(schemes) > 1 and "bearer" in schemes:
         raise InvalidRequestError(Reason.MULTIPLE_CREDENTIALS)
-    scheme = authorization.split(" ", 1)[0]
     if scheme.lower() == "bearer" or not _SCHEME.fullmatch(scheme):
         raise InvalidRequestError(Reason.MALFORMED_HEADER)
     raise MissingTokenError  # another scheme: no bearer credentials (RFC 6750 §3.1)

@@ -103,14 +103,13 @@ class KeySet:
     fetched_at: float  # on the monotonic timer
     ttl: float
     _by_kid: dict[str | None, Key] = field(repr=False, default_factory=dict)
+    # fetched_at + ttl, stored rather than a property: read on every verified-token cache hit.
+    expires_at: float = field(init=False)
 
     def __post_init__(self) -> None:
         for key in self.keys:
             self._by_kid.setdefault(key.kid, key)
-
-    @property
-    def expires_at(self) -> float:
-        return self.fetched_at + self.ttl
+        object.__setattr__(self, "expires_at", self.fetched_at + self.ttl)
 
     @property
     def kids(self) -> frozenset[str | None]:

@@ -23,6 +23,8 @@ def claim_at(claims: Mapping[str, Any], path: str) -> Any:
     """
     if path in claims:
         return claims[path]
+    if "." not in path:
+        return None
     value: Any = claims
     for part in path.split("."):
         if not isinstance(value, Mapping) or part not in value:
@@ -33,18 +35,18 @@ def claim_at(claims: Mapping[str, Any], path: str) -> Any:
 
 def read_scopes(claims: Mapping[str, Any], claim_names: Iterable[str]) -> frozenset[str]:
     """The union of the scopes found in `claim_names`; absent claims contribute nothing."""
-    scopes: set[str] = set()
+    found: list[Iterable[str]] = []
     for name in claim_names:
         value = claim_at(claims, name)
         if value is None:
             continue
         if isinstance(value, str):
-            scopes.update(value.split())
+            found.append(value.split())
         elif isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
-            scopes.update(value)
+            found.append(value)
         else:
             raise InvalidTokenError(Reason.CLAIM_TYPE)
-    return frozenset(scopes)
+    return frozenset().union(*found)  # one set built, not a set and then its frozen copy
 
 
 @dataclass(frozen=True, slots=True)

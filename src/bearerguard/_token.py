@@ -32,10 +32,18 @@ class AccessToken:
 def freeze(value: Any) -> Any:
     """A read-only deep copy of decoded JSON: objects become mapping proxies, arrays tuples."""
     if isinstance(value, dict):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+        if _SCALARS.issuperset(map(type, value.values())):
+            return MappingProxyType(value.copy())  # the common flat object: one C-level pass
+        return MappingProxyType(
+            {k: freeze(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
+        )
     if isinstance(value, list):
-        return tuple(freeze(v) for v in value)
+        return tuple(freeze(v) if isinstance(v, _CONTAINERS) else v for v in value)
     return value
+
+
+_CONTAINERS = (dict, list)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def client_id_of(claims: Mapping[str, Any]) -> str | None:

@@ -41,6 +41,9 @@ def test_header_without_bearer_credentials_is_missing(header: str | None) -> Non
         "Bearer abc\r\nX-Injected: 1",
         " Bearer abc",
         "Bear(er abc",
+        "Bearer ==",  # padding with nothing before it
+        "Bearer a\x00b",
+        "Beaŕer abc",  # a scheme outside the token alphabet
     ],
 )
 def test_header_malformed_bearer_is_invalid_request(header: str) -> None:

@@ -31,6 +31,12 @@ def test_parse_reads_header_claims_and_signing_input(signer: Signer) -> None:
         "Q",  # a length of 1 mod 4 cannot be base64
         "QU+/",  # standard alphabet, not base64url
         "QU J",
+        "QU=J",  # padding inside
+        "QU.J",
+        "QU\nJ",
+        "QU\x00J",
+        "QUéJ",
+        "Q/JD",
     ],
 )
 def test_b64url_decode_is_strict(segment: str) -> None:
@@ -57,11 +63,19 @@ def test_b64url_decode_accepts_canonical_forms() -> None:
         b"\xff\xfe{}",  # not UTF-8
         b'{"a":1',
         b"",
+        b'{"a":1} x',  # trailing data
+        b'{"a":1}{"b":2}',
+        b" ",
     ],
 )
 def test_json_object_refuses(raw: bytes) -> None:
     with pytest.raises(ValueError, match=r"."):
         json_object(raw)
+
+
+@pytest.mark.parametrize("raw", [b'{"a":1}', b' {"a":1}', b'{"a":1}\r\n', b'{ "a" : 1 }'])
+def test_json_object_accepts_whitespace_around_and_inside(raw: bytes) -> None:
+    assert json_object(raw) == {"a": 1}
 
 
 def forge(header: Any, payload: Any, signer: Signer, alg: str = "RS256") -> str:
@@ -91,7 +105,27 @@ MALFORMED = {
     "non-canonical signature": lambda s: _noncanonical(s.sign(CLAIMS, "ES256")),
     "whitespace": lambda s: " " + s.sign(CLAIMS),
     "non-ASCII": lambda s: s.sign(CLAIMS) + "é",
+    "empty header": lambda s: "." + s.sign(CLAIMS).split(".", 1)[1],
+    "empty payload": lambda s: _in_payload(s, "", width=len(s.sign(CLAIMS).split(".")[1])),
+    **{
+        f"{name} inside the payload": lambda s, char=char: _in_payload(s, char)
+        for name, char in [
+            ("'+' of standard base64", "+"),
+            ("'/' of standard base64", "/"),
+            ("'='", "="),
+            ("a space", " "),
+            ("a newline", "\n"),
+            ("a NUL", "\x00"),
+            ("a non-ASCII letter", "é"),
+        ]
+    },
 }
+
+
+def _in_payload(signer: Signer, text: str, width: int = 1) -> str:
+    # Overwrite the payload's first `width` characters: the length mod 4 stays the same.
+    header, payload, signature = signer.sign(CLAIMS).split(".")
+    return f"{header}.{text}{payload[width:]}.{signature}"
 
 
 def _noncanonical(token: str) -> str:

@@ -1,0 +1,301 @@
+"""The measuring machinery: benchmark groups in a registry, interleaved rounds, medians, ratios.
+
+A group is a set of cases measured together. Every round runs each case once, in a rotating
+order, so slow drift on a shared machine (another process, a CPU frequency change) lands on all
+cases of a round alike; a ratio is then taken round by round and its median reported. A case is an
+operation and a list of inputs: one round is one (or, calibrated, several) passes over the inputs,
+timed with `perf_counter_ns` and the garbage collector off, as `timeit` does. Cold cases give a
+`reset` that runs before each round, untimed (for example: empty a cache so no input was seen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How hard to measure. `quick` is a smoke run: it proves the harness works, nothing more."""
+
+    rounds: int = 31
+    pool: int = 300  # distinct inputs (tokens) per case
+    target_ns: int = 15_000_000  # the least time one round of a case should take
+    quick: bool = False
+
+    @classmethod
+    def for_mode(cls, *, quick: bool) -> Settings:
+        if quick:
+            return cls(rounds=3, pool=12, target_ns=1_000_000, quick=True)
+        return cls()
+
+
+@dataclass
+class Case:
+    """One measured operation: `op(item)` for every item, a coroutine function if `op` is async."""
+
+    name: str
+    op: Callable[[Any], Any]
+    items: Sequence[Any]
+    reset: Callable[[], None] | None = None  # untimed, before each round: makes a case cold
+    size: float | None = None  # the x of a growth fit (bytes, keys, issuers)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """`numerator / denominator`, round by round; over budget if the median exceeds `budget`."""
+
+    label: str
+    numerator: str
+    denominator: str
+    budget: float | None = None
+
+
+@dataclass(frozen=True)
+class Slope:
+    """Least-squares ns per unit of `Case.size` over `cases`; over budget above `budget`."""
+
+    label: str
+    cases: tuple[str, ...]
+    unit: str
+    budget: float | None = None
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The median of one case, in ns; over budget above `budget`."""
+
+    label: str
+    case: str
+    budget: float | None = None
+
+
+@dataclass
+class Group:
+    """What a registered builder yields: cases plus the figures to derive from them."""
+
+    cases: list[Case]
+    checks: list[Pair | Slope | Limit] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    after: Callable[[], list[str]] | None = None  # called after measuring: more notes, or raise
+
+
+Builder = Callable[[Settings], AbstractContextManager[Group]]
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    doc: str
+    build: Builder
+
+
+REGISTRY: dict[str, Registered] = {}
+
+
+def register(name: str, doc: str) -> Callable[[Callable[[Settings], Iterator[Group]]], Builder]:
+    """Register a generator function that sets up, yields a `Group`, then tears down."""
+
+    def decorate(function: Callable[[Settings], Iterator[Group]]) -> Builder:
+        if name in REGISTRY:
+            raise ValueError(f"benchmark group {name!r} is registered twice")
+        build = contextmanager(function)
+        REGISTRY[name] = Registered(name, doc, build)
+        return build
+
+    return decorate
+
+
+def select(patterns: Sequence[str]) -> list[Registered]:
+    """Groups whose name equals a pattern or starts with `pattern.`; all of them if none given."""
+    if not patterns:
+        return list(REGISTRY.values())
+    chosen = [
+        entry
+        for entry in REGISTRY.values()
+        if any(entry.name == p or entry.name.startswith(p + ".") for p in patterns)
+    ]
+    if not chosen:
+        raise SystemExit(f"no benchmark group matches {list(patterns)}; see --list")
+    return chosen
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+
+def _sync_pass(op: Callable[[Any], Any], items: Sequence[Any], repeat: int) -> int:
+    start = time.perf_counter_ns()
+    for _ in range(repeat):
+        for item in items:
+            op(item)
+    return time.perf_counter_ns() - start
+
+
+async def _async_pass(op: Callable[[Any], Any], items: Sequence[Any], repeat: int) -> int:
+    start = time.perf_counter_ns()
+    for _ in range(repeat):
+        for item in items:
+            await op(item)
+    return time.perf_counter_ns() - start
+
+
+class _Runner:
+    """Times one pass of a case, on a long-lived event loop for async operations."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.Runner()
+
+    def time(self, case: Case, repeat: int) -> int:
+        if case.reset is not None:
+            case.reset()
+        gc.collect()
+        gc.disable()
+        try:
+            if inspect.iscoroutinefunction(case.op):
+                return self._loop.run(_async_pass(case.op, case.items, repeat))
+            return _sync_pass(case.op, case.items, repeat)
+        finally:
+            gc.enable()
+
+    def close(self) -> None:
+        self._loop.close()
+
+
+def measure(group: Group, settings: Settings) -> dict[str, list[float]]:
+    """ns per operation of every case, one sample per round, rounds interleaved across cases."""
+    runner = _Runner()
+    try:
+        repeats = {}
+        for case in group.cases:
+            if not case.items:
+                raise ValueError(f"case {case.name!r} has no items")
+            elapsed = runner.time(case, 1)  # warm-up pass, also the calibration
+            # A cold case cannot repeat its inputs within a round: they would be seen.
+            repeats[case.name] = (
+                1 if case.reset is not None else max(1, math.ceil(settings.target_ns / elapsed))
+            )
+        samples: dict[str, list[float]] = {case.name: [] for case in group.cases}
+        count = len(group.cases)
+        for round_ in range(settings.rounds):
+            shift = round_ % count
+            for case in group.cases[shift:] + group.cases[:shift]:
+                repeat = repeats[case.name]
+                elapsed = runner.time(case, repeat)
+                samples[case.name].append(elapsed / (repeat * len(case.items)))
+        return samples
+    finally:
+        runner.close()
+
+
+# -- summarising -------------------------------------------------------------------------------
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """(first quartile, median, third quartile); all three the value itself for one sample."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, median, q3
+
+
+def summarise(samples: list[float]) -> dict[str, Any]:
+    q1, median, q3 = quartiles(samples)
+    return {
+        "median_ns": median,
+        "q1_ns": q1,
+        "q3_ns": q3,
+        "min_ns": min(samples),
+        "max_ns": max(samples),
+        "spread_pct": 100 * (q3 - q1) / median if median else 0.0,
+        "samples_ns": samples,
+    }
+
+
+def derive(
+    check: Pair | Slope | Limit, samples: dict[str, list[float]], sizes: dict[str, float]
+) -> dict[str, Any]:
+    """One figure with its quartiles and verdict: "ok", "over" (the budget), or "info"."""
+    if isinstance(check, Pair):
+        ratios = [
+            a / b for a, b in zip(samples[check.numerator], samples[check.denominator], strict=True)
+        ]
+        q1, value, q3 = quartiles(ratios)
+        unit, kind = "x", "ratio"
+    elif isinstance(check, Slope):
+        per_round = [
+            _slope(
+                [sizes[name] for name in check.cases], [samples[name][i] for name in check.cases]
+            )
+            for i in range(len(samples[check.cases[0]]))
+        ]
+        q1, value, q3 = quartiles(per_round)
+        unit, kind = f"ns/{check.unit}", "slope"
+    else:
+        q1, value, q3 = quartiles(samples[check.case])
+        unit, kind = "ns", "limit"
+    verdict = "info" if check.budget is None else ("ok" if value <= check.budget else "over")
+    return {
+        "label": check.label,
+        "kind": kind,
+        "value": value,
+        "q1": q1,
+        "q3": q3,
+        "unit": unit,
+        "budget": check.budget,
+        "verdict": verdict,
+    }
+
+
+def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    num = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
+    den = sum((x - mean_x) ** 2 for x in xs)
+    return num / den
+
+
+def profile(entry: Registered, settings: Settings, pattern: str, seconds: float = 2.0) -> None:
+    """Print a pyinstrument profile of each case whose name contains `pattern` (nothing saved)."""
+    from pyinstrument import Profiler  # noqa: PLC0415  # only this needs the `bench` group
+
+    with entry.build(settings) as group:
+        runner = _Runner()
+        try:
+            for case in (c for c in group.cases if pattern in c.name):
+                profiler = Profiler(interval=0.0001)
+                deadline = time.perf_counter() + seconds
+                with profiler:
+                    while time.perf_counter() < deadline:
+                        runner.time(case, 1)
+                print(f"== {entry.name}: {case.name}")
+                print(profiler.output_text(unicode=True, color=False))
+        finally:
+            runner.close()
+
+
+def run_group(entry: Registered, settings: Settings) -> dict[str, Any]:
+    """Build, measure and summarise one registered group."""
+    started = time.perf_counter()
+    with entry.build(settings) as group:
+        samples = measure(group, settings)
+        notes = list(group.notes) + (group.after() if group.after else [])
+    sizes = {case.name: case.size for case in group.cases if case.size is not None}
+    return {
+        "name": entry.name,
+        "doc": entry.doc,
+        "seconds": round(time.perf_counter() - started, 1),
+        "cases": [
+            {"name": case.name, "items": len(case.items), "cold": case.reset is not None}
+            | summarise(samples[case.name])
+            for case in group.cases
+        ],
+        "checks": [derive(check, samples, sizes) for check in group.checks],
+        "notes": notes,
+    }

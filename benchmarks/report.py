@@ -1,0 +1,122 @@
+"""What a run ran on, and its results as JSON (everything, raw samples included) and Markdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.backends.openssl.backend import backend
+
+import bearerguard
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, load, Python and the crypto stack: what a reader needs to compare figures."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "system": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "openssl": backend.openssl_version_text(),
+        "cryptography": version("cryptography"),
+        "pyjwt": version("pyjwt"),
+        "bearerguard": _bearerguard_version(),
+        "commit": _commit(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _bearerguard_version() -> str:
+    return f"{bearerguard.__version__} ({Path(bearerguard.__file__).parent})"
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def write(results: dict[str, Any], directory: Path, name: str) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = directory / f"{name}.json", directory / f"{name}.md"
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    md_path.write_text(markdown(results))
+    return json_path, md_path
+
+
+def _time(ns: float) -> str:
+    if ns >= 1000:
+        return f"{ns / 1000:.2f} µs"
+    return f"{ns:.0f} ns"
+
+
+def _figure(value: float, unit: str) -> str:
+    if unit == "ns":
+        return _time(value)
+    if unit == "x":
+        return f"{value:.3f} x"
+    return f"{value:.2f} {unit}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    info, quick = results["machine"], results["settings"]["quick"]
+    lines = [
+        f"# Benchmark results ({'quick smoke run' if quick else 'full run'})",
+        "",
+        f"- machine: {info['cpu']}, {info['cores']} cores, {info['system']}",
+        f"- {info['python']}; {info['openssl']}; cryptography {info['cryptography']}; "
+        f"PyJWT {info['pyjwt']}",
+        f"- bearerguard {info['bearerguard']}; benchmarks at commit {info['commit']}",
+        f"- load average before / after: {info['load_average']} / {results['load_after']}",
+        f"- {results['settings']['rounds']} rounds per case, interleaved; median, and the "
+        "interquartile range across rounds; ratios are taken round by round",
+        f"- command: `{results['command']}`, {results['started']}, {results['seconds']} s",
+    ]
+    for group in results["groups"]:
+        lines += ["", f"## {group['name']}", "", group["doc"], ""]
+        lines += ["| case | median | IQR | spread |", "|---|---:|---:|---:|"]
+        for case in group["cases"]:
+            lines.append(
+                f"| {case['name']} | {_time(case['median_ns'])} | "
+                f"{_time(case['q1_ns'])} to {_time(case['q3_ns'])} | {case['spread_pct']:.1f} % |"
+            )
+        if group["checks"]:
+            lines += [
+                "",
+                "| figure | median | IQR | budget | verdict |",
+                "|---|---:|---:|---:|---|",
+            ]
+            for check in group["checks"]:
+                unit = check["unit"]
+                budget = "" if check["budget"] is None else f"≤ {_figure(check['budget'], unit)}"
+                lines.append(
+                    f"| {check['label']} | {_figure(check['value'], unit)} | "
+                    f"{_figure(check['q1'], unit)} to {_figure(check['q3'], unit)} | "
+                    f"{budget} | {check['verdict']} |"
+                )
+        if group["notes"]:
+            lines += ["", *(f"- {note}" for note in group["notes"])]
+    return "\n".join(lines) + "\n"
