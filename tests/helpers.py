@@ -14,7 +14,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import get_default_algorithms
+from starlette.testclient import TestClient
 
+from bearerguard import ResourceServer
 from bearerguard._flow import Fetch, Fetched, FetchFailed, Outcome
 
 ALGORITHMS = get_default_algorithms()
@@ -108,3 +110,9 @@ FAILED = FetchFailed("ConnectError")
 
 def b64url_decode_for_tests(segment: bytes) -> bytes:
     return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
+
+
+def aclose_on(client: TestClient, server: ResourceServer) -> None:
+    """Close `server`'s async HTTP client on the event loop the TestClient ran the app on."""
+    assert client.portal is not None, "call inside the TestClient's `with` block"
+    client.portal.call(server.aclose)

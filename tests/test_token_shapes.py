@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,11 @@ def test_shape_jamf_pro_api_client(keys: LocalIssuer, twin: Twin) -> None:
     jamf = "http://127.0.0.1:8443"  # Jamf's iss may be plain http
     server = ResourceServer(Issuer(issuer=jamf, audience=client, jwks_uri=keys.jwks_uri))
     now = int(time.time())
+    jamf_claims: dict[str, Any] = {  # hyphenated names cannot be keyword arguments
+        "token-uuid": str(uuid.uuid4()),
+        "subject-type": "REGISTERED_CLIENT_ID",
+        "authentication-type": "CLIENT_CREDENTIALS",
+    }
     token = keys.mint(
         issuer=jamf,
         subject=client,
@@ -42,11 +48,7 @@ def test_shape_jamf_pro_api_client(keys: LocalIssuer, twin: Twin) -> None:
         scope=["api-role:2", "api-role:7"],  # a JSON array of role ids
         nbf=now,
         omit=["client_id", "jti"],
-        **{
-            "token-uuid": str(uuid.uuid4()),
-            "subject-type": "REGISTERED_CLIENT_ID",
-            "authentication-type": "CLIENT_CREDENTIALS",
-        },
+        **jamf_claims,
     )
     access = twin.verify(server, token)
     assert access.scopes == {"api-role:2", "api-role:7"}

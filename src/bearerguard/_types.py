@@ -14,6 +14,6 @@ Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
 ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-Environ: TypeAlias = MutableMapping[str, Any]
+Environ: TypeAlias = dict[str, Any]  # PEP 3333: a builtin dict (as typeshed's WSGIEnvironment)
 StartResponse: TypeAlias = Callable[..., Any]
 WSGIApp: TypeAlias = Callable[[Environ, StartResponse], Iterable[bytes]]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -84,7 +86,13 @@ def forge(header: Any, payload: Any, signer: Signer, alg: str = "RS256") -> str:
     return sign_raw(raw_header, raw_payload, signer.keys[alg], alg)
 
 
-MALFORMED = {
+def _in_payload(signer: Signer, text: str, width: int = 1) -> str:
+    # Overwrite the payload's first `width` characters: the length mod 4 stays the same.
+    header, payload, signature = signer.sign(CLAIMS).split(".")
+    return f"{header}.{text}{payload[width:]}.{signature}"
+
+
+MALFORMED: dict[str, Callable[[Signer], str]] = {
     "two segments": lambda s: "a.b",
     "four segments": lambda s: s.sign(CLAIMS) + ".x",
     "empty signature": lambda s: s.sign(CLAIMS).rsplit(".", 1)[0] + ".",
@@ -108,7 +116,7 @@ MALFORMED = {
     "empty header": lambda s: "." + s.sign(CLAIMS).split(".", 1)[1],
     "empty payload": lambda s: _in_payload(s, "", width=len(s.sign(CLAIMS).split(".")[1])),
     **{
-        f"{name} inside the payload": lambda s, char=char: _in_payload(s, char)
+        f"{name} inside the payload": functools.partial(_in_payload, text=char)
         for name, char in [
             ("'+' of standard base64", "+"),
             ("'/' of standard base64", "/"),
@@ -120,12 +128,6 @@ MALFORMED = {
         ]
     },
 }
-
-
-def _in_payload(signer: Signer, text: str, width: int = 1) -> str:
-    # Overwrite the payload's first `width` characters: the length mod 4 stays the same.
-    header, payload, signature = signer.sign(CLAIMS).split(".")
-    return f"{header}.{text}{payload[width:]}.{signature}"
 
 
 def _noncanonical(token: str) -> str:

@@ -12,6 +12,7 @@ from bearerguard.asgi import BearerAuthMiddleware
 from bearerguard.integrations.fastapi import BearerAuth
 from bearerguard.testing import LocalIssuer
 
+from ..helpers import aclose_on
 from .conftest import RESOURCE, ROWS, Row, asgi_caller, check_row
 
 
@@ -71,7 +72,7 @@ def test_fastapi_security_scopes_are_enforced_and_token_url_can_be_configured(
         )
         refused = client.get("/orders", headers={"authorization": "Bearer " + local_issuer.mint()})
         schema = client.get("/openapi.json").json()
-        client.portal.call(server.aclose)
+        aclose_on(client, server)
     assert ok.json() == {"client": "test-client"}
     # Without install(): FastAPI's own body, but the RFC 6750 status and challenge.
     assert refused.status_code == 403
@@ -96,7 +97,7 @@ def test_fastapi_uses_the_middleware_token_and_its_challenge(
         )
         missing = client.get("/orders")
         refused = client.get("/orders", headers={"authorization": "Bearer " + local_issuer.mint()})
-        client.portal.call(server.aclose)
+        aclose_on(client, server)
     assert ok.json() == {"client": "test-client"}
     assert local_issuer.count("jwks") == 1
     assert missing.headers["www-authenticate"] == 'Bearer realm="from-middleware"'

@@ -17,6 +17,7 @@ from bearerguard.asgi import SCOPE_KEY, BearerAuthMiddleware, refuse
 from bearerguard.testing import LocalIssuer
 from bearerguard.wsgi import BearerAuthWSGIMiddleware, respond
 
+from ..helpers import aclose_on
 from .conftest import (
     METADATA_URL,
     REALM,
@@ -78,7 +79,7 @@ def test_middleware_asgi_and_wsgi_answer_identically(local_issuer: LocalIssuer, 
     wsgi = BearerAuthWSGIMiddleware(wsgi_app, wsgi_server, **OPTIONS)
     with TestClient(asgi) as client:
         via_asgi = check_row(fixed, local_issuer, asgi_caller(client))
-        client.portal.call(asgi_server.aclose)
+        aclose_on(client, asgi_server)
     via_wsgi = check_row(fixed, local_issuer, wsgi_caller(wsgi))
     wsgi_server.close()
     assert via_asgi == Answer(via_wsgi.status, via_asgi.headers, via_wsgi.body)
@@ -207,7 +208,7 @@ def test_middleware_optional_lets_tokenless_requests_in_but_not_bad_tokens(
     with TestClient(BearerAuthMiddleware(app, server, optional=True)) as client:
         assert client.get("/anything").status_code == 200
         assert client.get("/x", headers={"authorization": "Bearer bad"}).status_code == 401
-        client.portal.call(server.aclose)
+        aclose_on(client, server)
     assert users == [(None, False, [])]
 
 
@@ -224,7 +225,7 @@ def test_middleware_serves_rfc9728_metadata(
     local_issuer: LocalIssuer, flavour: str, resource: str, path: str
 ) -> None:
     server = _server(local_issuer)
-    options = {"resource": resource, "scopes_supported": ["b", "a", "b"]}
+    options: dict[str, Any] = {"resource": resource, "scopes_supported": ["b", "a", "b"]}
     if flavour == "asgi":
         with TestClient(BearerAuthMiddleware(asgi_app, server, **options)) as client:
             answer = asgi_caller(client)(path, [])

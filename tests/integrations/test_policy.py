@@ -96,7 +96,7 @@ def flask_app(reached: list[str], **options: Any) -> Any:
         app.add_url_rule(rule, f"e{i}", endpoint, methods=["GET", "POST"])
     app.add_url_rule("/public/<path:rest>", "public", endpoint)
     app.add_url_rule("/<path:rest>", "catchall", endpoint)
-    app.wsgi_app = BearerAuthWSGIMiddleware(app.wsgi_app, **options)  # type: ignore[method-assign,arg-type]
+    app.wsgi_app = BearerAuthWSGIMiddleware(app.wsgi_app, **options)  # type: ignore[method-assign]
     return app
 
 

@@ -21,6 +21,7 @@ from bearerguard.asgi import BearerAuthMiddleware
 from bearerguard.integrations.starlette import get_token, requires
 from bearerguard.testing import LocalIssuer
 
+from ..helpers import aclose_on
 from .conftest import RESOURCE, ROWS, Row, asgi_caller, check_row
 
 
@@ -30,7 +31,7 @@ def test_starlette_example_answers_the_error_table(
 ) -> None:
     with TestClient(create_app(server, resource=RESOURCE)) as client:
         check_row(row, local_issuer, asgi_caller(client))
-        client.portal.call(server.aclose)
+        aclose_on(client, server)
 
 
 def test_starlette_example_metadata_gathers_declared_scopes(server: ResourceServer) -> None:
@@ -86,7 +87,7 @@ def test_starlette_http_endpoint_methods_sync_and_async(
     with TestClient(_app(server)) as client:
         got = client.get("/orders", headers=headers)
         refused = client.post("/orders", headers=headers)
-        client.portal.call(server.aclose)
+        aclose_on(client, server)
     assert got.json() == {"user": "test-client", "scopes": ["orders.read"]}
     assert refused.status_code == 403
     assert refused.headers["www-authenticate"].endswith('scope="orders.write"')
@@ -100,7 +101,7 @@ def test_starlette_own_requires_and_request_user_work(
             "/own", headers={"authorization": "Bearer " + local_issuer.mint(scope="orders.read")}
         )
         refused = client.get("/own", headers={"authorization": "Bearer " + local_issuer.mint()})
-        client.portal.call(server.aclose)
+        aclose_on(client, server)
     assert ok.json() == {"authenticated": True}
     assert refused.status_code == 403  # Starlette's own decorator sees request.auth.scopes
 
@@ -117,7 +118,7 @@ def test_starlette_optional_route_behind_an_optional_middleware(
             "/maybe", headers={"authorization": "Bearer " + local_issuer.mint()}
         )
         required = client.get("/orders")
-        client.portal.call(server.aclose)
+        aclose_on(client, server)
     assert anonymous.json() == {"client": None}
     assert with_scope.json() == {"client": "test-client"}
     assert without_scope.status_code == 403
@@ -138,7 +139,7 @@ def test_starlette_websocket_endpoint_scope_refusal_is_a_real_403(
             client.websocket_connect("/chat", headers=headers),
         ):
             pass
-        client.portal.call(server.aclose)
+        aclose_on(client, server)
     # Starlette's TestClient offers the websocket.http.response extension: a real 403 is sent.
     denial = closed.value
     assert isinstance(denial, WebSocketDenialResponse)

@@ -191,16 +191,10 @@ def _fill(raw: bytes, values: dict[str, str]) -> bytes:
 @pytest.mark.parametrize("name", CASES)
 def test_refusal(issuer: LocalIssuer, twin: Twin, alg: str, name: str) -> None:
     case = CASES[name]
-    options = dict(case.server)
-    algorithms = (
-        [a for a in ASYMMETRIC_ALGORITHMS if a != alg] if options.pop("exclude", 0) else None
-    )
-    config = Issuer(
-        issuer=issuer.issuer,
-        audience=issuer.audience,
-        **({"algorithms": algorithms} if algorithms else {}),
-        **options,
-    )
+    options: dict[str, Any] = dict(case.server)
+    if options.pop("exclude", False):
+        options["algorithms"] = [a for a in ASYMMETRIC_ALGORITHMS if a != alg]
+    config = Issuer(issuer=issuer.issuer, audience=issuer.audience, **options)
     server = ResourceServer(config)
     token = token_for(issuer, alg, case)
     if case.expect is None:
