@@ -16,6 +16,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
+from ._assertion import PrivateKey, signing_key
 from ._claims import RFC9068_CLAIMS, ClaimsPolicy
 from ._discovery import metadata_urls, secure_url
 from ._errors import ConfigurationError
@@ -206,8 +207,12 @@ class Issuer:
         )
 
 
-AuthMethod = Literal["client_secret_basic", "client_secret_post"]
-AUTH_METHODS: tuple[AuthMethod, ...] = ("client_secret_basic", "client_secret_post")
+AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
+AUTH_METHODS: tuple[AuthMethod, ...] = (
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,9 +222,10 @@ class Introspection:
     The endpoint is `endpoint`, or the `introspection_endpoint` of `issuer`'s metadata (RFC 8414
     §2). This resource server authenticates to it with its own `client_id` and `client_secret`,
     sent as HTTP Basic (`client_secret_basic`, the default) or in the form body
-    (`client_secret_post`), never over plain http beyond loopback. `issuer` and `audience`, when
-    set, must match the answer's `iss` and `aud` whenever the answer has them: many servers leave
-    them out (RFC 7662 §2.2 makes every member but `active` optional).
+    (`client_secret_post`), never over plain http beyond loopback; or by a JWT signed with its
+    `private_key` (`private_key_jwt`, RFC 7523 §2.2), then with no secret. `issuer` and
+    `audience`, when set, must match the answer's `iss` and `aud` whenever the answer has them:
+    many servers leave them out (RFC 7662 §2.2 makes every member but `active` optional).
 
     Positive answers are cached until the token's `exp`, and never longer than `cache_max_ttl`,
     the longest a revoked token can still be accepted; inactive ones for `negative_ttl`. An
@@ -232,10 +238,14 @@ class Introspection:
     """
 
     client_id: str
-    client_secret: str = field(repr=False)
+    client_secret: str | None = field(default=None, repr=False)  # required for client_secret_*
     endpoint: str | None = None
     issuer: str | None = None
     auth_method: AuthMethod = "client_secret_basic"
+    # private_key_jwt: a cryptography private key or an unencrypted PEM, held as the key object
+    private_key: PrivateKey | str | bytes | None = field(default=None, repr=False)
+    private_key_alg: str = "RS256"
+    private_key_kid: str | None = None
     audience: str | Sequence[str] | None = None
     scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS
     leeway: float | timedelta = 30.0
@@ -250,11 +260,11 @@ class Introspection:
         owner = f"introspection at {self.endpoint or self.issuer}"
         if self.endpoint is None and self.issuer is None:
             raise ConfigurationError("introspection needs an endpoint or an issuer to discover")
-        for name in ("client_id", "client_secret"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ConfigurationError(f"{owner}: {name} must be a non-empty string")
         if self.auth_method not in AUTH_METHODS:
-            raise ConfigurationError(f"{owner}: auth_method must be one of {AUTH_METHODS}")
+            raise ConfigurationError(
+                f"{owner}: auth_method must be one of {AUTH_METHODS}", field="auth_method"
+            )
+        self._check_credentials(owner)
         if self.audience is not None:
             audience = (self.audience,) if isinstance(self.audience, str) else tuple(self.audience)
             if not audience or not all(isinstance(a, str) and a for a in audience):
@@ -269,3 +279,22 @@ class Introspection:
         if self.endpoint is None and self.issuer is not None:
             for url in metadata_urls(self.issuer):
                 check_url(url, allow_http=self.allow_http, owner=owner)
+
+    def _check_credentials(self, owner: str) -> None:
+        # One credential per method (RFC 6749 §2.3: never more than one per request): a secret
+        # configured beside a key would be a secret kept, and possibly leaked, for nothing.
+        keyed = self.auth_method == "private_key_jwt"
+        unwanted = "client_secret" if keyed else "private_key"
+        if getattr(self, unwanted) is not None:
+            raise ConfigurationError(
+                f"{owner}: {unwanted} does not go with auth_method={self.auth_method!r}",
+                field=unwanted,
+            )
+        required = {"client_id": True, "client_secret": not keyed, "private_key_kid": False}
+        for name, needed in required.items():
+            value = getattr(self, name)
+            if (needed or value is not None) and not (isinstance(value, str) and value):
+                raise ConfigurationError(f"{owner}: {name} must be a non-empty string", field=name)
+        if keyed:
+            key = signing_key(self.private_key, self.private_key_alg, owner)
+            object.__setattr__(self, "private_key", key)

@@ -24,9 +24,10 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote_plus
 
+from ._assertion import ASSERTION_TYPE, PrivateKey, client_assertion, new_jti
 from ._cache import ExpiringCache
 from ._claims import audiences, check_times
 from ._config import Introspection, check_url
@@ -48,17 +49,47 @@ def token_key(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def introspection_request(config: Introspection, endpoint: str, token: str) -> Fetch:
-    """The POST of RFC 7662 §2.1, authenticated as RFC 6749 §2.3.1 says."""
+def introspection_request(
+    config: Introspection,
+    endpoint: str,
+    token: str,
+    now: float,
+    *,
+    jti: Callable[[], str] = new_jti,
+) -> Fetch:
+    """The POST of RFC 7662 §2.1, authenticated as RFC 6749 §2.3.1 or RFC 7523 §2.2 says.
+
+    A `private_key_jwt` assertion is made for this request alone: its `jti` must never repeat.
+    """
     form = [("token", token), ("token_type_hint", "access_token")]
     headers: tuple[tuple[str, str], ...] = ()
+    secret = config.client_secret or ""  # set for the client_secret_* methods (checked at init)
     if config.auth_method == "client_secret_basic":
         # RFC 6749 §2.3.1: id and secret are form-urlencoded *before* base64, so a ':' or a
         # non-ASCII character in either survives the round trip.
-        pair = f"{quote_plus(config.client_id)}:{quote_plus(config.client_secret)}"
+        pair = f"{quote_plus(config.client_id)}:{quote_plus(secret)}"
         headers = (("authorization", "Basic " + base64.b64encode(pair.encode()).decode()),)
+    elif config.auth_method == "client_secret_post":
+        form += [("client_id", config.client_id), ("client_secret", secret)]
     else:
-        form += [("client_id", config.client_id), ("client_secret", config.client_secret)]
+        assertion = client_assertion(
+            client_id=config.client_id,
+            # RFC 7523 §3 lets the audience be the token endpoint URL; draft-ietf-oauth-
+            # rfc7523bis requires the AS's issuer identifier alone, since endpoint URLs (taken
+            # from metadata) let one AS obtain assertions that another accepts. With no issuer
+            # configured, the URL we POST to is the only name of the AS we have.
+            audience=config.issuer or endpoint,
+            key=cast(PrivateKey, config.private_key),  # loaded and checked at init
+            alg=config.private_key_alg,
+            kid=config.private_key_kid,
+            now=now,
+            jti=jti(),
+        )
+        form += [
+            ("client_id", config.client_id),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", assertion),
+        ]
     return Fetch(endpoint, method="POST", headers=headers, form=tuple(form))
 
 
@@ -123,11 +154,12 @@ def _document(
         if outcome.status in (401, 403):
             logger.error(
                 "introspection at %s refused our client credentials (HTTP %d, %r): check "
-                "client_id %r and its secret",
+                "client_id %r and its %s credentials",
                 endpoint,
                 outcome.status,
                 error,
                 config.client_id,
+                config.auth_method,
             )
             raise UpstreamUnavailableError(f"introspection at {endpoint}")
     logger.warning("introspection at %s failed: %s", endpoint, describe(outcome))
@@ -169,7 +201,7 @@ class Introspector:
         if (hit := self.cached(key, now)) is not None:  # again: a flight may just have landed
             return hit
         endpoint = yield from self._endpoint_flow()
-        outcome = yield introspection_request(self.config, endpoint, token)
+        outcome = yield introspection_request(self.config, endpoint, token, now)
         config = self.config
         try:
             access, exp = read_answer(

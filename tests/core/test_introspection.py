@@ -56,7 +56,7 @@ def introspect(
 def test_request_client_secret_basic_form_encodes_before_base64() -> None:
     # RFC 6749 §2.3.1 + Appendix B: id and secret are form-urlencoded, then joined by ':'.
     conf = config(client_id="svc:orders é", client_secret="p@ss word+/:%")
-    fetch = introspection_request(conf, ENDPOINT, "tok-1")
+    fetch = introspection_request(conf, ENDPOINT, "tok-1", NOW)
     assert (fetch.url, fetch.method) == (ENDPOINT, "POST")
     assert fetch.form == (("token", "tok-1"), ("token_type_hint", "access_token"))
     ((name, value),) = fetch.headers
@@ -68,7 +68,7 @@ def test_request_client_secret_basic_form_encodes_before_base64() -> None:
 
 
 def test_request_client_secret_post_puts_credentials_in_the_body() -> None:
-    fetch = introspection_request(config(auth_method="client_secret_post"), ENDPOINT, "tok-1")
+    fetch = introspection_request(config(auth_method="client_secret_post"), ENDPOINT, "tok-1", NOW)
     assert fetch.headers == ()
     assert dict(fetch.form or ()) == {
         "token": "tok-1",
@@ -80,7 +80,7 @@ def test_request_client_secret_post_puts_credentials_in_the_body() -> None:
 
 def test_request_repr_and_config_repr_hide_secrets() -> None:
     conf = config(auth_method="client_secret_post")
-    fetch = introspection_request(conf, ENDPOINT, "the-token")
+    fetch = introspection_request(conf, ENDPOINT, "the-token", NOW)
     for text in (repr(fetch), repr(conf)):
         assert "s3cret" not in text and "the-token" not in text
 

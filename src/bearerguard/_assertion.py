@@ -1,0 +1,99 @@
+"""`private_key_jwt` client authentication (RFC 7523 §2.2, §3; OpenID Connect Core §9).
+
+The resource server proves who it is to the authorization server with a short-lived JWT signed
+by its own private key: `iss` = `sub` = its client_id, a fresh `jti` per request.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TypeAlias, cast
+
+import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from ._errors import ConfigurationError
+
+PrivateKey: TypeAlias = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+)
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"  # RFC 7523 §2.2
+ASSERTION_LIFETIME = 60  # seconds: long enough for the POST, short enough to be useless later
+_RSA = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+_CURVES = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
+SIGNING_ALGORITHMS = (*_RSA, *_CURVES, "EdDSA")
+_MIN_RSA_BITS = 2048  # RFC 7518 §3.3
+
+
+def signing_key(value: object, alg: str, owner: str) -> PrivateKey:
+    """The private key of `value` (a key object, or an unencrypted PEM), checked against `alg`.
+
+    Errors name the setting and never the key material: a PEM parse error is reported as such.
+    """
+    if alg not in SIGNING_ALGORITHMS:
+        raise ConfigurationError(
+            f"{owner}: private_key_alg must be one of {SIGNING_ALGORITHMS}, got {alg!r}",
+            field="private_key_alg",
+        )
+    if value is None:
+        raise ConfigurationError(
+            f"{owner}: private_key_jwt needs a private_key", field="private_key"
+        )
+    key = value
+    if isinstance(value, str | bytes):
+        data = value.encode() if isinstance(value, str) else value
+        try:
+            key = load_pem_private_key(data, password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise ConfigurationError(
+                f"{owner}: private_key is not an unencrypted PEM private key", field="private_key"
+            ) from None
+    if alg in _RSA:
+        fits = isinstance(key, rsa.RSAPrivateKey) and key.key_size >= _MIN_RSA_BITS
+        wanted = f"an RSA key of at least {_MIN_RSA_BITS} bits"
+    elif alg in _CURVES:
+        fits = isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, _CURVES[alg])
+        wanted = f"an EC key on {_CURVES[alg].name}"
+    else:
+        fits = isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
+        wanted = "an Ed25519 or Ed448 key"
+    if not fits:
+        raise ConfigurationError(
+            f"{owner}: private_key_alg {alg} needs {wanted}, got a {type(key).__name__}",
+            field="private_key",
+        )
+    return cast(PrivateKey, key)
+
+
+def new_jti() -> str:
+    """A JWT ID no one can guess or repeat (RFC 7519 §4.1.7): 128 random bits."""
+    return secrets.token_urlsafe(16)
+
+
+def client_assertion(
+    *,
+    client_id: str,
+    audience: str,
+    key: PrivateKey,
+    alg: str,
+    kid: str | None,
+    now: float,
+    jti: str,
+) -> str:
+    """The signed JWT of RFC 7523 §3 that authenticates `client_id` to `audience`."""
+    issued = int(now)
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "jti": jti,
+        "iat": issued,
+        "exp": issued + ASSERTION_LIFETIME,
+    }
+    return jwt.encode(claims, key, algorithm=alg, headers=None if kid is None else {"kid": kid})
