@@ -3,8 +3,9 @@
 One issuer:   BEARERGUARD_ISSUER, BEARERGUARD_AUDIENCE, and optionally the others below.
 Several:      BEARERGUARD_ISSUERS="PROD DEMO", then BEARERGUARD_PROD_ISSUER,
               BEARERGUARD_PROD_AUDIENCE, and so on.
-Introspection (RFC 7662): BEARERGUARD_INTROSPECTION_CLIENT_ID, _CLIENT_SECRET, and an _ENDPOINT
-              or an _ISSUER; with it, BEARERGUARD_ISSUER may be left out.
+Introspection (RFC 7662): BEARERGUARD_INTROSPECTION_CLIENT_ID, _CLIENT_SECRET (or
+              _AUTH_METHOD=private_key_jwt and _PRIVATE_KEY_FILE), and an _ENDPOINT or an
+              _ISSUER; with it, BEARERGUARD_ISSUER may be left out.
 Lists are separated by commas or spaces. Every bad value is a `ConfigurationError` naming the
 variable, raised at start-up. Nothing is read at import time.
 """
@@ -77,6 +78,16 @@ def _count(value: str) -> int:
     return result
 
 
+def _pem_file(path: str) -> bytes:
+    # A file, not the PEM itself: variable values leak (/proc/*/environ, `docker inspect`, child
+    # processes, crash reports), while secret stores mount files.
+    try:
+        with open(path.strip(), "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path.strip()!r}: {exc.strerror}") from None
+
+
 INTROSPECTION_PREFIX = PREFIX + "INTROSPECTION_"
 INTROSPECTION_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ENDPOINT": ("endpoint", str.strip),
@@ -84,6 +95,9 @@ INTROSPECTION_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CLIENT_ID": ("client_id", str.strip),
     "CLIENT_SECRET": ("client_secret", str),
     "AUTH_METHOD": ("auth_method", str.strip),
+    "PRIVATE_KEY_FILE": ("private_key", _pem_file),
+    "PRIVATE_KEY_ALG": ("private_key_alg", str.strip),
+    "PRIVATE_KEY_KID": ("private_key_kid", str.strip),
     "AUDIENCE": ("audience", _list),
     "SCOPE_CLAIMS": ("scope_claims", _list),
     "LEEWAY": ("leeway", _float),
@@ -92,6 +106,9 @@ INTROSPECTION_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CACHE_SIZE": ("cache_size", int),
     "INTROSPECT_JWTS": ("introspect_jwts", _bool),
     "ALLOW_HTTP": ("allow_http", _bool),
+}
+_INTROSPECTION_SUFFIX_OF_FIELD = {
+    name: suffix for suffix, (name, _) in INTROSPECTION_VARIABLES.items()
 }
 SERVER_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MAX_TOKEN_BYTES": ("max_token_bytes", _count),
@@ -161,10 +178,12 @@ def introspection_from_env(environ: Mapping[str, str]) -> Introspection | None:
     fields = _read(environ, INTROSPECTION_PREFIX, INTROSPECTION_VARIABLES)
     if not fields:
         return None
-    for required in ("CLIENT_ID", "CLIENT_SECRET"):
-        if not environ.get(INTROSPECTION_PREFIX + required, "").strip():
-            raise ConfigurationError(f"{INTROSPECTION_PREFIX}{required} is required")
+    if "client_id" not in fields:
+        raise ConfigurationError(f"{INTROSPECTION_PREFIX}CLIENT_ID is required")
     try:
         return Introspection(**fields)
     except ConfigurationError as exc:
-        raise ConfigurationError(f"{INTROSPECTION_PREFIX}*: {exc}") from None
+        suffix = _INTROSPECTION_SUFFIX_OF_FIELD.get(exc.field or "", "*")
+        raise ConfigurationError(
+            f"{INTROSPECTION_PREFIX}{suffix}: {exc}", field=exc.field
+        ) from None
