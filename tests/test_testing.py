@@ -92,7 +92,7 @@ def test_discovery_documents_for_an_issuer_with_a_path(
         assert document["token_endpoint"] == f"{origin}/tenant/token"
         assert document["introspection_endpoint"] == f"{origin}/tenant/introspect"
         assert document["grant_types_supported"] == ["client_credentials"]
-        methods = ["client_secret_basic", "client_secret_post"]
+        methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
         assert document["token_endpoint_auth_methods_supported"] == methods
         assert document["introspection_endpoint_auth_methods_supported"] == methods
 

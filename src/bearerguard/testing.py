@@ -27,12 +27,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import jwt
 from anyio import to_thread
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+if TYPE_CHECKING:
+    from jwt.types import Options  # PyJWT 2.10+; the lower bound is 2.8
 
 __all__ = ["LocalIssuer", "RecordedRequest"]
 
@@ -43,7 +46,10 @@ _EC_CURVES: dict[str, ec.EllipticCurve] = {
     "ES512": ec.SECP521R1(),
 }
 _HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
-_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"  # RFC 7523 §2.2
+# Time-based checks are done by _is_current, against the issuer's (possibly fake) clock.
+_CLOCK_CHECKS_OFF: Options = {"verify_exp": False, "verify_iat": False, "verify_nbf": False}
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="LocalIssuer"'}
 
 
@@ -195,6 +201,8 @@ class LocalIssuer:
         self._path = "/" + path.strip("/") if path.strip("/") else ""
         self._host, self._port = host, port
         self._clients = dict({"test-client": "test-secret"} if clients is None else clients)
+        self._client_keys: dict[str, tuple[Any, str]] = {}  # private_key_jwt: (public key, alg)
+        self._seen_jtis: set[tuple[str, str]] = set()
         self._discovery = discovery
         self._cache_max_age = cache_max_age
         self._clock = clock
@@ -472,6 +480,12 @@ class LocalIssuer:
         with self._lock:
             self._revoked.add(token)
 
+    def register_client_key(self, client_id: str, public_key: Any, alg: str = "RS256") -> None:
+        """Let ``client_id`` authenticate with ``private_key_jwt`` (RFC 7523 §2.2): assertions
+        signed with ``alg`` by the private half of ``public_key`` (a ``cryptography`` key)."""
+        with self._lock:
+            self._client_keys[client_id] = (public_key, alg)
+
     # -- fault knobs -------------------------------------------------------------------------
 
     def go_down(self, mode: Literal["error", "refuse"] = "error", status: int = 503) -> None:
@@ -582,12 +596,15 @@ class LocalIssuer:
             headers["Cache-Control"] = f"public, max-age={self._cache_max_age}"
         return _Response(200, _json_bytes(self.jwks()) if raw is None else raw, headers=headers)
 
-    def _authenticate(self, request: RecordedRequest) -> str | _Response:
+    def _authenticate(self, request: RecordedRequest, endpoint: str) -> str | _Response:
         """The authenticated client_id, or the error response to send."""
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
         basic = scheme.lower() == "basic"
-        if basic and "client_secret" in request.form:
+        methods = basic + ("client_secret" in request.form) + ("client_assertion" in request.form)
+        if methods > 1:
             return _oauth_error(400, "invalid_request", "more than one authentication method")
+        if "client_assertion" in request.form:
+            return self._authenticate_assertion(request.form, endpoint)
         if basic:
             pair = _decode_basic(credentials)
         else:
@@ -599,8 +616,39 @@ class LocalIssuer:
             return _oauth_error(401, "invalid_client", "bad client secret", _CHALLENGE)
         return pair[0]
 
+    def _authenticate_assertion(self, form: Mapping[str, str], endpoint: str) -> str | _Response:
+        """RFC 7523 §3: signed by the client's key, iss = sub = client_id, for us, current, new."""
+        if form.get("client_assertion_type") != _ASSERTION_TYPE:
+            return _oauth_error(400, "invalid_request", "unsupported client_assertion_type")
+        assertion = form["client_assertion"]
+        try:
+            iss = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
+            client_id = iss if isinstance(iss, str) else ""  # "" is no registered client
+            with self._lock:
+                registered = self._client_keys.get(client_id)
+            if registered is None or form.get("client_id", client_id) != client_id:
+                return _oauth_error(401, "invalid_client", "unknown client", _CHALLENGE)
+            claims = jwt.decode(
+                assertion,
+                registered[0],
+                algorithms=[registered[1]],
+                audience=[self.issuer, endpoint],
+                issuer=client_id,
+                options={"require": ["sub", "exp", "jti"], **_CLOCK_CHECKS_OFF},
+            )
+        except jwt.InvalidTokenError:
+            return _oauth_error(401, "invalid_client", "bad client assertion", _CHALLENGE)
+        jti, now = claims["jti"], self._clock()
+        if claims["sub"] != client_id or not isinstance(jti, str) or not _is_current(claims, now):
+            return _oauth_error(401, "invalid_client", "bad client assertion", _CHALLENGE)
+        with self._lock:
+            if (client_id, jti) in self._seen_jtis:
+                return _oauth_error(401, "invalid_client", "replayed client assertion", _CHALLENGE)
+            self._seen_jtis.add((client_id, jti))
+        return client_id
+
     def _serve_token(self, request: RecordedRequest) -> _Response:
-        client_id = self._authenticate(request)
+        client_id = self._authenticate(request, self.token_endpoint)
         if isinstance(client_id, _Response):
             return client_id
         form = request.form
@@ -628,7 +676,7 @@ class LocalIssuer:
             override = self._introspection_override
         if override is not None:
             return override
-        client_id = self._authenticate(request)
+        client_id = self._authenticate(request, self.introspection_endpoint)
         if isinstance(client_id, _Response):
             return client_id
         token = request.form.get("token")
@@ -661,13 +709,7 @@ class LocalIssuer:
                 key.verification_key(),
                 algorithms=[key.alg],
                 issuer=self.issuer,
-                # time-based checks are done by _is_current, against our clock
-                options={
-                    "verify_aud": False,
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                },
+                options={"verify_aud": False, **_CLOCK_CHECKS_OFF},
             )
         except jwt.InvalidTokenError:
             return None
