@@ -76,6 +76,31 @@ INTROSPECTORS = (
 )
 
 
+@dataclass(frozen=True)
+class KeyClient:
+    """A client that authenticates with `private_key_jwt` (RFC 7523 §2.2) by a registered JWKS."""
+
+    client_id: str
+    private_key: rsa.RSAPrivateKey = field(
+        default_factory=lambda: rsa.generate_private_key(65537, 2048), repr=False
+    )
+
+    def metadata(self) -> dict[str, Any]:
+        jwk = RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+        jwk = {k: v for k, v in jwk.items() if k != "key_ops"}  # "use" instead, RFC 7517 §4.3
+        return {
+            "client_id": self.client_id,
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [{**jwk, "alg": "RS256", "use": "sig"}]},
+            "grant_types": [],
+            "response_types": [],
+            "redirect_uris": [],
+        }
+
+
+KEY_INTROSPECTOR = KeyClient("orders-api-key")
+
+
 def _resource(audience: str, **format: Any) -> dict[str, Any]:
     return {"audience": audience, "scope": SCOPES, "accessTokenTTL": TOKEN_TTL, **format}
 
@@ -121,8 +146,8 @@ class Provider:
         config = {
             "port": self.port,
             "jwks": jwks,
-            "clients": [c.metadata() for c in (BASIC, POST, *INTROSPECTORS)],
-            "introspectors": [c.client_id for c in INTROSPECTORS],
+            "clients": [c.metadata() for c in (BASIC, POST, *INTROSPECTORS, KEY_INTROSPECTOR)],
+            "introspectors": [c.client_id for c in (*INTROSPECTORS, KEY_INTROSPECTOR)],
             "resources": RESOURCES,
             "access_token_ttl": TOKEN_TTL,
         }
