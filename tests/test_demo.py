@@ -43,8 +43,17 @@ def demo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def unwrap(output: str) -> str:
-    """The demo wraps long values at 100 columns; join them again."""
-    return re.sub(r"\n {26}", " ", output)
+    """The demo wraps long values at 100 columns; join them again (JSON bodies without a space)."""
+    lines: list[str] = []
+    row = ""
+    for line in output.splitlines():
+        if line.startswith(" " * 26) and lines:
+            lines[-1] += ("" if row == "body" else " ") + line.strip()
+            continue
+        named = re.match(r" {8}(\S+) ", line)
+        row = named[1] if named else ""
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def rows(output: str) -> dict[str, tuple[int, int | None, str]]:

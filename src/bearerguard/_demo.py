@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import textwrap
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TextIO
 
 import httpx
 
@@ -95,20 +95,28 @@ def _play(steps: list[Step], log: _Log, out: TextIO) -> list[str]:
         out.write(f"{answer.status_code:>4}  {verdict}\n")
         rows = [("sent", sent), *shown, *(("log", line) for line in log.take()), ("why", step.why)]
         for name, value in rows:
-            out.write(textwrap.fill(value, **_wrap(name)) + "\n")
+            out.write(_row(name, value) + "\n")
         failed += [] if ok else [step.title]
     return failed
 
 
-def _wrap(name: str) -> dict[str, Any]:
-    indent = " " * 26
-    return {
-        "width": 100,
-        "initial_indent": f"        {name:<17} ",
-        "subsequent_indent": indent,
-        "break_long_words": False,
-        "break_on_hyphens": False,
-    }
+def _row(name: str, value: str) -> str:
+    """One detail row, wrapped at 100 columns between words, or between the header's
+    parameters and the body's members (so that no quoted value is split)."""
+    if name == "WWW-Authenticate":
+        pieces, glue = re.split(r'(?<="), ', value), ", "
+    elif name == "body":
+        pieces, glue = re.split(r',(?=")', value), ","
+    else:
+        pieces, glue = value.split(" "), " "
+    lines = [f"        {name:<17} {pieces[0]}"]
+    for piece in pieces[1:]:
+        if len(lines[-1]) + len(glue) + len(piece) > 100:
+            lines[-1] += glue.rstrip()
+            lines.append(" " * 26 + piece)
+        else:
+            lines[-1] += glue + piece
+    return "\n".join(lines)
 
 
 def _curl_lines(issuer: LocalIssuer, api: str) -> str:
