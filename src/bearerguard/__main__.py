@@ -15,6 +15,12 @@ separated by commas or spaces, as in the variables). A shared secret for HS* is 
 BEARERGUARD_SHARED_SECRET, never from a flag. Exit codes: 0 valid, 1 refused, 2 could not check
 (issuer unreachable, discovery failed, bad arguments or configuration)."""
 
+DEMO_HELP = """\
+Start a local authorization server and a Starlette API protected by bearerguard on free ports
+of 127.0.0.1, then play a client that gets tokens with client credentials and calls the API:
+each step prints what was sent, what came back and why. Exit codes: 0 every step behaved,
+1 a step did not, 2 the demo could not start (Starlette or uvicorn missing)."""
+
 
 def _seconds(value: str) -> float:
     try:
@@ -51,7 +57,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="bearerguard", description="OAuth 2.0 resource-server tools."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="verify tokens from an embedded local issuer, end to end")
+    demo = commands.add_parser(
+        "demo",
+        help="a local issuer, a protected API and a scripted client, end to end on 127.0.0.1",
+        description=DEMO_HELP,
+    )
+    demo.add_argument(
+        "--serve", action="store_true", help="then keep both servers up, with curl lines to try"
+    )
+    demo.add_argument(
+        "--fault",
+        choices=["introspection", "jwks"],
+        help="break the issuer on purpose, to see the demo catch it (exit 1)",
+    )
     _check_arguments(
         commands.add_parser(
             "check", help="explain why a token is accepted or refused", description=CHECK_HELP
@@ -61,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from ._demo import run
 
-        return run(sys.stdout)
+        return run(sys.stdout, serve=args.serve, fault=args.fault)
     if args.command == "check":
         from ._check import run as check
 

@@ -1,81 +1,209 @@
-"""`bearerguard demo`: a local issuer on 127.0.0.1, a resource server, and scripted tokens."""
+"""`bearerguard demo`: the client-credentials flow (RFC 6749 §4.4) end to end on 127.0.0.1.
+
+A LocalIssuer and a Starlette API behind `BearerAuthMiddleware` on free loopback ports; the
+scripted client of `_demo_steps` plays against them and each step is printed as it runs.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
-from ._config import Issuer
-from ._errors import BearerGuardError
+import httpx
+
+from ._config import Introspection, Issuer
+from ._demo_steps import API_CLIENT, CLIENTS, PRIVILEGES, Client, Step, steps
 from ._jwks import JWKSPolicy
-from ._scopes import Requirement
+from ._roles import RoleResolver
 from ._server import ResourceServer
 from .testing import LocalIssuer
 
-Step = tuple[str, Callable[[], str], str]
+FAULTS = {
+    "introspection": "the issuer's introspection endpoint answers 500 with an HTML page",
+    "jwks": "the issuer's JWKS endpoint serves a document that is not JSON",
+}
+_TIMEOUT = 5.0  # every HTTP call of the scripted client, in seconds: the demo never hangs
 
 
-def run(out: TextIO) -> int:
-    """Play the scripted steps; return 0 only if every step behaved as expected."""
-    logging.getLogger("bearerguard").setLevel(logging.ERROR)  # the table tells the story
-    with LocalIssuer(algorithms=("RS256", "ES256", "EdDSA")) as issuer:
-        server = ResourceServer(
-            Issuer(
-                issuer=issuer.issuer,
-                audience=issuer.audience,
-                jwks_policy=JWKSPolicy(min_refetch_interval=0),
-            )
-        )
-        need = Requirement.of("orders.read")
+def _shown(answer: httpx.Response) -> list[tuple[str, str]]:
+    """The fields worth printing: the challenge and Retry-After, and the JSON body."""
+    headers = [h for h in ("WWW-Authenticate", "Retry-After") if h in answer.headers]
+    shown = [(name, answer.headers[name]) for name in headers]
+    if answer.content:
+        shown.append(("body", json.dumps(answer.json(), separators=(",", ":"))))
+    return shown
 
-        def call(token: str) -> str:
-            try:
-                access = server.authenticate(f"Bearer {token}")
-                need.check(access)
-            except BearerGuardError as exc:
-                code = getattr(exc, "error", None) or "no error code"
-                return f"{getattr(exc, 'status_code', '?')} {code}: {exc}"
-            return f"200 ok: client {access.client_id}, scopes {' '.join(sorted(access.scopes))}"
 
-        def rotated() -> str:
-            kid = issuer.rotate("RS256", keep_old=False)
-            return call(issuer.mint(kid=kid, scope="orders.read"))
+class _Log(logging.Handler):
+    """Collects bearerguard's log lines (they never hold a token) to print them per step."""
 
-        steps: list[Step] = [
-            ("RS256 token with orders.read", lambda: call(issuer.mint(scope="orders.read")), "200"),
-            (
-                "ES256 token with orders.read",
-                lambda: call(issuer.mint(alg="ES256", scope="orders.read")),
-                "200",
-            ),
-            (
-                "EdDSA token with orders.read",
-                lambda: call(issuer.mint(alg="EdDSA", scope="orders.read")),
-                "200",
-            ),
-            ("token without the scope", lambda: call(issuer.mint(scope="orders.write")), "403"),
-            (
-                "expired token",
-                lambda: call(issuer.mint(scope="orders.read", expires_in=-120)),
-                "401",
-            ),
-            (
-                "token for another API",
-                lambda: call(issuer.mint(scope="orders.read", audience="api://other")),
-                "401",
-            ),
-            ("unsigned token (alg none)", lambda: call(issuer.mint(alg="none")), "401"),
-            ("after a key rotation", rotated, "200"),
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:  # handle() holds self.lock
+        self.lines.append(f"{record.levelname} {record.getMessage()}")
+
+    def take(self) -> list[str]:
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            lines, self.lines = self.lines, []
+        return lines
+
+
+@contextmanager
+def _captured_logs() -> Iterator[_Log]:
+    logger, handler = logging.getLogger("bearerguard"), _Log()
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def _play(steps: list[Step], log: _Log, out: TextIO) -> list[str]:
+    """Run the steps, printing each as it goes; return the titles of those that misbehaved."""
+    failed: list[str] = []
+    out.write(f"{'step':<31} {'expect':>6} {'got':>4}\n")
+    for number, step in enumerate(steps, 1):
+        out.write(f"[{number:2}/{len(steps)}] {step.title:<23} {step.status:>6} ")
+        out.flush()
+        try:
+            sent, answer = step.act()
+        except httpx.HTTPError as exc:
+            out.write(f"{'-':>4}  UNEXPECTED: {type(exc).__name__}: {exc}\n")
+            failed.append(step.title)
+            continue
+        shown = _shown(answer)
+        text = " ".join(value for _, value in shown)
+        missing = [shown for shown in step.shows if shown not in text]
+        ok = answer.status_code == step.status and not missing
+        verdict = "ok"
+        if answer.status_code != step.status:
+            verdict = f"UNEXPECTED: wanted {step.status}"
+        elif missing:
+            verdict = f"UNEXPECTED: the answer lacks {' and '.join(missing)}"
+        out.write(f"{answer.status_code:>4}  {verdict}\n")
+        rows = [("sent", sent), *shown, *(("log", line) for line in log.take()), ("why", step.why)]
+        for name, value in rows:
+            out.write(_row(name, value) + "\n")
+        failed += [] if ok else [step.title]
+    return failed
+
+
+def _row(name: str, value: str) -> str:
+    """One detail row, wrapped at 100 columns between words, or between the header's
+    parameters and the body's members (so that no quoted value is split)."""
+    if name == "WWW-Authenticate":
+        pieces, glue = re.split(r'(?<="), ', value), ", "
+    elif name == "body":
+        pieces, glue = re.split(r',(?=")', value), ","
+    else:
+        pieces, glue = value.split(" "), " "
+    lines = [f"        {name:<17} {pieces[0]}"]
+    for piece in pieces[1:]:
+        if len(lines[-1]) + len(glue) + len(piece) > 100:
+            lines[-1] += glue.rstrip()
+            lines.append(" " * 26 + piece)
+        else:
+            lines[-1] += glue + piece
+    return "\n".join(lines)
+
+
+def _curl_lines(issuer: LocalIssuer, api: str) -> str:
+    get_token = (
+        f"TOKEN=$(curl -s -u demo-client:{CLIENTS['demo-client']} -d grant_type=client_credentials"
+        f" -d scope=orders.read {issuer.token_endpoint} | python3 -c "
+        "'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+    )
+    return "\n".join(
+        [
+            get_token,
+            f'curl -i {api}/orders -H "Authorization: Bearer $TOKEN"',
+            f'curl -i {api}/computers -H "Authorization: Bearer $TOKEN"    # 403',
+            f"curl -i {api}/orders                                         # 401",
+            f"curl -s {api}/.well-known/oauth-protected-resource",
+            f'bearerguard check "$TOKEN" --issuer {issuer.issuer} --audience {issuer.audience}',
         ]
-        failures = 0
-        out.write(f"bearerguard demo: local issuer at {issuer.issuer}\n\n")
-        out.write(f"{'step':<34} {'expected':<9} result\n{'-' * 34} {'-' * 9} {'-' * 40}\n")
-        for title, action, expected in steps:
-            result = action()
-            ok = result.startswith(expected)
-            failures += not ok
-            out.write(f"{title:<34} {expected:<9} {result}{'' if ok else '   <-- UNEXPECTED'}\n")
-        server.close()
-    out.write(f"\n{len(steps) - failures}/{len(steps)} steps behaved as expected\n")
-    return 1 if failures else 0
+    )
+
+
+def _verdict(failed: list[str], total: int) -> str:
+    if not failed:
+        return f"{total}/{total} steps behaved as expected"
+    return f"FAILED: {len(failed)} of {total} steps did not behave: {', '.join(failed)}"
+
+
+def _serve_until_interrupted(issuer: LocalIssuer, api: str, out: TextIO) -> None:
+    out.write(f"\nBoth servers stay up until Ctrl-C. Try:\n\n{_curl_lines(issuer, api)}\n")
+    out.flush()
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        out.write("\nstopped\n")
+
+
+def _resource_server(issuer: LocalIssuer, roles: RoleResolver) -> ResourceServer:
+    return ResourceServer(
+        Issuer(
+            issuer=issuer.issuer,
+            audience=issuer.audience,
+            jwks_policy=JWKSPolicy(min_refetch_interval=0),  # so that a rotation shows at once
+            roles=roles,
+        ),
+        introspection=Introspection(
+            endpoint=issuer.introspection_endpoint,
+            client_id=API_CLIENT[0],
+            client_secret=API_CLIENT[1],
+        ),
+    )
+
+
+def run(out: TextIO, *, serve: bool = False, fault: str | None = None) -> int:
+    """Play the scripted client; 0 only if every step behaved. `serve`: then wait for Ctrl-C."""
+    started = time.monotonic()
+    try:
+        from ._demo_app import REALM, ROUTES  # noqa: PLC0415 - needs the demo extra
+        from ._demo_app import serve as serve_api  # noqa: PLC0415
+    except ImportError as exc:
+        out.write(f"bearerguard demo needs Starlette and uvicorn ({exc.name} is missing): "
+                  "pip install 'bearerguard[demo]'\n")  # fmt: skip
+        return 2
+    issuer = LocalIssuer(clients={**CLIENTS, API_CLIENT[0]: API_CLIENT[1]}, token_lifetime=600)
+    roles = RoleResolver(lambda role_id: PRIVILEGES.get(role_id, []), ttl=30)
+    with issuer, _captured_logs() as log, httpx.Client(timeout=_TIMEOUT) as http:
+        if fault == "introspection":
+            issuer.set_introspection_body(b"<html>oops</html>", status=500)
+        elif fault == "jwks":
+            issuer.set_jwks_body(b"<html>oops</html>")
+        try:
+            with serve_api(_resource_server(issuer, roles)) as api:
+                routes = "; ".join(f"{path} needs {scope!r}" for path, scope in ROUTES.items())
+                out.write(
+                    "bearerguard demo: client credentials end to end, over HTTP on 127.0.0.1\n"
+                    f"  issuer  {issuer.issuer} (discovery, JWKS, token endpoint, introspection)\n"
+                    f"  API     {api} (Starlette + BearerAuthMiddleware, realm {REALM!r})\n"
+                    f"          {routes}; /health is public\n"
+                )
+                if fault:
+                    out.write(f"  FAULT   {FAULTS[fault]} (--fault {fault})\n")
+                out.write("\n")
+                script = steps(Client(http, issuer, api), issuer)
+                failed = _play(script, log, out)
+                elapsed = time.monotonic() - started
+                out.write(f"\n{_verdict(failed, len(script))} ({elapsed:.1f} s)\n")
+                if serve:
+                    _serve_until_interrupted(issuer, api, out)
+        finally:
+            roles.close()
+    return 1 if failed else 0
