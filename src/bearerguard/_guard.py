@@ -86,7 +86,10 @@ class Guard:
         self.metadata_paths = self.metadata.paths() if self.metadata else frozenset()
 
     def is_public(self, path: str) -> bool:
-        return any(path == p or path.startswith(p + "/") or p == "/" for p in self.public_paths)
+        for p in self.public_paths:  # a loop, not any(): no generator built on every request
+            if path == p or path.startswith(p + "/") or p == "/":
+                return True
+        return False
 
     def metadata_document(self, app: object) -> bytes:
         if self.metadata is None:

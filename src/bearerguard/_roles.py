@@ -122,6 +122,9 @@ class RoleResolver:
         role_ids, rest = self._split(token.scopes)
         if not role_ids:
             return token
+        cached = [self._cache.get(role_id, now) for role_id in role_ids]
+        if all(privileges is not None for privileges in cached):  # no task for a cache hit
+            return dataclasses.replace(token, scopes=rest.union(*cached))  # type: ignore[arg-type]
         # Every lookup lands before the request is answered, so none outlives a refusal.
         found = await asyncio.gather(
             *(self._aprivileges(r, now) for r in role_ids), return_exceptions=True
