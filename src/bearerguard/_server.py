@@ -44,7 +44,7 @@ from ._jwks import JWKSCache, JWKSStatus
 from ._keys import Key
 from ._roles import RoleResolver
 from ._scopes import read_scopes
-from ._token import AccessToken, client_id_of, freeze
+from ._token import AccessToken, client_id_of, freeze, issued
 from ._types import Clock
 
 logger = logging.getLogger("bearerguard")
@@ -311,7 +311,7 @@ class ResourceServer:
         claims = jwt.claims
         deadline = check_claims(claims, trusted.policy, now)
         exp = claims.get("exp")
-        access = AccessToken(
+        access = issued(
             issuer=trusted.config.issuer,
             subject=claims.get("sub"),
             client_id=client_id_of(claims),
