@@ -98,6 +98,16 @@ async def asgi_status(app: ASGI, path: str, authorization: bytes) -> int:
     return int(sent[0]["status"])
 
 
+class PassThrough:
+    """An ASGI middleware that does nothing: what adding any middleware layer costs."""
+
+    def __init__(self, app: ASGI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
 class MinimalGuard:
     """The reference ASGI middleware: the minimal verifier in front of the app, nothing else."""
 

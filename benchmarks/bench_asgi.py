@@ -14,6 +14,7 @@ from typing import Any
 
 from apps import (
     MinimalGuard,
+    PassThrough,
     asgi_caller,
     asgi_status,
     flask_app,
@@ -81,6 +82,7 @@ def _starlette(settings: Settings) -> Iterator[Group]:
             "BearerAuthMiddleware + requires(), hit",
             "BearerAuthMiddleware, miss",
             "minimal guard (reference.py)",
+            "a middleware that does nothing",
         )
         cases = [
             Case(names[0], asgi_caller(bare, "/orders"), headers),  # type: ignore[arg-type]
@@ -88,12 +90,14 @@ def _starlette(settings: Settings) -> Iterator[Group]:
             Case(names[2], asgi_caller(guarded, "/scoped"), headers),  # type: ignore[arg-type]
             Case(names[3], asgi_caller(guarded, "/orders"), headers, reset=setup.forget),  # type: ignore[arg-type]
             Case(names[4], asgi_caller(minimal, "/orders"), headers),  # type: ignore[arg-type]
+            Case(names[5], asgi_caller(PassThrough(bare), "/orders"), headers),  # type: ignore[arg-type]
         ]
         yield Group(
             cases=cases,
             checks=[
                 *_checks(names[0], names[1], names[3], names[4]),
                 Delta("hit: middleware + requires() - bare app", names[2], names[0]),
+                Delta("a middleware that does nothing - bare app", names[5], names[0]),
             ],
             notes=[f"{len(headers)} distinct {ALG} tokens of {len(setup.tokens[0])} bytes"],
             after=no_io_guard([issuer]),

@@ -140,6 +140,13 @@ class Guard:
                 return None
             raise
 
+    def cached(self, values: Sequence[str], query: str) -> AccessToken | None:
+        """The request's token if it is a verified-token cache hit needing nothing more, else
+        None (then `aauthenticate`): one header line, no token in the URL, no roles to resolve."""
+        if len(values) != 1 or "access_token" in query:
+            return None
+        return self.server._cached(values[0])
+
     async def aauthenticate(
         self, values: Sequence[str], query: str, *, optional: bool | None = None
     ) -> AccessToken | None:
