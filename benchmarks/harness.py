@@ -334,6 +334,7 @@ def run_group(entry: Registered, settings: Settings) -> dict[str, Any]:
         "name": entry.name,
         "doc": entry.doc,
         "seconds": round(time.perf_counter() - started, 1),
+        "rounds": min(settings.rounds, group.rounds or settings.rounds),
         "cases": [
             {"name": name, "items": len(cases[name].items) if name in cases else 0}
             | {"cold": name in cases and cases[name].reset is not None}

@@ -122,6 +122,9 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{_figure(check['q1'], unit)} to {_figure(check['q3'], unit)} | "
                     f"{budget} | {check['verdict']} |"
                 )
-        if group["notes"]:
-            lines += ["", *(f"- {note}" for note in group["notes"])]
+        notes = list(group["notes"])
+        if group.get("rounds", results["settings"]["rounds"]) != results["settings"]["rounds"]:
+            notes.append(f"{group['rounds']} rounds (each case a bounded run of its own)")
+        if notes:
+            lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n"
