@@ -68,6 +68,8 @@ def write(results: dict[str, Any], directory: Path, name: str) -> tuple[Path, Pa
 
 
 def _time(ns: float) -> str:
+    if abs(ns) >= 1_000_000:
+        return f"{ns / 1_000_000:.2f} ms"
     if abs(ns) >= 1000:
         return f"{ns / 1000:.2f} µs"
     return f"{ns:.0f} ns"

@@ -146,7 +146,8 @@ class ResourceServer:
         Raises a `BearerError` (an RFC 6750 refusal) or `UpstreamUnavailableError` (503).
         """
         seen = self._seen(authorization)
-        return self._resolved(self._verify(seen) if isinstance(seen, str) else seen)
+        access = self._verify(seen) if isinstance(seen, str) else seen
+        return self._resolved(access) if self._resolving else access
 
     async def aauthenticate(self, authorization: str | None) -> AccessToken:
         """Verify the token of an `Authorization: Bearer …` header value (async twin)."""
@@ -157,7 +158,8 @@ class ResourceServer:
 
     def verify(self, token: str) -> AccessToken:
         """Verify a bare access token (sync twin)."""
-        return self._resolved(self._verify(token))
+        access = self._verify(token)
+        return self._resolved(access) if self._resolving else access
 
     async def averify(self, token: str) -> AccessToken:
         """Verify a bare access token (async twin)."""
@@ -185,7 +187,7 @@ class ResourceServer:
         return _bearer(authorization)  # raises: no header, another scheme, or a malformed one
 
     def _resolved(self, access: AccessToken) -> AccessToken:
-        if self._resolving and (roles := self._roles_of(access)) is not None:
+        if (roles := self._roles_of(access)) is not None:
             return roles.resolve(access, self._timer())
         return access
 
