@@ -47,15 +47,30 @@ class Case:
     items: Sequence[Any]
     reset: Callable[[], None] | None = None  # untimed, before each round: makes a case cold
     size: float | None = None  # the x of a growth fit (bytes, keys, issuers)
+    # A case that measures itself (a load generator over HTTP): one call is one round, and gives
+    # ns per request under "ns" plus other series (say "p99") recorded as "NAME, p99".
+    probe: Callable[[], dict[str, float]] | None = None
 
 
 @dataclass(frozen=True)
 class Pair:
-    """`numerator / denominator`, round by round; over budget if the median exceeds `budget`."""
+    """`numerator / denominator`, round by round; over budget if the median exceeds `budget`
+    (or, with `at_least`, falls below it)."""
 
     label: str
     numerator: str
     denominator: str
+    budget: float | None = None
+    at_least: bool = False
+
+
+@dataclass(frozen=True)
+class Delta:
+    """`case - baseline` in ns, round by round: what a layer adds; over budget above `budget`."""
+
+    label: str
+    case: str
+    baseline: str
     budget: float | None = None
 
 
@@ -83,9 +98,17 @@ class Group:
     """What a registered builder yields: cases plus the figures to derive from them."""
 
     cases: list[Case]
-    checks: list[Pair | Slope | Limit] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     after: Callable[[], list[str]] | None = None  # called after measuring: more notes, or raise
+    rounds: int | None = None  # fewer rounds than the settings say (long cases over HTTP)
+
+
+Check = Pair | Delta | Slope | Limit
+
+
+class Skip(Exception):  # not an error: the group cannot run here, and says why
+    """Raised by a group's set-up when this machine lacks what it needs (a load generator)."""
 
 
 Builder = Callable[[Settings], AbstractContextManager[Group]]
@@ -154,6 +177,8 @@ class _Runner:
         self._loop = asyncio.Runner()
 
     def time(self, case: Case, repeat: int) -> int:
+        if case.probe is not None:
+            raise TypeError(f"case {case.name!r} measures itself")
         if case.reset is not None:
             case.reset()
         gc.collect()
@@ -174,7 +199,10 @@ def measure(group: Group, settings: Settings) -> dict[str, list[float]]:
     runner = _Runner()
     try:
         repeats = {}
+        samples: dict[str, list[float]] = {case.name: [] for case in group.cases}
         for case in group.cases:
+            if case.probe is not None:
+                continue
             if not case.items:
                 raise ValueError(f"case {case.name!r} has no items")
             elapsed = runner.time(case, 1)  # warm-up pass, also the calibration
@@ -182,11 +210,16 @@ def measure(group: Group, settings: Settings) -> dict[str, list[float]]:
             repeats[case.name] = (
                 1 if case.reset is not None else max(1, math.ceil(settings.target_ns / elapsed))
             )
-        samples: dict[str, list[float]] = {case.name: [] for case in group.cases}
         count = len(group.cases)
-        for round_ in range(settings.rounds):
+        rounds = min(settings.rounds, group.rounds or settings.rounds)
+        for round_ in range(rounds):
             shift = round_ % count
             for case in group.cases[shift:] + group.cases[:shift]:
+                if case.probe is not None:
+                    for series, value in case.probe().items():
+                        name = case.name if series == "ns" else f"{case.name}, {series}"
+                        samples.setdefault(name, []).append(value)
+                    continue
                 repeat = repeats[case.name]
                 elapsed = runner.time(case, repeat)
                 samples[case.name].append(elapsed / (repeat * len(case.items)))
@@ -220,7 +253,7 @@ def summarise(samples: list[float]) -> dict[str, Any]:
 
 
 def derive(
-    check: Pair | Slope | Limit, samples: dict[str, list[float]], sizes: dict[str, float]
+    check: Check, samples: dict[str, list[float]], sizes: dict[str, float]
 ) -> dict[str, Any]:
     """One figure with its quartiles and verdict: "ok", "over" (the budget), or "info"."""
     if isinstance(check, Pair):
@@ -229,6 +262,10 @@ def derive(
         ]
         q1, value, q3 = quartiles(ratios)
         unit, kind = "x", "ratio"
+    elif isinstance(check, Delta):
+        deltas = [a - b for a, b in zip(samples[check.case], samples[check.baseline], strict=True)]
+        q1, value, q3 = quartiles(deltas)
+        unit, kind = "ns", "delta"
     elif isinstance(check, Slope):
         per_round = [
             _slope(
@@ -241,7 +278,11 @@ def derive(
     else:
         q1, value, q3 = quartiles(samples[check.case])
         unit, kind = "ns", "limit"
-    verdict = "info" if check.budget is None else ("ok" if value <= check.budget else "over")
+    at_least = isinstance(check, Pair) and check.at_least
+    if check.budget is None:
+        verdict = "info"
+    else:
+        verdict = "ok" if (value >= check.budget if at_least else value <= check.budget) else "over"
     return {
         "label": check.label,
         "kind": kind,
@@ -250,6 +291,7 @@ def derive(
         "q3": q3,
         "unit": unit,
         "budget": check.budget,
+        "at_least": at_least,
         "verdict": verdict,
     }
 
@@ -268,7 +310,7 @@ def profile(entry: Registered, settings: Settings, pattern: str, seconds: float 
     with entry.build(settings) as group:
         runner = _Runner()
         try:
-            for case in (c for c in group.cases if pattern in c.name):
+            for case in (c for c in group.cases if pattern in c.name and c.probe is None):
                 profiler = Profiler(interval=0.0001)
                 deadline = time.perf_counter() + seconds
                 with profiler:
@@ -287,14 +329,17 @@ def run_group(entry: Registered, settings: Settings) -> dict[str, Any]:
         samples = measure(group, settings)
         notes = list(group.notes) + (group.after() if group.after else [])
     sizes = {case.name: case.size for case in group.cases if case.size is not None}
+    cases = {case.name: case for case in group.cases}
     return {
         "name": entry.name,
         "doc": entry.doc,
         "seconds": round(time.perf_counter() - started, 1),
+        "rounds": min(settings.rounds, group.rounds or settings.rounds),
         "cases": [
-            {"name": case.name, "items": len(case.items), "cold": case.reset is not None}
-            | summarise(samples[case.name])
-            for case in group.cases
+            {"name": name, "items": len(cases[name].items) if name in cases else 0}
+            | {"cold": name in cases and cases[name].reset is not None}
+            | summarise(series)
+            for name, series in samples.items()
         ],
         "checks": [derive(check, samples, sizes) for check in group.checks],
         "notes": notes,

@@ -68,7 +68,9 @@ def write(results: dict[str, Any], directory: Path, name: str) -> tuple[Path, Pa
 
 
 def _time(ns: float) -> str:
-    if ns >= 1000:
+    if abs(ns) >= 1_000_000:
+        return f"{ns / 1_000_000:.2f} ms"
+    if abs(ns) >= 1000:
         return f"{ns / 1000:.2f} µs"
     return f"{ns:.0f} ns"
 
@@ -97,6 +99,9 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for group in results["groups"]:
         lines += ["", f"## {group['name']}", "", group["doc"], ""]
+        if "skipped" in group:
+            lines.append(f"Skipped: {group['skipped']}")
+            continue
         lines += ["| case | median | IQR | spread |", "|---|---:|---:|---:|"]
         for case in group["cases"]:
             lines.append(
@@ -111,12 +116,17 @@ def markdown(results: dict[str, Any]) -> str:
             ]
             for check in group["checks"]:
                 unit = check["unit"]
-                budget = "" if check["budget"] is None else f"≤ {_figure(check['budget'], unit)}"
+                sign = "≥" if check.get("at_least") else "≤"
+                limit = check["budget"]
+                budget = "" if limit is None else f"{sign} {_figure(limit, unit)}"
                 lines.append(
                     f"| {check['label']} | {_figure(check['value'], unit)} | "
                     f"{_figure(check['q1'], unit)} to {_figure(check['q3'], unit)} | "
                     f"{budget} | {check['verdict']} |"
                 )
-        if group["notes"]:
-            lines += ["", *(f"- {note}" for note in group["notes"])]
+        notes = list(group["notes"])
+        if group.get("rounds", results["settings"]["rounds"]) != results["settings"]["rounds"]:
+            notes.append(f"{group['rounds']} rounds (each case a bounded run of its own)")
+        if notes:
+            lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n"

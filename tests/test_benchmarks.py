@@ -45,3 +45,19 @@ def test_list_names_every_group() -> None:
     groups = {line.split()[0] for line in done.stdout.splitlines()}
     assert {"verify.RS256", "verify.HS256", "growth.token-size", "growth.jwks-size"} <= groups
     assert "growth.issuers" in groups
+    assert {"asgi.starlette", "wsgi.plain", "wsgi.flask", "http.uvicorn"} <= groups
+    assert {"cache.introspection", "cache.roles"} <= groups
+
+
+def test_quick_run_of_the_middleware_group_measures_hits_and_misses(tmp_path: Path) -> None:
+    command = [sys.executable, str(RUN), "--quick", "wsgi.plain", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
+
+    assert done.returncode == 0, done.stderr
+    (group,) = json.loads((tmp_path / "quick.json").read_text())["groups"]
+    names = {case["name"] for case in group["cases"]}
+    assert {"bare WSGI function", "BearerAuthWSGIMiddleware, hit"} <= names
+    assert {"BearerAuthWSGIMiddleware, miss", "minimal guard (reference.py)"} <= names
+    budgeted = [check for check in group["checks"] if check["budget"] is not None]
+    assert [check["label"] for check in budgeted] == ["hit: middleware - bare app"]
+    assert "no request reached the issuer while measuring" in " ".join(group["notes"])

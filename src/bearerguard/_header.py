@@ -18,6 +18,25 @@ _B64TOKEN = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~
 _MEMBER_SCHEME = re.compile(r" *([!#$%&'*+\-.^_`|~0-9A-Za-z]+)(?: |$)")
 
 
+def bearer_candidate(authorization: str | None) -> str | None:
+    """What follows `Bearer` and its spaces, unchecked; None for no header or another scheme.
+
+    Only for looking the token up in the verified-token cache: a token found there passed the
+    strict JWS parse, whose alphabet (base64url and ".") lies within b64token, so the header
+    follows the grammar. Anything else goes through `extract_bearer`.
+    """
+    if authorization and authorization[6:7] == " ":
+        scheme = authorization[:6]
+        if scheme.isascii() and scheme.lower() == "bearer":
+            return authorization[7:].strip(" ")  # 1*SP before the token; trailing ones tolerated
+    return None
+
+
+def is_b64token(token: str) -> bool:
+    body = token.rstrip("=")
+    return bool(body) and body.isascii() and not body.encode("ascii").translate(None, _B64TOKEN)
+
+
 def extract_bearer(authorization: str | None) -> str:
     """Return the token of a `Bearer` Authorization header value.
 
@@ -25,14 +44,12 @@ def extract_bearer(authorization: str | None) -> str:
     credentials: `MissingTokenError`. A `Bearer` header that does not follow the grammar is a
     malformed request: `InvalidRequestError`.
     """
+    token = bearer_candidate(authorization)
+    if token is not None and is_b64token(token):
+        return token
     if not authorization:
         raise MissingTokenError
-    scheme, _, rest = authorization.partition(" ")
-    if scheme.isascii() and scheme.lower() == "bearer":
-        token = rest.strip(" ")  # 1*SP before the token; trailing spaces are tolerated
-        body = token.rstrip("=")
-        if body and body.isascii() and not body.encode("ascii").translate(None, _B64TOKEN):
-            return token
+    scheme = authorization.partition(" ")[0]
     # Repeated Authorization field lines arrive joined by commas (RFC 9110 §5.3; WSGI servers do
     # it, and the ASGI middleware does the same): several credentials, one of them Bearer.
     schemes = [

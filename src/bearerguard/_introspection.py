@@ -36,7 +36,7 @@ from ._errors import ConfigurationError, InvalidTokenError, Reason, UpstreamUnav
 from ._flow import Fetch, Fetched, Flow, Outcome, describe
 from ._scopes import read_scopes
 from ._singleflight import SingleFlight
-from ._token import AccessToken, freeze
+from ._token import AccessToken, freeze, issued
 
 logger = logging.getLogger("bearerguard.introspection")
 
@@ -123,7 +123,7 @@ def read_answer(
         if config.audience is not None and set(config.audience).isdisjoint(token_audiences):
             raise InvalidTokenError(Reason.AUDIENCE)
     exp, _ = check_times(answer, config.leeway, now)  # type: ignore[arg-type]  # float after init
-    access = AccessToken(
+    access = issued(
         issuer=answer.get("iss") or config.issuer or endpoint,
         subject=answer.get("sub"),
         client_id=answer.get("client_id"),

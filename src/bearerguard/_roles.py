@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import functools
 import inspect
 import logging
@@ -24,7 +23,7 @@ from ._cache import ExpiringCache
 from ._config import seconds
 from ._errors import ConfigurationError, UpstreamUnavailableError
 from ._singleflight import SingleFlight
-from ._token import AccessToken
+from ._token import AccessToken, with_scopes
 
 logger = logging.getLogger("bearerguard.roles")
 
@@ -115,13 +114,16 @@ class RoleResolver:
         if not role_ids:
             return token
         found = [self._privileges(role_id, now) for role_id in role_ids]
-        return dataclasses.replace(token, scopes=rest.union(*found))
+        return with_scopes(token, rest.union(*found))
 
     async def aresolve(self, token: AccessToken, now: float) -> AccessToken:
         """`token` with its roles replaced by their privileges (async twin)."""
         role_ids, rest = self._split(token.scopes)
         if not role_ids:
             return token
+        cached = [self._cache.get(role_id, now) for role_id in role_ids]
+        if all(privileges is not None for privileges in cached):  # no task for a cache hit
+            return with_scopes(token, rest.union(*cached))  # type: ignore[arg-type]
         # Every lookup lands before the request is answered, so none outlives a refusal.
         found = await asyncio.gather(
             *(self._aprivileges(r, now) for r in role_ids), return_exceptions=True
@@ -129,7 +131,7 @@ class RoleResolver:
         for answer in found:
             if isinstance(answer, BaseException):
                 raise answer
-        return dataclasses.replace(token, scopes=rest.union(*found))  # type: ignore[arg-type]
+        return with_scopes(token, rest.union(*found))  # type: ignore[arg-type]
 
     def _privileges(self, role_id: str, now: float) -> frozenset[str]:
         if (hit := self._cache.get(role_id, now)) is not None:

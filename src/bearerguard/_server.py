@@ -37,14 +37,14 @@ from ._errors import (
     UpstreamUnavailableError,
 )
 from ._fetch import DEFAULT_TIMEOUT, HTTP
-from ._header import extract_bearer
+from ._header import bearer_candidate, extract_bearer, is_b64token
 from ._introspection import Introspector, token_key
 from ._jose import UnverifiedJWT, parse
 from ._jwks import JWKSCache, JWKSStatus
 from ._keys import Key
 from ._roles import RoleResolver
 from ._scopes import read_scopes
-from ._token import AccessToken, client_id_of, freeze
+from ._token import AccessToken, client_id_of, freeze, issued
 from ._types import Clock
 
 logger = logging.getLogger("bearerguard")
@@ -145,23 +145,54 @@ class ResourceServer:
 
         Raises a `BearerError` (an RFC 6750 refusal) or `UpstreamUnavailableError` (503).
         """
-        return self.verify(_bearer(authorization))
+        seen = self._seen(authorization)
+        access = self._verify(seen) if isinstance(seen, str) else seen
+        return self._resolved(access) if self._resolving else access
 
     async def aauthenticate(self, authorization: str | None) -> AccessToken:
         """Verify the token of an `Authorization: Bearer …` header value (async twin)."""
-        return await self.averify(_bearer(authorization))
+        # A cache hit without role resolution returns before any await: no coroutine below.
+        seen = self._seen(authorization)
+        access = await self._averify(seen) if isinstance(seen, str) else seen
+        return await self._aresolved(access) if self._resolving else access
 
     def verify(self, token: str) -> AccessToken:
         """Verify a bare access token (sync twin)."""
         access = self._verify(token)
-        if self._resolving and (roles := self._roles_of(access)) is not None:
-            return roles.resolve(access, self._timer())
-        return access
+        return self._resolved(access) if self._resolving else access
 
     async def averify(self, token: str) -> AccessToken:
         """Verify a bare access token (async twin)."""
         access = await self._averify(token)
-        if self._resolving and (roles := self._roles_of(access)) is not None:
+        return await self._aresolved(access) if self._resolving else access
+
+    def _cached(self, authorization: str | None) -> AccessToken | None:
+        """The token of a header value verified before, if nothing is left to do for it (no
+        role resolution): the middleware then answers without awaiting anything."""
+        token = None if self._resolving else bearer_candidate(authorization)
+        return None if token is None else self._tokens.get(token, self._clock(), self._timer())
+
+    def _seen(self, authorization: str | None) -> AccessToken | str:
+        """The cached token of a header value verified before, else its checked bearer token.
+
+        A hit needs no header check beyond the scheme (see `bearer_candidate`); a miss checks
+        the same string, so the verification below finds its hash computed.
+        """
+        token = bearer_candidate(authorization)
+        if token is not None:
+            if (hit := self._tokens.get(token, self._clock(), self._timer())) is not None:
+                return hit
+            if is_b64token(token):
+                return token
+        return _bearer(authorization)  # raises: no header, another scheme, or a malformed one
+
+    def _resolved(self, access: AccessToken) -> AccessToken:
+        if (roles := self._roles_of(access)) is not None:
+            return roles.resolve(access, self._timer())
+        return access
+
+    async def _aresolved(self, access: AccessToken) -> AccessToken:
+        if (roles := self._roles_of(access)) is not None:
             return await roles.aresolve(access, self._timer())
         return access
 
@@ -288,7 +319,7 @@ class ResourceServer:
         claims = jwt.claims
         deadline = check_claims(claims, trusted.policy, now)
         exp = claims.get("exp")
-        access = AccessToken(
+        access = issued(
             issuer=trusted.config.issuer,
             subject=claims.get("sub"),
             client_id=client_id_of(claims),

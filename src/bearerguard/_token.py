@@ -12,9 +12,12 @@ from typing import Any, Literal
 CLIENT_ID_CLAIMS = ("client_id", "azp", "appid", "cid")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AccessToken:
-    """A verified access token. `claims` is read-only; JSON arrays in it are tuples."""
+    """A verified access token. `claims` is read-only; JSON arrays in it are tuples.
+
+    Immutable; `dataclasses.replace` gives a changed copy.
+    """
 
     issuer: str
     subject: str | None
@@ -27,6 +30,44 @@ class AccessToken:
     def has_scopes(self, *scopes: str) -> bool:
         """True if the token carries every one of `scopes` (exact, case-sensitive)."""
         return self.scopes.issuperset(scopes)
+
+
+def issued(
+    *,
+    issuer: str,
+    subject: str | None,
+    client_id: str | None,
+    scopes: frozenset[str],
+    claims: Mapping[str, Any],
+    expires_at: float | None,
+    source: Literal["jwt", "introspection"],
+) -> AccessToken:
+    """`AccessToken(...)` for the request path: the same object, built in one step.
+
+    A frozen dataclass's `__init__` sets each field with its own `object.__setattr__` call
+    (~1.4 µs for seven fields); its instance dictionary is filled here at once (~0.5 µs).
+    """
+    token = _new(AccessToken)
+    _set(token, "__dict__", {
+        "issuer": issuer,
+        "subject": subject,
+        "client_id": client_id,
+        "scopes": scopes,
+        "claims": claims,
+        "expires_at": expires_at,
+        "source": source,
+    })  # fmt: skip
+    return token
+
+
+def with_scopes(token: AccessToken, scopes: frozenset[str]) -> AccessToken:
+    """`dataclasses.replace(token, scopes=scopes)`, at the cost of one dictionary copy."""
+    copy = _new(AccessToken)
+    _set(copy, "__dict__", token.__dict__ | {"scopes": scopes})
+    return copy
+
+
+_new, _set = object.__new__, object.__setattr__  # `issued` names every field (a test checks)
 
 
 def freeze(value: Any) -> Any:

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
-from bearerguard._token import freeze
+from bearerguard import AccessToken
+from bearerguard._token import freeze, issued, with_scopes
 
 
 def test_freeze_copies_a_flat_object_read_only() -> None:
@@ -25,3 +28,37 @@ def test_freeze_reaches_nested_objects_and_arrays() -> None:
     assert frozen["d"]["e"] == (3,)  # a dict subclass is frozen too
     with pytest.raises(TypeError):
         frozen["d"]["e"] = ()
+
+
+def _fields() -> dict[str, Any]:
+    return {
+        "issuer": "https://idp.example.test",
+        "subject": "client-1",
+        "client_id": "client-1",
+        "scopes": frozenset({"orders.read"}),
+        "claims": freeze({"sub": "client-1", "scope": "orders.read"}),
+        "expires_at": 1700000000.0,
+        "source": "jwt",
+    }
+
+
+def test_issued_builds_the_same_access_token_as_its_constructor() -> None:
+    # `issued` sets the fields at once: it must name every field, in order, and nothing else.
+    assert [f.name for f in dataclasses.fields(AccessToken)] == list(_fields())
+    built, constructed = issued(**_fields()), AccessToken(**_fields())
+    assert type(built) is AccessToken
+    assert built == constructed
+    assert vars(built) == vars(constructed)
+    assert repr(built) == repr(constructed)
+
+
+def test_an_issued_token_is_immutable_and_replace_works() -> None:
+    token = issued(**_fields())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        token.scopes = frozenset()  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del token.issuer
+    changed = dataclasses.replace(token, scopes=frozenset({"a"}))
+    assert changed.scopes == {"a"} and token.scopes == {"orders.read"}
+    assert with_scopes(token, frozenset({"a"})) == changed
+    assert token.scopes == {"orders.read"}

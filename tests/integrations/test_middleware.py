@@ -263,3 +263,38 @@ def test_middleware_logs_refusals_once_without_the_token(
         (logging.WARNING, "refused: TOKEN_IN_URL iss=None client_id=None required=''"),
     ]
     assert not any(token in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("path", "lines", "reason"),
+    [
+        ("/orders?access_token={}", ["Bearer {}"], "TOKEN_IN_URL"),
+        ("/orders", ["Bearer {}", "Bearer {}"], "MULTIPLE_CREDENTIALS"),
+        ("/orders", ["Bearer {}", "Basic dTpw"], "MULTIPLE_CREDENTIALS"),
+        ("/orders", ["Bearer\t{}"], "MALFORMED_HEADER"),
+    ],
+)
+def test_middleware_a_cached_token_is_still_refused_in_a_bad_request(
+    local_issuer: LocalIssuer,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    lines: list[str],
+    reason: str,
+) -> None:
+    # The middlewares answer a verified-token cache hit on a short path: it must not skip the
+    # request checks (one credential, none in the URL, a well-formed header).
+    token = local_issuer.mint(scope="orders.read")
+    asgi_server, wsgi_server = _server(local_issuer), _server(local_issuer)
+    headers = [line.format(token) for line in lines]
+    with TestClient(BearerAuthMiddleware(asgi_app, asgi_server)) as client:
+        via_asgi = asgi_caller(client)
+        assert via_asgi("/orders", ["Bearer " + token]).status == 200  # now cached
+        with caplog.at_level(logging.WARNING, logger="bearerguard"):
+            assert via_asgi(path.format(token), headers).status == 400
+        aclose_on(client, asgi_server)
+    via_wsgi = wsgi_caller(BearerAuthWSGIMiddleware(wsgi_app, wsgi_server))
+    assert via_wsgi("/orders", ["Bearer " + token]).status == 200
+    with caplog.at_level(logging.WARNING, logger="bearerguard"):
+        assert via_wsgi(path.format(token), headers).status == 400
+    wsgi_server.close()
+    assert [r.getMessage().split()[1] for r in caplog.records] == [reason, reason]
