@@ -20,14 +20,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from werkzeug.test import EnvironBuilder
 
+from bearerguard._types import ASGIApp as ASGI
+from bearerguard._types import Message, Scope
+from bearerguard._types import WSGIApp as WSGI
 from bearerguard.integrations.starlette import requires
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGI = Callable[[Scope, Receive, Send], Any]
-WSGI = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 async def _orders(request: Request) -> Response:
@@ -148,7 +144,7 @@ def flask_app() -> Flask:
 
 def wsgi_caller(app: WSGI, path: str) -> Callable[[str], None]:
     """`call(authorization)`: one request to `path` on a copy of a server-made environ."""
-    template = EnvironBuilder(path=path, headers={"Host": "api.example.test"}).get_environ()
+    template = EnvironBuilder(path=path, headers=[("Host", "api.example.test")]).get_environ()
 
     def call(authorization: str) -> None:
         environ = template.copy()

@@ -74,7 +74,7 @@ def _starlette(settings: Settings) -> Iterator[Group]:
         minimal = MinimalGuard(starlette_app(guarded=False), setup.verifier)
         headers = [f"Bearer {token}".encode() for token in setup.tokens]
         for app, path in ((bare, "/orders"), (guarded, "/orders"), (guarded, "/scoped")):
-            status = asyncio.run(asgi_status(app, path, headers[0]))  # type: ignore[arg-type]
+            status = asyncio.run(asgi_status(app, path, headers[0]))
             assert status == 200, f"{path}: {status}"
         names = (
             "bare Starlette app",
@@ -85,12 +85,12 @@ def _starlette(settings: Settings) -> Iterator[Group]:
             "a middleware that does nothing",
         )
         cases = [
-            Case(names[0], asgi_caller(bare, "/orders"), headers),  # type: ignore[arg-type]
-            Case(names[1], asgi_caller(guarded, "/orders"), headers),  # type: ignore[arg-type]
-            Case(names[2], asgi_caller(guarded, "/scoped"), headers),  # type: ignore[arg-type]
-            Case(names[3], asgi_caller(guarded, "/orders"), headers, reset=setup.forget),  # type: ignore[arg-type]
-            Case(names[4], asgi_caller(minimal, "/orders"), headers),  # type: ignore[arg-type]
-            Case(names[5], asgi_caller(PassThrough(bare), "/orders"), headers),  # type: ignore[arg-type]
+            Case(names[0], asgi_caller(bare, "/orders"), headers),
+            Case(names[1], asgi_caller(guarded, "/orders"), headers),
+            Case(names[2], asgi_caller(guarded, "/scoped"), headers),
+            Case(names[3], asgi_caller(guarded, "/orders"), headers, reset=setup.forget),
+            Case(names[4], asgi_caller(minimal, "/orders"), headers),
+            Case(names[5], asgi_caller(PassThrough(bare), "/orders"), headers),
         ]
         yield Group(
             cases=cases,

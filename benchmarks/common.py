@@ -15,7 +15,7 @@ AUDIENCE = "api://orders"
 # A realistic client-credentials access token: RFC 9068 header and claims, as Entra ID, Auth0 or
 # node-oidc-provider issue them, with a few dotted permission scopes (about 800 bytes with RS256).
 SCOPES = ("orders.read", "orders.write", "invoices.read", "customers.read")
-EXTRA_CLAIMS = {
+EXTRA_CLAIMS: dict[str, Any] = {
     "azp": "0f5c3a1e-6b7d-4e0a-9c2f-3a8b7d6e5f41",
     "tid": "8eaef023-2b34-4da1-9baa-8bc8c9d6a490",
     "gty": "client-credentials",

@@ -53,7 +53,12 @@ def signature_check(alg: str, key: Any) -> Signature:
         return lambda data, sig: hmac.compare_digest(hmac.digest(key, data, digest), sig)
     if alg == "EdDSA":
         return _raising(lambda data, sig: key.verify(sig, data))
-    hash_ = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}[alg[2:]]()
+    sizes: dict[str, hashes.HashAlgorithm] = {
+        "256": hashes.SHA256(),
+        "384": hashes.SHA384(),
+        "512": hashes.SHA512(),
+    }
+    hash_ = sizes[alg[2:]]
     if alg.startswith("RS"):
         pkcs1 = padding.PKCS1v15()
         return _raising(lambda data, sig: key.verify(sig, data, pkcs1, hash_))
