@@ -28,8 +28,9 @@ from ._errors import BearerError, InvalidTokenError, Reason, UpstreamUnavailable
 from ._jose import UnverifiedJWT, parse
 from ._keys import Key
 from ._scopes import read_scopes
-from ._server import ResourceServer, _static_key, _Trusted
+from ._server import ResourceServer
 from ._timefmt import duration, relative, utc
+from ._trusted import Trusted
 
 Status = Literal["ok", "failed", "skipped"]
 Refusal = BearerError | UpstreamUnavailableError
@@ -110,9 +111,9 @@ def explain(server: ResourceServer, token: str, now: float, *, issuer_given: boo
 
 def _prepare(
     server: ResourceServer, token: str, report: Report, issuer_given: bool
-) -> tuple[_Trusted | None, UnverifiedJWT | None]:
+) -> tuple[Trusted | None, UnverifiedJWT | None]:
     error: InvalidTokenError | None = None
-    trusted: _Trusted | None = None
+    trusted: Trusted | None = None
     jwt: UnverifiedJWT | None = None
     try:
         route = server._prepare(token)
@@ -151,7 +152,7 @@ def _prepare(
 
 
 def _prepare_failure(
-    name: str, error: InvalidTokenError, iss: Any, known: _Trusted | None, server: ResourceServer
+    name: str, error: InvalidTokenError, iss: Any, known: Trusted | None, server: ResourceServer
 ) -> str:
     if name in ("parse", "header"):
         return str(error.__cause__ or error)
@@ -181,11 +182,11 @@ def _parsed(token: str) -> UnverifiedJWT | None:
 
 
 def _key(
-    server: ResourceServer, trusted: _Trusted, jwt: UnverifiedJWT, report: Report
+    server: ResourceServer, trusted: Trusted, jwt: UnverifiedJWT, report: Report
 ) -> Key | None:
     # The same expression as ResourceServer.verify: the shared secret for HS*, else the JWKS.
     try:
-        key = _static_key(trusted, jwt) or server._key(trusted.keys, jwt)  # type: ignore[arg-type]
+        key = trusted.static_key(jwt) or server._key(trusted.keys, jwt)  # type: ignore[arg-type]
     except UpstreamUnavailableError as exc:
         last_error = trusted.keys.last_error if trusted.keys else None
         report.add("keys", "failed", f"could not fetch the keys: {last_error}", exc)
@@ -205,12 +206,12 @@ def _key(
     return key
 
 
-def _kids(trusted: _Trusted) -> frozenset[str | None]:
+def _kids(trusted: Trusted) -> frozenset[str | None]:
     keys = trusted.keys.keys if trusted.keys else None
     return keys.kids if keys else frozenset()
 
 
-def _keys_detail(trusted: _Trusted) -> str:
+def _keys_detail(trusted: Trusted) -> str:
     cache = trusted.keys
     if cache is None or cache.keys is None:
         return "the configured shared secret (never printed)"
@@ -242,7 +243,7 @@ _CLAIM_STEPS = ("required", "iss", "aud", "exp", "nbf", "iat", "max age", "scope
 
 
 def _claims(
-    server: ResourceServer, trusted: _Trusted | None, claims: Mapping[str, Any], report: Report
+    server: ResourceServer, trusted: Trusted | None, claims: Mapping[str, Any], report: Report
 ) -> None:
     # After an unknown issuer there is no policy; with a single issuer, its policy still tells.
     candidates = list(server._trusted.values())

@@ -17,7 +17,6 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import httpx
 
 from ._cache import TokenCache
-from ._claims import ClaimsPolicy, check_claims, check_type
+from ._claims import check_type
 from ._config import Introspection, Issuer, seconds
 from ._env import introspection_from_env, issuers_from_env, server_options_from_env
 from ._errors import (
@@ -43,24 +42,13 @@ from ._jose import UnverifiedJWT, parse
 from ._jwks import JWKSCache, JWKSStatus
 from ._keys import Key
 from ._roles import RoleResolver
-from ._scopes import read_scopes
-from ._token import AccessToken, client_id_of, freeze, issued
+from ._token import AccessToken, client_id_of
+from ._trusted import Trusted
 from ._types import Clock
 
 logger = logging.getLogger("bearerguard")
 
 DEFAULT_MAX_TOKEN_BYTES = 8192
-
-
-@dataclass(frozen=True, slots=True)
-class _Trusted:
-    """One configured issuer, compiled for the request path."""
-
-    config: Issuer
-    policy: ClaimsPolicy
-    algorithms: frozenset[str]
-    keys: JWKSCache | None
-    secret: Key | None
 
 
 class ResourceServer:
@@ -95,11 +83,11 @@ class ResourceServer:
         configs = [issuers] if isinstance(issuers, Issuer) else list(issuers)
         if not configs and introspection is None:
             raise ConfigurationError("at least one issuer, or introspection, is required")
-        self._trusted: dict[str, _Trusted] = {}
+        self._trusted: dict[str, Trusted] = {}
         for config in configs:
             if config.issuer in self._trusted:
                 raise ConfigurationError(f"issuer {config.issuer} is configured twice")
-            self._trusted[config.issuer] = _compile(config)
+            self._trusted[config.issuer] = Trusted.compile(config)
         self._introspector: Introspector | None = None
         self._revoker: Introspector | None = None  # introspect_jwts: verified JWTs are confirmed
         if introspection is not None:
@@ -212,7 +200,7 @@ class ResourceServer:
             if isinstance(route, Introspector):
                 return self._introspect(route, token)
             trusted, jwt = route
-            key = _static_key(trusted, jwt) or self._key(trusted.keys, jwt)  # type: ignore[arg-type]
+            key = trusted.static_key(jwt) or self._key(trusted.keys, jwt)  # type: ignore[arg-type]
             access = self._accept(token, trusted, jwt, key)
             if self._revoker is not None:  # central revocation: the AS must still say active
                 self._introspect(self._revoker, token)
@@ -230,7 +218,7 @@ class ResourceServer:
             if isinstance(route, Introspector):
                 return await self._aintrospect(route, token)
             trusted, jwt = route
-            key = _static_key(trusted, jwt) or await self._akey(trusted.keys, jwt)  # type: ignore[arg-type]
+            key = trusted.static_key(jwt) or await self._akey(trusted.keys, jwt)  # type: ignore[arg-type]
             access = self._accept(token, trusted, jwt, key)
             if self._revoker is not None:
                 await self._aintrospect(self._revoker, token)
@@ -289,7 +277,7 @@ class ResourceServer:
 
     # -- the pure steps ----------------------------------------------------------------------
 
-    def _prepare(self, token: str) -> tuple[_Trusted, UnverifiedJWT] | Introspector:
+    def _prepare(self, token: str) -> tuple[Trusted, UnverifiedJWT] | Introspector:
         """The issuer that verifies `token` locally, or the introspector that must be asked."""
         if len(token) > self.max_token_bytes:
             raise InvalidTokenError(Reason.TOO_LARGE)  # before any other work
@@ -310,26 +298,11 @@ class ResourceServer:
         check_type(jwt.header, rfc9068=trusted.config.rfc9068)
         return trusted, jwt
 
-    def _accept(self, token: str, trusted: _Trusted, jwt: UnverifiedJWT, key: Key) -> AccessToken:
-        if not key.accepts(jwt.alg):
-            raise InvalidTokenError(Reason.ALGORITHM)  # e.g. an RSA key named by an ES256 token
-        if not key.verify(jwt.alg, jwt.signing_input, jwt.signature):
-            raise InvalidTokenError(Reason.BAD_SIGNATURE)
+    def _accept(self, token: str, trusted: Trusted, jwt: UnverifiedJWT, key: Key) -> AccessToken:
         now = self._clock()
-        claims = jwt.claims
-        deadline = check_claims(claims, trusted.policy, now)
-        exp = claims.get("exp")
-        access = issued(
-            issuer=trusted.config.issuer,
-            subject=claims.get("sub"),
-            client_id=client_id_of(claims),
-            scopes=read_scopes(claims, trusted.config.scope_claims),
-            claims=freeze(claims),
-            expires_at=None if exp is None else float(exp),
-            source="jwt",
-        )
-        keys = None if key is trusted.secret else trusted.keys
+        access, deadline = trusted.accept(jwt, key, now)
         if self._revoker is None:  # else every use must reach the introspection cache
+            keys = None if key is trusted.secret else trusted.keys
             self._tokens.put(
                 token, access, deadline=deadline, keys=keys, kid=jwt.kid, key=key, now=now
             )
@@ -396,31 +369,6 @@ class ResourceServer:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def _compile(config: Issuer) -> _Trusted:
-    keys = None
-    if config.uses_jwks:
-        keys = JWKSCache(
-            config.issuer,
-            jwks_uri=config.jwks_uri,
-            discovery_urls=config.discovery_urls,
-            policy=config.jwks_policy,
-            allow_http=config.allow_http,
-        )
-    secret = config.secret_bytes
-    return _Trusted(
-        config=config,
-        policy=config.claims_policy(),
-        algorithms=frozenset(config.algorithms),
-        keys=keys,
-        secret=None if secret is None else Key.from_secret(secret),
-    )
-
-
-def _static_key(trusted: _Trusted, jwt: UnverifiedJWT) -> Key | None:
-    # HS* tokens use the configured secret; every other allowed alg has a JWKS (see Issuer).
-    return trusted.secret if jwt.alg.startswith("HS") else None
 
 
 def _bearer(authorization: str | None) -> str:

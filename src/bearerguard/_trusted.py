@@ -1,0 +1,76 @@
+"""A trusted issuer compiled for the request path, and the pure step that accepts its JWTs.
+
+`Trusted.accept` runs, in order, the checks that follow getting the key: the key agrees with
+`alg` (kty, crv, the JWK's own alg), the signature, the registered claims (RFC 7519 §4.1), and
+then builds the `AccessToken`. It does no I/O and keeps no state, so `bearerguard check` and the
+server share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._claims import ClaimsPolicy, check_claims
+from ._config import Issuer
+from ._errors import InvalidTokenError, Reason
+from ._jose import UnverifiedJWT
+from ._jwks import JWKSCache
+from ._keys import Key
+from ._scopes import read_scopes
+from ._token import AccessToken, client_id_of, freeze, issued
+
+
+@dataclass(frozen=True, slots=True)
+class Trusted:
+    """One configured issuer: its claims policy, allowed algorithms, and where its keys are."""
+
+    config: Issuer
+    policy: ClaimsPolicy
+    algorithms: frozenset[str]
+    keys: JWKSCache | None  # None for an issuer that only uses a shared secret
+    secret: Key | None
+
+    @classmethod
+    def compile(cls, config: Issuer) -> Trusted:
+        keys = None
+        if config.uses_jwks:
+            keys = JWKSCache(
+                config.issuer,
+                jwks_uri=config.jwks_uri,
+                discovery_urls=config.discovery_urls,
+                policy=config.jwks_policy,
+                allow_http=config.allow_http,
+            )
+        secret = config.secret_bytes
+        return cls(
+            config=config,
+            policy=config.claims_policy(),
+            algorithms=frozenset(config.algorithms),
+            keys=keys,
+            secret=None if secret is None else Key.from_secret(secret),
+        )
+
+    def static_key(self, jwt: UnverifiedJWT) -> Key | None:
+        """The configured secret for HS* tokens; None when the key comes from the JWKS."""
+        # Every other allowed alg has a JWKS (see Issuer), and alg is in the allow-list here.
+        return self.secret if jwt.alg.startswith("HS") else None
+
+    def accept(self, jwt: UnverifiedJWT, key: Key, now: float) -> tuple[AccessToken, float]:
+        """The verified token and the time after which it must not be served from a cache."""
+        if not key.accepts(jwt.alg):
+            raise InvalidTokenError(Reason.ALGORITHM)  # e.g. an RSA key named by an ES256 token
+        if not key.verify(jwt.alg, jwt.signing_input, jwt.signature):
+            raise InvalidTokenError(Reason.BAD_SIGNATURE)
+        claims = jwt.claims
+        deadline = check_claims(claims, self.policy, now)
+        exp = claims.get("exp")
+        access = issued(
+            issuer=self.config.issuer,
+            subject=claims.get("sub"),
+            client_id=client_id_of(claims),
+            scopes=read_scopes(claims, self.config.scope_claims),
+            claims=freeze(claims),
+            expires_at=None if exp is None else float(exp),
+            source="jwt",
+        )
+        return access, deadline
