@@ -16,7 +16,9 @@ try:
     from fastapi.security.base import SecurityBase
     from starlette.responses import Response
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("bearerguard.integrations.fastapi needs bearerguard[fastapi]") from exc
+    raise ImportError(
+        'bearerguard.integrations.fastapi needs FastAPI: pip install "bearerguard[fastapi]"'
+    ) from exc
 
 from .._challenge import Challenge
 from .._errors import BearerError, ConfigurationError, UpstreamUnavailableError

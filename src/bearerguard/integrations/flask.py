@@ -14,7 +14,9 @@ try:
     from flask import Flask, Response, current_app, g, request
     from werkzeug.local import LocalProxy
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("bearerguard.integrations.flask needs bearerguard[flask]") from exc
+    raise ImportError(
+        'bearerguard.integrations.flask needs Flask: pip install "bearerguard[flask]"'
+    ) from exc
 
 from .._challenge import Challenge
 from .._errors import BearerError, UpstreamUnavailableError

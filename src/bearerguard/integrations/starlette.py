@@ -16,7 +16,9 @@ try:
     from starlette.responses import Response
     from starlette.websockets import WebSocket
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("bearerguard.integrations.starlette needs bearerguard[starlette]") from exc
+    raise ImportError(
+        'bearerguard.integrations.starlette needs Starlette: pip install "bearerguard[starlette]"'
+    ) from exc
 
 from .._errors import BearerError
 from .._guard import GUARD_KEY, SCOPE_KEY, Guard
