@@ -146,19 +146,19 @@ class ResourceServer:
 
     def verify(self, token: str) -> AccessToken:
         """Verify a bare access token (sync twin)."""
-        access = self._verify(token)
+        access = self._hit(token) or self._verify(token)
         return self._resolved(access) if self._resolving else access
 
     async def averify(self, token: str) -> AccessToken:
         """Verify a bare access token (async twin)."""
-        access = await self._averify(token)
+        access = self._hit(token) or await self._averify(token)
         return await self._aresolved(access) if self._resolving else access
 
     def _cached(self, authorization: str | None) -> AccessToken | None:
         """The token of a header value verified before, if nothing is left to do for it (no
         role resolution): the middleware then answers without awaiting anything."""
         token = None if self._resolving else bearer_candidate(authorization)
-        return None if token is None else self._tokens.get(token, self._clock(), self._timer())
+        return None if token is None else self._hit(token)
 
     def _seen(self, authorization: str | None) -> AccessToken | str:
         """The cached token of a header value verified before, else its checked bearer token.
@@ -168,7 +168,7 @@ class ResourceServer:
         """
         token = bearer_candidate(authorization)
         if token is not None:
-            if (hit := self._tokens.get(token, self._clock(), self._timer())) is not None:
+            if (hit := self._hit(token)) is not None:
                 return hit
             if is_b64token(token):
                 return token
@@ -191,9 +191,12 @@ class ResourceServer:
             return self._introspector.config.roles if self._introspector else None
         return self._roles.get(access.issuer)
 
+    def _hit(self, token: str) -> AccessToken | None:
+        """The verified-token cache's answer for `token`: the one lookup of every entry point."""
+        return self._tokens.get(token, self._clock(), self._timer())
+
     def _verify(self, token: str) -> AccessToken:
-        if (hit := self._tokens.get(token, self._clock(), self._timer())) is not None:
-            return hit
+        """Everything after a cache miss (sync twin)."""
         jwt = None
         try:
             route = self._prepare(token)
@@ -210,8 +213,7 @@ class ResourceServer:
             raise
 
     async def _averify(self, token: str) -> AccessToken:
-        if (hit := self._tokens.get(token, self._clock(), self._timer())) is not None:
-            return hit
+        """Everything after a cache miss (async twin)."""
         jwt = None
         try:
             route = self._prepare(token)

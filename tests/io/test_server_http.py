@@ -270,6 +270,7 @@ def test_verified_token_cache_never_serves_past_exp(
     first = twin.authenticate(server, bearer(token))
     clock.advance(59)
     assert twin.authenticate(server, bearer(token)) is first
+    assert twin.verify(server, token) is first  # both entry points answer from the cache
     clock.advance(1)
     with pytest.raises(InvalidTokenError) as info:
         twin.authenticate(server, bearer(token))
