@@ -35,9 +35,6 @@ class ExpiringCache(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._entries
-
     def get(self, key: K, now: float) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
@@ -92,10 +89,6 @@ class TokenCache:
 
     def __init__(self, maxsize: int = 10_000) -> None:
         self._entries: ExpiringCache[str, _Verified] = ExpiringCache(maxsize)
-
-    @property
-    def maxsize(self) -> int:
-        return self._entries.maxsize
 
     def __len__(self) -> int:
         return len(self._entries)
