@@ -145,6 +145,9 @@ def test_an_unreachable_issuer_is_503_not_401(local_issuer: LocalIssuer) -> None
         assert response.status_code == 503
         assert response.json()["error"] == "temporarily_unavailable"
         assert "www-authenticate" not in response.headers
+        # The same 503 as every other adapter renders (bearerguard._challenge.challenge).
+        assert response.headers["retry-after"] == "10"  # the default refetch cool-down
+        assert response.headers["cache-control"] == "no-store"
 
 
 def test_without_the_middleware_the_sdk_answers_500(local_issuer: LocalIssuer) -> None:

@@ -6,7 +6,6 @@ RFC 8707 resource, checked as `aud`), and challenges point at RFC 9728 metadata.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -30,7 +29,9 @@ from .. import (
     ResourceServer,
     UpstreamUnavailableError,
 )
+from .._challenge import challenge
 from .._types import ASGIApp, Message, Receive, Scope, Send
+from ..asgi import refuse
 
 __all__ = [
     "BearerGuardVerifier",
@@ -209,14 +210,4 @@ class UpstreamUnavailableMiddleware:
         except UpstreamUnavailableError as exc:
             if started or scope["type"] != "http":
                 raise
-            await _send_503(send, exc)  # the server has logged why
-
-
-async def _send_503(send: Send, exc: UpstreamUnavailableError) -> None:
-    document = {"error": "temporarily_unavailable", "error_description": exc.reason.value}
-    body = json.dumps(document).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    if exc.retry_after is not None:
-        headers.append((b"retry-after", b"%d" % max(1, round(exc.retry_after))))
-    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+            await refuse(scope, send, challenge(exc))  # the one 503; the server logged why
