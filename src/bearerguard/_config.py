@@ -259,7 +259,9 @@ class Introspection:
     def __post_init__(self) -> None:
         owner = f"introspection at {self.endpoint or self.issuer}"
         if self.endpoint is None and self.issuer is None:
-            raise ConfigurationError("introspection needs an endpoint or an issuer to discover")
+            raise ConfigurationError(
+                "introspection needs an endpoint or an issuer to discover", field="endpoint"
+            )
         if self.auth_method not in AUTH_METHODS:
             raise ConfigurationError(
                 f"{owner}: auth_method must be one of {AUTH_METHODS}", field="auth_method"
@@ -268,17 +270,19 @@ class Introspection:
         if self.audience is not None:
             audience = (self.audience,) if isinstance(self.audience, str) else tuple(self.audience)
             if not audience or not all(isinstance(a, str) and a for a in audience):
-                raise ConfigurationError(f"{owner}: audience must be non-empty strings")
+                raise ConfigurationError(
+                    f"{owner}: audience must be non-empty strings", field="audience"
+                )
             object.__setattr__(self, "audience", audience)
         object.__setattr__(self, "scope_claims", tuple(self.scope_claims))
         for name in ("leeway", "cache_max_ttl", "negative_ttl"):
             object.__setattr__(self, name, seconds(getattr(self, name), name))
         if isinstance(self.cache_size, bool) or self.cache_size < 0:
-            raise ConfigurationError(f"{owner}: cache_size must be >= 0")
-        check_url(self.endpoint, allow_http=self.allow_http, owner=owner)
+            raise ConfigurationError(f"{owner}: cache_size must be >= 0", field="cache_size")
+        check_url(self.endpoint, allow_http=self.allow_http, owner=owner, field="endpoint")
         if self.endpoint is None and self.issuer is not None:
             for url in metadata_urls(self.issuer):
-                check_url(url, allow_http=self.allow_http, owner=owner)
+                check_url(url, allow_http=self.allow_http, owner=owner, field="issuer")
 
     def _check_credentials(self, owner: str) -> None:
         # One credential per method (RFC 6749 §2.3: never more than one per request): a secret

@@ -103,7 +103,7 @@ INTROSPECTION_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LEEWAY": ("leeway", _float),
     "CACHE_MAX_TTL": ("cache_max_ttl", _float),
     "NEGATIVE_TTL": ("negative_ttl", _float),
-    "CACHE_SIZE": ("cache_size", int),
+    "CACHE_SIZE": ("cache_size", _count),
     "INTROSPECT_JWTS": ("introspect_jwts", _bool),
     "ALLOW_HTTP": ("allow_http", _bool),
 }

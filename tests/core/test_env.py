@@ -114,3 +114,33 @@ def test_env_keyword_arguments_override() -> None:
         BASE | {"BEARERGUARD_MAX_TOKEN_BYTES": "100"}, max_token_bytes=7
     )
     assert server.max_token_bytes == 7
+
+
+INTROSPECTION = {
+    "BEARERGUARD_INTROSPECTION_ENDPOINT": "https://idp.test/introspect",
+    "BEARERGUARD_INTROSPECTION_CLIENT_ID": "orders-api",
+    "BEARERGUARD_INTROSPECTION_CLIENT_SECRET": "s3cret",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "variable"),
+    [
+        ({"BEARERGUARD_INTROSPECTION_CACHE_SIZE": "-1"}, "BEARERGUARD_INTROSPECTION_CACHE_SIZE"),
+        ({"BEARERGUARD_INTROSPECTION_ENDPOINT": "http://idp.test/i"}, "ENDPOINT"),
+        ({"BEARERGUARD_INTROSPECTION_AUDIENCE": " , "}, "BEARERGUARD_INTROSPECTION_AUDIENCE"),
+        ({"BEARERGUARD_INTROSPECTION_LEEWAY": "-3"}, "BEARERGUARD_INTROSPECTION_LEEWAY"),
+        ({"BEARERGUARD_INTROSPECTION_AUTH_METHOD": "magic"}, "AUTH_METHOD"),
+    ],
+)
+def test_env_bad_introspection_value_names_the_variable(
+    change: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        ResourceServer.from_env(INTROSPECTION | change)
+    message = str(info.value)
+    assert f"BEARERGUARD_INTROSPECTION_{variable.removeprefix('BEARERGUARD_INTROSPECTION_')}:" in (
+        message
+    )
+    assert "_*" not in message
+    assert "s3cret" not in message
