@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+import jwt
 import pytest
 from flask import Flask
 from flask_app import create_app
 
-from bearerguard import ResourceServer
+from bearerguard import ConfigurationError, ResourceServer
 from bearerguard.integrations.flask import BearerGuard, current_token, get_token, require
 from bearerguard.testing import LocalIssuer
 from bearerguard.wsgi import BearerAuthWSGIMiddleware
@@ -111,3 +113,42 @@ def test_flask_current_token_outside_a_protected_view_is_a_clear_error(
     BearerGuard(app, server=server)
     with app.test_request_context(), pytest.raises(RuntimeError, match="require"):
         _ = current_token.client_id
+
+
+def test_flask_config_values_need_not_be_strings() -> None:
+    # A bytes secret, a list of audiences and a number mean what they say, not their repr.
+    secret = b"orders-api-shared-secret-0123456789"
+    app = Flask("typed")
+    app.config.update(
+        BEARERGUARD_ISSUER="https://auth.example.test/tenant",
+        BEARERGUARD_AUDIENCE=["api://orders", "api://billing"],
+        BEARERGUARD_ALGORITHMS=("HS256",),
+        BEARERGUARD_SHARED_SECRET=secret,
+        BEARERGUARD_LEEWAY=5,
+    )
+    BearerGuard(app)
+
+    @app.get("/me")
+    @require()
+    def me() -> dict[str, Any]:
+        return {"client": current_token.client_id}
+
+    claims = {
+        "iss": "https://auth.example.test/tenant",
+        "aud": "api://billing",
+        "exp": time.time() + 60,
+        "client_id": "c1",
+    }
+    token = jwt.encode(claims, secret, algorithm="HS256")
+    response = app.test_client().get("/me", headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"client": "c1"}
+
+    broken = Flask("broken")
+    broken.config.update(
+        BEARERGUARD_ISSUER="https://auth.example.test/tenant",
+        BEARERGUARD_AUDIENCE="api://orders",
+        BEARERGUARD_SHARED_SECRET=b"\xff" * 32,
+    )
+    with pytest.raises(ConfigurationError, match="BEARERGUARD_SHARED_SECRET"):
+        BearerGuard(broken)

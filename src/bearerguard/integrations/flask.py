@@ -19,7 +19,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._challenge import Challenge
-from .._errors import BearerError, UpstreamUnavailableError
+from .._errors import BearerError, ConfigurationError, UpstreamUnavailableError
 from .._guard import GUARD_KEY, Guard
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
@@ -64,7 +64,7 @@ class BearerGuard:
 
     def init_app(self, app: Flask) -> None:
         """Build this app's request policy (and server, from config unless one was given)."""
-        config = {k: str(v) for k, v in app.config.items() if k.startswith("BEARERGUARD_")}
+        config = {k: _text(k, v) for k, v in app.config.items() if k.startswith("BEARERGUARD_")}
         guard = Guard(
             self.server or ResourceServer.from_env(config),
             realm=self.realm or config.get("BEARERGUARD_REALM"),
@@ -74,6 +74,24 @@ class BearerGuard:
         for index, path in enumerate(sorted(guard.metadata_paths)):
             view = functools.partial(_metadata, guard, app)
             app.add_url_rule(path, f"bearerguard_metadata_{index}", view)
+
+
+def _text(key: str, value: object) -> str:
+    """An app.config value as the text its `BEARERGUARD_*` variable would hold."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):  # a shared secret given as bytes, not its repr
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigurationError(f"{key}: bytes that are not UTF-8") from None
+    if isinstance(value, list | tuple | set | frozenset):  # audiences, algorithms, claims
+        return ",".join(_text(key, item) for item in value)
+    if isinstance(value, bool | int | float):
+        return str(value)
+    raise ConfigurationError(
+        f"{key}: expected text, a number or a list, not {type(value).__name__}"
+    )
 
 
 def require(
