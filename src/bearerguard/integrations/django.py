@@ -28,7 +28,6 @@ from .._guard import GUARD_KEY, SCOPE_KEY, Guard
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._token import AccessToken
-from ..wsgi import credentials
 
 __all__ = ["get_token", "require"]
 
@@ -81,7 +80,7 @@ def _admit(request: HttpRequest, requirement: Requirement) -> HttpResponse | Non
             "(and the view's path must not be one of its public_paths)"
         )
     try:
-        guard.admit(requirement, environ, *credentials(environ))
+        guard.check(requirement, environ[SCOPE_KEY])  # the middleware stored it with the guard
     except (BearerError, UpstreamUnavailableError) as exc:
         refusal = guard.render(exc)
         response = HttpResponse(refusal.body, status=refusal.status)
