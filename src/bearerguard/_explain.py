@@ -186,7 +186,7 @@ def _key(
 ) -> Key | None:
     # The same expression as ResourceServer.verify: the shared secret for HS*, else the JWKS.
     try:
-        key = trusted.static_key(jwt) or server._key(trusted.keys, jwt)  # type: ignore[arg-type]
+        key = server._key_for(trusted, jwt)  # the server's own key selection
     except UpstreamUnavailableError as exc:
         last_error = trusted.keys.last_error if trusted.keys else None
         report.add("keys", "failed", f"could not fetch the keys: {last_error}", exc)

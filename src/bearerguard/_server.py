@@ -203,7 +203,7 @@ class ResourceServer:
             if isinstance(route, Introspector):
                 return self._introspect(route, token)
             trusted, jwt = route
-            key = trusted.static_key(jwt) or self._key(trusted.keys, jwt)  # type: ignore[arg-type]
+            key = self._key_for(trusted, jwt)
             access = self._accept(token, trusted, jwt, key)
             if self._revoker is not None:  # central revocation: the AS must still say active
                 self._introspect(self._revoker, token)
@@ -230,6 +230,10 @@ class ResourceServer:
             raise
 
     # -- keys and introspection: the only places the twins differ -----------------------
+
+    def _key_for(self, trusted: Trusted, jwt: UnverifiedJWT) -> Key:
+        """The key for `jwt` (sync twin): the shared secret, or one from the JWKS."""
+        return trusted.static_key(jwt) or self._key(trusted.keys, jwt)  # type: ignore[arg-type]
 
     def _key(self, keys: JWKSCache, jwt: UnverifiedJWT) -> Key:
         kid, alg = jwt.kid, jwt.alg
