@@ -84,6 +84,8 @@ class Guard:
             issuers = tuple(issuer.issuer for issuer in server.issuers)
             self.metadata = ProtectedResource(resource, issuers)
         self.metadata_paths = self.metadata.paths() if self.metadata else frozenset()
+        # RFC 9728 §5.1: every challenge names the document; computed once, not per refusal.
+        self.metadata_url = self.metadata.url if self.metadata else None
 
     def is_public(self, path: str) -> bool:
         # A loop, not any(): no generator is built on every request.
@@ -197,8 +199,7 @@ class Guard:
             raise
 
     def render(self, exc: BearerError | UpstreamUnavailableError) -> Challenge:
-        url = self.metadata.url if self.metadata else None
-        return challenge(exc, realm=self.realm, resource_metadata=url)
+        return challenge(exc, realm=self.realm, resource_metadata=self.metadata_url)
 
     @staticmethod
     def log(exc: BearerError, token: AccessToken | None = None) -> None:
