@@ -18,8 +18,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
         'bearerguard.integrations.fastmcp needs FastMCP: pip install "bearerguard[fastmcp]"'
     ) from exc
 
-from .. import BearerError, ConfigurationError, Introspection, ResourceServer
-from .mcp import UpstreamUnavailableMiddleware, http_url, resource_server, sdk_access_token
+from .. import ConfigurationError, Introspection, ResourceServer
+from .mcp import UpstreamUnavailableMiddleware, http_url, resource_server, verified
 
 __all__ = ["BearerGuardAuth", "BearerGuardVerifier"]
 
@@ -48,11 +48,7 @@ class BearerGuardVerifier(TokenVerifier):
         self.resource_url = resource_url
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        try:
-            access = await self.server.averify(token)
-        except BearerError:
-            return None  # already logged by the server, with its reason
-        return sdk_access_token(access, token, self.resource_url, AccessToken)
+        return await verified(self.server, token, self.resource_url, AccessToken)
 
     def get_middleware(self) -> list[Middleware]:
         return _answer_503(super().get_middleware())

@@ -30,6 +30,7 @@ from .. import (
     UpstreamUnavailableError,
 )
 from .._challenge import challenge
+from .._claims import audiences
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from ..asgi import refuse
 
@@ -75,6 +76,18 @@ def resource_server(
     return ResourceServer(issuer, introspection=introspection)
 
 
+async def verified(
+    server: ResourceServer, raw: str, resource_url: str, model: type[SDKTokenT]
+) -> SDKTokenT | None:
+    """The verifier contract both SDKs share: a refused token is None (the SDK answers 401),
+    an unreachable authorization server is raised (503), and the token must name us."""
+    try:
+        access = await server.averify(raw)
+    except BearerError:
+        return None  # already logged by the server, with its reason
+    return sdk_access_token(access, raw, resource_url, model)
+
+
 def sdk_access_token(
     token: AccessToken, raw: str, resource_url: str, model: type[SDKTokenT]
 ) -> SDKTokenT | None:
@@ -84,10 +97,9 @@ def sdk_access_token(
     for introspected tokens, whose answers may leave `aud` out (RFC 7662 §2.2). The SDK keys
     sessions on (client_id, iss, sub), so a token naming neither client nor subject is refused.
     """
-    audiences = token.claims.get("aud")
-    audiences = (audiences,) if isinstance(audiences, str) else audiences or ()
+    named = audiences(token.claims) if "aud" in token.claims else ()  # type-checked already
     client_id = token.client_id or token.subject
-    if resource_url not in audiences or client_id is None:
+    if resource_url not in named or client_id is None:
         logger.warning(
             "refused: %s iss=%r client_id=%r resource=%r",
             "AUDIENCE" if client_id else "MISSING_CLAIM",
@@ -156,11 +168,7 @@ class BearerGuardVerifier:
         return cls(server, resource_url=resource_url, issuer_url=issuer_url)
 
     async def verify_token(self, token: str) -> SDKAccessToken | None:
-        try:
-            access = await self.server.averify(token)
-        except BearerError:
-            return None  # already logged by the server, with its reason
-        return sdk_access_token(access, token, self.resource_url, SDKAccessToken)
+        return await verified(self.server, token, self.resource_url, SDKAccessToken)
 
     def auth_settings(
         self, *, required_scopes: Sequence[str] | None = None, **settings: Any
