@@ -53,6 +53,8 @@ def test_a_cached_token_behind_a_good_header_is_served(
     ("form", "refusal"),
     [
         ("Bearer\t{}", InvalidRequestError),
+        ("Bearer {} junk", InvalidRequestError),  # the cached token and more: not one b64token
+        ("Bearer {},x", InvalidRequestError),
         ("Bearer {}\r\nX-Injected: 1", InvalidRequestError),
         ("Bearer {}, Basic dTpw", InvalidRequestError),
         ("Basic dTpw, Bearer {}", InvalidRequestError),

@@ -272,6 +272,7 @@ def test_middleware_logs_refusals_once_without_the_token(
         ("/orders", ["Bearer {}", "Bearer {}"], "MULTIPLE_CREDENTIALS"),
         ("/orders", ["Bearer {}", "Basic dTpw"], "MULTIPLE_CREDENTIALS"),
         ("/orders", ["Bearer\t{}"], "MALFORMED_HEADER"),
+        ("/orders", ["Bearer {} junk"], "MALFORMED_HEADER"),
     ],
 )
 def test_middleware_a_cached_token_is_still_refused_in_a_bad_request(
