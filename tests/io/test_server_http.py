@@ -6,13 +6,18 @@ Tokens carry real times; a fake monotonic timer ages the key cache where a test 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from bearerguard import (
     AccessToken,
@@ -289,3 +294,26 @@ def test_access_token_claims_are_read_only(local_issuer: LocalIssuer, twin: Twin
     assert token.claims["aud_list"] == ("x",)
     with pytest.raises(AttributeError):
         token.scopes.add("admin")  # type: ignore[attr-defined]
+
+
+def test_same_kid_republished_with_another_key_ends_cached_tokens(
+    local_issuer: LocalIssuer, twin: Twin, clock: FakeClock
+) -> None:
+    # A cached verification is tied to the key object, not just its kid: an issuer that reuses
+    # a kid for new key material invalidates every token the old material signed.
+    server = server_for(local_issuer, timer=clock)
+    token = local_issuer.mint()
+    twin.authenticate(server, bearer(token))
+    kid = local_issuer.kid("RS256")
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    new_jwk = RSAAlgorithm.to_jwk(other.public_key(), as_dict=True) | {"kid": kid, "use": "sig"}
+    local_issuer.set_jwks_body(json.dumps({"keys": [new_jwk]}).encode())
+    clock.advance(301)  # past the JWKS TTL: the next request refreshes the keys
+    claims = {"iss": local_issuer.issuer, "aud": local_issuer.audience, "exp": time.time() + 60}
+    fresh = jwt.encode(claims, other, algorithm="RS256", headers={"kid": kid})
+    twin.authenticate(server, bearer(fresh))  # signed by the new material: the refresh
+    assert local_issuer.count("jwks") == 2
+    # The old token is still in the cache, under a kid that is still published: not enough.
+    with pytest.raises(InvalidTokenError) as info:
+        twin.authenticate(server, bearer(token))
+    assert info.value.reason is Reason.BAD_SIGNATURE  # re-verified against the new material
