@@ -31,8 +31,10 @@ def test_threads_share_one_call_and_its_result() -> None:
 
     with ThreadPoolExecutor(20) as pool:
         futures = [pool.submit(flights.run, "k", compute) for _ in range(20)]
-        wait_until(lambda: flights.callers("k") == 20)
-        release.set()
+        try:  # released whatever happens: a failed wait must fail the test, not hang it
+            wait_until(lambda: flights.callers("k") == 20)
+        finally:
+            release.set()
         assert [f.result() for f in futures] == [42] * 20
     assert calls == [1]
     assert flights.callers("k") == 0  # nothing remembered: the next call computes again
@@ -49,8 +51,10 @@ def test_threads_share_the_exception() -> None:
 
     with ThreadPoolExecutor(5) as pool:
         futures = [pool.submit(flights.run, "k", compute) for _ in range(5)]
-        wait_until(lambda: flights.callers("k") == 5)
-        release.set()
+        try:
+            wait_until(lambda: flights.callers("k") == 5)
+        finally:
+            release.set()
         for future in futures:
             with pytest.raises(LookupError):
                 future.result()
@@ -66,9 +70,11 @@ def test_threads_with_different_keys_do_not_wait_for_each_other() -> None:
 
     with ThreadPoolExecutor(2) as pool:
         slow = pool.submit(flights.run, "a", slow_a)
-        wait_until(lambda: flights.callers("a") == 1)
-        assert flights.run("b", lambda: "b") == "b"  # not blocked by "a"
-        release.set()
+        try:
+            wait_until(lambda: flights.callers("a") == 1)
+            assert flights.run("b", lambda: "b") == "b"  # not blocked by "a"
+        finally:
+            release.set()
         assert slow.result() == "a"
 
 
