@@ -40,7 +40,7 @@ def test_claims_valid_token_returns_exp_as_deadline() -> None:
 
 @pytest.mark.parametrize("aud", ["api://orders", ["other", "orders-client-id"], ["api://orders"]])
 def test_claims_audience_string_or_array_matches_any_configured(aud: Any) -> None:
-    check_claims(claims(aud=aud), policy(), NOW)
+    assert check_claims(claims(aud=aud), policy(), NOW) == NOW + 300  # accepted: exp deadline
 
 
 @pytest.mark.parametrize("aud", ["api://other", ["a", "b"], []])
@@ -55,8 +55,8 @@ def test_claims_audience_of_wrong_type(aud: Any) -> None:
 
 def test_claims_audience_unchecked_when_policy_says_so_but_type_still_checked() -> None:
     open_policy = policy(audiences=None, required=frozenset({"iss", "exp"}))
-    check_claims(claims(aud="anything"), open_policy, NOW)
-    check_claims(claims(aud=...), open_policy, NOW)
+    assert check_claims(claims(aud="anything"), open_policy, NOW) == NOW + 300
+    assert check_claims(claims(aud=...), open_policy, NOW) == NOW + 300
     refused(Reason.CLAIM_TYPE, claims(aud=5), open_policy)
 
 
