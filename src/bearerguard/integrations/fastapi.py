@@ -104,7 +104,7 @@ class BearerAuth(SecurityBase):
         scope = request.scope
         guard: Guard = scope.get(GUARD_KEY, self.guard)
         try:
-            return await self.guard.aadmit(requirement, scope, *credentials(scope))
+            return await guard.aadmit(requirement, scope, *credentials(scope))
         except (BearerError, UpstreamUnavailableError) as exc:
             raise RefusedHTTPException(guard.render(exc), exc.reason.value) from None
 
