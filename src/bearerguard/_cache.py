@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ._token import AccessToken
+from ._types import Clock
 
 if TYPE_CHECKING:
     from ._jwks import JWKSCache
@@ -84,25 +85,29 @@ class _Verified:
     key: Key
 
 
-class TokenCache:
+class TokenCache(ExpiringCache[str, _Verified]):
     """Verified tokens by the whole token, at most `maxsize`, each at most until its deadline."""
 
-    def __init__(self, maxsize: int = 10_000) -> None:
-        self._entries: ExpiringCache[str, _Verified] = ExpiringCache(maxsize)
+    def get_token(self, token: str, clock: Clock, timer: Clock) -> AccessToken | None:
+        """The token verified before, if within its deadline and its key is still published.
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, token: str, now: float, monotonic_now: float) -> AccessToken | None:
-        entry = self._entries.get(token, now)
+        Every request runs this, so it reads the entry itself rather than through
+        `ExpiringCache.get` (the same rule), and reads the clocks (`clock` for the deadline,
+        `timer` for the keys' freshness) only when there is an entry to judge.
+        """
+        entry = self._entries.get(token)
         if entry is None:
             return None
-        if entry.keys is None or entry.keys.is_current(entry.kid, entry.key, monotonic_now):
-            return entry.token
-        self._entries.discard(token, entry)
+        verified, deadline = entry
+        keys = verified.keys
+        if clock() < deadline and (
+            keys is None or keys.is_current(verified.kid, verified.key, timer())
+        ):
+            return verified.token
+        self.discard(token, verified)
         return None
 
-    def put(
+    def put_token(
         self,
         token: str,
         value: AccessToken,
@@ -113,7 +118,4 @@ class TokenCache:
         key: Key,
         now: float,
     ) -> None:
-        self._entries.put(token, _Verified(value, keys, kid, key), deadline=deadline, now=now)
-
-    def clear(self) -> None:
-        self._entries.clear()
+        self.put(token, _Verified(value, keys, kid, key), deadline=deadline, now=now)

@@ -25,10 +25,13 @@ def bearer_candidate(authorization: str | None) -> str | None:
     strict JWS parse, whose alphabet (base64url and ".") lies within b64token, so the header
     follows the grammar. Anything else goes through `extract_bearer`.
     """
-    if authorization and authorization[6:7] == " ":
-        scheme = authorization[:6]
-        if scheme.isascii() and scheme.lower() == "bearer":
-            return authorization[7:].strip(" ")  # 1*SP before the token; trailing ones tolerated
+    if not authorization:
+        return None
+    if authorization.startswith("Bearer ") or (  # the usual spelling, compared without a copy
+        authorization[6:7] == " " and authorization[:6].isascii()
+        and authorization[:6].lower() == "bearer"
+    ):  # fmt: skip
+        return authorization[7:].strip(" ")  # 1*SP before the token; trailing ones tolerated
     return None
 
 

@@ -25,8 +25,8 @@ _PADDING = (b"", b"", b"==", b"=")  # by length % 4; a length of 1 % 4 is refuse
 # The last character of an unpadded segment carries unused bits that must be zero (RFC 4648 §3.5),
 # or two different strings would decode to the same bytes.
 _CANONICAL_LAST = {
-    2: frozenset("AQgw"),  # 2 leftover chars: 4 unused bits
-    3: frozenset("AEIMQUYcgkosw048"),  # 3 leftover chars: 2 unused bits
+    2: frozenset(b"AQgw"),  # 2 leftover chars: 4 unused bits
+    3: frozenset(b"AEIMQUYcgkosw048"),  # 3 leftover chars: 2 unused bits
 }
 # Header parameters that hand the token control over which key verifies it (RFC 8725 §3.10), or
 # that change the payload encoding. None of them is ever honoured.
@@ -52,19 +52,16 @@ class UnverifiedJWT(NamedTuple):
     kid: str | None  # header["kid"] if present, checked to be a string
 
 
-def b64url_decode(segment: str) -> bytes:
-    """Decode canonical, unpadded base64url; `ValueError` on anything else."""
-    leftover = len(segment) % 4
-    if leftover == 1 or (leftover and segment[-1] not in _CANONICAL_LAST[leftover]):
+def _segment(standard: bytes) -> bytes:
+    """Decode one segment already mapped to standard base64 (see `parse`); `_Malformed` unless
+    it is canonical and unpadded."""
+    leftover = len(standard) % 4
+    if leftover == 1 or (leftover and standard[-1] not in _CANONICAL_LAST[leftover]):
         raise _Malformed("non-canonical base64url")
     try:
-        raw = segment.encode("ascii")
-        standard = raw.translate(_TO_STANDARD, _NOT_BASE64URL)
-        if len(standard) != len(raw):
-            raise _Malformed("not base64url")
-        # strict_mode refuses every other byte outside the alphabet (space, ".", controls).
+        # strict_mode refuses every byte outside the alphabet (space, controls, non-ASCII).
         return binascii.a2b_base64(standard + _PADDING[leftover], strict_mode=True)
-    except (binascii.Error, UnicodeEncodeError) as exc:
+    except binascii.Error as exc:
         raise _Malformed("invalid base64url") from exc
 
 
@@ -111,24 +108,32 @@ def parse(token: str) -> UnverifiedJWT:
     Raises `InvalidTokenError` with `Reason.MALFORMED` or `Reason.UNSUPPORTED_HEADER`; its
     `__cause__` says what was wrong, for logs and `bearerguard check`, never for the client.
     """
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts):
+    # The whole token at once: one ASCII encode and one `bytes.translate` that maps base64url to
+    # standard base64 and drops "+", "/" and "=" (a changed length means they were there); then
+    # each segment's strict decode refuses any other byte. "." is left for the split.
+    try:
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidTokenError(Reason.MALFORMED) from _Malformed("not ASCII")
+    standard = raw.translate(_TO_STANDARD, _NOT_BASE64URL)
+    parts = standard.split(b".")
+    if len(parts) != 3 or b"" in parts or len(standard) != len(raw):
         raise InvalidTokenError(Reason.MALFORMED) from _Malformed(
             "not three non-empty base64url segments"
         )
     header_part, payload_part, signature_part = parts
     try:
-        header = json_object(b64url_decode(header_part))
-        claims = json_object(b64url_decode(payload_part))
-        signature = b64url_decode(signature_part)
+        header = json_object(_segment(header_part))
+        claims = json_object(_segment(payload_part))
+        signature = _segment(signature_part)
     except _Malformed as exc:
         raise InvalidTokenError(Reason.MALFORMED) from exc
-    alg, kid, typ = header.get("alg"), header.get("kid", ""), header.get("typ", "")
-    if not isinstance(alg, str) or not isinstance(kid, str) or not isinstance(typ, str):
+    alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ", "")
+    if type(alg) is not str or (kid is not None and type(kid) is not str) or type(typ) is not str:
+        # JSON strings decode to exactly `str`: `type() is` is the same test as isinstance here
         raise InvalidTokenError(Reason.MALFORMED) from _Malformed("alg, kid or typ not a string")
     if not _REFUSED_HEADERS.isdisjoint(header):
         refused = ", ".join(sorted(_REFUSED_HEADERS.intersection(header)))
         raise InvalidTokenError(Reason.UNSUPPORTED_HEADER) from _Malformed(f"refused: {refused}")
-    # Every segment decoded as base64url, so the token is ASCII.
-    signing_input = token[: len(header_part) + len(payload_part) + 1].encode("ascii")
-    return UnverifiedJWT(header, claims, signing_input, signature, alg, header.get("kid"))
+    signing_input = raw[: len(header_part) + len(payload_part) + 1]
+    return UnverifiedJWT(header, claims, signing_input, signature, alg, kid)

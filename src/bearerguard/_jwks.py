@@ -130,7 +130,7 @@ class JWKSCache:
     def is_current(self, kid: str | None, key: Key, now: float) -> bool:
         """Is `key` still published under `kid` in fresh keys? (verified-token cache hits)"""
         keys = self.keys
-        return keys is not None and now < keys.expires_at and keys.current(kid) is key
+        return keys is not None and now < keys.expires_at and keys.by_kid.get(kid) is key
 
     def needs_fetch(self, kid: str | None, alg: str, now: float) -> bool:
         if now - self._last_attempt < self.policy.min_refetch_interval:

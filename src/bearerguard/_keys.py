@@ -8,11 +8,17 @@ encryption, and RSA keys under 2048 bits (RFC 7518 §3.3) are skipped.
 
 from __future__ import annotations
 
+import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import Algorithm, get_default_algorithms
 from jwt.exceptions import InvalidKeyError
 
@@ -59,12 +65,86 @@ class Key:
 
     def verify(self, alg: str, signing_input: bytes, signature: bytes) -> bool:
         """Check a signature; `accepts(alg)` must hold."""
-        return _ALGORITHMS[alg].verify(signing_input, self.material, signature)
+        return _SIGNATURES[alg](self.material, signing_input, signature)
 
     @classmethod
     def from_secret(cls, secret: bytes) -> Key:
         """A shared secret for HS256/384/512 (configured explicitly, never fetched)."""
-        return cls(kid=None, kty="oct", crv=None, alg=None, material=secret)
+        return cls(kid=None, kty="oct", crv=None, alg=None, material=_Secret(secret))
+
+
+class _Secret:
+    """A shared secret with its HMAC key schedule done once per hash (RFC 2104's inner and
+    outer keys): each check copies the prepared state instead of starting over (~1 µs less)."""
+
+    __slots__ = ("_prepared",)
+
+    def __init__(self, secret: bytes) -> None:
+        self._prepared = {name: hmac.new(secret, digestmod=name) for name in _HMAC_HASHES}
+
+    def verify(self, digest: str, signing_input: bytes, signature: bytes) -> bool:
+        mac = self._prepared[digest].copy()  # the copy is thread-safe; the original never moves
+        mac.update(signing_input)
+        return hmac.compare_digest(mac.digest(), signature)
+
+    def __repr__(self) -> str:
+        return "_Secret(...)"  # never the secret
+
+
+# The signature primitive of each algorithm, on `cryptography` directly, with the padding and
+# hash objects made once (PyJWT's algorithm objects make them on every call). RFC 7518 §3.
+Signature = Callable[[Any, bytes, bytes], bool]
+_HMAC_HASHES = ("sha256", "sha384", "sha512")
+_HASHES = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
+
+
+def _hmac(digest: str) -> Signature:
+    return lambda secret, data, signature: cast(_Secret, secret).verify(digest, data, signature)
+
+
+def _raising(verify: Callable[[Any, bytes, bytes], None]) -> Signature:
+    def check(key: Any, data: bytes, signature: bytes) -> bool:
+        try:
+            verify(key, data, signature)
+        except InvalidSignature:
+            return False
+        return True
+
+    return check
+
+
+def _rsa(pad: AsymmetricPadding, hash_: hashes.HashAlgorithm) -> Signature:
+    return _raising(lambda key, data, signature: key.verify(signature, data, pad, hash_))
+
+
+def _pss(hash_: hashes.HashAlgorithm) -> Signature:
+    # RFC 7518 §3.5: MGF1 with the same hash, and a salt as long as the hash output.
+    return _rsa(padding.PSS(mgf=padding.MGF1(hash_), salt_length=hash_.digest_size), hash_)
+
+
+def _ecdsa(hash_: hashes.HashAlgorithm, size: int) -> Signature:
+    # RFC 7518 §3.4: the signature is R and S, each `size` bytes big-endian; DER for OpenSSL.
+    algorithm = ec.ECDSA(hash_)
+
+    def verify(key: Any, data: bytes, signature: bytes) -> None:
+        if len(signature) != 2 * size:
+            raise InvalidSignature
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        key.verify(encode_dss_signature(r, s), data, algorithm)
+
+    return _raising(verify)
+
+
+_SIGNATURES: dict[str, Signature] = {
+    **{f"HS{n}": _hmac(f"sha{n}") for n in _HASHES},
+    **{f"RS{n}": _rsa(padding.PKCS1v15(), h) for n, h in _HASHES.items()},
+    **{f"PS{n}": _pss(h) for n, h in _HASHES.items()},
+    "ES256": _ecdsa(_HASHES["256"], 32),
+    "ES384": _ecdsa(_HASHES["384"], 48),
+    "ES512": _ecdsa(_HASHES["512"], 66),
+    "EdDSA": _raising(lambda key, data, signature: key.verify(signature, data)),
+}
 
 
 def import_jwk(jwk: Mapping[str, Any]) -> Key:
@@ -102,28 +182,28 @@ class KeySet:
     keys: tuple[Key, ...]
     fetched_at: float  # on the monotonic timer
     ttl: float
-    _by_kid: dict[str | None, Key] = field(repr=False, default_factory=dict)
-    # fetched_at + ttl, stored rather than a property: read on every verified-token cache hit.
+    # Both read on every verified-token cache hit, so stored rather than computed; by_kid is
+    # never changed once built (the first key of a repeated kid wins).
+    by_kid: dict[str | None, Key] = field(init=False, repr=False)
     expires_at: float = field(init=False)
 
     def __post_init__(self) -> None:
+        by_kid: dict[str | None, Key] = {}
         for key in self.keys:
-            self._by_kid.setdefault(key.kid, key)
+            by_kid.setdefault(key.kid, key)
+        object.__setattr__(self, "by_kid", by_kid)
         object.__setattr__(self, "expires_at", self.fetched_at + self.ttl)
 
     @property
     def kids(self) -> frozenset[str | None]:
-        return frozenset(self._by_kid)
+        return frozenset(self.by_kid)
 
     def find(self, kid: str | None, alg: str) -> Key | None:
         """The key for `kid` (O(1)); for a token without `kid`, the one key that fits `alg`."""
         if kid is not None:
-            return self._by_kid.get(kid)
+            return self.by_kid.get(kid)
         candidates = [key for key in self.keys if key.accepts(alg)]
         return candidates[0] if len(candidates) == 1 else None  # ambiguous: refuse, never guess
-
-    def current(self, kid: str | None) -> Key | None:
-        return self._by_kid.get(kid)
 
     @classmethod
     def from_document(

@@ -35,18 +35,24 @@ def claim_at(claims: Mapping[str, Any], path: str) -> Any:
 
 def read_scopes(claims: Mapping[str, Any], claim_names: Iterable[str]) -> frozenset[str]:
     """The union of the scopes found in `claim_names`; absent claims contribute nothing."""
-    found: list[Iterable[str]] = []
+    scopes: frozenset[str] | None = None
     for name in claim_names:
-        value = claim_at(claims, name)
+        value = claims.get(name)  # the usual case: a plain name; else a dotted path
+        if value is None and "." in name:
+            value = claim_at(claims, name)
         if value is None:
             continue
         if isinstance(value, str):
-            found.append(value.split())
+            found: Iterable[str] = value.split()
         elif isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
-            found.append(value)
+            found = value
         else:
             raise InvalidTokenError(Reason.CLAIM_TYPE)
-    return frozenset().union(*found)  # one set built, not a set and then its frozen copy
+        scopes = frozenset(found) if scopes is None else scopes.union(found)
+    return _NO_SCOPES if scopes is None else scopes
+
+
+_NO_SCOPES: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,7 +193,7 @@ class ResourceServer:
 
     def _hit(self, token: str) -> AccessToken | None:
         """The verified-token cache's answer for `token`: the one lookup of every entry point."""
-        return self._tokens.get(token, self._clock(), self._timer())
+        return self._tokens.get_token(token, self._clock, self._timer)
 
     def _verify(self, token: str) -> AccessToken:
         """Everything after a cache miss (sync twin)."""
@@ -309,7 +309,7 @@ class ResourceServer:
         access, deadline = trusted.accept(jwt, key, now)
         if self._revoker is None:  # else every use must reach the introspection cache
             keys = None if key is trusted.secret else trusted.keys
-            self._tokens.put(
+            self._tokens.put_token(
                 token, access, deadline=deadline, keys=keys, kid=jwt.kid, key=key, now=now
             )
         logger.debug("accepted token of client %r from %s", access.client_id, access.issuer)

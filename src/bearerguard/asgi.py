@@ -7,33 +7,44 @@ No framework is imported: `scope["auth"]`/`scope["user"]` are duck-typed like St
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 from ._challenge import Challenge
 from ._errors import BearerError, UpstreamUnavailableError
-from ._guard import GUARD_KEY, SCOPE_KEY, Guard, GuardOptions
+from ._guard import SCOPE_KEY, Guard, GuardOptions
 from ._server import ResourceServer
 from ._token import AccessToken
 from ._types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["SCOPE_KEY", "BearerAuthMiddleware", "TokenCredentials", "TokenUser"]
+__all__ = ["SCOPE_KEY", "BearerAuthMiddleware", "TokenUser"]
 
 _METADATA_HEADERS = (("content-type", "application/json"),)
+_AUTHENTICATED = frozenset({"http", "websocket"})  # scope types; lifespan passes through
 
 
-@dataclass(frozen=True, slots=True)
-class TokenCredentials:
-    """`scope["auth"]`: the token's scopes, like Starlette's `AuthCredentials`."""
-
-    scopes: list[str]
-
-
-@dataclass(frozen=True, slots=True)
 class TokenUser:
-    """`scope["user"]`: the calling client, like Starlette's `BaseUser`."""
+    """`scope["user"]` and `scope["auth"]` (one object): the calling client and its scopes.
 
-    token: AccessToken | None
+    Duck-typed like Starlette's `BaseUser` (`is_authenticated`, `display_name`, `identity`) and
+    `AuthCredentials` (`scopes`, a sorted list built when first read), so `request.user`,
+    `request.auth.scopes` and Starlette's own `requires()` work. `token` is the `AccessToken`,
+    or None for a request let through without one (`optional=True`). It also carries the
+    middleware's `Guard`, for route helpers to render refusals the same way (`guard_of`): one
+    object in the scope, not one more key (each key added to a scope can make it grow).
+    """
+
+    __slots__ = ("_scopes", "guard", "token")
+
+    def __init__(self, token: AccessToken | None, guard: Guard) -> None:
+        self.token = token
+        self.guard = guard
+        self._scopes: list[str] | None = None
+
+    @property
+    def scopes(self) -> list[str]:
+        if self._scopes is None:
+            self._scopes = sorted(self.token.scopes) if self.token else []
+        return self._scopes
 
     @property
     def is_authenticated(self) -> bool:
@@ -47,14 +58,18 @@ class TokenUser:
     def identity(self) -> str:
         return (self.token and self.token.subject) or ""
 
+    def __repr__(self) -> str:
+        return f"TokenUser(token={self.token!r})"
+
 
 class BearerAuthMiddleware:
     """Authenticate every `http` and `websocket` request; `lifespan` passes through.
 
     The token is stored under `scope[SCOPE_KEY]` (None for a tokenless request when
-    `optional=True`), and `scope["auth"]`/`scope["user"]` are filled so that `request.auth.scopes`,
-    `request.user.is_authenticated` and Starlette's `requires()` work. With `resource=` the
-    RFC 9728 document is served at `/.well-known/oauth-protected-resource{path}`. The keyword
+    `optional=True`), and `scope["auth"]`/`scope["user"]` hold a `TokenUser` so that
+    `request.auth.scopes`, `request.user.is_authenticated` and Starlette's `requires()` work.
+    With `resource=` the RFC 9728 document is served at
+    `/.well-known/oauth-protected-resource{path}`. The keyword
     arguments: `realm`, `resource`, `public_paths`, `optional`, `scopes_supported`, `policy` (see
     the README).
 
@@ -72,48 +87,57 @@ class BearerAuthMiddleware:
         self.guard = Guard(server, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind not in _AUTHENTICATED:
             await self.app(scope, receive, send)  # lifespan, and anything newer
             return
+        guard = self.guard  # every request reads it: one attribute lookup
         path = scope["path"]
-        policy = self.guard.policy
+        policy = guard.policy
         if policy is not None:
             try:
-                self.guard.check_path(path, scope.get("raw_path"))
+                guard.check_path(path, scope.get("raw_path"))
             except BearerError as exc:
-                await refuse(scope, send, self.guard.render(exc))
+                await refuse(scope, send, guard.render(exc))
                 return
-        if scope["type"] == "http" and path in self.guard.metadata_paths:
-            document = self.guard.metadata_document(scope.get("app", self.app))
+        if kind == "http" and guard.metadata_paths and path in guard.metadata_paths:
+            document = guard.metadata_document(scope.get("app", self.app))
             await _respond(send, Challenge(200, _METADATA_HEADERS, document))
             return
-        if self.guard.is_public(path):
+        if guard.public_paths and guard.is_public(path):
             await self.app(scope, receive, send)
             return
         try:
             values, query = credentials(scope)
-            token = self.guard.cached(values, query)  # a hit: nothing to await
+            token = guard.cached(values, query)  # a hit: nothing to await
             if token is None:
-                token = await self.guard.aauthenticate(values, query)
+                token = await guard.aauthenticate(values, query)
             if policy is not None:  # websocket handshakes are GETs
-                self.guard.enforce(scope.get("method", "GET"), path, token)
+                guard.enforce(scope.get("method", "GET"), path, token)
         except (BearerError, UpstreamUnavailableError) as exc:
-            await refuse(scope, send, self.guard.render(exc))
+            await refuse(scope, send, guard.render(exc))
             return
         scope[SCOPE_KEY] = token
-        scope[GUARD_KEY] = self.guard
-        scope["auth"] = TokenCredentials(list(token.scopes) if token else [])
-        scope["user"] = TokenUser(token)
+        scope["auth"] = scope["user"] = TokenUser(token, guard)  # one per request, never shared
         await self.app(scope, receive, send)
+
+
+def guard_of(scope: Scope) -> Guard | None:
+    """The `Guard` of the `BearerAuthMiddleware` that admitted this request, if one did."""
+    user = scope.get("user")
+    return user.guard if isinstance(user, TokenUser) else None
 
 
 def credentials(scope: Scope) -> tuple[list[str], str]:
     """The `Authorization` field lines and the query string of an ASGI request."""
     values = []
     for name, value in scope["headers"]:  # a loop: a comprehension is one more call per request
-        if len(name) == 13 and name.lower() == b"authorization":  # most names: no lower()
+        # Servers send names in lower case (uvicorn, hypercorn, daphne); others are compared
+        # in lower case, after a length check that rules out most names without a copy.
+        if name == b"authorization" or (len(name) == 13 and name.lower() == b"authorization"):
             values.append(value.decode("latin-1"))
-    return values, scope.get("query_string", b"").decode("latin-1")
+    query = scope.get("query_string")
+    return values, query.decode("latin-1") if query else ""
 
 
 async def refuse(scope: Scope, send: Send, refusal: Challenge) -> None:

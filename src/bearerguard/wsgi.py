@@ -41,27 +41,29 @@ class BearerAuthWSGIMiddleware:
         self.guard = Guard(server, **options)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        guard = self.guard  # every request reads it: one attribute lookup
         path = environ.get("PATH_INFO") or "/"
-        policy = self.guard.policy
+        policy = guard.policy
         if policy is not None:
             try:
                 raw = environ.get("RAW_URI", environ.get("REQUEST_URI"))
-                path = self.guard.check_path(path, raw, wsgi=True)
+                path = guard.check_path(path, raw, wsgi=True)
             except BearerError as exc:
-                return respond(start_response, self.guard.render(exc))
-        if path in self.guard.metadata_paths:
-            document = self.guard.metadata_document(self.app)
+                return respond(start_response, guard.render(exc))
+        if guard.metadata_paths and path in guard.metadata_paths:
+            document = guard.metadata_document(self.app)
             return respond(start_response, Challenge(200, _METADATA_HEADERS, document))
-        if self.guard.is_public(path):
+        if guard.public_paths and guard.is_public(path):
             return self.app(environ, start_response)
         try:
-            token = self.guard.authenticate(*credentials(environ))
+            values, query = credentials(environ)
+            token = guard.cached(values, query) or guard.authenticate(values, query)
             if policy is not None:
-                self.guard.enforce(environ.get("REQUEST_METHOD", "GET"), path, token)
+                guard.enforce(environ.get("REQUEST_METHOD", "GET"), path, token)
         except (BearerError, UpstreamUnavailableError) as exc:
-            return respond(start_response, self.guard.render(exc))
+            return respond(start_response, guard.render(exc))
         environ[SCOPE_KEY] = token
-        environ[GUARD_KEY] = self.guard
+        environ[GUARD_KEY] = guard
         return self.app(environ, start_response)
 
 

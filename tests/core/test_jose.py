@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bearerguard import InvalidTokenError, Reason
-from bearerguard._jose import b64url_decode, json_object, parse
+from bearerguard._jose import json_object, parse
 
 from ..helpers import Signer, b64, dumps, sign_raw
 
@@ -41,16 +41,29 @@ def test_parse_reads_header_claims_and_signing_input(signer: Signer) -> None:
         "Q/JD",
     ],
 )
-def test_b64url_decode_is_strict(segment: str) -> None:
-    with pytest.raises(ValueError, match=r"."):
-        b64url_decode(segment)
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_each_segment_must_be_canonical_base64url(segment: str, position: int) -> None:
+    # The bad segment in the header, payload or signature position of an otherwise good token.
+    good = [b64(dumps({"alg": "ES256"})), b64(dumps(CLAIMS)), "QUJD"]
+    good[position] = segment
+    with pytest.raises(InvalidTokenError) as refused:
+        parse(".".join(good))
+    assert refused.value.reason is Reason.MALFORMED
 
 
-def test_b64url_decode_accepts_canonical_forms() -> None:
-    assert b64url_decode("QQ") == b"A"
-    assert b64url_decode("QUI") == b"AB"
-    assert b64url_decode("QUJD") == b"ABC"
-    assert b64url_decode("_-8") == b"\xff\xef"
+@pytest.mark.parametrize(
+    ("segment", "decoded"),
+    [
+        ("QQ", b"A"),
+        ("QUI", b"AB"),
+        ("QUJD", b"ABC"),
+        ("_-8", b"\xff\xef"),
+        ("-_-_", b"\xfb\xff\xbf"),
+    ],
+)
+def test_canonical_base64url_segments_decode(segment: str, decoded: bytes) -> None:
+    jwt = parse(".".join([b64(dumps({"alg": "ES256"})), b64(dumps(CLAIMS)), segment]))
+    assert jwt.signature == decoded
 
 
 @pytest.mark.parametrize(

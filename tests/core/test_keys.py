@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import hmac
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from bearerguard._keys import KeySet, import_jwk
+from bearerguard._keys import Key, KeySet, import_jwk
 
 from ..helpers import Signer, public_jwk
 
@@ -34,7 +36,7 @@ def test_keyset_indexes_by_kid_and_reuses_unchanged_keys(signer: Signer) -> None
 )
 def test_key_accepts_only_matching_algorithms(signer: Signer, alg: str, kid: str, ok: bool) -> None:
     keys = KeySet.from_document(signer.jwks(), fetched_at=0, ttl=300)
-    key = keys.current(kid)
+    key = keys.by_kid.get(kid)
     assert key is not None
     assert key.accepts(alg) is ok
 
@@ -88,3 +90,28 @@ def test_token_without_kid_uses_the_only_fitting_key(signer: Signer) -> None:
 def test_keyset_refuses_what_is_not_a_jwks(document: Any) -> None:
     with pytest.raises(ValueError, match="JWK Set"):
         KeySet.from_document(document, fetched_at=0, ttl=1)
+
+
+@pytest.mark.parametrize(
+    ("alg", "digest"), [("HS256", "sha256"), ("HS384", "sha384"), ("HS512", "sha512")]
+)
+def test_shared_secret_checks_hmac_from_threads(alg: str, digest: str) -> None:
+    # Each check copies a prepared HMAC state: from many threads at once, every good signature
+    # passes and every bad one fails (a shared state that moved would break both).
+    secret = b"s" * 64
+    key = Key.from_secret(secret)
+    messages = [f"header.payload-{i}".encode() for i in range(200)]
+    good = [hmac.digest(secret, m, digest) for m in messages]
+
+    def check(i: int) -> tuple[bool, bool, bool]:
+        bad = bytes([good[i][0] ^ 1]) + good[i][1:]
+        return (
+            key.verify(alg, messages[i], good[i]),
+            key.verify(alg, messages[i], bad),
+            key.verify(alg, messages[i], good[i][:-1]),
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(check, range(200)))
+    assert results == [(True, False, False)] * 200
+    assert "s" * 8 not in repr(key) + repr(key.material)  # the secret is never shown

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from bearerguard import BearerError, Issuer, Requirement, ResourceServer
 from bearerguard._challenge import Challenge
 from bearerguard._guard import GUARD_KEY, Guard
-from bearerguard.asgi import SCOPE_KEY, BearerAuthMiddleware, refuse
+from bearerguard.asgi import SCOPE_KEY, BearerAuthMiddleware, guard_of, refuse
 from bearerguard.testing import LocalIssuer
 from bearerguard.wsgi import BearerAuthWSGIMiddleware, respond
 
@@ -38,7 +38,8 @@ OK = Challenge(200, (("content-type", "application/json"),), b'{"ok": true}')
 
 
 def _answer(store: Any, path: str) -> Challenge:
-    guard: Guard = store[GUARD_KEY]
+    guard = guard_of(store) if "user" in store else store[GUARD_KEY]  # ASGI, WSGI
+    assert isinstance(guard, Guard)
     try:
         guard.check(REQUIREMENTS[path], store[SCOPE_KEY])
     except BearerError as exc:
@@ -125,6 +126,10 @@ async def _no_receive() -> Any:
 
 async def _no_send(message: Any) -> None:
     raise AssertionError("not expected")
+
+
+async def _ignore(message: Any) -> None:
+    return None
 
 
 def _websocket(authorization: str | None, extensions: dict[str, Any]) -> dict[str, Any]:
@@ -299,3 +304,34 @@ def test_middleware_a_cached_token_is_still_refused_in_a_bad_request(
         assert via_wsgi(path.format(token), headers).status == 400
     wsgi_server.close()
     assert [r.getMessage().split()[1] for r in caplog.records] == [reason, reason]
+
+
+@pytest.mark.anyio
+async def test_middleware_leaves_one_token_user_as_auth_and_user(
+    local_issuer: LocalIssuer,
+) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(dict(scope))
+        await refuse(scope, send, OK)
+
+    server = _server(local_issuer)
+    middleware = BearerAuthMiddleware(app, server)
+    token = local_issuer.mint(scope="orders.write orders.read admin")
+    for _ in range(2):  # a miss, then a cache hit: the same contract
+        headers = [(b"authorization", f"Bearer {token}".encode())]
+        scope = {"type": "http", "path": "/x", "query_string": b"", "headers": headers}
+        await middleware(scope, _no_receive, _ignore)
+    for scope in seen:
+        user = scope["user"]
+        assert scope["auth"] is user  # one object, duck-typed as both
+        assert user.token is scope[SCOPE_KEY]
+        assert user.scopes == ["admin", "orders.read", "orders.write"]  # sorted, a list
+        assert user.is_authenticated and user.display_name == "test-client"
+        assert guard_of(scope) is middleware.guard
+        assert GUARD_KEY not in scope  # the guard rides on the user: no extra scope key
+        assert local_issuer.mint() not in repr(user)
+    assert seen[0]["user"] is not seen[1]["user"]  # never shared between requests
+    assert guard_of({"user": object()}) is None
+    await server.aclose()

@@ -159,3 +159,26 @@ def test_starlette_get_token_without_middleware_is_a_clear_error(server: Resourc
     app = Starlette(routes=[Route("/maybe", maybe)])
     with TestClient(app) as client, pytest.raises(RuntimeError, match="BearerAuthMiddleware"):
         client.get("/maybe")
+
+
+def test_starlette_requires_says_so_when_a_later_middleware_replaced_the_user(
+    local_issuer: LocalIssuer, server: ResourceServer
+) -> None:
+    class ReplacesUser:  # e.g. a second authentication middleware behind ours
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                scope["user"] = starlette.authentication.UnauthenticatedUser()
+            await self.app(scope, receive, send)
+
+    app = Starlette(
+        routes=[Route("/orders", Orders)],
+        middleware=[Middleware(BearerAuthMiddleware, server=server), Middleware(ReplacesUser)],
+    )
+    headers = {"authorization": "Bearer " + local_issuer.mint(scope="orders.read")}
+    with TestClient(app) as client:
+        with pytest.raises(RuntimeError, match="replaced"):
+            client.get("/orders", headers=headers)
+        aclose_on(client, server)

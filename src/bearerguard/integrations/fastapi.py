@@ -22,12 +22,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .._challenge import Challenge
 from .._errors import BearerError, ConfigurationError, UpstreamUnavailableError
-from .._guard import GUARD_KEY, Guard
+from .._guard import Guard
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
-from ..asgi import credentials
+from ..asgi import credentials, guard_of
 
 __all__ = ["BearerAuth", "RefusedHTTPException"]
 
@@ -102,7 +102,7 @@ class BearerAuth(SecurityBase):
     async def admit(self, request: Request, requirement: Requirement) -> AccessToken | None:
         """The request's token if it meets `requirement`, else `RefusedHTTPException`."""
         scope = request.scope
-        guard: Guard = scope.get(GUARD_KEY, self.guard)
+        guard = guard_of(scope) or self.guard  # the middleware's, when it is in front
         try:
             return await guard.aadmit(requirement, scope, *credentials(scope))
         except (BearerError, UpstreamUnavailableError) as exc:

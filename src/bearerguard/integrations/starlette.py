@@ -21,11 +21,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._errors import BearerError
-from .._guard import GUARD_KEY, SCOPE_KEY, Guard
+from .._guard import SCOPE_KEY
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._token import AccessToken
-from ..asgi import refuse
+from ..asgi import guard_of, refuse
 
 __all__ = ["get_token", "requires"]
 
@@ -67,7 +67,12 @@ def requires(
         def refusal(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[HTTPConnection, Any]:
             conn: HTTPConnection = kwargs[name] if name in kwargs else args[index]
             token = get_token(conn)
-            guard: Guard = conn.scope[GUARD_KEY]
+            guard = guard_of(conn.scope)
+            if guard is None:
+                raise RuntimeError(
+                    'scope["user"] is not the TokenUser BearerAuthMiddleware left: a middleware '
+                    "behind it replaced it"
+                )
             try:
                 guard.check(requirement, token)
             except BearerError as exc:
