@@ -50,6 +50,7 @@ class UnverifiedJWT(NamedTuple):
     signature: bytes
     alg: str  # header["alg"], checked to be a string
     kid: str | None  # header["kid"] if present, checked to be a string
+    flat: bool = False  # True: the claims hold only scalars (no arrays, no nested objects)
 
 
 def _segment(standard: bytes) -> bytes:
@@ -84,6 +85,11 @@ _SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(_DECODER)  # type: i
 
 def json_object(raw: bytes) -> dict[str, Any]:
     """Decode UTF-8 JSON that must be an object with unique member names."""
+    return _json_object(raw)[0]
+
+
+def _json_object(raw: bytes) -> tuple[dict[str, Any], str]:
+    """`json_object`, and the JSON text it was read from."""
     try:
         text = raw.decode("utf-8")
         # The C scanner alone reads the usual object with no surrounding whitespace; anything
@@ -99,7 +105,7 @@ def json_object(raw: bytes) -> dict[str, Any]:
         raise _Malformed("invalid JSON") from exc
     if not isinstance(value, dict):
         raise _Malformed("not a JSON object")
-    return value
+    return value, text
 
 
 def parse(token: str) -> UnverifiedJWT:
@@ -124,7 +130,7 @@ def parse(token: str) -> UnverifiedJWT:
     header_part, payload_part, signature_part = parts
     try:
         header = json_object(_segment(header_part))
-        claims = json_object(_segment(payload_part))
+        claims, text = _json_object(_segment(payload_part))
         signature = _segment(signature_part)
     except _Malformed as exc:
         raise InvalidTokenError(Reason.MALFORMED) from exc
@@ -136,4 +142,7 @@ def parse(token: str) -> UnverifiedJWT:
         refused = ", ".join(sorted(_REFUSED_HEADERS.intersection(header)))
         raise InvalidTokenError(Reason.UNSUPPORTED_HEADER) from _Malformed(f"refused: {refused}")
     signing_input = raw[: len(header_part) + len(payload_part) + 1]
-    return UnverifiedJWT(header, claims, signing_input, signature, alg, kid)
+    # No "[" and no "{" but the first: no arrays or nested objects (a "[" or "{" inside a string
+    # only makes this False, never wrongly True). Two C-speed searches; see `freeze`.
+    flat = "[" not in text and "{" not in text[1:]
+    return UnverifiedJWT(header, claims, signing_input, signature, alg, kid, flat)

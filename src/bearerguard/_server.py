@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -220,7 +220,7 @@ class ResourceServer:
             if isinstance(route, Introspector):
                 return await self._aintrospect(route, token)
             trusted, jwt = route
-            key = trusted.static_key(jwt) or await self._akey(trusted.keys, jwt)  # type: ignore[arg-type]
+            key = trusted.ready_key(jwt, self._timer) or await self._akey(trusted, jwt)
             access = self._accept(token, trusted, jwt, key)
             if self._revoker is not None:
                 await self._aintrospect(self._revoker, token)
@@ -233,13 +233,13 @@ class ResourceServer:
 
     def _key_for(self, trusted: Trusted, jwt: UnverifiedJWT) -> Key:
         """The key for `jwt` (sync twin): the shared secret, or one from the JWKS."""
-        return trusted.static_key(jwt) or self._key(trusted.keys, jwt)  # type: ignore[arg-type]
+        return trusted.ready_key(jwt, self._timer) or self._key(trusted, jwt)
 
-    def _key(self, keys: JWKSCache, jwt: UnverifiedJWT) -> Key:
-        kid, alg = jwt.kid, jwt.alg
-        key = keys.fresh(kid, alg, self._timer())
-        if key is not None:
-            return key
+    # `_key` and `_akey` run when `Trusted.ready_key` found no key: the issuer's JWKS is past its
+    # TTL, or `kid` is not in it (rotation, or a stranger). At most one fetch at a time.
+
+    def _key(self, trusted: Trusted, jwt: UnverifiedJWT) -> Key:
+        keys, kid, alg = cast(JWKSCache, trusted.keys), jwt.kid, jwt.alg  # not None: see ready_key
         if not keys.lock.acquire(blocking=False):
             # Another thread is fetching: answer from the last good keys if they allow it.
             if (key := keys.stale(kid, alg, self._timer())) is not None:
@@ -250,11 +250,8 @@ class ResourceServer:
         finally:
             keys.lock.release()
 
-    async def _akey(self, keys: JWKSCache, jwt: UnverifiedJWT) -> Key:
-        kid, alg = jwt.kid, jwt.alg
-        key = keys.fresh(kid, alg, self._timer())
-        if key is not None:
-            return key
+    async def _akey(self, trusted: Trusted, jwt: UnverifiedJWT) -> Key:
+        keys, kid, alg = cast(JWKSCache, trusted.keys), jwt.kid, jwt.alg  # not None: see ready_key
         lock = keys.alock()
         if lock.locked() and (key := keys.stale(kid, alg, self._timer())) is not None:
             return key

@@ -70,8 +70,14 @@ def with_scopes(token: AccessToken, scopes: frozenset[str]) -> AccessToken:
 _new, _set = object.__new__, object.__setattr__  # `issued` names every field (a test checks)
 
 
-def freeze(value: Any) -> Any:
-    """A read-only deep copy of decoded JSON: objects become mapping proxies, arrays tuples."""
+def freeze(value: Any, *, flat: bool = False) -> Any:
+    """A read-only deep copy of decoded JSON: objects become mapping proxies, arrays tuples.
+
+    `flat=True` says `value` is an object of scalars only (the parser can tell from the JSON
+    text), so it is copied in one step without looking at its members.
+    """
+    if flat:
+        return MappingProxyType(value.copy())
     if isinstance(value, dict):
         if _SCALARS.issuperset(map(type, value.values())):
             return MappingProxyType(value.copy())  # the common flat object: one C-level pass

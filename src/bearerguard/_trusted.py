@@ -18,6 +18,7 @@ from ._jwks import JWKSCache
 from ._keys import Key
 from ._scopes import read_scopes
 from ._token import AccessToken, client_id_of, freeze, issued
+from ._types import Clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +51,13 @@ class Trusted:
             secret=None if secret is None else Key.from_secret(secret),
         )
 
-    def static_key(self, jwt: UnverifiedJWT) -> Key | None:
-        """The configured secret for HS* tokens; None when the key comes from the JWKS."""
+    def ready_key(self, jwt: UnverifiedJWT, timer: Clock) -> Key | None:
+        """The key for `jwt` that needs no fetch: the shared secret for HS*, or a key of the
+        JWKS while it is within its TTL. None: the key must be fetched (or does not exist)."""
         # Every other allowed alg has a JWKS (see Issuer), and alg is in the allow-list here.
-        return self.secret if jwt.alg.startswith("HS") else None
+        if self.keys is None or jwt.alg.startswith("HS"):
+            return self.secret
+        return self.keys.fresh(jwt.kid, jwt.alg, timer())
 
     def accept(self, jwt: UnverifiedJWT, key: Key, now: float) -> tuple[AccessToken, float]:
         """The verified token and the time after which it must not be served from a cache."""
@@ -69,7 +73,7 @@ class Trusted:
             subject=claims.get("sub"),
             client_id=client_id_of(claims),
             scopes=read_scopes(claims, self.config.scope_claims),
-            claims=freeze(claims),
+            claims=freeze(claims, flat=jwt.flat),
             expires_at=None if exp is None else float(exp),
             source="jwt",
         )

@@ -178,3 +178,19 @@ def test_parse_refuses_headers_that_change_verification(
     with pytest.raises(InvalidTokenError) as info:
         parse(signer.sign(CLAIMS, header=header))
     assert info.value.reason is Reason.UNSUPPORTED_HEADER
+
+
+@pytest.mark.parametrize(
+    ("claims", "flat"),
+    [
+        ({"iss": "i", "exp": 1, "ok": True, "none": None}, True),
+        ({"iss": "i", "aud": ["a", "b"]}, False),
+        ({"iss": "i", "realm_access": {"roles": []}}, False),
+        ({"iss": "i", "note": "a [bracket]"}, False),  # unsure: the slow, exact path
+        ({"iss": "i", "note": "a {brace}"}, False),
+    ],
+)
+def test_parse_tells_flat_claims_from_the_json_text(claims: dict[str, Any], flat: bool) -> None:
+    jwt = parse(".".join([b64(dumps({"alg": "ES256"})), b64(dumps(claims)), "QUJD"]))
+    assert jwt.flat is flat
+    assert jwt.claims == claims

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -317,3 +318,42 @@ def test_same_kid_republished_with_another_key_ends_cached_tokens(
     with pytest.raises(InvalidTokenError) as info:
         twin.authenticate(server, bearer(token))
     assert info.value.reason is Reason.BAD_SIGNATURE  # re-verified against the new material
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},  # flat: read off the JSON text, copied in one step
+        {"note": "[not an array] {nor an object}"},  # brackets inside a string: still flat
+        {"roles": ["a", "b"], "realm_access": {"roles": ["x"]}, "aud2": [["n"]]},
+    ],
+)
+def test_verified_claims_are_read_only_all_the_way_down(
+    local_issuer: LocalIssuer, twin: Twin, extra: dict[str, Any]
+) -> None:
+    server = server_for(local_issuer)
+    token = twin.authenticate(server, bearer(local_issuer.mint(**extra)))
+    for name, value in extra.items():
+        assert _thawed(token.claims[name]) == value
+    with pytest.raises(TypeError):
+        token.claims["sub"] = "someone else"  # type: ignore[index]
+    for value in token.claims.values():
+        assert not isinstance(value, dict | list)  # proxies and tuples only
+        if isinstance(value, tuple | MappingProxyType):
+            _assert_frozen(value)
+
+
+def _thawed(value: Any) -> Any:
+    if isinstance(value, MappingProxyType):
+        return {k: _thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed(v) for v in value]
+    return value
+
+
+def _assert_frozen(value: Any) -> None:
+    inner = value.values() if isinstance(value, MappingProxyType) else value
+    for item in inner:
+        assert not isinstance(item, dict | list)
+        if isinstance(item, tuple | MappingProxyType):
+            _assert_frozen(item)
