@@ -38,13 +38,32 @@ def token_size(settings: Settings) -> Iterator[Group]:
             max_bytes=65536,
         )
         cases: list[Case] = []
-        series: dict[str, list[str]] = {"cold": [], "warm": [], "reference": []}
+        series: dict[str, list[str]] = {"cold": [], "warm": [], "reference": [], "own": []}
         pool = max(4, settings.pool // 4)
+
+        def forget_all() -> None:  # tokens and scope sets: nothing of these tokens was seen
+            server._tokens.clear()
+            for trusted in server._trusted.values():
+                trusted.scope_sets.clear()
+
         for count in (1, 10, 100, 1000):
             scopes = [f"orders.region{i:04d}.read" for i in range(count)]
             tokens = mint(issuer, ALG, pool, scopes)
             size = float(len(tokens[0]))
             cold, _ = bearerguard_cases(server, tokens, f"{count} scopes")
+            # The same sizes, but the first scope differs per token: no two tokens share a scope
+            # claim (one client's tokens do), so no scope set is shared.
+            own_claims = [
+                mint(issuer, ALG, 1, [f"orders.client{j:04d}.read", *scopes[1:]])[0]
+                for j in range(pool)
+            ]
+            own = Case(
+                f"bearerguard verify() cold {count} scopes, each token its own scope claim",
+                server.verify,
+                own_claims,
+                reset=forget_all,
+                size=float(len(own_claims[0])),
+            )
             raw = [token.encode("ascii") for token in tokens]
             warm = Case(
                 f"bearerguard verify() warm {count} scopes",
@@ -54,8 +73,9 @@ def token_size(settings: Settings) -> Iterator[Group]:
             )
             ref = Case(f"minimal verifier {count} scopes", reference.verify, tokens, size=size)
             cold.size = size
-            cases += [ref, cold, warm]
-            for kind, case in zip(("reference", "cold", "warm"), (ref, cold, warm), strict=True):
+            cases += [ref, cold, warm, own]
+            kinds = ("reference", "cold", "warm", "own")
+            for kind, case in zip(kinds, (ref, cold, warm, own), strict=True):
                 series[kind].append(case.name)
         yield Group(
             cases=cases,
@@ -63,12 +83,22 @@ def token_size(settings: Settings) -> Iterator[Group]:
                 Slope("bearerguard cold, per extra byte", tuple(series["cold"]), "B", SLOPE_BUDGET),
                 Slope("minimal verifier, per extra byte", tuple(series["reference"]), "B"),
                 Slope("bearerguard warm, per extra byte", tuple(series["warm"]), "B"),
+                Slope(
+                    "bearerguard cold, per extra byte, each token its own scope claim",
+                    tuple(series["own"]),
+                    "B",
+                ),
                 *(
                     Pair(f"cold / minimal verifier, {name.split()[-2]} scopes", name, ref_name)
                     for name, ref_name in zip(series["cold"], series["reference"], strict=True)
                 ),
             ],
-            notes=[f"token sizes: {[int(c.size or 0) for c in cases[::3]]} bytes"],
+            notes=[
+                f"token sizes: {[int(c.size or 0) for c in cases[::4]]} bytes",
+                "the cold cases share one scope set per scope claim, as one client's tokens do"
+                " (the scope sets are kept between rounds); the 'own scope claim' cases forget"
+                " them before each round",
+            ],
             after=no_io_guard([issuer]),
         )
         server.close()

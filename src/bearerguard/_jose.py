@@ -144,5 +144,5 @@ def parse(token: str) -> UnverifiedJWT:
     signing_input = raw[: len(header_part) + len(payload_part) + 1]
     # No "[" and no "{" but the first: no arrays or nested objects (a "[" or "{" inside a string
     # only makes this False, never wrongly True). Two C-speed searches; see `freeze`.
-    flat = "[" not in text and "{" not in text[1:]
+    flat = "[" not in text and text.find("{", 1) < 0
     return UnverifiedJWT(header, claims, signing_input, signature, alg, kid, flat)

@@ -6,6 +6,7 @@ string or an array of strings; anything else refuses the token rather than being
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +34,13 @@ def claim_at(claims: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def read_scopes(claims: Mapping[str, Any], claim_names: Iterable[str]) -> frozenset[str]:
-    """The union of the scopes found in `claim_names`; absent claims contribute nothing."""
+def read_scopes(
+    claims: Mapping[str, Any], claim_names: Iterable[str], sets: ScopeSets | None = None
+) -> frozenset[str]:
+    """The union of the scopes found in `claim_names`; absent claims contribute nothing.
+
+    With `sets`, a space-separated claim seen before gives the set built for it then.
+    """
     scopes: frozenset[str] | None = None
     for name in claim_names:
         value = claims.get(name)  # the usual case: a plain name; else a dotted path
@@ -43,7 +49,7 @@ def read_scopes(claims: Mapping[str, Any], claim_names: Iterable[str]) -> frozen
         if value is None:
             continue
         if isinstance(value, str):
-            found: Iterable[str] = value.split()
+            found: Iterable[str] = frozenset(value.split()) if sets is None else sets.of(value)
         elif isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
             found = value
         else:
@@ -53,6 +59,44 @@ def read_scopes(claims: Mapping[str, Any], claim_names: Iterable[str]) -> frozen
 
 
 _NO_SCOPES: frozenset[str] = frozenset()
+
+
+class ScopeSets:
+    """Scope sets by the text of the scope claim, shared by every token that carries that text.
+
+    A client's tokens carry the same scope claim, token after token: its set is split and hashed
+    once, not per token (~70 µs for 1000 scopes), and held once in memory. Bounded by the claim
+    text it holds (`max_chars`); when that is reached it starts over. It only ever sees claims
+    of tokens whose signature (or introspection answer) was already accepted.
+    """
+
+    def __init__(self, max_chars: int = 1 << 20) -> None:
+        self._sets: dict[str, frozenset[str]] = {}
+        self._chars = 0
+        self._max_chars = max_chars
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._sets)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sets.clear()
+            self._chars = 0
+
+    def of(self, claim: str) -> frozenset[str]:
+        """`frozenset(claim.split())`, the same object for the same text while it is held."""
+        scopes = self._sets.get(claim)  # no lock to read: a dict lookup is atomic
+        if scopes is None:
+            scopes = frozenset(claim.split())
+            if len(claim) <= self._max_chars:
+                with self._lock:
+                    if self._chars + len(claim) > self._max_chars:
+                        self._sets.clear()
+                        self._chars = 0
+                    self._sets[claim] = scopes
+                    self._chars += len(claim)
+        return scopes
 
 
 @dataclass(frozen=True, slots=True)

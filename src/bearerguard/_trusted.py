@@ -8,7 +8,7 @@ server share it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ._claims import ClaimsPolicy, check_claims
 from ._config import Issuer
@@ -16,7 +16,7 @@ from ._errors import InvalidTokenError, Reason
 from ._jose import UnverifiedJWT
 from ._jwks import JWKSCache
 from ._keys import Key
-from ._scopes import read_scopes
+from ._scopes import ScopeSets, read_scopes
 from ._token import AccessToken, client_id_of, freeze, issued
 from ._types import Clock
 
@@ -30,6 +30,7 @@ class Trusted:
     algorithms: frozenset[str]
     keys: JWKSCache | None  # None for an issuer that only uses a shared secret
     secret: Key | None
+    scope_sets: ScopeSets = field(default_factory=ScopeSets, repr=False)
 
     @classmethod
     def compile(cls, config: Issuer) -> Trusted:
@@ -72,7 +73,7 @@ class Trusted:
             issuer=self.config.issuer,
             subject=claims.get("sub"),
             client_id=client_id_of(claims),
-            scopes=read_scopes(claims, self.config.scope_claims),
+            scopes=read_scopes(claims, self.config.scope_claims, self.scope_sets),
             claims=freeze(claims, flat=jwt.flat),
             expires_at=None if exp is None else float(exp),
             source="jwt",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bearerguard import AccessToken, InsufficientScopeError, MissingTokenError, Requirement
+from bearerguard._scopes import ScopeSets, read_scopes
 
 
 def token(*scopes: str) -> AccessToken:
@@ -84,3 +85,31 @@ def test_optional_composes() -> None:
     (optional | Requirement.of("b")).check(None)  # one alternative lets a tokenless request in
     with pytest.raises(MissingTokenError):
         (optional & Requirement.of("b")).check(None)
+
+
+def test_scope_sets_share_one_set_per_claim_text_within_a_bound() -> None:
+    sets = ScopeSets(max_chars=20)
+    first = sets.of("a b  c")
+    assert first == {"a", "b", "c"}
+    assert sets.of("a b  c") is first  # the same text: the same set, built once
+    assert sets.of("c b a") == first and sets.of("c b a") is not first  # other text: its own
+    assert len(sets) == 2  # 6 + 5 characters held
+    sets.of("d" * 10)  # 21 characters would pass the bound: it starts over
+    assert len(sets) == 1 and sets.of("a b  c") is not first
+    assert sets.of("e" * 21) == {"e" * 21} and len(sets) == 2  # too long to hold: not held
+
+
+def test_scope_sets_give_what_read_scopes_gives_without_them() -> None:
+    sets = ScopeSets()
+    for claims in (
+        {"scope": "a b"},
+        {"scope": "a b", "scp": ["c"]},
+        {"scp": "x\ty  z"},
+        {"scope": ""},
+        {},
+    ):
+        assert read_scopes(claims, ("scope", "scp"), sets) == read_scopes(claims, ("scope", "scp"))
+        assert read_scopes(claims, ("scope", "scp"), sets) == read_scopes(claims, ("scope", "scp"))
+    assert len(sets) == 3  # "a b", "x\ty  z" and "": each string claim held once
+    shared = read_scopes({"scope": "a b"}, ("scope",), sets)
+    assert read_scopes({"scope": "a b"}, ("scope",), sets) is shared  # one claim: its set itself
