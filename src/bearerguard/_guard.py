@@ -43,6 +43,14 @@ class GuardOptions(TypedDict, total=False):
     policy: PolicyTable | None
 
 
+def _in_normal_form(path: str) -> bool:
+    try:
+        normal_path(path)
+    except InvalidRequestError:
+        return False
+    return True
+
+
 class Guard:
     """The request-level policy shared by the middlewares and the framework helpers.
 
@@ -88,10 +96,13 @@ class Guard:
         self.metadata_url = self.metadata.url if self.metadata else None
 
     def is_public(self, path: str) -> bool:
+        """Is `path` one of the public paths or below one? Only a path in normal form counts:
+        `/health/../admin` is below `/health` as text, not as a router may read it, so it must
+        authenticate like any other path (with a policy table it is refused earlier, 400)."""
         # A loop, not any(): no generator is built on every request.
-        for p in self.public_paths:  # noqa: SIM110
+        for p in self.public_paths:
             if path == p or path.startswith(p + "/") or p == "/":
-                return True
+                return _in_normal_form(path)
         return False
 
     def metadata_document(self, app: object) -> bytes:

@@ -108,6 +108,36 @@ def test_middleware_public_paths_skip_authentication(local_issuer: LocalIssuer) 
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("path", ["/health/../admin", "/health/./x", "/health//x", "/health/\x00"])
+async def test_middleware_public_paths_only_count_in_normal_form(
+    local_issuer: LocalIssuer, path: str
+) -> None:
+    # Below a public path as text, not as a router may read it: it must authenticate. (Sent as
+    # the server gives it: an HTTP client would remove the dot segments before sending.)
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError(f"{path} reached the app without a token")
+
+    server = _server(local_issuer)
+    scope = {"type": "http", "path": path, "query_string": b"", "headers": []}
+    await BearerAuthMiddleware(app, server, public_paths=["/health"])(scope, _no_receive, send)
+    assert sent[0]["status"] == 401
+
+    def wsgi_app(environ: Any, start_response: Any) -> Any:
+        raise AssertionError(f"{path} reached the WSGI app without a token")
+
+    statuses: list[str] = []
+    wsgi = BearerAuthWSGIMiddleware(wsgi_app, server, public_paths=["/health"])
+    wsgi({"PATH_INFO": path, "QUERY_STRING": ""}, lambda status, headers: statuses.append(status))
+    assert statuses == ["401 Unauthorized"]
+    await server.aclose()
+
+
+@pytest.mark.anyio
 async def test_middleware_lifespan_passes_through(local_issuer: LocalIssuer) -> None:
     seen: list[Any] = []
 
