@@ -134,9 +134,10 @@ def parse(token: str) -> UnverifiedJWT:
         signature = _segment(signature_part)
     except _Malformed as exc:
         raise InvalidTokenError(Reason.MALFORMED) from exc
-    alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ", "")
-    if type(alg) is not str or (kid is not None and type(kid) is not str) or type(typ) is not str:
-        # JSON strings decode to exactly `str`: `type() is` is the same test as isinstance here
+    # Each present one must be a string (`"kid": null` is not "no kid"). JSON strings decode to
+    # exactly `str`, so `type() is` is the same test as isinstance here.
+    alg, kid, typ = header.get("alg"), header.get("kid", ""), header.get("typ", "")
+    if type(alg) is not str or type(kid) is not str or type(typ) is not str:
         raise InvalidTokenError(Reason.MALFORMED) from _Malformed("alg, kid or typ not a string")
     if not _REFUSED_HEADERS.isdisjoint(header):
         refused = ", ".join(sorted(_REFUSED_HEADERS.intersection(header)))
@@ -145,4 +146,4 @@ def parse(token: str) -> UnverifiedJWT:
     # No "[" and no "{" but the first: no arrays or nested objects (a "[" or "{" inside a string
     # only makes this False, never wrongly True). Two C-speed searches; see `freeze`.
     flat = "[" not in text and text.find("{", 1) < 0
-    return UnverifiedJWT(header, claims, signing_input, signature, alg, kid, flat)
+    return UnverifiedJWT(header, claims, signing_input, signature, alg, header.get("kid"), flat)

@@ -122,6 +122,8 @@ MALFORMED: dict[str, Callable[[Signer], str]] = {
     "alg not a string": lambda s: forge({"alg": ["RS256"]}, CLAIMS, s),
     "alg missing": lambda s: forge({"typ": "JWT"}, CLAIMS, s),
     "kid not a string": lambda s: forge({"alg": "RS256", "kid": 7}, CLAIMS, s),
+    "kid null": lambda s: forge({"alg": "RS256", "kid": None}, CLAIMS, s),  # not the same as none
+    "typ null": lambda s: forge({"alg": "RS256", "typ": None}, CLAIMS, s),
     "typ not a string": lambda s: forge({"alg": "RS256", "typ": 1}, CLAIMS, s),
     "non-canonical signature": lambda s: _noncanonical(s.sign(CLAIMS, "ES256")),
     "whitespace": lambda s: " " + s.sign(CLAIMS),
