@@ -5,8 +5,8 @@ optional authentication, route requirements, and rendering refusals (RFC 6750 §
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypedDict, cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypedDict, TypeVar, cast
 from urllib.parse import parse_qsl
 
 from ._challenge import Challenge, challenge
@@ -30,6 +30,24 @@ SCOPE_KEY = "bearerguard.token"
 GUARD_KEY = "bearerguard.guard"
 
 logger = logging.getLogger("bearerguard")
+
+# A request's store (ASGI scope, WSGI environ) and its `Authorization` lines and query string,
+# as `asgi.credentials` and `wsgi.credentials` read them from it.
+S = TypeVar("S", bound=Mapping[str, Any])
+Credentials = tuple[Sequence[str], str]
+
+
+class Refused(Exception):
+    """A request a route requirement refused, already rendered by the guard that judged it.
+
+    Route helpers send `challenge` in their framework's response type; `description` is the
+    refusal's fixed, client-safe text.
+    """
+
+    def __init__(self, challenge: Challenge, description: str) -> None:
+        super().__init__(description)
+        self.challenge = challenge
+        self.description = description
 
 
 class GuardOptions(TypedDict, total=False):
@@ -172,29 +190,35 @@ class Guard:
             raise
 
     def admit(
-        self, requirement: Requirement, store: Mapping[str, Any], values: Sequence[str], query: str
+        self, requirement: Requirement, store: S, credentials: Callable[[S], Credentials]
     ) -> AccessToken | None:
-        """The request's token if it meets `requirement` (sync twin).
+        """The request's token if it meets `requirement`, else `Refused` (sync twin).
 
         The token a middleware left in `store` (the environ or scope) is used when there is one;
-        otherwise the credentials are verified here.
+        otherwise `credentials(store)` are verified here. Every refusal is rendered by this guard.
         """
-        if SCOPE_KEY in store:
-            token = cast(AccessToken | None, store[SCOPE_KEY])
-        else:
-            token = self.authenticate(values, query, optional=requirement.optional)
-        self.check(requirement, token)
+        try:
+            if SCOPE_KEY in store:
+                token = cast(AccessToken | None, store[SCOPE_KEY])
+            else:
+                token = self.authenticate(*credentials(store), optional=requirement.optional)
+            self.check(requirement, token)
+        except (BearerError, UpstreamUnavailableError) as exc:
+            raise Refused(self.render(exc), exc.reason.value) from exc
         return token
 
     async def aadmit(
-        self, requirement: Requirement, store: Mapping[str, Any], values: Sequence[str], query: str
+        self, requirement: Requirement, store: S, credentials: Callable[[S], Credentials]
     ) -> AccessToken | None:
-        """The request's token if it meets `requirement` (async twin)."""
-        if SCOPE_KEY in store:
-            token = cast(AccessToken | None, store[SCOPE_KEY])
-        else:
-            token = await self.aauthenticate(values, query, optional=requirement.optional)
-        self.check(requirement, token)
+        """The request's token if it meets `requirement`, else `Refused` (async twin)."""
+        try:
+            if SCOPE_KEY in store:
+                token = cast(AccessToken | None, store[SCOPE_KEY])
+            else:
+                token = await self.aauthenticate(*credentials(store), optional=requirement.optional)
+            self.check(requirement, token)
+        except (BearerError, UpstreamUnavailableError) as exc:
+            raise Refused(self.render(exc), exc.reason.value) from exc
         return token
 
     def check(self, requirement: Requirement, token: AccessToken | None) -> None:
