@@ -18,7 +18,7 @@ from ._errors import (
     Reason,
     UpstreamUnavailableError,
 )
-from ._metadata import ProtectedResource, ScopesSource, resolve_scopes
+from ._metadata import Document, ProtectedResource, ScopesSource
 from ._policy import PolicyTable, normal_path, wsgi_path
 from ._scopes import Requirement
 from ._server import ResourceServer
@@ -80,8 +80,9 @@ class Guard:
             below it (`"/docs"` covers `/docs/oauth2-redirect`, not `/docsets`).
         optional: let requests without credentials through with no token; a token that is
             sent is still verified and refused if invalid.
-        scopes_supported: the RFC 9728 `scopes_supported` (or a callable giving them); by
-            default gathered from the requirements declared on the app's routes.
+        scopes_supported: the RFC 9728 `scopes_supported`, or a callable asked on every
+            request; by default gathered from the requirements declared on the app's routes
+            (once: the document is built at its first request and reused).
         policy: a `PolicyTable` the middleware enforces before the app runs; with one,
             request paths not in normal form are refused with 400 (public paths included).
     """
@@ -104,11 +105,13 @@ class Guard:
         self.realm = realm
         self.optional = optional
         self.public_paths = tuple(path.rstrip("/") or "/" for path in public_paths)
-        self.scopes_supported = scopes_supported
         self.metadata = None
+        self.document = None
         if resource is not None:
             issuers = tuple(issuer.issuer for issuer in server.issuers)
             self.metadata = ProtectedResource(resource, issuers)
+            declared = policy.scopes if policy is not None else ()  # fixed at construction
+            self.document = Document(self.metadata, scopes_supported, declared)
         self.metadata_paths = self.metadata.paths() if self.metadata else frozenset()
         # RFC 9728 §5.1: every challenge names the document; computed once, not per refusal.
         self.metadata_url = self.metadata.url if self.metadata else None
@@ -124,12 +127,10 @@ class Guard:
         return False
 
     def metadata_document(self, app: object) -> bytes:
-        if self.metadata is None:
+        """The RFC 9728 document served for `app`, built at its first request (see `Document`)."""
+        if self.document is None:
             raise RuntimeError("no resource= was configured")
-        scopes = resolve_scopes(self.scopes_supported, app)
-        if self.policy is not None and self.scopes_supported is None:
-            scopes |= self.policy.scopes
-        return self.metadata.document(scopes)
+        return self.document.for_app(app)
 
     def check_path(self, path: str, raw: bytes | str | None, *, wsgi: bool = False) -> str:
         """The path the policy judges; 400 for one it cannot judge as the router will."""
