@@ -5,8 +5,8 @@ optional authentication, route requirements, and rendering refusals (RFC 6750 §
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypedDict, cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypedDict, TypeVar, cast
 from urllib.parse import parse_qsl
 
 from ._challenge import Challenge, challenge
@@ -18,7 +18,7 @@ from ._errors import (
     Reason,
     UpstreamUnavailableError,
 )
-from ._metadata import ProtectedResource, ScopesSource, resolve_scopes
+from ._metadata import Document, ProtectedResource, ScopesSource
 from ._policy import PolicyTable, normal_path, wsgi_path
 from ._scopes import Requirement
 from ._server import ResourceServer
@@ -30,6 +30,24 @@ SCOPE_KEY = "bearerguard.token"
 GUARD_KEY = "bearerguard.guard"
 
 logger = logging.getLogger("bearerguard")
+
+# A request's store (ASGI scope, WSGI environ) and its `Authorization` lines and query string,
+# as `asgi.credentials` and `wsgi.credentials` read them from it.
+S = TypeVar("S", bound=Mapping[str, Any])
+Credentials = tuple[Sequence[str], str]
+
+
+class Refused(Exception):
+    """A request a route requirement refused, already rendered by the guard that judged it.
+
+    Route helpers send `challenge` in their framework's response type; `description` is the
+    refusal's fixed, client-safe text.
+    """
+
+    def __init__(self, challenge: Challenge, description: str) -> None:
+        super().__init__(description)
+        self.challenge = challenge
+        self.description = description
 
 
 class GuardOptions(TypedDict, total=False):
@@ -62,8 +80,9 @@ class Guard:
             below it (`"/docs"` covers `/docs/oauth2-redirect`, not `/docsets`).
         optional: let requests without credentials through with no token; a token that is
             sent is still verified and refused if invalid.
-        scopes_supported: the RFC 9728 `scopes_supported` (or a callable giving them); by
-            default gathered from the requirements declared on the app's routes.
+        scopes_supported: the RFC 9728 `scopes_supported`, or a callable asked on every
+            request; by default gathered from the requirements declared on the app's routes
+            (once: the document is built at its first request and reused).
         policy: a `PolicyTable` the middleware enforces before the app runs; with one,
             request paths not in normal form are refused with 400 (public paths included).
     """
@@ -86,11 +105,13 @@ class Guard:
         self.realm = realm
         self.optional = optional
         self.public_paths = tuple(path.rstrip("/") or "/" for path in public_paths)
-        self.scopes_supported = scopes_supported
         self.metadata = None
+        self.document = None
         if resource is not None:
             issuers = tuple(issuer.issuer for issuer in server.issuers)
             self.metadata = ProtectedResource(resource, issuers)
+            declared = policy.scopes if policy is not None else ()  # fixed at construction
+            self.document = Document(self.metadata, scopes_supported, declared)
         self.metadata_paths = self.metadata.paths() if self.metadata else frozenset()
         # RFC 9728 §5.1: every challenge names the document; computed once, not per refusal.
         self.metadata_url = self.metadata.url if self.metadata else None
@@ -106,12 +127,10 @@ class Guard:
         return False
 
     def metadata_document(self, app: object) -> bytes:
-        if self.metadata is None:
+        """The RFC 9728 document served for `app`, built at its first request (see `Document`)."""
+        if self.document is None:
             raise RuntimeError("no resource= was configured")
-        scopes = resolve_scopes(self.scopes_supported, app)
-        if self.policy is not None and self.scopes_supported is None:
-            scopes |= self.policy.scopes
-        return self.metadata.document(scopes)
+        return self.document.for_app(app)
 
     def check_path(self, path: str, raw: bytes | str | None, *, wsgi: bool = False) -> str:
         """The path the policy judges; 400 for one it cannot judge as the router will."""
@@ -172,29 +191,35 @@ class Guard:
             raise
 
     def admit(
-        self, requirement: Requirement, store: Mapping[str, Any], values: Sequence[str], query: str
+        self, requirement: Requirement, store: S, credentials: Callable[[S], Credentials]
     ) -> AccessToken | None:
-        """The request's token if it meets `requirement` (sync twin).
+        """The request's token if it meets `requirement`, else `Refused` (sync twin).
 
         The token a middleware left in `store` (the environ or scope) is used when there is one;
-        otherwise the credentials are verified here.
+        otherwise `credentials(store)` are verified here. Every refusal is rendered by this guard.
         """
-        if SCOPE_KEY in store:
-            token = cast(AccessToken | None, store[SCOPE_KEY])
-        else:
-            token = self.authenticate(values, query, optional=requirement.optional)
-        self.check(requirement, token)
+        try:
+            if SCOPE_KEY in store:
+                token = cast(AccessToken | None, store[SCOPE_KEY])
+            else:
+                token = self.authenticate(*credentials(store), optional=requirement.optional)
+            self.check(requirement, token)
+        except (BearerError, UpstreamUnavailableError) as exc:
+            raise Refused(self.render(exc), exc.reason.value) from exc
         return token
 
     async def aadmit(
-        self, requirement: Requirement, store: Mapping[str, Any], values: Sequence[str], query: str
+        self, requirement: Requirement, store: S, credentials: Callable[[S], Credentials]
     ) -> AccessToken | None:
-        """The request's token if it meets `requirement` (async twin)."""
-        if SCOPE_KEY in store:
-            token = cast(AccessToken | None, store[SCOPE_KEY])
-        else:
-            token = await self.aauthenticate(values, query, optional=requirement.optional)
-        self.check(requirement, token)
+        """The request's token if it meets `requirement`, else `Refused` (async twin)."""
+        try:
+            if SCOPE_KEY in store:
+                token = cast(AccessToken | None, store[SCOPE_KEY])
+            else:
+                token = await self.aauthenticate(*credentials(store), optional=requirement.optional)
+            self.check(requirement, token)
+        except (BearerError, UpstreamUnavailableError) as exc:
+            raise Refused(self.render(exc), exc.reason.value) from exc
         return token
 
     def check(self, requirement: Requirement, token: AccessToken | None) -> None:

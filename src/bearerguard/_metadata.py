@@ -65,11 +65,41 @@ class ProtectedResource:
         return json.dumps(members).encode()
 
 
-def resolve_scopes(source: ScopesSource | None, app: object) -> set[str]:
-    """The scopes to advertise: given, computed by a callable, or declared on `app`'s routes."""
-    if source is None:
-        return declared_scopes(app)
-    return set(source() if callable(source) else source)
+class Document:
+    """The document served for one resource, built once per app object and then reused.
+
+    Scopes given as a callable are the user's function: it is asked, and the document encoded,
+    on every request. Otherwise the scopes are fixed: those given, or those declared on the
+    app's routes (walked at its first request for the document) plus `declared`, the scopes a
+    policy table names.
+    """
+
+    def __init__(
+        self,
+        resource: ProtectedResource,
+        scopes_supported: ScopesSource | None = None,
+        declared: Iterable[str] = (),
+    ) -> None:
+        self.resource = resource
+        self._ask: Callable[[], Iterable[str]] | None = None
+        self._given: frozenset[str] | None = None
+        if callable(scopes_supported):
+            self._ask = scopes_supported
+        elif scopes_supported is not None:
+            self._given = frozenset(scopes_supported)  # read once: it may be a generator
+        self._declared = frozenset(declared)
+        self._built: tuple[object, bytes] | None = None  # (app, document): one app per guard
+
+    def for_app(self, app: object) -> bytes:
+        if self._ask is not None:
+            return self.resource.document(self._ask())
+        built = self._built
+        if built is None or built[0] is not app:
+            scopes = self._given
+            if scopes is None:
+                scopes = self._declared | declared_scopes(app)
+            built = self._built = (app, self.resource.document(scopes))
+        return built[1]
 
 
 def declared_scopes(app: object) -> set[str]:

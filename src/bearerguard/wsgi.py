@@ -67,6 +67,12 @@ class BearerAuthWSGIMiddleware:
         return self.app(environ, start_response)
 
 
+def guard_of(environ: Environ) -> Guard | None:
+    """The `Guard` of the `BearerAuthWSGIMiddleware` that admitted this request, if one did."""
+    guard = environ.get(GUARD_KEY)
+    return guard if isinstance(guard, Guard) else None
+
+
 def credentials(environ: Environ) -> tuple[list[str], str]:
     """The `Authorization` value (already joined by the server) and the query string."""
     authorization = environ.get("HTTP_AUTHORIZATION")

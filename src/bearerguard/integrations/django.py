@@ -23,11 +23,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'bearerguard.integrations.django needs Django: pip install "bearerguard[django]"'
     ) from exc
 
-from .._errors import BearerError, UpstreamUnavailableError
-from .._guard import GUARD_KEY, SCOPE_KEY, Guard
+from .._guard import SCOPE_KEY, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._token import AccessToken
+from ..wsgi import credentials, guard_of
 
 __all__ = ["get_token", "require"]
 
@@ -73,16 +73,16 @@ def get_token(request: HttpRequest) -> AccessToken | None:
 
 def _admit(request: HttpRequest, requirement: Requirement) -> HttpResponse | None:
     environ = request.META
-    guard = environ.get(GUARD_KEY)
-    if not isinstance(guard, Guard):
+    guard = guard_of(environ)
+    if guard is None:
         raise ImproperlyConfigured(
             "bearerguard's require() needs BearerAuthWSGIMiddleware around the WSGI application "
             "(and the view's path must not be one of its public_paths)"
         )
     try:
-        guard.check(requirement, environ[SCOPE_KEY])  # the middleware stored it with the guard
-    except (BearerError, UpstreamUnavailableError) as exc:
-        refusal = guard.render(exc)
+        guard.admit(requirement, environ, credentials)  # the middleware stored the token too
+    except Refused as refused:
+        refusal = refused.challenge
         response = HttpResponse(refusal.body, status=refusal.status)
         if refusal.header("content-type") is None:
             del response["Content-Type"]  # an empty 401 has no media type

@@ -21,13 +21,14 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._challenge import Challenge
-from .._errors import BearerError, ConfigurationError, UpstreamUnavailableError
-from .._guard import Guard
+from .._errors import ConfigurationError
+from .._guard import Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
 from ..asgi import credentials, guard_of
+from .starlette import as_response
 
 __all__ = ["BearerAuth", "RefusedHTTPException"]
 
@@ -104,9 +105,9 @@ class BearerAuth(SecurityBase):
         scope = request.scope
         guard = guard_of(scope) or self.guard  # the middleware's, when it is in front
         try:
-            return await guard.aadmit(requirement, scope, *credentials(scope))
-        except (BearerError, UpstreamUnavailableError) as exc:
-            raise RefusedHTTPException(guard.render(exc), exc.reason.value) from None
+            return await guard.aadmit(requirement, scope, credentials)
+        except Refused as refused:
+            raise RefusedHTTPException(refused.challenge, refused.description) from None
 
     def install(self, app: FastAPI) -> None:
         """Send refusals verbatim, and serve the RFC 9728 document if `resource` was given."""
@@ -137,5 +138,4 @@ class _Requires(SecurityBase):
 
 
 async def _send_refusal(request: Request, exc: RefusedHTTPException) -> Response:
-    refusal = exc.refusal
-    return Response(refusal.body, refusal.status, dict(refusal.headers))
+    return as_response(exc.refusal)

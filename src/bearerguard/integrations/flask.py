@@ -19,13 +19,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._challenge import Challenge
-from .._errors import BearerError, ConfigurationError, UpstreamUnavailableError
-from .._guard import GUARD_KEY, Guard
+from .._errors import ConfigurationError
+from .._guard import Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
-from ..wsgi import credentials
+from ..wsgi import credentials, guard_of
 
 __all__ = ["BearerGuard", "current_token", "get_token", "require"]
 
@@ -107,12 +107,13 @@ def require(
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            guard: Guard = current_app.extensions[EXTENSION]
             environ = request.environ
+            # The middleware's guard when it is in front (its token is in the environ).
+            guard: Guard = guard_of(environ) or current_app.extensions[EXTENSION]
             try:
-                token = guard.admit(requirement, environ, *credentials(environ))
-            except (BearerError, UpstreamUnavailableError) as exc:
-                return _response(environ.get(GUARD_KEY, guard).render(exc))
+                token = guard.admit(requirement, environ, credentials)
+            except Refused as refused:
+                return _response(refused.challenge)
             setattr(g, _G_TOKEN, token)
             return current_app.ensure_sync(view)(*args, **kwargs)
 

@@ -20,12 +20,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'bearerguard.integrations.starlette needs Starlette: pip install "bearerguard[starlette]"'
     ) from exc
 
-from .._errors import BearerError
-from .._guard import SCOPE_KEY
+from .._challenge import Challenge
+from .._guard import SCOPE_KEY, Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._token import AccessToken
-from ..asgi import guard_of, refuse
+from ..asgi import credentials, guard_of, refuse
 
 __all__ = ["get_token", "requires"]
 
@@ -64,19 +64,15 @@ def requires(
     def decorate(endpoint: Callable[P, R]) -> Callable[P, R]:
         name, index = _connection_parameter(endpoint)
 
-        def refusal(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[HTTPConnection, Any]:
+        def refusal(
+            args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[HTTPConnection, Challenge | None]:
             conn: HTTPConnection = kwargs[name] if name in kwargs else args[index]
-            token = get_token(conn)
-            guard = guard_of(conn.scope)
-            if guard is None:
-                raise RuntimeError(
-                    'scope["user"] is not the TokenUser BearerAuthMiddleware left: a middleware '
-                    "behind it replaced it"
-                )
             try:
-                guard.check(requirement, token)
-            except BearerError as exc:
-                return conn, guard.render(exc)
+                # The middleware's token is in the scope, so admitting it never waits on I/O.
+                _guard(conn).admit(requirement, conn.scope, credentials)
+            except Refused as refused:
+                return conn, refused.challenge
             return conn, None
 
         wrapper: Callable[..., Any]
@@ -95,7 +91,7 @@ def requires(
                 _, refused = refusal(args, kwargs)
                 if refused is None:
                     return await endpoint(*args, **kwargs)
-                return Response(refused.body, refused.status, dict(refused.headers))
+                return as_response(refused)
 
         else:
 
@@ -103,13 +99,30 @@ def requires(
                 _, refused = refusal(args, kwargs)
                 if refused is None:
                     return endpoint(*args, **kwargs)
-                return Response(refused.body, refused.status, dict(refused.headers))
+                return as_response(refused)
 
         functools.update_wrapper(wrapper, endpoint)
         setattr(wrapper, REQUIREMENT_ATTR, requirement)
         return cast(Callable[P, R], wrapper)
 
     return decorate
+
+
+def as_response(refusal: Challenge) -> Response:
+    """A rendered refusal as a Starlette `Response`, sent as it is."""
+    return Response(refusal.body, refusal.status, dict(refusal.headers))
+
+
+def _guard(conn: HTTPConnection) -> Guard:
+    """The guard of the middleware that verified the request's token."""
+    get_token(conn)  # a clear error when the middleware did not run for this path
+    guard = guard_of(conn.scope)
+    if guard is None:
+        raise RuntimeError(
+            'scope["user"] is not the TokenUser BearerAuthMiddleware left: a middleware '
+            "behind it replaced it"
+        )
+    return guard
 
 
 def _connection_parameter(endpoint: Callable[..., Any]) -> tuple[str, int]:
