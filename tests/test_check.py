@@ -24,6 +24,7 @@ from bearerguard._timefmt import duration, relative
 from bearerguard.testing import LocalIssuer
 
 from .conftest import Twin
+from .io.test_url_redaction import assert_hidden, shown, with_secrets
 
 Factory = Callable[..., LocalIssuer]
 
@@ -383,6 +384,52 @@ def test_hs256_secret_and_credential_claims_are_never_printed(
         assert "hunter2" not in text
         assert signature_of(token) not in text
     assert local_issuer.count() == 0
+
+
+@pytest.mark.parametrize("issuer_up", [True, False], ids=["up", "down"])
+@pytest.mark.parametrize("keys_from", ["--jwks-uri", "BEARERGUARD_DISCOVERY_URL"])
+def test_urls_are_printed_without_their_credentials(
+    local_issuer: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    keys_from: str,
+    issuer_up: bool,
+) -> None:
+    # Real HTTP to URLs carrying userinfo, a query and a fragment; down, the URL also reaches
+    # the log lines and the failed step, through the library's own messages.
+    if keys_from == "--jwks-uri":
+        url, flags = local_issuer.jwks_uri, ["--jwks-uri", with_secrets(local_issuer.jwks_uri)]
+    else:
+        url, flags = local_issuer.openid_configuration_url, []
+        monkeypatch.setenv(keys_from, with_secrets(url))
+    token = local_issuer.mint()
+    if not issuer_up:
+        local_issuer.go_down("error", 503)
+
+    code, out = check(capsys, token, *against(local_issuer), *flags)
+    json_code, document = check_json(capsys, token, *against(local_issuer), *flags)
+
+    assert code == json_code == (0 if issuer_up else 2)
+    assert_hidden(out)
+    assert_hidden(json.dumps(document))
+    assert f"GET {shown(url)} -> {200 if issuer_up else 503}" in out
+    assert document["http"][0]["url"] == shown(url)
+    configured = document["issuers"][0]
+    assert [configured["jwks_uri"], *configured["discovery_urls"]].count(shown(url)) == 1
+    if not issuer_up:
+        assert f"{shown(url)}: HTTP 503" in line(out, "keys")
+        assert any(f"{shown(url)}: HTTP 503" in entry for entry in document["log"])
+
+
+def test_a_refused_url_is_named_without_its_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "http://idp.example/keys"  # plain http to a host that is not loopback
+    argv = ["t", "--issuer", "https://idp.example", "--audience", "a", "--jwks-uri"]
+    assert main(["check", *argv, with_secrets(url), "--json"]) == 2
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)["error"]
+    assert repr(shown(url)) in error
+    assert "must be an https URL" in error
+    assert_hidden(captured.out + captured.err)
 
 
 # -- input and bad arguments ---------------------------------------------------------------------
