@@ -66,8 +66,8 @@ def describe_token(token: str) -> str:
 
 def steps(client: Client, issuer: LocalIssuer) -> list[Step]:
     def call(path: str, token: str | None, how: str) -> tuple[str, httpx.Response]:
-        sent = f"GET {path}" + ("" if token is None else f" with {describe_token(token)} from {how}")
-        return sent, client.call(path, token)
+        shown = "" if token is None else f" with {describe_token(token)} from {how}"
+        return f"GET {path}{shown}", client.call(path, token)
 
     def with_token(
         path: str, who: str, form: Mapping[str, str], *, post: bool = False

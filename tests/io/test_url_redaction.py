@@ -129,4 +129,3 @@ def test_configuration_errors_show_no_url_credentials(build: Any) -> None:
         build(with_secrets(url))
     assert_hidden(str(raised.value))
     assert repr(shown(url)) in str(raised.value)
-
