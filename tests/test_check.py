@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 
 from bearerguard import BearerGuardError, Issuer, ResourceServer
 from bearerguard.__main__ import main
+from bearerguard._logcapture import captured_log
 from bearerguard._timefmt import duration, relative
 from bearerguard.testing import LocalIssuer
 
@@ -533,3 +535,18 @@ def test_unusable_keys_are_named_in_the_log(
     assert f"kid '{kid}' is not among the published keys" in line(out, "kid")
     assert f"skipping JWK kid='{kid}'" in out
     assert "unsupported kty 'oct'" in out
+
+
+def test_log_capture_takes_bearerguards_lines_and_restores_the_logger() -> None:
+    # check and demo share this capture; what a command prints of the log comes from it.
+    logger = logging.getLogger("bearerguard")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    with captured_log() as lines:
+        logging.getLogger("bearerguard.jwks").warning("one %s", "x")
+        logging.getLogger("bearerguard").debug("below INFO: not captured")
+        logging.getLogger("elsewhere").warning("not bearerguard's")
+        assert lines.take() == [("WARNING", "one x")]
+        logging.getLogger("bearerguard.discovery").info("two")
+        assert lines.take() == [("INFO", "two")]
+        assert lines.take() == []
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before
