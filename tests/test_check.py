@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -20,10 +21,12 @@ import pytest
 
 from bearerguard import BearerGuardError, Issuer, ResourceServer
 from bearerguard.__main__ import main
+from bearerguard._logcapture import captured_log
 from bearerguard._timefmt import duration, relative
 from bearerguard.testing import LocalIssuer
 
 from .conftest import Twin
+from .io.test_url_redaction import assert_hidden, shown, with_secrets
 
 Factory = Callable[..., LocalIssuer]
 
@@ -385,6 +388,52 @@ def test_hs256_secret_and_credential_claims_are_never_printed(
     assert local_issuer.count() == 0
 
 
+@pytest.mark.parametrize("issuer_up", [True, False], ids=["up", "down"])
+@pytest.mark.parametrize("keys_from", ["--jwks-uri", "BEARERGUARD_DISCOVERY_URL"])
+def test_urls_are_printed_without_their_credentials(
+    local_issuer: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    keys_from: str,
+    issuer_up: bool,
+) -> None:
+    # Real HTTP to URLs carrying userinfo, a query and a fragment; down, the URL also reaches
+    # the log lines and the failed step, through the library's own messages.
+    if keys_from == "--jwks-uri":
+        url, flags = local_issuer.jwks_uri, ["--jwks-uri", with_secrets(local_issuer.jwks_uri)]
+    else:
+        url, flags = local_issuer.openid_configuration_url, []
+        monkeypatch.setenv(keys_from, with_secrets(url))
+    token = local_issuer.mint()
+    if not issuer_up:
+        local_issuer.go_down("error", 503)
+
+    code, out = check(capsys, token, *against(local_issuer), *flags)
+    json_code, document = check_json(capsys, token, *against(local_issuer), *flags)
+
+    assert code == json_code == (0 if issuer_up else 2)
+    assert_hidden(out)
+    assert_hidden(json.dumps(document))
+    assert f"GET {shown(url)} -> {200 if issuer_up else 503}" in out
+    assert document["http"][0]["url"] == shown(url)
+    configured = document["issuers"][0]
+    assert [configured["jwks_uri"], *configured["discovery_urls"]].count(shown(url)) == 1
+    if not issuer_up:
+        assert f"{shown(url)}: HTTP 503" in line(out, "keys")
+        assert any(f"{shown(url)}: HTTP 503" in entry for entry in document["log"])
+
+
+def test_a_refused_url_is_named_without_its_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "http://idp.example/keys"  # plain http to a host that is not loopback
+    argv = ["t", "--issuer", "https://idp.example", "--audience", "a", "--jwks-uri"]
+    assert main(["check", *argv, with_secrets(url), "--json"]) == 2
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)["error"]
+    assert repr(shown(url)) in error
+    assert "must be an https URL" in error
+    assert_hidden(captured.out + captured.err)
+
+
 # -- input and bad arguments ---------------------------------------------------------------------
 
 
@@ -486,3 +535,18 @@ def test_unusable_keys_are_named_in_the_log(
     assert f"kid '{kid}' is not among the published keys" in line(out, "kid")
     assert f"skipping JWK kid='{kid}'" in out
     assert "unsupported kty 'oct'" in out
+
+
+def test_log_capture_takes_bearerguards_lines_and_restores_the_logger() -> None:
+    # check and demo share this capture; what a command prints of the log comes from it.
+    logger = logging.getLogger("bearerguard")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    with captured_log() as lines:
+        logging.getLogger("bearerguard.jwks").warning("one %s", "x")
+        logging.getLogger("bearerguard").debug("below INFO: not captured")
+        logging.getLogger("elsewhere").warning("not bearerguard's")
+        assert lines.take() == [("WARNING", "one x")]
+        logging.getLogger("bearerguard.discovery").info("two")
+        assert lines.take() == [("INFO", "two")]
+        assert lines.take() == []
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -14,6 +15,8 @@ import httpx
 import pytest
 
 import bearerguard
+from bearerguard._demo_steps import describe_token
+from bearerguard.testing import LocalIssuer
 
 # The subprocess imports the bearerguard these tests import (the checkout, or the installed wheel).
 ENV = {**os.environ, "PYTHONPATH": str(Path(bearerguard.__file__).parents[1])}
@@ -88,8 +91,8 @@ def test_demo_plays_every_step_over_http() -> None:
     assert "client_secret_post" in jamf
     assert '"scopes":["Read Computers","Update Computers"]' in jamf
     assert '"source":"introspection"' in step_details(out, "opaque token")
-    kids = re.findall(r"\(kid (\S+)\)", step_details(out, "scope granted"))
-    rotated = re.findall(r"\(kid (\S+)\)", step_details(out, "key rotation"))
+    kids = re.findall(r"kid (\S+)\)", step_details(out, "scope granted"))
+    rotated = re.findall(r"kid (\S+)\)", step_details(out, "key rotation"))
     assert kids and rotated and kids != rotated
     assert "0 request(s) reached the issuer" in step_details(out, "AS down, keys cached")
     assert "temporarily_unavailable" in step_details(out, "AS down, opaque token")
@@ -98,11 +101,24 @@ def test_demo_plays_every_step_over_http() -> None:
 def test_demo_never_prints_a_token_or_a_secret() -> None:
     out = unwrap(demo().stdout)
 
-    assert not re.search(r"eyJ[\w-]+\.[\w-]+", out)  # no JWT past its first 12 characters
-    assert re.search(r"with eyJ[\w-]{9}… \(kid", out)  # 12 characters and an ellipsis
+    assert "eyJ" not in out  # not even the start of a JWT (its header, base64url-encoded)
+    jwt = r"with a JWT \(\d+ chars, sha256 [0-9a-f]{8}, kid rs256-[0-9a-f]+\)"
+    assert len(re.findall(jwt, out)) == 7  # steps 2-6, 8 and 9
+    opaque = r"with an opaque token \(\d+ chars, sha256 [0-9a-f]{8}\)"
+    assert len(re.findall(opaque, out)) == 2  # steps 7 and 10
     assert "demo-secret" not in out
     assert "jamf-secret" not in out
     assert "orders-api-secret" not in out
+
+
+@pytest.mark.parametrize("opaque", [False, True], ids=["jwt", "opaque"])
+def test_a_token_is_shown_by_a_fingerprint_that_shares_nothing_with_it(opaque: bool) -> None:
+    with LocalIssuer() as issuer:
+        token = issuer.mint_opaque() if opaque else issuer.mint()
+    text = describe_token(token)
+    assert hashlib.sha256(token.encode()).hexdigest()[:8] in text
+    assert f"{len(token)} chars" in text
+    assert not any(token[i : i + 6] in text for i in range(len(token) - 5)), text
 
 
 def test_broken_introspection_fails_the_demo() -> None:

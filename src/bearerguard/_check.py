@@ -4,18 +4,15 @@ Configuration is `ResourceServer.from_env()`'s, with flags overriding the `BEARE
 variables. Prints every step of `_explain` as text or one JSON document, and exits 0 (valid),
 1 (refused) or 2 (could not check: issuer unreachable, bad arguments or configuration). The token,
 its signature and any shared secret are never printed; claims whose names suggest a credential are
-redacted.
+redacted, and URLs are shown without userinfo or query (RFC 3986 §3.2.1).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import re
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +24,8 @@ from ._errors import ConfigurationError, InvalidTokenError
 from ._explain import Report, Step, explain
 from ._fetch import DEFAULT_TIMEOUT
 from ._jose import parse
+from ._logcapture import captured_log
+from ._redact import redact_claims, safe_url
 from ._server import ResourceServer
 from ._timefmt import duration, utc
 
@@ -43,9 +42,6 @@ _FLAGS = {
 }
 _OIDC, _OAUTH = "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"
 _NO_ISSUER = "none given (pass --issuer)"
-# A heuristic safety net: claims are the token holder's to read, but outputs get pasted into
-# tickets, and some issuers put credentials in custom claims.
-_SECRET_NAME = re.compile(r"secret|passw|pwd|credential|api_?key|private|(?:^|_)token$", re.I)
 _MARKS = {"ok": "✓", "failed": "✗", "skipped": "-"}
 _ASCII_MARKS = {"ok": "ok", "failed": "FAIL", "skipped": "-"}
 
@@ -64,13 +60,12 @@ def run(
 ) -> int:
     """Run `bearerguard check` with parsed `args`; returns the exit code."""
     exchanges: list[dict[str, Any]] = []
-    log: list[str] = []
     now = time.time()
     try:
         token = _read_token(args.token, stdin)
         env, issuer_given = _environment(args, environ, token)
         options = server_options_from_env(env)
-        with _client(options.pop("timeout", None), exchanges) as client, _capture_log(log):
+        with _client(options.pop("timeout", None), exchanges) as client, captured_log() as lines:
             server = ResourceServer.from_env(
                 env, http_client=client, clock=lambda: now, introspection=None
             )  # check explains JWT verification; it does not introspect
@@ -80,6 +75,7 @@ def run(
             stdout.write(json.dumps({"exit_code": 2, "error": str(exc)}, indent=2) + "\n")
         stderr.write(f"bearerguard check: {exc}\n")
         return 2
+    log = [f"{level.lower()}: {message}" for level, message in lines.take()]
     if args.json:
         document = _document(report, server.issuers, exchanges, log)
         stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
@@ -159,7 +155,8 @@ def _client(timeout: float | None, exchanges: list[dict[str, Any]]) -> httpx.Cli
     """A client that records each request and its status, for the report."""
 
     def on_request(request: httpx.Request) -> None:
-        exchanges.append({"method": request.method, "url": str(request.url), "status": None})
+        url = safe_url(str(request.url))
+        exchanges.append({"method": request.method, "url": url, "status": None})
 
     def on_response(response: httpx.Response) -> None:
         exchanges[-1]["status"] = response.status_code  # a sync client: one request at a time
@@ -170,50 +167,14 @@ def _client(timeout: float | None, exchanges: list[dict[str, Any]]) -> httpx.Cli
     )
 
 
-class _ListHandler(logging.Handler):
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__(logging.INFO)
-        self.lines = lines
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
-
-
-@contextmanager
-def _capture_log(lines: list[str]) -> Iterator[None]:
-    """Collect bearerguard's log lines (skipped JWKs, discovery errors) for the report."""
-    logger = logging.getLogger("bearerguard")
-    handler, saved = _ListHandler(lines), (logger.level, logger.propagate)
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.level, logger.propagate = saved
-
-
-def redact(value: Any) -> Any:
-    """Decoded JSON with the values of credential-like member names replaced."""
-    if isinstance(value, dict):
-        return {
-            name: "[redacted]" if _SECRET_NAME.search(name) else redact(item)
-            for name, item in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(item) for item in value]
-    return value
-
-
 def _issuers(issuers: tuple[Issuer, ...]) -> list[dict[str, Any]]:
     return [
         {
-            "issuer": issuer.issuer,
+            "issuer": safe_url(issuer.issuer),
             "audience": issuer.audience,
             "algorithms": issuer.algorithms,
-            "jwks_uri": issuer.jwks_uri,
-            "discovery_urls": issuer.discovery_urls,
+            "jwks_uri": None if issuer.jwks_uri is None else safe_url(issuer.jwks_uri),
+            "discovery_urls": [safe_url(url) for url in issuer.discovery_urls],
             "shared_secret": issuer.shared_secret is not None,  # whether, never what
             "leeway": issuer.leeway,
             "max_token_age": issuer.max_token_age,
@@ -248,8 +209,8 @@ def _document(
         "now_utc": utc(report.now),
         "token_bytes": report.token_bytes,
         "issuers": _issuers(issuers),
-        "header": redact(report.header),
-        "claims": redact(report.claims),
+        "header": redact_claims(report.header),
+        "claims": redact_claims(report.claims),
         "claims_verified": report.verified,
         "steps": [
             {
@@ -281,19 +242,20 @@ def _text(
     write = out.write
     write(f"bearerguard check at {utc(report.now)}\n")
     for issuer in issuers:
-        urls = issuer.discovery_urls
+        urls = [safe_url(url) for url in issuer.discovery_urls]
         discovery = f"discovery at {urls[0]}{' then RFC 8414' * (len(urls) > 1)}" if urls else ""
-        keys = issuer.jwks_uri or discovery or "the shared secret"
-        write(f"issuer     {issuer.issuer}\n")
+        jwks = safe_url(issuer.jwks_uri) if issuer.jwks_uri else ""
+        keys = jwks or discovery or "the shared secret"
+        write(f"issuer     {safe_url(issuer.issuer)}\n")
         write(f"           audience {' '.join(issuer.audience or ['(not checked)'])}\n")
         write(f"           algorithms {' '.join(issuer.algorithms)}, leeway ")
         write(f"{duration(issuer.claims_policy().leeway)}\n           keys from {keys}\n")
     write(f"token      {report.token_bytes} bytes (the token and its signature are not shown)\n")
     if report.header is not None:
-        write(f"header     {json.dumps(redact(report.header), ensure_ascii=False)}\n")
+        write(f"header     {json.dumps(redact_claims(report.header), ensure_ascii=False)}\n")
     if report.claims is not None:
         trust = "verified" if report.verified else "NOT TRUSTED: signature not verified"
-        claims = json.dumps(redact(report.claims), indent=2, ensure_ascii=False)
+        claims = json.dumps(redact_claims(report.claims), indent=2, ensure_ascii=False)
         write(f"claims     ({trust})\n           {claims.replace(chr(10), chr(10) + ' ' * 11)}\n")
     write("\nchecks\n")
     failure, notes, width = report.failure, set(), max(map(len, marks.values()))

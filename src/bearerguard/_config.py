@@ -22,6 +22,7 @@ from ._discovery import metadata_urls, secure_url
 from ._errors import ConfigurationError
 from ._jwks import JWKSPolicy
 from ._keys import SUPPORTED_ALGORITHMS
+from ._redact import safe_url
 from ._scopes import DEFAULT_SCOPE_CLAIMS
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def check_url(url: str | None, *, allow_http: bool, owner: str, field: str | Non
     if url is None or secure_url(url, allow_http=allow_http):
         return
     raise ConfigurationError(
-        f"{owner}: {url!r} must be an https URL (plain http only for loopback "
+        f"{owner}: {safe_url(url)!r} must be an https URL (plain http only for loopback "
         f"or with allow_http=True)",
         field=field,
     )
@@ -257,7 +258,7 @@ class Introspection:
     roles: RoleResolver | None = None  # role-ID scopes of introspected tokens (see RoleResolver)
 
     def __post_init__(self) -> None:
-        owner = f"introspection at {self.endpoint or self.issuer}"
+        owner = f"introspection at {safe_url(self.endpoint) if self.endpoint else self.issuer}"
         if self.endpoint is None and self.issuer is None:
             raise ConfigurationError(
                 "introspection needs an endpoint or an issuer to discover", field="endpoint"

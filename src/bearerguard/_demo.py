@@ -7,11 +7,8 @@ scripted client of `_demo_steps` plays against them and each step is printed as 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TextIO
 
 import httpx
@@ -19,6 +16,7 @@ import httpx
 from ._config import Introspection, Issuer
 from ._demo_steps import API_CLIENT, CLIENTS, PRIVILEGES, Client, Step, steps
 from ._jwks import JWKSPolicy
+from ._logcapture import LogLines, captured_log
 from ._roles import RoleResolver
 from ._server import ResourceServer
 from .testing import LocalIssuer
@@ -39,38 +37,7 @@ def _shown(answer: httpx.Response) -> list[tuple[str, str]]:
     return shown
 
 
-class _Log(logging.Handler):
-    """Collects bearerguard's log lines (they never hold a token) to print them per step."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:  # handle() holds self.lock
-        self.lines.append(f"{record.levelname} {record.getMessage()}")
-
-    def take(self) -> list[str]:
-        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            lines, self.lines = self.lines, []
-        return lines
-
-
-@contextmanager
-def _captured_logs() -> Iterator[_Log]:
-    logger, handler = logging.getLogger("bearerguard"), _Log()
-    level, propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
-
-
-def _play(steps: list[Step], log: _Log, out: TextIO) -> list[str]:
+def _play(steps: list[Step], log: LogLines, out: TextIO) -> list[str]:
     """Run the steps, printing each as it goes; return the titles of those that misbehaved."""
     failed: list[str] = []
     out.write(f"{'step':<31} {'expect':>6} {'got':>4}\n")
@@ -93,7 +60,8 @@ def _play(steps: list[Step], log: _Log, out: TextIO) -> list[str]:
         elif missing:
             verdict = f"UNEXPECTED: the answer lacks {' and '.join(missing)}"
         out.write(f"{answer.status_code:>4}  {verdict}\n")
-        rows = [("sent", sent), *shown, *(("log", line) for line in log.take()), ("why", step.why)]
+        logged = [("log", f"{level} {message}") for level, message in log.take()]
+        rows = [("sent", sent), *shown, *logged, ("why", step.why)]
         for name, value in rows:
             out.write(_row(name, value) + "\n")
         failed += [] if ok else [step.title]
@@ -181,7 +149,7 @@ def run(out: TextIO, *, serve: bool = False, fault: str | None = None) -> int:
         return 2
     issuer = LocalIssuer(clients={**CLIENTS, API_CLIENT[0]: API_CLIENT[1]}, token_lifetime=600)
     roles = RoleResolver(lambda role_id: PRIVILEGES.get(role_id, []), ttl=30)
-    with issuer, _captured_logs() as log, httpx.Client(timeout=_TIMEOUT) as http:
+    with issuer, captured_log() as log, httpx.Client(timeout=_TIMEOUT) as http:
         if fault == "introspection":
             issuer.set_introspection_body(b"<html>oops</html>", status=500)
         elif fault == "jwks":

@@ -6,6 +6,7 @@ client_secret_basic or client_secret_post, §2.3.1); the API's answers follow RF
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -52,17 +53,21 @@ class Client:
         return self.http.get(self.api + path, headers=headers)
 
 
-def _short(token: str) -> str:
-    kid = ""
-    if token.count(".") == 2:
-        kid = f" (kid {jwt.get_unverified_header(token).get('kid')})"
-    return f"{token[:12]}…{kid}"
+def describe_token(token: str) -> str:
+    """A name for a token that cannot be replayed, nor help to guess it: its kind, length and a
+    SHA-256 fingerprint (no prefix of it: a JWT's first characters are its header, but an opaque
+    token's are secret)."""
+    fingerprint = hashlib.sha256(token.encode()).hexdigest()[:8]
+    if token.count(".") != 2:
+        return f"an opaque token ({len(token)} chars, sha256 {fingerprint})"
+    kid = jwt.get_unverified_header(token).get("kid")
+    return f"a JWT ({len(token)} chars, sha256 {fingerprint}, kid {kid})"
 
 
 def steps(client: Client, issuer: LocalIssuer) -> list[Step]:
     def call(path: str, token: str | None, how: str) -> tuple[str, httpx.Response]:
-        sent = f"GET {path}" + ("" if token is None else f" with {_short(token)} from {how}")
-        return sent, client.call(path, token)
+        shown = "" if token is None else f" with {describe_token(token)} from {how}"
+        return f"GET {path}{shown}", client.call(path, token)
 
     def with_token(
         path: str, who: str, form: Mapping[str, str], *, post: bool = False

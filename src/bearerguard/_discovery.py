@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._flow import Fetch, Fetched, Flow, describe
+from ._redact import safe_url
 
 logger = logging.getLogger("bearerguard.discovery")
 
@@ -94,8 +95,8 @@ def discovery_flow(
             try:
                 return parse_metadata(outcome.document, issuer, allow_http=allow_http)
             except DiscoveryError as exc:
-                problems.append(f"{url}: {exc}")
-                logger.error("discovery for issuer %s: %s: %s", issuer, url, exc)
+                problems.append(f"{safe_url(url)}: {exc}")
+                logger.error("discovery for issuer %s: %s: %s", issuer, safe_url(url), exc)
                 continue
-        problems.append(f"{url}: {describe(outcome)}")
+        problems.append(f"{safe_url(url)}: {describe(outcome)}")
     raise DiscoveryError("; ".join(problems))

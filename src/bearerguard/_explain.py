@@ -27,6 +27,7 @@ from ._claims import (
 from ._errors import BearerError, InvalidTokenError, Reason, UpstreamUnavailableError
 from ._jose import UnverifiedJWT, parse
 from ._keys import Key
+from ._redact import safe_url
 from ._scopes import read_scopes
 from ._server import ResourceServer
 from ._timefmt import duration, relative, utc
@@ -157,7 +158,7 @@ def _prepare_failure(
     if name in ("parse", "header"):
         return str(error.__cause__ or error)
     if name == "issuer":
-        configured = ", ".join(trusted.config.issuer for trusted in server._trusted.values())
+        configured = ", ".join(safe_url(t.config.issuer) for t in server._trusted.values())
         what = f"iss {iss!r}" if isinstance(iss, str) else "the token has no string iss, so it"
         return f"{what} is not a configured issuer ({configured})"
     if name == "algorithm" and known is not None:
@@ -216,8 +217,8 @@ def _keys_detail(trusted: Trusted) -> str:
     if cache is None or cache.keys is None:
         return "the configured shared secret (never printed)"
     how = "by discovery; the metadata names this issuer" if cache.metadata else "configured"
-    count, ttl = len(cache.keys.keys), duration(cache.keys.ttl)
-    return f"{count} key{'s' * (count != 1)} from {cache.jwks_uri} ({how}), fresh for {ttl}"
+    count, ttl, uri = len(cache.keys.keys), duration(cache.keys.ttl), safe_url(cache.jwks_uri or "")
+    return f"{count} key{'s' * (count != 1)} from {uri} ({how}), fresh for {ttl}"
 
 
 def _signature(key: Key, jwt: UnverifiedJWT, report: Report) -> None:

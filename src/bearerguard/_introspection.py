@@ -34,6 +34,7 @@ from ._config import Introspection, check_url
 from ._discovery import DiscoveryError, Metadata, discovery_flow, metadata_urls
 from ._errors import ConfigurationError, InvalidTokenError, Reason, UpstreamUnavailableError
 from ._flow import Fetch, Fetched, Flow, Outcome, describe
+from ._redact import safe_url
 from ._scopes import read_scopes
 from ._singleflight import SingleFlight
 from ._token import AccessToken, freeze, issued
@@ -109,8 +110,9 @@ def read_answer(
     answer = _document(outcome, config, endpoint, confirms_jwts)
     active = answer.get("active")
     if not isinstance(active, bool):
-        logger.error("introspection at %s: the answer has no boolean 'active' member", endpoint)
-        raise UpstreamUnavailableError(f"introspection at {endpoint}")
+        where = f"introspection at {safe_url(endpoint)}"
+        logger.error("%s: the answer has no boolean 'active' member", where)
+        raise UpstreamUnavailableError(where)
     if not active:
         raise InvalidTokenError(Reason.INACTIVE)
     for name in _STRING_MEMBERS:
@@ -138,32 +140,33 @@ def read_answer(
 def _document(
     outcome: Outcome, config: Introspection, endpoint: str, confirms_jwts: bool
 ) -> dict[str, Any]:
+    if isinstance(outcome, Fetched) and outcome.status == 200 and outcome.document is not None:
+        return outcome.document
+    where = f"introspection at {safe_url(endpoint)}"  # what logs and errors may show of it
     if isinstance(outcome, Fetched):
-        if outcome.status == 200 and outcome.document is not None:
-            return outcome.document
         error = (outcome.document or {}).get("error")
         if outcome.status == 400 and error == "unsupported_token_type":
             if confirms_jwts:
                 logger.error(
-                    "introspection at %s does not introspect JWTs (unsupported_token_type): "
+                    "%s does not introspect JWTs (unsupported_token_type): "
                     "introspect_jwts cannot work with this authorization server",
-                    endpoint,
+                    where,
                 )
-                raise UpstreamUnavailableError(f"introspection at {endpoint}")
+                raise UpstreamUnavailableError(where)
             raise InvalidTokenError(Reason.INACTIVE)
         if outcome.status in (401, 403):
             logger.error(
-                "introspection at %s refused our client credentials (HTTP %d, %r): check "
+                "%s refused our client credentials (HTTP %d, %r): check "
                 "client_id %r and its %s credentials",
-                endpoint,
+                where,
                 outcome.status,
                 error,
                 config.client_id,
                 config.auth_method,
             )
-            raise UpstreamUnavailableError(f"introspection at {endpoint}")
-    logger.warning("introspection at %s failed: %s", endpoint, describe(outcome))
-    raise UpstreamUnavailableError(f"introspection at {endpoint}")
+            raise UpstreamUnavailableError(where)
+    logger.warning("%s failed: %s", where, describe(outcome))
+    raise UpstreamUnavailableError(where)
 
 
 class Introspector:

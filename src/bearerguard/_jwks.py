@@ -26,6 +26,7 @@ from ._discovery import DiscoveryError, Metadata, discovery_flow
 from ._errors import InvalidTokenError, Reason, UpstreamUnavailableError
 from ._flow import Fetch, Fetched, Flow, describe
 from ._keys import Key, KeySet
+from ._redact import safe_url
 
 logger = logging.getLogger("bearerguard.jwks")
 
@@ -158,17 +159,18 @@ class JWKSCache:
             if uri is None:
                 raise DiscoveryError("metadata has no jwks_uri")
             outcome = yield Fetch(uri)
+            shown = safe_url(uri)  # what messages and log lines may show of it
             if not (isinstance(outcome, Fetched) and outcome.ok):
-                raise DiscoveryError(f"{uri}: {describe(outcome)}")
+                raise DiscoveryError(f"{shown}: {describe(outcome)}")
             keys = KeySet.from_document(
                 outcome.document,
                 fetched_at=now,
                 ttl=self.policy.ttl(outcome.max_age),
                 previous=self.keys,
-                source=uri,
+                source=shown,
             )
             if not keys.keys:  # a broken publication must not wipe out the last good keys
-                raise DiscoveryError(f"{uri}: the JWKS has no usable verification keys")
+                raise DiscoveryError(f"{shown}: the JWKS has no usable verification keys")
             self.keys = keys
         except (DiscoveryError, ValueError) as exc:
             self.last_error = str(exc)

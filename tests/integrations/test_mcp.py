@@ -1,4 +1,7 @@
-"""The MCP Python SDK's streamable-HTTP app behind BearerGuardVerifier, called over real HTTP."""
+"""The MCP Python SDK's streamable-HTTP app behind BearerGuardVerifier: what only this SDK does.
+
+The contract both MCP integrations keep is in test_mcp_contract.py, which serves this app.
+"""
 
 from __future__ import annotations
 
@@ -21,18 +24,7 @@ from bearerguard import ConfigurationError, Introspection, Issuer, ResourceServe
 from bearerguard.integrations.mcp import BearerGuardVerifier, UpstreamUnavailableMiddleware
 from bearerguard.testing import LocalIssuer
 
-from .mcp_support import (
-    SCOPE,
-    Running,
-    call_tool,
-    challenge,
-    check_metadata,
-    free_port,
-    initialize,
-    introspection_at,
-    refusal,
-    serve,
-)
+from .mcp_support import SCOPE, Running, free_port, initialize, serve
 
 
 def build_app(verifier: BearerGuardVerifier) -> MCPServer:
@@ -65,89 +57,6 @@ def running(
     with serve(app, port) as base, httpx.Client(base_url=base, timeout=10) as client:
         yield Running(client, resource, issuer)
     verifier.server.close()
-
-
-@pytest.fixture
-def mcp(local_issuer: LocalIssuer) -> Iterator[Running]:
-    with running(local_issuer) as app:
-        yield app
-
-
-def test_a_valid_token_calls_a_tool(mcp: Running) -> None:
-    token = mcp.issuer.mint(audience=mcp.resource, scope=f"{SCOPE} other")
-    result = call_tool(mcp.client, token, "add", {"a": 2, "b": 3})
-    assert result["isError"] is False
-    assert result["structuredContent"] == {"result": 5}
-
-
-def test_no_token_is_401_pointing_at_the_resource_metadata(mcp: Running) -> None:
-    response = initialize(mcp.client, None)
-    assert response.status_code == 401
-    metadata_url = mcp.resource.replace("/mcp", "/.well-known/oauth-protected-resource/mcp")
-    assert challenge(response)["resource_metadata"] == metadata_url
-
-
-@pytest.mark.parametrize(
-    "audience",
-    ["https://other.example/mcp", ["https://other.example/mcp", "api://x"], None],
-    ids=["other", "list-without-us", "absent"],
-)
-def test_a_token_for_another_resource_is_401(
-    mcp: Running, audience: str | list[str] | None
-) -> None:
-    token = mcp.issuer.mint(audience=audience, scope=SCOPE)
-    assert refusal(mcp, token) == (401, "invalid_token")
-
-
-def test_a_token_listing_us_among_audiences_is_accepted(mcp: Running) -> None:
-    token = mcp.issuer.mint(audience=["api://x", mcp.resource], scope=SCOPE)
-    assert call_tool(mcp.client, token, "add", {"a": 1, "b": 1})["structuredContent"] == {
-        "result": 2
-    }
-
-
-@pytest.mark.parametrize("token_kind", ["bad-signature", "expired", "garbage"])
-def test_an_invalid_token_is_401(mcp: Running, token_kind: str) -> None:
-    token = {
-        "bad-signature": mcp.issuer.mint(audience=mcp.resource, scope=SCOPE)[:-4] + "AAAA",
-        "expired": mcp.issuer.mint(audience=mcp.resource, scope=SCOPE, expires_in=-3600),
-        "garbage": "not-a-token",
-    }[token_kind]
-    assert refusal(mcp, token) == (401, "invalid_token")
-
-
-def test_a_missing_scope_is_403(mcp: Running) -> None:
-    token = mcp.issuer.mint(audience=mcp.resource, scope="other")
-    assert refusal(mcp, token) == (403, "insufficient_scope")
-
-
-def test_the_protected_resource_metadata_is_served(mcp: Running) -> None:
-    check_metadata(mcp)
-
-
-def test_an_opaque_token_is_introspected(local_issuer: LocalIssuer) -> None:
-    with running(local_issuer, introspection=introspection_at(local_issuer)) as mcp:
-        token = local_issuer.mint_opaque(scope=SCOPE, aud=mcp.resource)
-        result = call_tool(mcp.client, token, "add", {"a": 4, "b": 5})
-        assert result["structuredContent"] == {"result": 9}
-        assert local_issuer.count("/introspect") == 1  # then cached
-        # MCP binds tokens to the server: an answer without our `aud` is not enough.
-        unbound = local_issuer.mint_opaque(scope=SCOPE)
-        assert initialize(mcp.client, unbound).status_code == 401
-        other = local_issuer.mint_opaque(scope=SCOPE, aud="https://other.example/mcp")
-        assert initialize(mcp.client, other).status_code == 401
-
-
-def test_an_unreachable_issuer_is_503_not_401(local_issuer: LocalIssuer) -> None:
-    with running(local_issuer) as mcp:
-        local_issuer.go_down("refuse")
-        response = initialize(mcp.client, local_issuer.mint(audience=mcp.resource, scope=SCOPE))
-        assert response.status_code == 503
-        assert response.json()["error"] == "temporarily_unavailable"
-        assert "www-authenticate" not in response.headers
-        # The same 503 as every other adapter renders (bearerguard._challenge.challenge).
-        assert response.headers["retry-after"] == "10"  # the default refetch cool-down
-        assert response.headers["cache-control"] == "no-store"
 
 
 def test_without_the_middleware_the_sdk_answers_500(local_issuer: LocalIssuer) -> None:
