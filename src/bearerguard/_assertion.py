@@ -1,7 +1,8 @@
 """`private_key_jwt` client authentication (RFC 7523 §2.2, §3; OpenID Connect Core §9).
 
 The resource server proves who it is to the authorization server with a short-lived JWT signed
-by its own private key: `iss` = `sub` = its client_id, a fresh `jti` per request.
+by its own private key: `iss` = `sub` = its client_id, a fresh `jti` per request, and the `aud`
+that this authorization server accepts (servers disagree, see `assertion_audience`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ _RSA = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 _CURVES = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
 SIGNING_ALGORITHMS = (*_RSA, *_CURVES, "EdDSA")
 _MIN_RSA_BITS = 2048  # RFC 7518 §3.3
+# The names `private_key_audience` accepts besides an explicit URL.
+AUDIENCE_ENDPOINT, AUDIENCE_ISSUER = "endpoint", "issuer"
 
 
 def signing_key(value: object, alg: str, owner: str) -> PrivateKey:
@@ -69,6 +72,22 @@ def signing_key(value: object, alg: str, owner: str) -> PrivateKey:
             field="private_key",
         )
     return cast(PrivateKey, key)
+
+
+def assertion_audience(setting: str | None, *, issuer: str | None, endpoint: str) -> str:
+    """The `aud` of an assertion POSTed to `endpoint`, as `private_key_audience` asks.
+
+    RFC 7523 §3 lets it be any name of the AS, the token endpoint URL included; OIDC Core §9 says
+    the token endpoint; Okta wants the URL actually called; draft-ietf-oauth-rfc7523bis the
+    issuer identifier alone, since endpoint URLs (taken from metadata) let one AS obtain
+    assertions that another accepts. So the default (None) is the issuer when one is configured,
+    and the URL we POST to, the only name of the AS we have, when none is.
+    """
+    if setting == AUDIENCE_ENDPOINT:
+        return endpoint
+    if setting is None or setting == AUDIENCE_ISSUER:
+        return issuer or endpoint  # "issuer" is refused at init when there is none
+    return setting  # an explicit URL, checked at init
 
 
 def new_jti() -> str:

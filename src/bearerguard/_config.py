@@ -16,7 +16,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
-from ._assertion import PrivateKey, signing_key
+from ._assertion import AUDIENCE_ENDPOINT, AUDIENCE_ISSUER, PrivateKey, signing_key
 from ._claims import RFC9068_CLAIMS, ClaimsPolicy
 from ._discovery import metadata_urls, secure_url
 from ._errors import ConfigurationError
@@ -224,7 +224,9 @@ class Introspection:
     §2). This resource server authenticates to it with its own `client_id` and `client_secret`,
     sent as HTTP Basic (`client_secret_basic`, the default) or in the form body
     (`client_secret_post`), never over plain http beyond loopback; or by a JWT signed with its
-    `private_key` (`private_key_jwt`, RFC 7523 §2.2), then with no secret. `issuer` and
+    `private_key` (`private_key_jwt`, RFC 7523 §2.2), then with no secret; the JWT's `aud` is
+    `private_key_audience`: "endpoint" (the URL called), "issuer", or an explicit URL, or by
+    default the issuer when configured, else the endpoint. `issuer` and
     `audience`, when set, must match the answer's `iss` and `aud` whenever the answer has them:
     many servers leave them out (RFC 7662 §2.2 makes every member but `active` optional).
 
@@ -247,6 +249,7 @@ class Introspection:
     private_key: PrivateKey | str | bytes | None = field(default=None, repr=False)
     private_key_alg: str = "RS256"
     private_key_kid: str | None = None
+    private_key_audience: str | None = None  # "endpoint", "issuer" or a URL (Okta: the endpoint)
     audience: str | Sequence[str] | None = None
     scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS
     leeway: float | timedelta = 30.0
@@ -268,6 +271,7 @@ class Introspection:
                 f"{owner}: auth_method must be one of {AUTH_METHODS}", field="auth_method"
             )
         self._check_credentials(owner)
+        self._check_assertion_audience(owner)
         if self.audience is not None:
             audience = (self.audience,) if isinstance(self.audience, str) else tuple(self.audience)
             if not audience or not all(isinstance(a, str) and a for a in audience):
@@ -303,3 +307,18 @@ class Introspection:
         if keyed:
             key = signing_key(self.private_key, self.private_key_alg, owner)
             object.__setattr__(self, "private_key", key)
+
+    def _check_assertion_audience(self, owner: str) -> None:
+        name, value = "private_key_audience", self.private_key_audience
+        if value is None:
+            return
+        if self.auth_method != "private_key_jwt":
+            raise ConfigurationError(
+                f"{owner}: {name} goes only with auth_method='private_key_jwt'", field=name
+            )
+        if value == AUDIENCE_ISSUER and self.issuer is None:
+            raise ConfigurationError(f"{owner}: {name}='issuer' needs an issuer", field=name)
+        if not isinstance(value, str):
+            raise ConfigurationError(f"{owner}: {name} must be a string", field=name)
+        if value not in (AUDIENCE_ENDPOINT, AUDIENCE_ISSUER):  # then a URL naming the AS
+            check_url(value, allow_http=self.allow_http, owner=f"{owner}: {name}", field=name)

@@ -98,6 +98,7 @@ INTROSPECTION_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PRIVATE_KEY_FILE": ("private_key", _pem_file),
     "PRIVATE_KEY_ALG": ("private_key_alg", str.strip),
     "PRIVATE_KEY_KID": ("private_key_kid", str.strip),
+    "PRIVATE_KEY_AUDIENCE": ("private_key_audience", str.strip),
     "AUDIENCE": ("audience", _list),
     "SCOPE_CLAIMS": ("scope_claims", _list),
     "LEEWAY": ("leeway", _float),

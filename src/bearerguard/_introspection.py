@@ -27,7 +27,13 @@ from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import quote_plus
 
-from ._assertion import ASSERTION_TYPE, PrivateKey, client_assertion, new_jti
+from ._assertion import (
+    ASSERTION_TYPE,
+    PrivateKey,
+    assertion_audience,
+    client_assertion,
+    new_jti,
+)
 from ._cache import ExpiringCache
 from ._claims import audiences, check_times
 from ._config import Introspection, check_url
@@ -75,11 +81,9 @@ def introspection_request(
     else:
         assertion = client_assertion(
             client_id=config.client_id,
-            # RFC 7523 §3 lets the audience be the token endpoint URL; draft-ietf-oauth-
-            # rfc7523bis requires the AS's issuer identifier alone, since endpoint URLs (taken
-            # from metadata) let one AS obtain assertions that another accepts. With no issuer
-            # configured, the URL we POST to is the only name of the AS we have.
-            audience=config.issuer or endpoint,
+            audience=assertion_audience(
+                config.private_key_audience, issuer=config.issuer, endpoint=endpoint
+            ),
             key=cast(PrivateKey, config.private_key),  # loaded and checked at init
             alg=config.private_key_alg,
             kid=config.private_key_kid,

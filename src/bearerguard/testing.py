@@ -168,6 +168,12 @@ def _decode_basic(credentials: str) -> tuple[str, str] | None:
     return (unquote_plus(client_id), unquote_plus(secret)) if colon else None
 
 
+def _audience_list(audiences: str | Sequence[str] | None, *, default: Sequence[str]) -> list[str]:
+    if audiences is None:
+        return list(default)
+    return [audiences] if isinstance(audiences, str) else list(audiences)  # not its characters
+
+
 def _is_current(claims: Mapping[str, Any], now: float) -> bool:
     exp, nbf = claims.get("exp"), claims.get("nbf")
     if exp is not None and (not isinstance(exp, int | float) or exp <= now):
@@ -192,10 +198,15 @@ class LocalIssuer:
         cache_max_age: int | None = 300,
         clock: Callable[[], float] = time.time,
         rfc9068: bool = True,
+        client_assertion_audiences: str | Sequence[str] | None = None,
     ) -> None:
         if not algorithms:
             raise ValueError("at least one algorithm is required")
         self.audience = audience
+        # The `aud` values a private_key_jwt assertion may carry: None accepts this issuer's
+        # identifier and the URL of the endpoint called; a list accepts exactly those (Okta, for
+        # one, takes only the endpoint URL). Settable after start, when the URLs are known.
+        self.client_assertion_audiences = client_assertion_audiences
         self.token_lifetime = token_lifetime
         self._algorithms = tuple(algorithms)
         self._path = "/" + path.strip("/") if path.strip("/") else ""
@@ -482,7 +493,8 @@ class LocalIssuer:
 
     def register_client_key(self, client_id: str, public_key: Any, alg: str = "RS256") -> None:
         """Let ``client_id`` authenticate with ``private_key_jwt`` (RFC 7523 §2.2): assertions
-        signed with ``alg`` by the private half of ``public_key`` (a ``cryptography`` key)."""
+        signed with ``alg`` by the private half of ``public_key`` (a ``cryptography`` key), for an
+        audience in ``client_assertion_audiences``."""
         with self._lock:
             self._client_keys[client_id] = (public_key, alg)
 
@@ -620,7 +632,7 @@ class LocalIssuer:
         """RFC 7523 §3: signed by the client's key, iss = sub = client_id, for us, current, new."""
         if form.get("client_assertion_type") != _ASSERTION_TYPE:
             return _oauth_error(400, "invalid_request", "unsupported client_assertion_type")
-        assertion = form["client_assertion"]
+        assertion, audiences = form["client_assertion"], self.client_assertion_audiences
         try:
             iss = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
             client_id = iss if isinstance(iss, str) else ""  # "" is no registered client
@@ -632,7 +644,7 @@ class LocalIssuer:
                 assertion,
                 registered[0],
                 algorithms=[registered[1]],
-                audience=[self.issuer, endpoint],
+                audience=_audience_list(audiences, default=(self.issuer, endpoint)),
                 issuer=client_id,
                 options={"require": ["sub", "exp", "jti"], **_CLOCK_CHECKS_OFF},
             )

@@ -71,15 +71,49 @@ def test_request_carries_the_assertion_and_no_secret(rsa_key: rsa.RSAPrivateKey)
     assert ASSERTION_TYPE == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
+DISCOVERED = "https://idp.test/v1/introspect"  # what discovery found: the URL actually called
+OKTA = "https://tenant.okta.test/oauth2/v1/introspect"  # an explicit aud
+CONFIGURED = {"endpoint": ENDPOINT}
+BOTH = {"endpoint": ENDPOINT, "issuer": ISSUER}
+FOUND = {"endpoint": None, "issuer": ISSUER}
+
+
 @pytest.mark.parametrize(
-    ("where", "audience"),
-    [({}, ENDPOINT), ({"issuer": ISSUER}, ISSUER), ({"endpoint": None, "issuer": ISSUER}, ISSUER)],
-    ids=["endpoint-only", "issuer-and-endpoint", "discovered-endpoint"],
+    ("setting", "where", "audience"),
+    [
+        # None (the default): the issuer identifier when known (draft-ietf-oauth-rfc7523bis),
+        # else the endpoint.
+        (None, CONFIGURED, ENDPOINT),
+        (None, BOTH, ISSUER),
+        (None, FOUND, ISSUER),
+        ("endpoint", CONFIGURED, ENDPOINT),
+        ("endpoint", BOTH, ENDPOINT),
+        ("endpoint", FOUND, DISCOVERED),
+        ("issuer", BOTH, ISSUER),
+        ("issuer", FOUND, ISSUER),
+        (OKTA, CONFIGURED, OKTA),
+        (OKTA, FOUND, OKTA),
+    ],
+    ids=[
+        "default-endpoint-only",
+        "default-issuer-and-endpoint",
+        "default-discovered",
+        "endpoint-configured",
+        "endpoint-with-issuer",
+        "endpoint-discovered",
+        "issuer-with-endpoint",
+        "issuer-discovered",
+        "url-configured",
+        "url-discovered",
+    ],
 )
-def test_assertion_claims(rsa_key: rsa.RSAPrivateKey, where: dict[str, Any], audience: str) -> None:
-    # aud: the issuer identifier when known (draft-ietf-oauth-rfc7523bis), else the endpoint.
-    conf = config(rsa_key, private_key_kid="rs-1", **where)
-    fetch = introspection_request(conf, ENDPOINT, "tok-1", NOW, jti=lambda: "jti-1")
+def test_assertion_claims(
+    rsa_key: rsa.RSAPrivateKey, setting: str | None, where: dict[str, Any], audience: str
+) -> None:
+    conf = config(rsa_key, private_key_kid="rs-1", private_key_audience=setting, **where)
+    called = conf.endpoint or DISCOVERED
+    fetch = introspection_request(conf, called, "tok-1", NOW, jti=lambda: "jti-1")
+    assert fetch.url == called
     token = assertion_of(fetch.form)
     assert jwt.get_unverified_header(token) == {"alg": "RS256", "kid": "rs-1", "typ": "JWT"}
     claims = jwt.decode(
@@ -198,6 +232,48 @@ def test_credential_errors_name_the_field(
     assert caught.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("kw", "says"),
+    [
+        ({"private_key_audience": "issuer"}, "needs an issuer"),  # none configured
+        ({"private_key_audience": "http://idp.test/introspect"}, "https URL"),
+        ({"private_key_audience": "idp.test/introspect"}, "https URL"),  # not absolute
+        ({"private_key_audience": "Endpoint"}, "https URL"),  # the names are exact
+        ({"private_key_audience": ""}, "https URL"),
+        ({"private_key_audience": ["endpoint"]}, "must be a string"),
+        (
+            {
+                "auth_method": "client_secret_basic",
+                "client_secret": "s3cret",
+                "private_key": None,
+                "private_key_audience": "endpoint",
+            },
+            "only with auth_method='private_key_jwt'",
+        ),
+    ],
+)
+def test_assertion_audience_errors_name_the_field(
+    rsa_key: rsa.RSAPrivateKey, kw: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=says) as caught:
+        config(rsa_key, **kw)
+    assert caught.value.field == "private_key_audience"
+    assert "private_key_audience" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "allow_http"),
+    [("http://127.0.0.1:8080/introspect", False), ("http://idp.internal/introspect", True)],
+)
+def test_assertion_audience_url_follows_the_transport_rule(
+    rsa_key: rsa.RSAPrivateKey, value: str, allow_http: bool
+) -> None:
+    # The same rule as every URL here: https, or http on loopback or with allow_http.
+    conf = config(rsa_key, private_key_audience=value, allow_http=allow_http)
+    token = assertion_of(introspection_request(conf, ENDPOINT, "t", NOW).form)
+    assert jwt.decode(token, options={"verify_signature": False})["aud"] == value
+
+
 def test_secret_methods_still_need_a_secret() -> None:
     with pytest.raises(ConfigurationError) as caught:
         Introspection(endpoint=ENDPOINT, client_id="orders-api")
@@ -218,11 +294,13 @@ def test_key_file_from_env(rsa_key: rsa.RSAPrivateKey, tmp_path: Path) -> None:
             ENV + "PRIVATE_KEY_FILE": f" {path} ",
             ENV + "PRIVATE_KEY_ALG": "PS384",
             ENV + "PRIVATE_KEY_KID": "k-2025",
+            ENV + "PRIVATE_KEY_AUDIENCE": " endpoint ",
         }
     )
     assert conf is not None and isinstance(conf.private_key, rsa.RSAPrivateKey)
     assert conf.private_key.private_numbers() == rsa_key.private_numbers()
     assert (conf.private_key_alg, conf.private_key_kid) == ("PS384", "k-2025")
+    assert conf.private_key_audience == "endpoint"
 
 
 @pytest.mark.parametrize(
@@ -234,6 +312,22 @@ def test_key_file_from_env(rsa_key: rsa.RSAPrivateKey, tmp_path: Path) -> None:
         ({ENV + "PRIVATE_KEY_FILE": "{pem}", ENV + "PRIVATE_KEY_ALG": "HS256"}, "PRIVATE_KEY_ALG"),
         ({}, "PRIVATE_KEY_FILE"),
         ({ENV + "AUTH_METHOD": "client_secret_post"}, "CLIENT_SECRET"),
+        (
+            {ENV + "PRIVATE_KEY_FILE": "{pem}", ENV + "PRIVATE_KEY_AUDIENCE": "issuer"},
+            "PRIVATE_KEY_AUDIENCE",
+        ),
+        (
+            {ENV + "PRIVATE_KEY_FILE": "{pem}", ENV + "PRIVATE_KEY_AUDIENCE": "http://okta.test/i"},
+            "PRIVATE_KEY_AUDIENCE",
+        ),
+        (
+            {
+                ENV + "AUTH_METHOD": "client_secret_post",
+                ENV + "CLIENT_SECRET": "s3cret",
+                ENV + "PRIVATE_KEY_AUDIENCE": "endpoint",
+            },
+            "PRIVATE_KEY_AUDIENCE",
+        ),
     ],
 )
 def test_env_errors_name_the_variable(

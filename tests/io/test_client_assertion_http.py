@@ -24,6 +24,7 @@ from bearerguard.testing import LocalIssuer
 from ..conftest import FakeClock, Twin
 
 CLIENT = "orders-api"
+OKTA_AUD = "https://tenant.okta.test/oauth2/v1/introspect"  # an explicit aud (Okta's shape)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,21 @@ def test_local_issuer_token_endpoint_accepts_a_good_assertion_once(
         assert (replay.status_code, replay.json()["error"]) == (401, "invalid_client")
 
 
+def test_local_issuer_can_require_one_assertion_audience(
+    issuer: LocalIssuer, key: rsa.RSAPrivateKey, local_issuer_factory: Callable[..., LocalIssuer]
+) -> None:
+    # What lets the tests below fail if we send an `aud` the AS was not told to expect.
+    issuer.client_assertion_audiences = [issuer.token_endpoint]
+    refused = token_request(issuer, signed(issuer, key=key, audience=issuer.issuer))
+    assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")
+    accepted = token_request(issuer, signed(issuer, key=key, audience=issuer.token_endpoint))
+    assert accepted.status_code == 200, accepted.text
+    at = local_issuer_factory(client_assertion_audiences=OKTA_AUD)  # one string: that one value
+    at.register_client_key(CLIENT, key.public_key())
+    for audience, status in ((at.issuer, 401), (at.token_endpoint, 401), (OKTA_AUD, 200)):
+        assert token_request(at, signed(at, key=key, audience=audience)).status_code == status
+
+
 @pytest.mark.parametrize(
     ("claims", "form", "expected"),
     [
@@ -121,21 +137,52 @@ def server_for(
     return ResourceServer(introspection=introspection, **times)
 
 
+# (private_key_audience, what is configured, the aud the AS requires); "issuer" configured alone
+# means a discovered endpoint.
+AUDIENCE_CASES = [
+    (None, "endpoint", "endpoint"),  # the default: the only name of the AS we have
+    (None, "issuer", "issuer"),  # the default: the issuer identifier when configured
+    (None, "both", "issuer"),
+    ("endpoint", "endpoint", "endpoint"),
+    ("endpoint", "issuer", "endpoint"),  # the URL discovery found and we POST to
+    ("endpoint", "both", "endpoint"),
+    ("issuer", "issuer", "issuer"),
+    ("issuer", "both", "issuer"),
+    (OKTA_AUD, "endpoint", OKTA_AUD),  # an explicit value, sent as given
+    (OKTA_AUD, "issuer", OKTA_AUD),
+]
+
+
 @pytest.mark.parametrize(
-    "where", ["endpoint", "issuer"], ids=["aud=endpoint", "aud=issuer (discovered)"]
+    ("setting", "configured", "required"),
+    AUDIENCE_CASES,
+    ids=[f"{'url' if s == OKTA_AUD else s}-aud, {c} configured" for s, c, _ in AUDIENCE_CASES],
 )
 def test_introspection_with_private_key_jwt(
-    issuer: LocalIssuer, key: rsa.RSAPrivateKey, twin: Twin, where: str
+    issuer: LocalIssuer,
+    key: rsa.RSAPrivateKey,
+    twin: Twin,
+    *,
+    setting: str | None,
+    configured: str,
+    required: str,
 ) -> None:
-    where_kw: dict[str, Any] = (
-        {"endpoint": None, "issuer": issuer.issuer} if where == "issuer" else {}
+    audience = {"issuer": issuer.issuer, "endpoint": issuer.introspection_endpoint}.get(
+        required, required
     )
+    issuer.client_assertion_audiences = [audience]  # any other aud is refused: 401, then 503
+    wheres: dict[str, dict[str, Any]] = {
+        "endpoint": {},
+        "issuer": {"endpoint": None, "issuer": issuer.issuer},
+        "both": {"issuer": issuer.issuer},
+    }
+    where = wheres[configured]
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
-    server = server_for(issuer, pem, **where_kw)
+    server = server_for(issuer, pem, private_key_audience=setting, **where)
     tokens = [issuer.mint_opaque(scope="orders.read", client_id="shop") for _ in range(3)]
     for token in tokens:  # a new assertion for each; LocalIssuer refuses a replayed jti
         access = twin.authenticate(server, bearer(token))
@@ -143,12 +190,31 @@ def test_introspection_with_private_key_jwt(
     sent = [r.form for r in issuer.requests if r.path.endswith("/introspect")]
     assert len(sent) == 3
     assert all(f["client_id"] == CLIENT and "client_secret" not in f for f in sent)
-    audience = issuer.issuer if where == "issuer" else issuer.introspection_endpoint
     claims = [
-        jwt.decode(f["client_assertion"], key.public_key(), ["RS256"], audience=audience)
+        jwt.decode(
+            f["client_assertion"],
+            key.public_key(),
+            ["RS256"],
+            audience=audience,
+            options={"strict_aud": True},  # a string equal to it, not a list containing it
+        )
         for f in sent
     ]
     assert len({c["jti"] for c in claims}) == 3
+
+
+def test_an_as_that_wants_the_endpoint_needs_the_setting(
+    issuer: LocalIssuer, key: rsa.RSAPrivateKey, twin: Twin
+) -> None:
+    # Okta's introspection takes only its own URL as `aud`, so our default (the issuer) fails:
+    # 401 invalid_client there, a 503 here (our credentials, not the token, are at fault).
+    issuer.client_assertion_audiences = [issuer.introspection_endpoint]
+    token = issuer.mint_opaque(scope="orders.read")
+    default = server_for(issuer, key, issuer=issuer.issuer)
+    with pytest.raises(UpstreamUnavailableError):
+        twin.authenticate(default, bearer(token))
+    chosen = server_for(issuer, key, issuer=issuer.issuer, private_key_audience="endpoint")
+    assert twin.authenticate(chosen, bearer(token)).scopes == frozenset({"orders.read"})
 
 
 def test_wrong_key_is_503_and_an_error_log_without_key_or_assertion(
