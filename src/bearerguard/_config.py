@@ -316,9 +316,9 @@ class Introspection:
             raise ConfigurationError(
                 f"{owner}: {name} goes only with auth_method='private_key_jwt'", field=name
             )
-        if value == AUDIENCE_ISSUER and self.issuer is None:
-            raise ConfigurationError(f"{owner}: {name}='issuer' needs an issuer", field=name)
         if not isinstance(value, str):
             raise ConfigurationError(f"{owner}: {name} must be a string", field=name)
+        if value == AUDIENCE_ISSUER and self.issuer is None:
+            raise ConfigurationError(f"{owner}: {name}='issuer' needs an issuer", field=name)
         if value not in (AUDIENCE_ENDPOINT, AUDIENCE_ISSUER):  # then a URL naming the AS
             check_url(value, allow_http=self.allow_http, owner=f"{owner}: {name}", field=name)
