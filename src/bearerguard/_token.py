@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from ._jose import MAX_JSON_DEPTH
+
 # Where RFC 9068 and the issuers our users run put the client's id, in order of preference:
 # RFC 9068 `client_id`, then `azp` (Entra v2, Auth0), `appid` (Entra v1), `cid` (Okta).
 CLIENT_ID_CLAIMS = ("client_id", "azp", "appid", "cid")
@@ -74,18 +76,27 @@ def freeze(value: Any, *, flat: bool = False) -> Any:
     """A read-only deep copy of decoded JSON: objects become mapping proxies, arrays tuples.
 
     `flat=True` says `value` is an object of scalars only (the parser can tell from the JSON
-    text), so it is copied in one step without looking at its members.
+    text), so it is copied in one step without looking at its members. JSON nested deeper than
+    the parser accepts (`MAX_JSON_DEPTH`) is a `ValueError`, never a `RecursionError`.
     """
     if flat:
         return MappingProxyType(value.copy())
+    return _frozen(value, 1)
+
+
+def _frozen(value: Any, depth: int) -> Any:
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} deep")
     if isinstance(value, dict):
         if _SCALARS.issuperset(map(type, value.values())):
             return MappingProxyType(value.copy())  # the common flat object: one C-level pass
+        depth += 1
         return MappingProxyType(
-            {k: freeze(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
+            {k: _frozen(v, depth) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
         )
     if isinstance(value, list):
-        return tuple(freeze(v) if isinstance(v, _CONTAINERS) else v for v in value)
+        depth += 1
+        return tuple(_frozen(v, depth) if isinstance(v, _CONTAINERS) else v for v in value)
     return value
 
 
