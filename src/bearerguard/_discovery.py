@@ -37,7 +37,11 @@ class DiscoveryError(Exception):
 def secure_url(url: str, *, allow_http: bool = False) -> bool:
     """May keys or metadata be fetched from `url`? https always; plain http only for loopback
     hosts or when allowed explicitly, since anyone on the path could swap the keys."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises if what stands for host:port is not one
+    except ValueError:  # "https://[::1/", "https://h:x/": no URL is a safe one (metadata is input)
+        return False
     if parts.scheme == "https":
         return bool(parts.hostname)
     return parts.scheme == "http" and (allow_http or _is_loopback(parts.hostname))

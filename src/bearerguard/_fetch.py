@@ -17,6 +17,7 @@ from ._flow import MAX_DOCUMENT_BYTES, Fetch, FetchFailed, Flow, Outcome, T, to_
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 _ACCEPT_JSON = {"accept": "application/json"}
 _TOO_LARGE = FetchFailed("response body too large")
+_INVALID_URL = FetchFailed("InvalidURL")
 
 
 def run_sync(flow: Flow[T], client: httpx.Client) -> T:
@@ -39,18 +40,24 @@ async def run_async(flow: Flow[T], client: httpx.AsyncClient) -> T:
         return done.value  # type: ignore[no-any-return]
 
 
-def _request(client: httpx.Client | httpx.AsyncClient, fetch: Fetch) -> httpx.Request:
-    return client.build_request(
-        fetch.method,
-        fetch.url,
-        headers=_ACCEPT_JSON | dict(fetch.headers),
-        data=dict(fetch.form) if fetch.form is not None else None,
-    )
+def _request(client: httpx.Client | httpx.AsyncClient, fetch: Fetch) -> httpx.Request | FetchFailed:
+    try:
+        return client.build_request(
+            fetch.method,
+            fetch.url,
+            headers=_ACCEPT_JSON | dict(fetch.headers),
+            data=dict(fetch.form) if fetch.form is not None else None,
+        )
+    except (httpx.InvalidURL, ValueError):  # also idna's errors: a URL httpx will not send
+        return _INVALID_URL  # URLs come from AS metadata too: its fault, so no answer (503)
 
 
 def _perform(client: httpx.Client, fetch: Fetch) -> Outcome:
+    request = _request(client, fetch)
+    if isinstance(request, FetchFailed):
+        return request
     try:
-        response = client.send(_request(client, fetch), stream=True)
+        response = client.send(request, stream=True)
         try:
             body = bytearray()
             for chunk in response.iter_bytes():
@@ -65,8 +72,11 @@ def _perform(client: httpx.Client, fetch: Fetch) -> Outcome:
 
 
 async def _aperform(client: httpx.AsyncClient, fetch: Fetch) -> Outcome:
+    request = _request(client, fetch)
+    if isinstance(request, FetchFailed):
+        return request
     try:
-        response = await client.send(_request(client, fetch), stream=True)
+        response = await client.send(request, stream=True)
         try:
             body = bytearray()
             async for chunk in response.aiter_bytes():

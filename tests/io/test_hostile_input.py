@@ -31,11 +31,12 @@ from bearerguard.testing import LocalIssuer
 from bearerguard.wsgi import BearerAuthWSGIMiddleware
 
 from ..conftest import FakeClock, Twin
-from ..helpers import dumps, sign_raw
+from ..helpers import dumps, generate, sign_raw
 from ..integrations.conftest import wsgi_caller
 from ..integrations.mcp_support import free_port, serve
 
 HUGE = b"9" * 4301  # one digit past the interpreter's integer-string conversion limit
+KEY = generate("RS256")
 
 
 def nested(depth: int, opening: bytes = b"[", closing: bytes = b"]") -> bytes:
@@ -251,3 +252,49 @@ def test_a_jwks_without_one_usable_key_is_503_then_stale_keys_serve(
     assert twin.authenticate(server, "Bearer " + local_issuer.mint()).subject == "test-client"
     assert local_issuer.count("jwks") == 3
     assert server.status()[0].last_error is not None
+
+
+# -- metadata documents: a URL that is no URL is the AS's fault --------------------------------
+
+
+def metadata_app(document: dict[str, Any]) -> Any:
+    """An ASGI app serving `document` as the OIDC metadata of the issuer at its own address."""
+    body = json.dumps(document).encode()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            for step in ("startup", "shutdown"):
+                await receive()
+                await send({"type": f"lifespan.{step}.complete"})
+            return
+        status = 200 if scope["path"] == "/.well-known/openid-configuration" else 404
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[::1/introspect",  # urllib: Invalid IPv6 URL
+        "https://h:x/",  # urllib: the port is not a number
+        "https://h/\n",  # httpx: not printable
+        "https://xn--a.test/",  # idna: not a valid A-label
+    ],
+)
+def test_a_discovered_url_that_cannot_be_parsed_is_503(twin: Twin, url: str) -> None:
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    document = {"issuer": issuer, "jwks_uri": url, "introspection_endpoint": url}
+    with serve(metadata_app(document), port):
+        opaque = ResourceServer(
+            introspection=Introspection(issuer=issuer, client_id="c", client_secret="s")
+        )
+        with pytest.raises(UpstreamUnavailableError):
+            twin.authenticate(opaque, "Bearer opaque-token")
+        jwt = ResourceServer(Issuer(issuer=issuer, audience="api"))
+        token = sign_raw(dumps({"alg": "RS256", "kid": "k"}), dumps({"iss": issuer}), KEY, "RS256")
+        with pytest.raises(UpstreamUnavailableError):
+            twin.authenticate(jwt, "Bearer " + token)
