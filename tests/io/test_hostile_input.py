@@ -154,27 +154,35 @@ def introspecting(issuer: LocalIssuer) -> ResourceServer:
     )
 
 
+DEEP = "JSON nested more than 64 deep"
+
+
 def answer_with(member: bytes) -> bytes:
     exp = int(time.time()) + 300
     return b'{"active":true,"client_id":"c","exp":%d,"x":%s}' % (exp, member)
 
 
 @pytest.mark.parametrize(
-    "member",
+    ("member", "why"),
     [
-        pytest.param(nested(450), id="450-deep"),
-        pytest.param(nested(950, b'{"a":', b"}"), id="950-deep-objects"),
-        pytest.param(nested(64), id="65-deep"),
-        pytest.param(HUGE, id="huge-integer"),
+        pytest.param(nested(450), DEEP, id="450-deep"),
+        pytest.param(nested(950, b'{"a":', b"}"), DEEP, id="950-deep-objects"),
+        pytest.param(nested(64), DEEP, id="65-deep"),
+        pytest.param(HUGE, "invalid JSON: a number with too many digits", id="huge-integer"),
     ],
 )
 def test_an_introspection_answer_that_cannot_be_read_is_503(
-    local_issuer: LocalIssuer, twin: Twin, member: bytes
+    local_issuer: LocalIssuer,
+    twin: Twin,
+    member: bytes,
+    why: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     local_issuer.set_introspection_body(answer_with(member))
     server = introspecting(local_issuer)
     with pytest.raises(UpstreamUnavailableError):
         twin.authenticate(server, "Bearer " + local_issuer.mint_opaque())
+    assert f"HTTP 200, body is not a JSON object ({why})" in caplog.text  # why, not the body
     local_issuer.set_introspection_body(answer_with(nested(63)))  # as deep as may be: read
     deep = twin.authenticate(server, "Bearer " + local_issuer.mint_opaque()).claims["x"]
     assert len(deep) == 1
