@@ -566,3 +566,16 @@ def test_hostile_tokens_fail_at_parse(
     assert all(segment not in out for segment in token.split("."))
     code, document = check_json(capsys, token, *against(local_issuer))
     assert (code, document["verdict"]["step"], document["claims"]) == (1, "parse", None)
+
+
+def test_a_malformed_jwk_beside_good_keys_leaves_the_token_valid(
+    local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A list where a JWK member must be a string (issue 13): that key is skipped and named in
+    # the log; the token's own key, in the same JWKS, verifies it.
+    bad = {"kty": ["RSA"], "kid": "broken", "alg": ["RS256"]}
+    local_issuer.set_jwks_body(json.dumps({"keys": [bad, *local_issuer.jwks()["keys"]]}).encode())
+    code, out = check(capsys, local_issuer.mint(), *against(local_issuer))
+    assert code == 0
+    assert "verdict    VALID" in out
+    assert "skipping JWK kid='broken'" in out and "kty is not a string" in out
