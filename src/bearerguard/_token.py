@@ -101,16 +101,16 @@ def _level(deeper: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return frozen
 
 
-def _too_deep(value: Any) -> Any:
+def _deeper_than_allowed(value: Any) -> Any:
     raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} deep")
 
 
 _CONTAINERS = (dict, list)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
-# One freezer per nesting level, each calling the next, the last `_too_deep`: the freezer
-# cannot go deeper than the parser lets JSON nest, at no cost per call (a depth argument
+# One freezer per nesting level, each calling the next, the last `_deeper_than_allowed`: it
+# never goes deeper than the parser lets JSON nest, at no cost per call (a depth argument
 # checked on every call cost ~20% of freezing a token with a few arrays).
-_freeze: Callable[[Any], Any] = _too_deep
+_freeze: Callable[[Any], Any] = _deeper_than_allowed
 for _ in range(MAX_JSON_DEPTH):
     _freeze = _level(_freeze)
 
