@@ -78,6 +78,11 @@ class SingleFlight(Generic[K, V]):
         call = self._calls.get(key)
         return 0 if call is None else call.callers
 
+    def ain_flight(self, key: K) -> bool:
+        """Does a task of the running loop compute `key` now? (the async twin of `callers`)"""
+        flights = self._tasks.get(asyncio.get_running_loop())
+        return flights is not None and key in flights
+
     async def arun(self, key: K, compute: Callable[[], Awaitable[V]]) -> V:
         """Await `compute()` unless a task of this loop already does so for `key`.
 
