@@ -152,6 +152,10 @@ class HTTP:
     def run(self, flow: Flow[T]) -> T:
         return run_sync(flow, self._sync_client())
 
+    def deadline(self) -> float | None:
+        """The upstream deadline of the sync client's flows, in seconds (None: unbounded)."""
+        return upstream_deadline(self._sync_client().timeout)
+
     async def arun(self, flow: Flow[T]) -> T:
         return await run_async(flow, self._async_client())
 

@@ -15,6 +15,7 @@ those too).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -277,7 +278,10 @@ class ResourceServer:
             if now or keys.may_fetch(self._timer()):
                 self._http.run(keys.refresh_flow(self._timer))
 
-        self._refreshes.run(keys, fetch)
+        try:
+            self._refreshes.run(keys, fetch, wait=self._http.deadline())
+        except TimeoutError:  # a fetch outlasting its deadline (an issuer trickling its bytes)
+            raise UpstreamUnavailableError(f"keys of issuer {keys.issuer}") from None
 
     async def _arefresh(self, keys: JWKSCache, *, now: bool = False) -> None:
         async def fetch() -> None:
@@ -364,7 +368,9 @@ class ResourceServer:
     def warm(self) -> list[JWKSStatus]:
         """Fetch every issuer's keys now (at start-up, say); never raises for a down issuer."""
         for keys in self._key_caches():
-            self._refresh(keys, now=True)
+            # A fetch already in flight that does not end in time: status() says so.
+            with contextlib.suppress(UpstreamUnavailableError):
+                self._refresh(keys, now=True)
         return self.status()
 
     async def awarm(self) -> list[JWKSStatus]:

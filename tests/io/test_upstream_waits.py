@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -187,6 +188,116 @@ def test_cool_down_counts_from_the_end_of_a_hung_attempt(
     wait, outcome = timed(lambda: twin.authenticate(server, bearer(token)))
     assert outcome == "503" and wait < 0.1  # answered at once: still cooling down
     assert local_issuer.count() == 1
+
+
+@contextmanager
+def _trickling(seconds: float) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 that sends its response headers one byte every 50 ms, for
+    `seconds`, then hangs up: each read comes well within any timeout, the answer never does."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            end = time.monotonic() + seconds
+            for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: y\r\n" * 1000:
+                if stop.is_set() or time.monotonic() > end:
+                    return
+                conn.sendall(bytes([byte]))
+                time.sleep(0.05)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+TRICKLE = 2.0
+
+
+def test_issuer_trickling_its_headers_threads_queued_behind_wait_one_deadline(
+    local_issuer: LocalIssuer,
+) -> None:
+    # The sync driver cuts each socket timeout, not the sum of reads: the thread that fetches
+    # waits as long as the trickle lasts. The threads queued behind it give up at the deadline.
+    with _trickling(TRICKLE) as url:
+        config = Issuer(
+            issuer=local_issuer.issuer,
+            audience=local_issuer.audience,
+            jwks_uri=url + "/jwks",
+            jwks_policy=POLICY,
+        )
+        tokens = [local_issuer.mint() for _ in range(5)]
+        barrier = threading.Barrier(5)
+        with ResourceServer(config, timeout=TIMEOUT) as server:
+
+            def call(token: str) -> tuple[float, str]:
+                barrier.wait()
+                return timed(lambda: server.authenticate(bearer(token)))
+
+            with ThreadPoolExecutor(5) as pool:
+                results = sorted(pool.map(call, tokens))
+    assert {outcome for _, outcome in results} == {"503"}
+    assert max(wait for wait, _ in results[:-1]) < TIMEOUT + MARGIN
+    assert results[-1][0] < TRICKLE + 1  # the fetching thread, bounded by the trickle's end
+
+
+def test_warm_behind_a_trickling_fetch_returns_at_the_deadline(local_issuer: LocalIssuer) -> None:
+    with _trickling(TRICKLE) as url:
+        config = Issuer(
+            issuer=local_issuer.issuer,
+            audience=local_issuer.audience,
+            jwks_uri=url + "/jwks",
+            jwks_policy=POLICY,
+        )
+        with ResourceServer(config, timeout=TIMEOUT) as server, ThreadPoolExecutor(1) as pool:
+            leader = pool.submit(timed, lambda: server.authenticate(bearer(local_issuer.mint())))
+            time.sleep(0.1)  # the fetch is in flight
+            start = time.monotonic()
+            (status,) = server.warm()  # joins it, gives up at the deadline, does not raise
+            assert time.monotonic() - start < TIMEOUT + MARGIN
+            assert not status.usable
+            assert leader.result()[1] == "503"
+
+
+def test_issuer_trickling_its_headers_no_task_waits_past_one_deadline(
+    local_issuer: LocalIssuer,
+) -> None:
+    with _trickling(TRICKLE) as url:
+        config = Issuer(
+            issuer=local_issuer.issuer,
+            audience=local_issuer.audience,
+            jwks_uri=url + "/jwks",
+            jwks_policy=POLICY,
+        )
+        tokens = [local_issuer.mint() for _ in range(5)]
+
+        async def one(server: ResourceServer, token: str) -> float:
+            start = time.monotonic()
+            with pytest.raises(UpstreamUnavailableError):
+                await server.aauthenticate(bearer(token))
+            return time.monotonic() - start
+
+        async def main() -> list[float]:
+            async with ResourceServer(config, timeout=TIMEOUT) as server:
+                return list(await asyncio.gather(*(one(server, t) for t in tokens)))
+
+        waits = asyncio.run(main())
+    assert max(waits) < TIMEOUT + MARGIN  # the async driver cancels at the deadline
 
 
 # -- a key replaced under the same kid (issue 14) -------------------------------------------------
