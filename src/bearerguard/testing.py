@@ -392,7 +392,12 @@ class LocalIssuer:
             return self._key(kid).private
 
     def rotate(self, alg: str | None = None, *, keep_old: bool = True) -> str:
-        """Make a new key current for ``alg``; the old one stays published if ``keep_old``."""
+        """Make a new key current for ``alg``; the old one stays published if ``keep_old``.
+
+        A server built from :meth:`issuer_config` accepts a token of the new key at once; one
+        with the default ``JWKSPolicy`` fetches keys at most once per 10 s, so it refuses such
+        a token (401, ``UNKNOWN_KID``) until then.
+        """
         old_kid = self.kid(alg)
         new_key = _generate_key(alg or self._algorithms[0])
         with self._lock:
