@@ -110,6 +110,8 @@ class Guard:
         if not all(path.startswith("/") for path in paths):
             raise ConfigurationError("public_paths must start with '/'", field="public_paths")
         self.public_paths = tuple(path.rstrip("/") or "/" for path in paths)
+        if scopes_supported is not None and not callable(scopes_supported):
+            scopes_supported = strings(scopes_supported, "scopes_supported")
         self.metadata = None
         self.document = None
         if resource is not None:

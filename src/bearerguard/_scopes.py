@@ -11,8 +11,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import InsufficientScopeError, InvalidTokenError, MissingTokenError, Reason
+from ._errors import (
+    ConfigurationError,
+    InsufficientScopeError,
+    InvalidTokenError,
+    MissingTokenError,
+    Reason,
+)
 from ._token import AccessToken
+from ._validate import strings
 
 DEFAULT_SCOPE_CLAIMS = ("scope", "scp")
 
@@ -123,6 +130,24 @@ class Requirement:
     either: tuple[Requirement, ...] | None = None  # None: no alternatives; (): none is met
     wildcards: bool = False
 
+    def __post_init__(self) -> None:
+        # Scopes given as anything but a frozenset of strings (a tuple from `of`, a set, a bare
+        # string by mistake, which would be a set of characters) go through `strings`.
+        for name in ("all_of", "any_of"):
+            value = getattr(self, name)
+            if type(value) is frozenset:
+                for scope in value:  # a loop, not all(): this runs per FastAPI request
+                    if type(scope) is not str or not scope:
+                        break
+                else:
+                    continue
+            object.__setattr__(self, name, frozenset(strings(value, name)))
+        for part in (*self.every, *(self.either or ())):
+            if not isinstance(part, Requirement):
+                raise ConfigurationError(
+                    f"requirements combine Requirements, not {part!r}", field="requirement"
+                )
+
     @classmethod
     def of(
         cls,
@@ -131,7 +156,8 @@ class Requirement:
         optional: bool = False,
         wildcards: bool = False,
     ) -> Requirement:
-        return cls(frozenset(all_of), frozenset(any_of), optional, wildcards=wildcards)
+        scopes = frozenset(strings(all_of, "all_of"))  # a list given as one scope is refused
+        return cls(scopes, frozenset(strings(any_of, "any_of")), optional, wildcards=wildcards)
 
     @classmethod
     def all(cls, *parts: Requirement) -> Requirement:

@@ -51,6 +51,18 @@ logger = logging.getLogger("bearerguard")
 DEFAULT_MAX_TOKEN_BYTES = 8192
 
 
+def _issuers(issuers: object) -> list[Issuer]:
+    # An issuer URL given where an `Issuer` is meant would otherwise be iterated by character.
+    if isinstance(issuers, Iterable) and not isinstance(issuers, str | bytes | bytearray):
+        configs = list(issuers)
+        if all(isinstance(config, Issuer) for config in configs):
+            return configs
+    raise ConfigurationError(
+        "issuers must be an Issuer or a list of Issuers (Issuer(issuer=..., audience=...))",
+        field="issuers",
+    )
+
+
 class ResourceServer:
     """Verifies bearer access tokens issued by the configured issuers.
 
@@ -80,7 +92,7 @@ class ResourceServer:
         clock: Clock = time.time,
         timer: Clock = time.monotonic,
     ) -> None:
-        configs = [issuers] if isinstance(issuers, Issuer) else list(issuers)
+        configs = [issuers] if isinstance(issuers, Issuer) else _issuers(issuers)
         if not configs and introspection is None:
             raise ConfigurationError("at least one issuer, or introspection, is required")
         self._trusted: dict[str, Trusted] = {}

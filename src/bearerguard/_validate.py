@@ -27,19 +27,27 @@ def strings(
     the message (an issuer, an introspection endpoint). Emptiness of the whole is the caller's
     rule: some parameters may be empty, others not.
     """
-    prefix = f"{owner}: " if owner else ""
-    if one and isinstance(value, str):
-        items: tuple[object, ...] = (value,)
+    items: tuple[object, ...]
+    if type(value) is tuple:  # the usual case (`*args`, defaults): no ABC check, no copy
+        items = value
+    elif one and isinstance(value, str):
+        items = (value,)
     elif isinstance(value, _TEXT) or not isinstance(value, Iterable):
         kind = type(value).__name__
         hint = f" (for one value write [{value!r}])" if isinstance(value, str) else ""
         expected = "a string or a list of strings" if one else "a list of strings"
-        raise ConfigurationError(f"{prefix}{name} must be {expected}, not {kind}{hint}", field=name)
+        raise ConfigurationError(
+            f"{_at(owner)}{name} must be {expected}, not {kind}{hint}", field=name
+        )
     else:
         items = tuple(value)
     for item in items:
         if not isinstance(item, str) or not item:
             raise ConfigurationError(
-                f"{prefix}{name} must hold non-empty strings, not {item!r}", field=name
+                f"{_at(owner)}{name} must hold non-empty strings, not {item!r}", field=name
             )
     return items  # type: ignore[return-value]  # every item was checked above
+
+
+def _at(owner: str | None) -> str:
+    return f"{owner}: " if owner else ""
