@@ -101,8 +101,11 @@ class Guard:
     ) -> None:
         self.server = server
         self.policy = policy
-        if realm is not None and not (realm.isascii() and realm.isprintable()):
-            raise ConfigurationError("realm must be printable ASCII")  # it goes into a header
+        if realm is not None and not (
+            isinstance(realm, str) and realm.isascii() and realm.isprintable()
+        ):
+            # It goes into a header.
+            raise ConfigurationError("realm must be printable ASCII", field="realm")
         self.realm = realm
         self.optional = optional
         # A bare "/health" would be its characters, "/" among them: everything public.

@@ -131,7 +131,7 @@ class Requirement:
     wildcards: bool = False
 
     def __post_init__(self) -> None:
-        # Scopes given as anything but a frozenset of strings (a tuple from `of`, a set, a bare
+        # Scopes given as anything but a frozenset of non-empty strings (a set, a list, a bare
         # string by mistake, which would be a set of characters) go through `strings`.
         for name in ("all_of", "any_of"):
             value = getattr(self, name)

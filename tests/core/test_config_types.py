@@ -274,6 +274,7 @@ def test_issue_examples_name_the_parameter(kw: dict[str, Any], name: str) -> Non
         (lambda: Requirement(either=("orders.read",)), "requirement"),  # type: ignore[arg-type]
         (lambda: Requirement.of(["orders.read", "admin"]), "all_of"),  # type: ignore[arg-type]
         (lambda: Requirement.of(""), "all_of"),
+        (lambda: _guard(realm=b"orders"), "realm"),
     ],
 )
 def test_objects_of_the_wrong_kind_are_refused_at_construction(
@@ -288,6 +289,7 @@ def test_fastapi_requires_refuses_a_bare_string() -> None:
     fastapi = pytest.importorskip("bearerguard.integrations.fastapi")
     auth = fastapi.BearerAuth(ResourceServer(_issuer()), token_url=f"{ISS}/token")
     _refused(lambda v: auth.requires("orders.read", any_of=v), "admin", "any_of")
+    _refused(lambda v: fastapi.BearerAuth(auth.guard.server, scopes=v), ["orders.read"], "scopes")
 
 
 def test_requirement_of_good_values_is_unchanged() -> None:
