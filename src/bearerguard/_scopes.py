@@ -142,11 +142,8 @@ class Requirement:
                 else:
                     continue
             object.__setattr__(self, name, frozenset(strings(value, name)))
-        for part in (*self.every, *(self.either or ())):
-            if not isinstance(part, Requirement):
-                raise ConfigurationError(
-                    f"requirements combine Requirements, not {part!r}", field="requirement"
-                )
+        if self.every or self.either:
+            _parts((*self.every, *(self.either or ())))
 
     @classmethod
     def of(
@@ -162,7 +159,7 @@ class Requirement:
     @classmethod
     def all(cls, *parts: Requirement) -> Requirement:
         """Every one of `parts`; optional only if every part is."""
-        return cls(optional=all(p.optional for p in parts), every=parts)
+        return cls(optional=all(p.optional for p in _parts(parts)), every=parts)
 
     @classmethod
     def any(cls, *parts: Requirement) -> Requirement:
@@ -171,7 +168,7 @@ class Requirement:
         With no parts, nothing meets it: `Requirement.any()` denies every token (403 naming
         no scope), as an empty "or" is false.
         """
-        return cls(optional=any(p.optional for p in parts), either=parts)
+        return cls(optional=any(p.optional for p in _parts(parts)), either=parts)
 
     def __and__(self, other: Requirement) -> Requirement:
         return Requirement.all(self, other)
@@ -215,6 +212,16 @@ class Requirement:
             raise MissingTokenError
         if not self.met_by(token.scopes):
             raise InsufficientScopeError(self.scopes)
+
+
+def _parts(parts: tuple[object, ...]) -> tuple[Requirement, ...]:
+    """`parts` if every one is a `Requirement` (`Requirement.all("a")` is a mistake)."""
+    for part in parts:
+        if not isinstance(part, Requirement):
+            raise ConfigurationError(
+                f"requirements combine Requirements, not {part!r}", field="requirement"
+            )
+    return parts  # type: ignore[return-value]  # every part was checked above
 
 
 def _granted_by(scopes: frozenset[str], scope: str) -> bool:

@@ -272,6 +272,8 @@ def test_issue_examples_name_the_parameter(kw: dict[str, Any], name: str) -> Non
         (lambda: ScopeGrants([("orders", ["/x"])]), "grants"),  # type: ignore[arg-type]
         (lambda: ScopeGrants({None: ["/x"]}), "grants"),  # type: ignore[dict-item]
         (lambda: Requirement(either=("orders.read",)), "requirement"),  # type: ignore[arg-type]
+        (lambda: Requirement.all(READ, "admin"), "requirement"),  # type: ignore[arg-type]
+        (lambda: Requirement.any(["admin"]), "requirement"),  # type: ignore[arg-type]
         (lambda: Requirement.of(["orders.read", "admin"]), "all_of"),  # type: ignore[arg-type]
         (lambda: Requirement.of(""), "all_of"),
         (lambda: _guard(realm=b"orders"), "realm"),
