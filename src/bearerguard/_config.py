@@ -24,6 +24,7 @@ from ._jwks import JWKSPolicy
 from ._keys import SUPPORTED_ALGORITHMS
 from ._redact import safe_url
 from ._scopes import DEFAULT_SCOPE_CLAIMS
+from ._validate import strings
 
 if TYPE_CHECKING:
     from ._roles import RoleResolver
@@ -98,7 +99,7 @@ class Issuer:
     def __post_init__(self) -> None:
         if not isinstance(self.issuer, str) or not self.issuer:
             raise ConfigurationError("issuer must be a non-empty string", field="issuer")
-        algorithms = tuple(dict.fromkeys(self.algorithms))
+        algorithms = tuple(dict.fromkeys(strings(self.algorithms, "algorithms", owner=self.issuer)))
         if not algorithms:
             raise ConfigurationError(
                 f"{self.issuer}: algorithms must not be empty", field="algorithms"
@@ -117,20 +118,16 @@ class Issuer:
                     "issuer %s: the aud claim is not checked (audience=None)", self.issuer
                 )
         else:
-            audience = (self.audience,) if isinstance(self.audience, str) else self.audience
-            if not audience or not all(isinstance(a, str) and a for a in audience):
+            audience = strings(self.audience, "audience", owner=self.issuer, one=True)
+            if not audience:
                 raise ConfigurationError(
                     f"{self.issuer}: audience must be non-empty strings", field="audience"
                 )
             object.__setattr__(self, "audience", tuple(audience))
         object.__setattr__(self, "leeway", seconds(self.leeway, "leeway"))
         object.__setattr__(self, "max_token_age", seconds(self.max_token_age, "max_token_age"))
-        object.__setattr__(self, "required_claims", tuple(self.required_claims))
-        object.__setattr__(self, "scope_claims", tuple(self.scope_claims))
-        if not all(isinstance(c, str) and c for c in self.scope_claims):
-            raise ConfigurationError(
-                f"{self.issuer}: scope_claims must be non-empty strings", field="scope_claims"
-            )
+        for name in ("required_claims", "scope_claims"):
+            object.__setattr__(self, name, strings(getattr(self, name), name, owner=self.issuer))
         self._check_url(self.jwks_uri, "jwks_uri")
         for url in self.discovery_urls:
             self._check_url(url, "discovery_url" if self.discovery_url else "issuer")
@@ -138,15 +135,10 @@ class Issuer:
     def _values(self) -> Mapping[str, tuple[str, ...]]:
         values = {}
         for name, given in dict(self.claim_values).items():
-            allowed = (given,) if isinstance(given, str) else tuple(given)
+            allowed = strings(given, "claim_values", owner=f"{self.issuer}: {name!r}", one=True)
             if not (isinstance(name, str) and name and allowed):
                 raise ConfigurationError(
                     f"{self.issuer}: claim_values needs claim names and allowed values",
-                    field="claim_values",
-                )
-            if not all(isinstance(value, str) for value in allowed):
-                raise ConfigurationError(
-                    f"{self.issuer}: claim_values of {name!r} must be strings",
                     field="claim_values",
                 )
             values[name] = allowed
@@ -273,13 +265,15 @@ class Introspection:
         self._check_credentials(owner)
         self._check_assertion_audience(owner)
         if self.audience is not None:
-            audience = (self.audience,) if isinstance(self.audience, str) else tuple(self.audience)
-            if not audience or not all(isinstance(a, str) and a for a in audience):
+            audience = strings(self.audience, "audience", owner=owner, one=True)
+            if not audience:
                 raise ConfigurationError(
                     f"{owner}: audience must be non-empty strings", field="audience"
                 )
             object.__setattr__(self, "audience", audience)
-        object.__setattr__(self, "scope_claims", tuple(self.scope_claims))
+        object.__setattr__(
+            self, "scope_claims", strings(self.scope_claims, "scope_claims", owner=owner)
+        )
         for name in ("leeway", "cache_max_ttl", "negative_ttl"):
             object.__setattr__(self, name, seconds(getattr(self, name), name))
         if isinstance(self.cache_size, bool) or self.cache_size < 0:

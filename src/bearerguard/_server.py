@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -29,7 +30,7 @@ import httpx
 from ._cache import TokenCache
 from ._claims import check_type
 from ._config import Introspection, Issuer, seconds
-from ._env import introspection_from_env, issuers_from_env, server_options_from_env
+from ._env import check_names, introspection_from_env, issuers_from_env, server_options_from_env
 from ._errors import (
     BearerError,
     ConfigurationError,
@@ -53,6 +54,22 @@ from ._types import Clock
 logger = logging.getLogger("bearerguard")
 
 DEFAULT_MAX_TOKEN_BYTES = 8192
+
+
+# Keyword arguments of `from_env` that are `Issuer` fields (none is a `ResourceServer` argument).
+_ISSUER_FIELDS = frozenset(field.name for field in dataclasses.fields(Issuer))
+
+
+def _issuers(issuers: object) -> list[Issuer]:
+    # An issuer URL given where an `Issuer` is meant would otherwise be iterated by character.
+    if isinstance(issuers, Iterable) and not isinstance(issuers, str | bytes | bytearray):
+        configs = list(issuers)
+        if all(isinstance(config, Issuer) for config in configs):
+            return configs
+    raise ConfigurationError(
+        "issuers must be an Issuer or a list of Issuers (Issuer(issuer=..., audience=...))",
+        field="issuers",
+    )
 
 
 class ResourceServer:
@@ -84,7 +101,7 @@ class ResourceServer:
         clock: Clock = time.time,
         timer: Clock = time.monotonic,
     ) -> None:
-        configs = [issuers] if isinstance(issuers, Issuer) else list(issuers)
+        configs = [issuers] if isinstance(issuers, Issuer) else _issuers(issuers)
         if not configs and introspection is None:
             raise ConfigurationError("at least one issuer, or introspection, is required")
         self._trusted: dict[str, Trusted] = {}
@@ -113,12 +130,37 @@ class ResourceServer:
         self._http = HTTP(client=http_client, async_client=async_http_client, timeout=timeout)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> ResourceServer:
-        """Build from `BEARERGUARD_*` variables (see the README); `kwargs` override them."""
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, strict: bool = False, **kwargs: Any
+    ) -> ResourceServer:
+        """Build from `BEARERGUARD_*` variables (see the README); `kwargs` override them.
+
+        `kwargs` are this class's arguments or, with one issuer, `Issuer` fields (`audience=`,
+        `roles=`...), which replace that issuer's variables. A `BEARERGUARD_*` variable that
+        nothing reads (a typo) is logged as a WARNING naming the closest known one, or is a
+        `ConfigurationError` with `strict=True`.
+        """
         environ = os.environ if environ is None else environ
-        introspection = introspection_from_env(environ)
-        options = {"introspection": introspection} | server_options_from_env(environ) | kwargs
-        return cls(issuers_from_env(environ, optional=introspection is not None), **options)
+        check_names(environ, strict=strict)
+        return cls._from_variables(environ, kwargs)
+
+    @classmethod
+    def _from_variables(cls, environ: Mapping[str, str], kwargs: dict[str, Any]) -> ResourceServer:
+        """`from_env` after the names were checked (the Flask extension checks its own)."""
+        fields = {name: kwargs.pop(name) for name in list(kwargs) if name in _ISSUER_FIELDS}
+        if "introspection" not in kwargs:
+            kwargs["introspection"] = introspection_from_env(environ)
+        if "issuers" in kwargs:
+            if fields:
+                raise ConfigurationError(
+                    f"{', '.join(sorted(fields))}: Issuer fields go to the environment's "
+                    "issuer; with issuers=[...] set them on those Issuers"
+                )
+            issuers = kwargs.pop("issuers")
+        else:
+            optional = kwargs["introspection"] is not None
+            issuers = issuers_from_env(environ, optional=optional, overrides=fields)
+        return cls(issuers, **(server_options_from_env(environ) | kwargs))
 
     @property
     def issuers(self) -> tuple[Issuer, ...]:
