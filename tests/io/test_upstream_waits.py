@@ -337,6 +337,13 @@ def test_key_replaced_under_same_kid_seen_after_the_cool_down(
     assert local_issuer.count("jwks") == 2
 
 
+def test_issuer_config_sees_a_replaced_key_at_once(local_issuer: LocalIssuer, twin: Twin) -> None:
+    server = ResourceServer(local_issuer.issuer_config())  # the test kit's: no cool-down
+    twin.authenticate(server, bearer(local_issuer.mint()))
+    kid = local_issuer.replace_key()
+    assert twin.authenticate(server, bearer(local_issuer.mint(kid=kid))).client_id
+
+
 def test_key_replaced_while_the_issuer_is_down_is_503_not_401(
     local_issuer: LocalIssuer, twin: Twin, clock: FakeClock
 ) -> None:
