@@ -1,18 +1,21 @@
 """`ResourceServer`: verify access tokens for one or more trusted issuers, sync and async.
 
 Everything but getting keys is pure and shared; the twins `verify`/`averify` (and
-`authenticate`/`aauthenticate` over them) differ only in how they wait for a fetch: a
-`threading.Lock` and the sync driver, or an `asyncio.Lock` and the async one. Verification order:
+`authenticate`/`aauthenticate` over them) differ only in how they wait for a fetch: a thread's
+single flight and the sync driver, or a task's and the async one. Verification order:
 size cap, verified-token cache, strict parse, issuer by `iss` (unknown issuers cost no I/O), `alg`
-allow-list, `typ`, key (fetched at most once, single-flight), key/alg agreement, signature,
-claims, scopes; then role-ID scopes are resolved (`RoleResolver`), after the caches. With
-introspection (RFC 7662) configured, every token that is not a JWT of a
-configured issuer is introspected instead of refused (and, with `introspect_jwts`, those too).
+allow-list, `typ`, key (fetched at most once, single-flight), key/alg agreement, signature (on a
+failure, the JWKS is fetched again if its cool-down allows, and the token checked once more if the
+issuer replaced the key under that `kid`), claims, scopes; then role-ID scopes are resolved
+(`RoleResolver`), after the caches. With introspection (RFC 7662) configured, every token that is
+not a JWT of a configured issuer is introspected instead of refused (and, with `introspect_jwts`,
+those too).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -43,6 +46,7 @@ from ._jose import UnverifiedJWT, parse
 from ._jwks import JWKSCache, JWKSStatus
 from ._keys import Key
 from ._roles import RoleResolver
+from ._singleflight import SingleFlight
 from ._token import AccessToken, client_id_of
 from ._trusted import Trusted
 from ._types import Clock
@@ -117,6 +121,8 @@ class ResourceServer:
         self._roles = {c.issuer: c.roles for c in configs if c.roles is not None}
         self._resolving = bool(self._roles) or bool(introspection and introspection.roles)
         self._tokens = TokenCache(token_cache_size)
+        # One JWKS fetch in flight per issuer: callers that need its keys meanwhile share it.
+        self._refreshes: SingleFlight[JWKSCache, None] = SingleFlight()
         self._clock = clock
         self._timer = timer
         if not isinstance(timeout, httpx.Timeout):
@@ -246,7 +252,10 @@ class ResourceServer:
                 return self._introspect(route, token)
             trusted, jwt = route
             key = self._key_for(trusted, jwt)
-            access = self._accept(token, trusted, jwt, key)
+            try:
+                access = self._accept(token, trusted, jwt, key)
+            except InvalidTokenError as exc:  # the issuer may have replaced the key of that kid
+                access = self._accept(token, trusted, jwt, self._replaced(trusted, jwt, key, exc))
             if self._revoker is not None:  # central revocation: the AS must still say active
                 self._introspect(self._revoker, token)
             return access
@@ -263,7 +272,11 @@ class ResourceServer:
                 return await self._aintrospect(route, token)
             trusted, jwt = route
             key = trusted.ready_key(jwt, self._timer) or await self._akey(trusted, jwt)
-            access = self._accept(token, trusted, jwt, key)
+            try:
+                access = self._accept(token, trusted, jwt, key)
+            except InvalidTokenError as exc:
+                key = await self._areplaced(trusted, jwt, key, exc)
+                access = self._accept(token, trusted, jwt, key)
             if self._revoker is not None:
                 await self._aintrospect(self._revoker, token)
             return access
@@ -278,27 +291,65 @@ class ResourceServer:
         return trusted.ready_key(jwt, self._timer) or self._key(trusted, jwt)
 
     # `_key` and `_akey` run when `Trusted.ready_key` found no key: the issuer's JWKS is past its
-    # TTL, or `kid` is not in it (rotation, or a stranger). At most one fetch at a time.
+    # TTL, or `kid` is not in it (rotation, or a stranger). One fetch in flight per issuer, at
+    # most one per cool-down; callers that need it wait for it (one upstream deadline at most,
+    # see `_fetch`) and share its outcome, unless the last good keys can answer them meanwhile.
 
     def _key(self, trusted: Trusted, jwt: UnverifiedJWT) -> Key:
         keys, kid, alg = cast(JWKSCache, trusted.keys), jwt.kid, jwt.alg  # not None: see ready_key
-        if not keys.lock.acquire(blocking=False):
-            # Another thread is fetching: answer from the last good keys if they allow it.
-            if (key := keys.stale(kid, alg, self._timer())) is not None:
+        if keys.needs_fetch(kid, alg, self._timer()):
+            in_flight = self._refreshes.callers(keys) > 0
+            if in_flight and (key := keys.stale(kid, alg, self._timer())) is not None:
                 return key
-            keys.lock.acquire()
-        try:
-            return self._http.run(keys.key_flow(kid, alg, self._timer()))
-        finally:
-            keys.lock.release()
+            self._refresh(keys)
+        return keys.select(kid, alg, self._timer())
 
     async def _akey(self, trusted: Trusted, jwt: UnverifiedJWT) -> Key:
         keys, kid, alg = cast(JWKSCache, trusted.keys), jwt.kid, jwt.alg  # not None: see ready_key
-        lock = keys.alock()
-        if lock.locked() and (key := keys.stale(kid, alg, self._timer())) is not None:
-            return key
-        async with lock:
-            return await self._http.arun(keys.key_flow(kid, alg, self._timer()))
+        if keys.needs_fetch(kid, alg, self._timer()):
+            in_flight = self._refreshes.ain_flight(keys)
+            if in_flight and (key := keys.stale(kid, alg, self._timer())) is not None:
+                return key
+            await self._arefresh(keys)
+        return keys.select(kid, alg, self._timer())
+
+    def _refresh(self, keys: JWKSCache, *, now: bool = False) -> None:
+        """Fetch `keys` (if the cool-down allows, unless `now`), or wait for the fetch in flight."""
+
+        def fetch() -> None:  # checks again: a flight may have landed since the caller looked
+            if now or keys.may_fetch(self._timer()):
+                self._http.run(keys.refresh_flow(self._timer))
+
+        try:
+            self._refreshes.run(keys, fetch, wait=self._http.deadline())
+        except TimeoutError:  # a fetch outlasting its deadline (an issuer trickling its bytes)
+            raise UpstreamUnavailableError(f"keys of issuer {keys.issuer}") from None
+
+    async def _arefresh(self, keys: JWKSCache, *, now: bool = False) -> None:
+        async def fetch() -> None:
+            if now or keys.may_fetch(self._timer()):
+                await self._http.arun(keys.refresh_flow(self._timer))
+
+        await self._refreshes.arun(keys, fetch)
+
+    # `_replaced` and `_areplaced` run when a signature (or the key's type) did not match the key
+    # published under the token's `kid`: the issuer may have put new key material under an old
+    # kid (an AS restarted with fresh keys). The JWKS is fetched again under the same cool-down
+    # and single flight as for an unknown kid, so a flood of forged signatures costs one fetch.
+
+    def _replaced(self, trusted: Trusted, jwt: UnverifiedJWT, key: Key, exc: BearerError) -> Key:
+        keys = _refetchable(trusted, key, exc)
+        if keys.may_fetch(self._timer()):
+            self._refresh(keys)
+        return _reselected(keys, jwt, key, exc, self._timer())
+
+    async def _areplaced(
+        self, trusted: Trusted, jwt: UnverifiedJWT, key: Key, exc: BearerError
+    ) -> Key:
+        keys = _refetchable(trusted, key, exc)
+        if keys.may_fetch(self._timer()):
+            await self._arefresh(keys)
+        return _reselected(keys, jwt, key, exc, self._timer())
 
     def _introspect(self, introspector: Introspector, token: str) -> AccessToken:
         key = token_key(token)
@@ -359,18 +410,15 @@ class ResourceServer:
     def warm(self) -> list[JWKSStatus]:
         """Fetch every issuer's keys now (at start-up, say); never raises for a down issuer."""
         for keys in self._key_caches():
-            with keys.lock:
-                self._http.run(keys.refresh_flow(self._timer()))
+            # A fetch already in flight that does not end in time: status() says so.
+            with contextlib.suppress(UpstreamUnavailableError):
+                self._refresh(keys, now=True)
         return self.status()
 
     async def awarm(self) -> list[JWKSStatus]:
         """Fetch every issuer's keys now, concurrently."""
 
-        async def one(keys: JWKSCache) -> None:
-            async with keys.alock():
-                await self._http.arun(keys.refresh_flow(self._timer()))
-
-        await asyncio.gather(*(one(keys) for keys in self._key_caches()))
+        await asyncio.gather(*(self._arefresh(keys, now=True) for keys in self._key_caches()))
         return self.status()
 
     def status(self) -> list[JWKSStatus]:
@@ -422,6 +470,26 @@ def _bearer(authorization: str | None) -> str:
     except BearerError as exc:
         _log_refusal(exc, None)
         raise
+
+
+# The refusals of `Trusted.accept` that say the key does not fit the token, not the claims.
+_KEY_MISMATCH = frozenset({Reason.BAD_SIGNATURE, Reason.ALGORITHM})
+
+
+def _refetchable(trusted: Trusted, key: Key, exc: BearerError) -> JWKSCache:
+    """The JWKS that may hold a replacement for `key`; raises `exc` if there is none to look for
+    (a shared secret is never fetched, and a refused claim has nothing to do with the key)."""
+    if trusted.keys is None or key is trusted.secret or exc.reason not in _KEY_MISMATCH:
+        raise exc
+    return trusted.keys
+
+
+def _reselected(keys: JWKSCache, jwt: UnverifiedJWT, key: Key, exc: BearerError, now: float) -> Key:
+    """The key the issuer now publishes under the token's `kid`; raises `exc` if it is `key`."""
+    replacement = keys.reselect(jwt.kid, jwt.alg, key, now)
+    if replacement is None:
+        raise exc
+    return replacement
 
 
 def _log_refusal(exc: BearerError | UpstreamUnavailableError, jwt: UnverifiedJWT | None) -> None:
