@@ -61,11 +61,11 @@ class CallLimit:
             )
             self._filled_at = now
             if self._in_flight >= self.concurrent:
-                wait, bound = 1.0, f"{self.concurrent} calls at once"
+                wait, bound = 1.0, f"max_concurrent_calls={self.concurrent}"
             elif self._tokens < 1.0:
                 wait, bound = (
                     (1.0 - self._tokens) / self.per_second,
-                    f"{self.per_second:g} a second",
+                    f"max_calls_per_second={self.per_second:g}",
                 )
             else:
                 self._tokens -= 1.0
@@ -75,7 +75,7 @@ class CallLimit:
             starting, self._refusing = not self._refusing, True
         if starting:
             logger.warning(
-                "%s: over its bound of %s; tokens not in the cache get 503 until calls are free",
+                "%s: over %s; tokens not in the cache get 503 until calls are free",
                 self.what,
                 bound,
             )

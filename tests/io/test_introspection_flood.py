@@ -111,8 +111,8 @@ def test_jws_failing_any_check_is_refused_locally_never_introspected(
     assert twin.authenticate(server, bearer(dotted)).source == "introspection"
     assert opaque.count("introspect") == 1
     if foreign:
-        token = twin.authenticate(server, bearer(opaque.mint(scope="f")))
-        assert (token.source, token.scopes) == ("introspection", {"f"})
+        access = twin.authenticate(server, bearer(opaque.mint(scope="f")))
+        assert (access.source, access.scopes) == ("introspection", {"f"})
         assert opaque.count("introspect") == 2
 
 
