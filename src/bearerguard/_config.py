@@ -234,6 +234,13 @@ class Introspection:
     Positive answers are cached until the token's `exp`, and never longer than `cache_max_ttl`,
     the longest a revoked token can still be accepted; inactive ones for `negative_ttl`. An
     unreachable or broken endpoint is a 503, never a 401 and never an expired cached answer.
+    Calls are bounded, `max_concurrent_calls` at once and `max_calls_per_second`: above that an
+    unseen token gets a 503 with Retry-After, cached ones are still answered.
+
+    A JWT is introspected only on request: `introspect_jwts` confirms JWTs of the configured
+    issuers after they passed every local check (revocation); `introspect_foreign_jwts` asks
+    about JWTs of other issuers, which are otherwise refused. Anything that is not a JWS is
+    introspected.
 
     Example::
 
