@@ -146,7 +146,9 @@ class TokenCache(ExpiringCache[str, _Verified]):
         """
         entry = self._entries.get(token)
         if entry is None:
-            return self._probation_token(token, clock, timer)
+            if (entry := self._probation.get(token)) is None:
+                return None  # never seen: one more lookup, no call
+            return self._probation_token(token, entry, clock, timer)
         verified, deadline = entry
         access, keys, kid, key = verified
         if clock() < deadline and (keys is None or keys.is_current(kid, key, timer())):
@@ -154,11 +156,10 @@ class TokenCache(ExpiringCache[str, _Verified]):
         self.discard(token, verified)
         return None
 
-    def _probation_token(self, token: str, clock: Clock, timer: Clock) -> AccessToken | None:
-        """`get_token` for a token not in main: seen once so far, or never."""
-        entry = self._probation.get(token)
-        if entry is None:
-            return None
+    def _probation_token(
+        self, token: str, entry: tuple[_Verified, float], clock: Clock, timer: Clock
+    ) -> AccessToken | None:
+        """`get_token` for a token in probation: seen once so far. Promoted if still good."""
         verified, deadline = entry
         access, keys, kid, key = verified
         now = clock()
