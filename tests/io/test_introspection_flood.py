@@ -12,11 +12,16 @@ import base64
 import json
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from bearerguard import (
     AccessToken,
@@ -28,9 +33,11 @@ from bearerguard import (
     UpstreamUnavailableError,
 )
 from bearerguard._challenge import challenge
+from bearerguard.asgi import BearerAuthMiddleware
 from bearerguard.testing import LocalIssuer
 
 from ..conftest import FakeClock, Twin
+from ..integrations.mcp_support import free_port, serve
 
 Factory = Callable[..., LocalIssuer]
 
@@ -263,10 +270,29 @@ def test_flood_of_fresh_jwts_keeps_hit_entries_of_the_verified_token_cache(
         assert twin.authenticate(server, bearer(token)) is cached  # the same object: a hit
 
 
+def test_over_the_bound_uvicorn_answers_503_with_retry_after(local_issuer: LocalIssuer) -> None:
+    # The whole way: uvicorn on 127.0.0.1, the ASGI middleware, the AS on 127.0.0.1.
+    server = server_for(local_issuer, max_calls_per_second=0.01)  # one call per 100 s
+    app = Starlette(routes=[Route("/", lambda _: PlainTextResponse("ok"))])
+    app.add_middleware(BearerAuthMiddleware, server=server)
+    known = local_issuer.mint_opaque(scope="s")
+    with serve(app, free_port()) as url, httpx.Client(base_url=url) as client:
+        assert client.get("/", headers={"authorization": bearer(known)}).status_code == 200
+        busy = client.get("/", headers={"authorization": bearer(random_token())})
+        assert busy.status_code == 503
+        assert 90 <= int(busy.headers["retry-after"]) <= 100  # when the bucket has a call
+        assert "www-authenticate" not in busy.headers
+        assert busy.json() == {
+            "error": "temporarily_unavailable",
+            "error_description": "The authorization server could not be reached.",
+        }
+        assert client.get("/", headers={"authorization": bearer(known)}).status_code == 200
+    assert local_issuer.count("introspect") == 1
+    server.close()
+
+
 def _wait_until(condition: Callable[[], bool], limit: float = 10.0) -> None:
     """Synchronise with other threads (not a timing assertion)."""
-    import time
-
     deadline = time.monotonic() + limit
     while not condition():
         assert time.monotonic() < deadline, "never got there"
