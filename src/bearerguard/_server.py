@@ -7,9 +7,11 @@ size cap, verified-token cache, strict parse, issuer by `iss` (unknown issuers c
 allow-list, `typ`, key (fetched at most once, single-flight), key/alg agreement, signature (on a
 failure, the JWKS is fetched again if its cool-down allows, and the token checked once more if the
 issuer replaced the key under that `kid`), claims, scopes; then role-ID scopes are resolved
-(`RoleResolver`), after the caches. With introspection (RFC 7662) configured, every token that is
-not a JWT of a configured issuer is introspected instead of refused (and, with `introspect_jwts`,
-those too).
+(`RoleResolver`), after the caches. With introspection (RFC 7662) configured, a token that is not
+a JWS is introspected instead of refused; a JWT only on request: one of another issuer with
+`introspect_foreign_jwts`, and one of a configured issuer, after it passed every check here, with
+`introspect_jwts`. A JWT of a configured issuer that fails a check, and a JWS that fails the
+strict parse, are refused here.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ from ._errors import (
 from ._fetch import DEFAULT_TIMEOUT, HTTP
 from ._header import bearer_candidate, extract_bearer, is_b64token
 from ._introspection import Introspector, token_key
-from ._jose import UnverifiedJWT, parse
+from ._jose import UnverifiedJWT, looks_like_jws, parse
 from ._jwks import JWKSCache, JWKSStatus
 from ._keys import Key
+from ._limit import CallLimit
 from ._roles import RoleResolver
 from ._singleflight import SingleFlight
 from ._token import AccessToken, client_id_of
@@ -111,10 +114,15 @@ class ResourceServer:
             self._trusted[config.issuer] = Trusted.compile(config)
         self._introspector: Introspector | None = None
         self._revoker: Introspector | None = None  # introspect_jwts: verified JWTs are confirmed
+        self._foreign: Introspector | None = None  # introspect_foreign_jwts: other issuers' JWTs
         if introspection is not None:
-            self._introspector = self._introspector_for(introspection)
-            if introspection.introspect_jwts:
-                self._revoker = self._introspector_for(introspection, confirms_jwts=True)
+            self._introspector = self._introspector_for(introspection, timer=timer)
+            if introspection.introspect_jwts:  # the same AS: the same bound on calls
+                self._revoker = self._introspector_for(
+                    introspection, confirms_jwts=True, limit=self._introspector.limit
+                )
+            if introspection.introspect_foreign_jwts:
+                self._foreign = self._introspector
         if max_token_bytes <= 0 or token_cache_size < 0:
             raise ConfigurationError("max_token_bytes must be > 0 and token_cache_size >= 0")
         self.max_token_bytes = max_token_bytes
@@ -356,8 +364,11 @@ class ResourceServer:
         if (hit := introspector.cached(key, self._clock())) is not None:
             return hit
 
-        def call() -> AccessToken:  # one per token at a time; it checks the cache again
-            return self._http.run(introspector.flow(token, key, self._clock()))
+        def call() -> AccessToken:  # one per token at a time, within the bound on calls
+            if (hit := introspector.cached(key, self._clock())) is not None:
+                return hit  # a flight just landed: no call, and no slot taken
+            with introspector.limit.slot():
+                return self._http.run(introspector.flow(token, key, self._clock()))
 
         return introspector.flights.run(key, call)
 
@@ -367,7 +378,10 @@ class ResourceServer:
             return hit
 
         async def call() -> AccessToken:
-            return await self._http.arun(introspector.flow(token, key, self._clock()))
+            if (hit := introspector.cached(key, self._clock())) is not None:
+                return hit
+            with introspector.limit.slot():
+                return await self._http.arun(introspector.flow(token, key, self._clock()))
 
         return await introspector.flights.arun(key, call)
 
@@ -380,14 +394,16 @@ class ResourceServer:
         try:
             jwt = parse(token)
         except InvalidTokenError:
-            if self._introspector is None:
+            # Not a JWS: opaque, only the AS can tell. A JWS that fails the strict parse is
+            # refused whoever issued it: which issuer it names cannot be trusted either.
+            if self._introspector is None or looks_like_jws(token):
                 raise
-            return self._introspector  # not a JWT: opaque, only the AS can tell
+            return self._introspector
         iss = jwt.claims.get("iss")
         trusted = self._trusted.get(iss) if isinstance(iss, str) else None
         if trusted is None:
-            if self._introspector is not None:
-                return self._introspector  # a JWT of an issuer we do not verify ourselves
+            if self._foreign is not None:
+                return self._foreign  # a JWT of an issuer we do not verify: asked on request
             raise InvalidTokenError(Reason.UNKNOWN_ISSUER)  # no network traffic for strangers
         if jwt.alg not in trusted.algorithms:
             raise InvalidTokenError(Reason.ALGORITHM)
@@ -427,13 +443,20 @@ class ResourceServer:
         return [keys.status(now) for keys in self._key_caches()]
 
     def _introspector_for(
-        self, config: Introspection, *, confirms_jwts: bool = False
+        self,
+        config: Introspection,
+        *,
+        confirms_jwts: bool = False,
+        limit: CallLimit | None = None,
+        timer: Clock = time.monotonic,
     ) -> Introspector:
         # An issuer configured for JWTs too has discovered its metadata already: reuse it.
         trusted = self._trusted.get(config.issuer) if config.issuer else None
         keys = trusted.keys if trusted else None
         metadata = (lambda: keys.metadata) if keys else None
-        return Introspector(config, metadata=metadata, confirms_jwts=confirms_jwts)
+        return Introspector(
+            config, metadata=metadata, confirms_jwts=confirms_jwts, limit=limit, timer=timer
+        )
 
     def _key_caches(self) -> list[JWKSCache]:
         return [t.keys for t in self._trusted.values() if t.keys is not None]
