@@ -240,20 +240,20 @@ class _Runner:
             case.reset()
         total = calls = 0
         is_async = inspect.iscoroutinefunction(case.op)
-        for _ in range(repeat):
-            items = self.pass_items(case, warm_up=warm_up)
-            if not self._gc:
-                gc.collect()
-                gc.disable()
-            try:
+        if not self._gc:  # the old method: collected once, then off for the round
+            gc.collect()
+            gc.disable()
+        try:
+            for _ in range(repeat):
+                items = self.pass_items(case, warm_up=warm_up)
                 if is_async:
                     total += self._loop.run(_async_pass(case.op, items))
                 else:
                     total += _sync_pass(case.op, items)
-            finally:
-                if not self._gc:
-                    gc.enable()
-            calls += len(items)
+                calls += len(items)
+        finally:
+            if not self._gc:
+                gc.enable()
         return total, calls
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ a stream through a full cache) checked on a tiny group of its own."""
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from bearerguard import ResourceServer
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 RUN = BENCHMARKS / "run.py"
@@ -188,6 +191,17 @@ def test_the_old_method_is_still_available_for_comparison(harness: Any) -> None:
     assert states
     assert not any(states)
     assert gc.isenabled()
+
+
+def test_a_full_run_measures_the_default_configuration(harness: Any) -> None:
+    """A never-seen token in a full run goes through the library's default cache."""
+    default = inspect.signature(ResourceServer).parameters["token_cache_size"].default
+    settings = harness.Settings.for_mode(quick=False)
+    assert settings.cache_size == default
+    assert settings.gc is True
+    assert settings.fills == (1_000, 10_000, 100_000)
+    assert settings.stream_size() > default
+    assert settings.per_round() >= default // 10
 
 
 def test_fresh_copies_are_equal_and_new(harness: Any) -> None:
