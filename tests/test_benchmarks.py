@@ -213,3 +213,58 @@ def test_fresh_copies_are_equal_and_new(harness: Any) -> None:
     assert harness.fresh(token) is not token
     assert harness.fresh(raw) is not raw
     assert all(a is not b for a, b in zip(harness.fresh((token, raw)), (token, raw), strict=True))
+
+
+def test_the_minimal_verifier_keeps_a_bounded_map_evicting_the_oldest(harness: Any) -> None:
+    from reference import Verifier  # benchmarks/ is on the path (fixture)
+
+    from bearerguard.testing import LocalIssuer
+
+    issuer = LocalIssuer(algorithms=("HS256",), audience="api://orders")
+    with issuer:
+        tokens = [issuer.mint(alg="HS256", expires_in=3600) for _ in range(5)]
+        verifier = Verifier(
+            alg="HS256",
+            key=issuer.shared_secret("HS256"),
+            kid=issuer.kid("HS256"),
+            issuer=issuer.issuer,
+            audience="api://orders",
+            keep=3,
+        )
+        verified: list[str] = []
+        bare = verifier.verify
+
+        def counting(token: str) -> dict[str, Any]:
+            verified.append(token)
+            return bare(token)
+
+        verifier.verify = counting  # type: ignore[method-assign]
+        results = [verifier.check(token) for token in tokens]
+
+        assert list(verifier.kept) == tokens[2:]  # the oldest two evicted
+        assert verifier.check(tokens[4]) is results[4]  # a hit: no verification
+        assert verified == tokens
+        verifier.check(tokens[0])  # evicted before: verified again, and kept
+        assert verified == [*tokens, tokens[0]]
+        assert list(verifier.kept) == [*tokens[3:], tokens[0]]
+
+
+def test_the_readme_table_says_when_runs_disagree() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import readme_table
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+    def run(verdict: str, value: float) -> dict[str, Any]:
+        check = {"label": "hit: middleware / bare app", "value": value, "unit": "x"}
+        check |= {"budget": 1.25, "at_least": False, "verdict": verdict}
+        return {"groups": [{"name": "asgi.starlette", "checks": [check]}]}
+
+    rows = readme_table.budget_rows([run("ok", 1.2), run("over", 1.3)], ["a", "b"])
+    assert rows[2] == (
+        "| asgi.starlette | hit: middleware / bare app | ≤ 1.25 x | 1.20 x | 1.30 x"
+        " | mixed: ok / over |"
+    )
+    rows = readme_table.budget_rows([run("over", 1.3), run("over", 1.4)], ["a", "b"])
+    assert rows[2].endswith("| **over** |")
