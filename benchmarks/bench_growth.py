@@ -49,12 +49,14 @@ def token_size(settings: Settings) -> Iterator[Group]:
         stream = settings.stream_size(size_cache)
         servers: list[ResourceServer] = []
 
-        def server(**options: object) -> ResourceServer:
-            made = warmed(config(issuer, ALG), max_token_bytes=65536, **options)
+        def server(token_cache_size: int) -> ResourceServer:
+            made = warmed(
+                config(issuer, ALG), max_token_bytes=65536, token_cache_size=token_cache_size
+            )
             servers.append(made)
             return made
 
-        def reference(**options: object) -> Verifier:
+        def reference(keep: int) -> Verifier:
             return Verifier(
                 alg=ALG,
                 key=verification_key(issuer, ALG),
@@ -62,7 +64,7 @@ def token_size(settings: Settings) -> Iterator[Group]:
                 issuer=issuer.issuer,
                 audience=AUDIENCE,
                 max_bytes=65536,
-                **options,  # type: ignore[arg-type]
+                keep=keep,
             )
 
         cases: list[Case] = []
@@ -148,8 +150,8 @@ def jwks_size(settings: Settings) -> Iterator[Group]:
             keys = fillers[: len(fillers) // 2] + jwks + fillers[len(fillers) // 2 :]
             issuer.set_jwks_body(json.dumps({"keys": keys}).encode())
 
-            def server(issuer: LocalIssuer = issuer, **options: object) -> ResourceServer:
-                made = warmed(config(issuer, ALG), **options)
+            def server(token_cache_size: int, issuer: LocalIssuer = issuer) -> ResourceServer:
+                made = warmed(config(issuer, ALG), token_cache_size=token_cache_size)
                 servers.append(made)
                 return made
 
@@ -182,10 +184,11 @@ def issuer_count(settings: Settings) -> Iterator[Group]:
                 for i in range(count - 1)
             ]
 
-            def server(others: list[Issuer] = others, **options: object) -> ResourceServer:
+            def server(token_cache_size: int, others: list[Issuer] = others) -> ResourceServer:
                 # Not `warmed()`: that would fetch every issuer's keys. One verification fetches
                 # the keys of the one issuer the tokens need; its token is then forgotten.
-                made = ResourceServer([*others, config(issuer, ALG)], **options)  # type: ignore[arg-type]
+                trusted = [*others, config(issuer, ALG)]
+                made = ResourceServer(trusted, token_cache_size=token_cache_size)
                 made.verify(tokens[-1])
                 made._tokens.discard(tokens[-1])
                 servers.append(made)

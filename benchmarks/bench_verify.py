@@ -29,6 +29,7 @@ from common import (
 from harness import Case, Check, Group, Pair, Settings, register
 from reference import Verifier, b64url, signature_check
 
+from bearerguard import ResourceServer
 from bearerguard.testing import LocalIssuer
 
 ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA", "HS256")
@@ -57,20 +58,16 @@ def _verify_group(alg: str, settings: Settings) -> Iterator[Group]:
         check = signature_check(alg, key)
         parts = [(t.rsplit(".", 1)[0].encode(), _signature(t)) for t in tokens]
 
-        def reference(**options: object) -> Verifier:
+        def reference(keep: int) -> Verifier:
+            kid = issuer.kid(alg)
             return Verifier(
-                alg=alg,
-                key=key,
-                kid=issuer.kid(alg),
-                issuer=issuer.issuer,
-                audience=AUDIENCE,
-                **options,  # type: ignore[arg-type]
+                alg=alg, key=key, kid=kid, issuer=issuer.issuer, audience=AUDIENCE, keep=keep
             )
 
-        def server(**options: object) -> object:
-            return warmed(config(issuer, alg), **options)
+        def server(token_cache_size: int) -> ResourceServer:
+            return warmed(config(issuer, alg), token_cache_size=token_cache_size)
 
-        ours = bearerguard_cases(server, tokens, settings)  # type: ignore[arg-type]
+        ours = bearerguard_cases(server, tokens, settings)
         (minimal, minimal_hit), minimal_check = minimal_cases(reference, tokens, settings)
         cache_off = warmed(config(issuer, alg), token_cache_size=0)
         hit_tokens = list(ours.warm.items)
@@ -121,7 +118,7 @@ def _verify_group(alg: str, settings: Settings) -> Iterator[Group]:
             ],
             after=lambda: ours.check() + minimal_check() + io_check(),
         )
-        for each in (ours.server, ours.cold.op.__self__, cache_off):  # type: ignore[attr-defined]
+        for each in (ours.server, ours.cold_server, cache_off):
             each.close()
 
 

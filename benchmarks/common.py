@@ -74,12 +74,14 @@ def filled(
 
 
 class Cases(NamedTuple):
-    """bearerguard's cases on one stream: `cold` (never seen, a full evicting cache), `warm` (hits
-    on `server`, whose cache is full), and `check` for the group's `after` (the stream missed)."""
+    """bearerguard's cases on one stream: `cold` (never seen, by `cold_server`, its cache full and
+    evicting), `warm` (hits on `server`, whose cache is full), and `check` for the group's
+    `after` (the stream missed, every round)."""
 
     cold: Case
     warm: Case
     server: ResourceServer
+    cold_server: ResourceServer
     check: Callable[[], list[str]]
 
 
@@ -110,7 +112,7 @@ def bearerguard_cases(
         filled(warm_server, tokens, settings, size),
     )
     check = stream_check(cold, cold_server._tokens._entries, size)
-    return Cases(cold, warm, warm_server, check)
+    return Cases(cold, warm, warm_server, cold_server, check)
 
 
 def uncached(settings: Settings, items: Sequence[Any]) -> dict[str, Any]:
