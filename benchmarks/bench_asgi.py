@@ -128,7 +128,12 @@ def _checks(bare: str, hit: str, miss: str, minimal_hit: str, minimal_miss: str)
         Pair("hit: middleware / minimal guard, keeping (both hits)", hit, minimal_hit),
         Delta("miss: middleware - bare app", miss, bare),
         Delta("minimal guard, keeping, miss - bare app", minimal_miss, bare),
-        Pair("miss: middleware / minimal guard, keeping (both with the app)", miss, minimal_miss),
+        Pair(
+            "miss: middleware / minimal guard, keeping (both with the app)",
+            miss,
+            minimal_miss,
+            mean=True,
+        ),
     ]
 
 

@@ -112,7 +112,12 @@ def token_size(settings: Settings) -> Iterator[Group]:
                     "B",
                 ),
                 *(
-                    Pair(f"cold / minimal verifier, {name.split()[-2]} scopes", name, ref_name)
+                    Pair(
+                        f"cold / minimal verifier, {name.split()[-2]} scopes",
+                        name,
+                        ref_name,
+                        mean=True,
+                    )
                     for name, ref_name in zip(series["cold"], series["reference"], strict=True)
                 ),
             ],
@@ -216,8 +221,8 @@ def _flat(  # noqa: PLR0917
     return Group(
         cases=cases,
         checks=[
-            Pair(f"cold: 10 {what} / {one}", cases[2].name, cases[0].name, FLAT_BUDGET),
-            Pair(f"cold: 100 {what} / {one}", cases[4].name, cases[0].name, FLAT_BUDGET),
+            Pair(f"cold: 10 {what} / {one}", cases[2].name, cases[0].name, FLAT_BUDGET, mean=True),
+            Pair(f"cold: 100 {what} / {one}", cases[4].name, cases[0].name, FLAT_BUDGET, mean=True),
             Pair(f"warm: 100 {what} / {one}", cases[5].name, cases[1].name, FLAT_BUDGET),
         ],
         notes=[note],

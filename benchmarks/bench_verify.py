@@ -89,21 +89,30 @@ def _verify_group(alg: str, settings: Settings) -> Iterator[Group]:
                 COLD,
                 MINIMAL,
                 MISS_BUDGET.get(alg, DEFAULT_MISS_BUDGET),
+                mean=True,
             ),
             Pair(
-                "miss, cache off: bearerguard / minimal verifier, no cache", CACHE_OFF, MINIMAL_BARE
+                "miss, cache off: bearerguard / minimal verifier, no cache",
+                CACHE_OFF,
+                MINIMAL_BARE,
+                mean=True,
             ),
-            Pair("miss: bearerguard / PyJWT", COLD, PYJWT),
+            Pair("miss: bearerguard / PyJWT", COLD, PYJWT, mean=True),
         ]
         authlib = authlib_decoder(issuer, alg)
         if authlib is not None:
             cases.insert(5, Case(AUTHLIB, authlib, **uncached(settings, tokens)))
-            checks.append(Pair("miss: bearerguard / authlib", COLD, AUTHLIB))
+            checks.append(Pair("miss: bearerguard / authlib", COLD, AUTHLIB, mean=True))
         checks += [
-            Pair("keeping the result: bearerguard cache on / off", COLD, CACHE_OFF),
-            Pair("keeping the result: minimal verifier keeping / no cache", MINIMAL, MINIMAL_BARE),
-            Pair("minimal verifier, keeping / signature only", MINIMAL, SIGNATURE),
-            Pair("PyJWT / minimal verifier, keeping", PYJWT, MINIMAL),
+            Pair("keeping the result: bearerguard cache on / off", COLD, CACHE_OFF, mean=True),
+            Pair(
+                "keeping the result: minimal verifier keeping / no cache",
+                MINIMAL,
+                MINIMAL_BARE,
+                mean=True,
+            ),
+            Pair("minimal verifier, keeping / signature only", MINIMAL, SIGNATURE, mean=True),
+            Pair("PyJWT / minimal verifier, keeping", PYJWT, MINIMAL, mean=True),
             Pair("hit: bearerguard verify() / minimal verifier, keeping", WARM, MINIMAL_HIT),
             Pair("hit: bearerguard authenticate() / verify()", AUTHENTICATE, WARM),
             Pair("hit: warm / cold", WARM, COLD),

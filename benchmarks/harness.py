@@ -91,13 +91,20 @@ class Case:
 @dataclass(frozen=True)
 class Pair:
     """`numerator / denominator`, round by round; over budget if the median exceeds `budget`
-    (or, with `at_least`, falls below it)."""
+    (or, with `at_least`, falls below it).
+
+    With `mean`, the figure is the ratio of the two cases' means over the same rounds instead
+    (the per-round ratios still give its quartiles): for misses, whose survivors bring on a full
+    collection every few rounds. A median of per-round ratios would leave those rounds out, as
+    it would a batch eviction; the mean charges each case the collections it triggers, which
+    happen in proportion to the objects it leaves behind."""
 
     label: str
     numerator: str
     denominator: str
     budget: float | None = None
     at_least: bool = False
+    mean: bool = False
 
 
 @dataclass(frozen=True)
@@ -222,6 +229,22 @@ class _Runner:
     def __init__(self, settings: Settings) -> None:
         self._loop = asyncio.Runner()
         self._gc = settings.gc
+        # Full collections (generation 2) that ran inside each case's timed passes: how many,
+        # and their total ns. The callback runs on every collection; it only compares an int.
+        self.full_collections: dict[str, list[int]] = {}
+        self._timing: str | None = None
+        self._started = 0
+        gc.callbacks.append(self._on_collection)
+
+    def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
+        if info["generation"] != 2 or self._timing is None:
+            return
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        else:
+            counts = self.full_collections.setdefault(self._timing, [0, 0])
+            counts[0] += 1
+            counts[1] += time.perf_counter_ns() - self._started
 
     def pass_items(self, case: Case, *, warm_up: bool = False) -> list[Any]:
         """The inputs of one pass, freshly copied; for a stream, the next `per_round` of it."""
@@ -246,22 +269,29 @@ class _Runner:
         try:
             for _ in range(repeat):
                 items = self.pass_items(case, warm_up=warm_up)
+                self._timing = None if warm_up else case.name
                 if is_async:
                     total += self._loop.run(_async_pass(case.op, items))
                 else:
                     total += _sync_pass(case.op, items)
+                self._timing = None
                 calls += len(items)
         finally:
+            self._timing = None
             if not self._gc:
                 gc.enable()
         return total, calls
 
     def close(self) -> None:
+        gc.callbacks.remove(self._on_collection)
         self._loop.close()
 
 
-def measure(group: Group, settings: Settings) -> dict[str, list[float]]:
-    """ns per operation of every case, one sample per round, rounds interleaved across cases."""
+def measure(
+    group: Group, settings: Settings, collections: dict[str, list[int]] | None = None
+) -> dict[str, list[float]]:
+    """ns per operation of every case, one sample per round, rounds interleaved across cases;
+    `collections` (when given) receives each case's [full collections, their ns] while timed."""
     runner = _Runner(settings)
     try:
         repeats = {}
@@ -294,6 +324,8 @@ def measure(group: Group, settings: Settings) -> dict[str, list[float]]:
                     continue
                 elapsed, calls = runner.time(case, repeats[case.name])
                 samples[case.name].append(elapsed / calls)
+        if collections is not None:
+            collections.update(runner.full_collections)
         return samples
     finally:
         runner.close()
@@ -327,12 +359,16 @@ def derive(
     check: Check, samples: dict[str, list[float]], sizes: dict[str, float]
 ) -> dict[str, Any]:
     """One figure with its quartiles and verdict: "ok", "over" (the budget), or "info"."""
+    extra: dict[str, Any] = {}
     if isinstance(check, Pair):
-        ratios = [
-            a / b for a, b in zip(samples[check.numerator], samples[check.denominator], strict=True)
-        ]
+        numerator, denominator = samples[check.numerator], samples[check.denominator]
+        ratios = [a / b for a, b in zip(numerator, denominator, strict=True)]
         q1, value, q3 = quartiles(ratios)
         unit, kind = "x", "ratio"
+        if check.mean:
+            extra = {"median_of_rounds": value}
+            value = statistics.fmean(numerator) / statistics.fmean(denominator)
+            kind = "ratio of means"
     elif isinstance(check, Delta):
         deltas = [a - b for a, b in zip(samples[check.case], samples[check.baseline], strict=True)]
         q1, value, q3 = quartiles(deltas)
@@ -364,7 +400,7 @@ def derive(
         "budget": check.budget,
         "at_least": at_least,
         "verdict": verdict,
-    }
+    } | extra
 
 
 def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -396,8 +432,9 @@ def profile(entry: Registered, settings: Settings, pattern: str, seconds: float 
 def run_group(entry: Registered, settings: Settings) -> dict[str, Any]:
     """Build, measure and summarise one registered group."""
     started = time.perf_counter()
+    collections: dict[str, list[int]] = {}
     with entry.build(settings) as group:
-        samples = measure(group, settings)
+        samples = measure(group, settings, collections)
         notes = list(group.notes) + (group.after() if group.after else [])
     sizes = {case.name: case.size for case in group.cases if case.size is not None}
     cases = {case.name: case for case in group.cases}
@@ -412,6 +449,8 @@ def run_group(entry: Registered, settings: Settings) -> dict[str, Any]:
             | {"stream": name in cases and cases[name].per_round is not None}
             | {"per_round": cases[name].per_round if name in cases else None}
             | {"unit": units.get(name, "ns")}
+            | {"full_collections": collections.get(name, [0, 0])[0]}
+            | {"full_collections_ns": collections.get(name, [0, 0])[1]}
             | summarise(series)
             for name, series in samples.items()
         ],

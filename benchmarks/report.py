@@ -109,13 +109,19 @@ def markdown(results: dict[str, Any]) -> str:
         if "skipped" in group:
             lines.append(f"Skipped: {group['skipped']}")
             continue
-        lines += ["| case | median | IQR | spread |", "|---|---:|---:|---:|"]
+        lines += [
+            "| case | median | mean | IQR | spread | full collections while timed |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for case in group["cases"]:
             unit = case.get("unit", "ns")
+            mean = sum(case["samples_ns"]) / len(case["samples_ns"])
+            count = case.get("full_collections", 0)
+            full = f"{count} ({_time(case.get('full_collections_ns', 0))})" if count else ""
             lines.append(
-                f"| {case['name']} | {_figure(case['median_ns'], unit)} | "
+                f"| {case['name']} | {_figure(case['median_ns'], unit)} | {_figure(mean, unit)} | "
                 f"{_figure(case['q1_ns'], unit)} to {_figure(case['q3_ns'], unit)} | "
-                f"{case['spread_pct']:.1f} % |"
+                f"{case['spread_pct']:.1f} % | {full} |"
             )
         if group["checks"]:
             lines += [
@@ -128,8 +134,12 @@ def markdown(results: dict[str, Any]) -> str:
                 sign = "≥" if check.get("at_least") else "≤"
                 limit = check["budget"]
                 budget = "" if limit is None else f"{sign} {_figure(limit, unit)}"
+                value = _figure(check["value"], unit)
+                if "median_of_rounds" in check:
+                    rounds = _figure(check["median_of_rounds"], unit)
+                    value = f"{value} (ratio of means; median of rounds {rounds})"
                 lines.append(
-                    f"| {check['label']} | {_figure(check['value'], unit)} | "
+                    f"| {check['label']} | {value} | "
                     f"{_figure(check['q1'], unit)} to {_figure(check['q3'], unit)} | "
                     f"{budget} | {check['verdict']} |"
                 )
