@@ -104,6 +104,49 @@ def _pause(settings: Settings) -> Iterator[Group]:
             worker.stop()
 
 
+@register(
+    "gc.misses",
+    "Never-seen tokens, bearerguard and the minimal verifier each in a process of its own.",
+)
+def _misses(settings: Settings) -> Iterator[Group]:
+    per_round, size = settings.per_round(), settings.stream_size()
+    kinds = ("bearerguard", "minimal")
+    workers = [
+        Worker(0, settings.cache_size, settings.pool, (kind, per_round, size)) for kind in kinds
+    ]
+    info = _started(workers)
+    try:
+        names = (
+            "bearerguard verify(), never seen, its cache full",
+            "minimal verifier, keeping, never seen, its map full",
+        )
+        cases = [
+            Case(name, print, [None], probe=worker.probe("misses"))
+            for name, worker in zip(names, workers, strict=True)
+        ]
+        for case in cases:
+            case.units = {"full collections": "count"}
+        gc_series = [f"{name}, full collections, ns per miss" for name in names]
+        yield Group(
+            cases=cases,
+            checks=[
+                Pair("miss: bearerguard / minimal verifier, keeping", *names, mean=True),
+                Limit("bearerguard: full collections, per miss", gc_series[0], mean=True),
+                Limit("minimal verifier: full collections, per miss", gc_series[1], mean=True),
+            ],
+            notes=[
+                f"HS256 tokens of {info[0]['bytes']} bytes, a stream of {size} through a full"
+                f" cache of {settings.cache_size}, {per_round} per round, the collector on; each"
+                " verifier alone in its process, so the full collections in each are its own"
+                " (in the verify groups all caches share one process and its collections);"
+                " the amortized figure is the mean over the rounds"
+            ],
+        )
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
 @register("cache.memory", "Memory and GC-tracked objects per cached entry, the default cache full.")
 def _memory(settings: Settings) -> Iterator[Group]:
     fill = settings.cache_size

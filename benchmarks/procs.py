@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from common import AUDIENCE, EXTRA_CLAIMS, SCOPES, config, hits, mint, warmed
+from reference import Verifier
 
 from bearerguard import ResourceServer
 from bearerguard.testing import LocalIssuer
@@ -101,15 +102,75 @@ def _serve(conn: Connection, fill: int, cache_size: int, pool: int) -> None:
         server.close()
 
 
-class Worker:
-    """A child process holding a server whose cache holds `fill` tokens (see the module)."""
+def _stream(conn: Connection, kind: str, cache_size: int, per_round: int, size: int) -> None:
+    """A stream of `size` never-seen typical tokens through one full cache of `cache_size`
+    (bearerguard's, or the minimal verifier's kept results), `per_round` per "misses" command:
+    ns per miss, and the ns of the full collections that ran during the pass, per miss."""
+    with LocalIssuer(algorithms=(ALG,), audience=AUDIENCE) as issuer:
+        raw = typical_tokens(issuer, size)
+        server = ResourceServer(config(issuer, ALG), token_cache_size=cache_size)
+        reference = Verifier(
+            alg=ALG,
+            key=issuer.shared_secret(ALG),
+            kid=issuer.kid(ALG),
+            issuer=issuer.issuer,
+            audience=AUDIENCE,
+            keep=cache_size,
+        )
+        op: Callable[[str], Any] = server.verify if kind == "bearerguard" else reference.check
+        for raw_token in raw:  # the warm-up pass: the cache is full, and evicting, from here on
+            op(raw_token.decode())
+        full = [0, 0, 0]  # collections, their ns, the start of the current one
 
-    def __init__(self, fill: int, cache_size: int, pool: int) -> None:
+        def count(phase: str, info: dict[str, Any]) -> None:
+            if info["generation"] == 2:
+                if phase == "start":
+                    full[2] = time.perf_counter_ns()
+                else:
+                    full[0] += 1
+                    full[1] += time.perf_counter_ns() - full[2]
+
+        gc.collect()
+        conn.send({"bytes": len(raw[0])})
+        cursor = 0
+        while True:
+            command, _ = conn.recv()
+            if command == "stop":
+                break
+            items = [raw[(cursor + i) % size].decode() for i in range(per_round)]
+            cursor = (cursor + per_round) % size
+            full[:2] = [0, 0]
+            gc.callbacks.append(count)
+            start = time.perf_counter_ns()
+            for token in items:
+                op(token)
+            elapsed = time.perf_counter_ns() - start
+            gc.callbacks.remove(count)
+            conn.send(
+                {
+                    "ns": elapsed / per_round,
+                    "full collections, ns per miss": full[1] / per_round,
+                    "full collections": float(full[0]),
+                }
+            )
+        server.close()
+
+
+class Worker:
+    """A child process holding a server whose cache holds `fill` tokens (see the module), or,
+    with `stream=(kind, per_round, size)`, feeding a stream of never-seen tokens to `kind`
+    ("bearerguard" or "minimal") through a full cache of `cache_size`."""
+
+    def __init__(
+        self, fill: int, cache_size: int, pool: int, stream: tuple[str, int, int] | None = None
+    ) -> None:
         self.fill = fill
         self._conn, child = _CONTEXT.Pipe()
-        self._process = _CONTEXT.Process(
-            target=_serve, args=(child, fill, cache_size, pool), daemon=True
-        )
+        target: Callable[..., None] = _serve
+        args: tuple[Any, ...] = (child, fill, cache_size, pool)
+        if stream is not None:
+            target, args = _stream, (child, stream[0], cache_size, stream[1], stream[2])
+        self._process = _CONTEXT.Process(target=target, args=args, daemon=True)
         self._process.start()
         child.close()
         self.info: dict[str, Any] = {}
@@ -117,7 +178,7 @@ class Worker:
     def ready(self) -> dict[str, Any]:
         """Wait until the cache is filled; what the child reports (token bytes, RSS)."""
         if not self.info:
-            if not self._conn.poll(600):
+            if not self._conn.poll(900):
                 raise RuntimeError(f"the worker filling {self.fill} tokens did not answer")
             self.info = self._conn.recv()
         return self.info
@@ -127,7 +188,11 @@ class Worker:
         return self._conn.recv()
 
     def probe(self, command: str, argument: Any = None) -> Callable[[], dict[str, float]]:
-        return lambda: {"ns": float(self.ask(command, argument))}
+        def run() -> dict[str, float]:
+            answer = self.ask(command, argument)
+            return answer if isinstance(answer, dict) else {"ns": float(answer)}
+
+        return run
 
     def stop(self) -> None:
         if self._process.is_alive():

@@ -4,7 +4,9 @@ Prints Markdown rows in the README's form, every figure a ratio measured within 
 memory, bytes and objects per cached entry), one column per run: first the budget lines of
 design.md (every figure of the runs that has a budget, with its verdict over all runs), then one
 row per signature algorithm. Absolute times are left out on purpose: they move with the machine
-and its load, the ratios much less. A group or figure missing from a run prints as "-".
+and its load, the ratios much less. A ratio is the median of its per-round ratios; where the
+ratio of the means over the same rounds is kept too (misses: it includes the rare full
+collections), it follows in parentheses. A group or figure missing from a run prints "-".
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def _value(check: dict[str, Any] | None) -> str:
     if check is None:
         return "-"
     value, unit = check["value"], check["unit"]
+    if unit == "x" and "ratio_of_means" in check:
+        return f"{value:.2f} x ({check['ratio_of_means']:.2f} x)"
     if unit == "x":
         return f"{value:.2f} x"
     if unit == "ns":
@@ -70,7 +74,8 @@ def _value(check: dict[str, Any] | None) -> str:
 
 def _budget(check: dict[str, Any]) -> str:
     sign = "≥" if check.get("at_least") else "≤"
-    return f"{sign} {_value(check | {'value': check['budget']})}"
+    limit = {"value": check["budget"], "unit": check["unit"]}
+    return f"{sign} {_value(limit)}"
 
 
 def _verdict(found: Sequence[dict[str, Any] | None]) -> str:

@@ -135,9 +135,11 @@ def markdown(results: dict[str, Any]) -> str:
                 limit = check["budget"]
                 budget = "" if limit is None else f"{sign} {_figure(limit, unit)}"
                 value = _figure(check["value"], unit)
+                if "ratio_of_means" in check:
+                    value = f"{value} (ratio of means: {_figure(check['ratio_of_means'], unit)})"
                 if "median_of_rounds" in check:
                     rounds = _figure(check["median_of_rounds"], unit)
-                    value = f"{value} (ratio of means; median of rounds {rounds})"
+                    value = f"{value} (the mean; median of rounds {rounds})"
                 lines.append(
                     f"| {check['label']} | {value} | "
                     f"{_figure(check['q1'], unit)} to {_figure(check['q3'], unit)} | "

@@ -75,6 +75,9 @@ def test_quick_run_of_one_group_writes_json_and_markdown(tmp_path: Path) -> None
     assert _budgeted(group) == {
         "miss: bearerguard / minimal verifier, both keeping the result": 1.25
     }
+    (miss,) = [c for c in group["checks"] if c["budget"] is not None]
+    assert miss["ratio_of_means"] > 0  # shown beside the median of the per-round ratios
+    assert all(case["full_collections"] >= 0 for case in group["cases"])
     notes = " ".join(group["notes"])
     assert "no request reached the issuer while measuring" in notes
     assert "bearerguard verify() cold: 12 never-seen tokens per round" in notes
@@ -94,7 +97,7 @@ def test_list_names_every_group() -> None:
     assert "growth.issuers" in groups
     assert {"asgi.starlette", "asgi.fastapi", "wsgi.plain", "wsgi.flask", "http.uvicorn"} <= groups
     assert {"cache.introspection", "cache.roles", "cache.fill", "cache.memory"} <= groups
-    assert "gc.pause" in groups
+    assert {"gc.pause", "gc.misses"} <= groups
 
 
 def test_quick_run_of_the_middleware_groups_measures_hits_and_misses(tmp_path: Path) -> None:
@@ -122,13 +125,18 @@ def test_quick_run_of_the_middleware_groups_measures_hits_and_misses(tmp_path: P
 
 
 def test_quick_run_of_the_process_groups_and_the_readme_table(tmp_path: Path) -> None:
-    results = _quick(tmp_path, "cache.fill", "gc.pause", "cache.memory", timeout=300)
+    results = _quick(tmp_path, "cache.fill", "gc", "cache.memory", timeout=300)
 
     fill = _group(results, "cache.fill")
     assert _budgeted(fill) == {"hit: 1600 / 100 entries": 1.10}
     assert all(len(case["samples_ns"]) == 3 for case in fill["cases"])
     pause = _group(results, "gc.pause")
     assert _budgeted(pause) == {"full collection: default cache full / empty": 2.0}
+    misses = _group(results, "gc.misses")
+    measured = {case["name"] for case in misses["cases"]}
+    gc_series = "bearerguard verify(), never seen, its cache full, full collections, ns per miss"
+    assert gc_series in measured
+    assert not _budgeted(misses)
     memory = _group(results, "cache.memory")
     assert _budgeted(memory) == {
         "per entry, bytes (tracemalloc)": 1200.0,
@@ -179,6 +187,26 @@ def test_the_harness_keeps_the_collector_on_and_streams_never_seen_inputs(harnes
     assert len(kept) == capacity  # full, and evicting, all along
     assert settings.stream_size() > capacity
     assert settings.per_round(capacity) >= capacity // 10
+
+
+def test_full_collections_while_timed_are_counted_per_case(harness: Any) -> None:
+    settings = harness.Settings.for_mode(quick=True)
+    group = harness.Group(
+        cases=[
+            harness.Case("collects", lambda _: gc.collect(), [1], per_round=2),
+            harness.Case("does not", lambda _: None, [1]),
+        ]
+    )
+    collections: dict[str, list[int]] = {}
+
+    harness.measure(group, settings, collections)
+
+    assert collections["collects"][0] == 2 * settings.rounds  # the warm-up pass is not counted
+    assert collections["collects"][1] > 0
+    assert "does not" not in collections
+    assert all(
+        getattr(c, "__func__", None) is not harness._Runner._on_collection for c in gc.callbacks
+    )
 
 
 def test_the_old_method_is_still_available_for_comparison(harness: Any) -> None:
