@@ -5,7 +5,7 @@ order, so slow drift on a shared machine (another process, a CPU frequency chang
 cases of a round alike; a ratio is then taken round by round and its median reported.
 
 What a real request pays is what is measured: the garbage collector stays on (`--no-gc` turns it
-off around each pass, the old method, for comparison only), and every call gets a fresh copy of
+off for each round, the old method, for comparison only), and every call gets a fresh copy of
 its input made just before the pass, untimed, so no string arrives with its hash already computed.
 A *stream* case (a token never seen) takes the next `per_round` items of a pool larger than the
 cache in front of it, in order, round after round: each call misses, is verified, inserted, and
@@ -35,7 +35,7 @@ class Settings:
     pool: int = 300  # distinct inputs (tokens) per case
     target_ns: int = 15_000_000  # the least time one round of a case should take
     quick: bool = False
-    gc: bool = True  # False: the collector off around each timed pass (the old method)
+    gc: bool = True  # False: the collector off for each round (the old method)
     # The verified-token cache in front of a stream of never-seen tokens: the library's default,
     # so a miss pays the evictions of the default configuration (quick: a small one).
     cache_size: int = 10_000
@@ -95,12 +95,12 @@ class Pair:
     (or, with `at_least`, falls below it).
 
     With `mean`, the ratio of the two cases' means over the same rounds is reported beside it:
-    for misses, whose survivors bring on a full collection now and then (in a verify group,
-    about once in 20 000 misses). The median of per-round ratios leaves the round that holds one
-    out; the ratio of means charges it to whichever case was running, which in a process shared
-    by several caches is partly chance. The verdict stays on the median; read both, the
-    per-case count of full collections while timed, and `gc.misses`, where each verifier has a
-    process of its own."""
+    for misses, whose survivors bring on a full collection now and then (in one trial, once in
+    20 000 misses in a process holding one full default cache). The median of per-round ratios
+    leaves the round that holds one out; the ratio of means charges it to whichever case was
+    running, which in a process shared by several caches is partly chance. The verdict stays on
+    the median; read both, the per-case count of full collections while timed, and `gc.misses`,
+    where each verifier has a process of its own."""
 
     label: str
     numerator: str
