@@ -33,7 +33,6 @@ from common import (
     mint,
     no_io_guard,
     stream_check,
-    uncached,
     verification_key,
     warmed,
 )
@@ -91,12 +90,6 @@ class _Setup:
         shadow = Case(name, call, self.tokens, per_round=case.per_round)
         self.checks.append(_follow(case, shadow, cache, self.settings.cache_size))
         return case
-
-    def uncached_case(self, name: str, call: Callable[[Any], Any], encode: bool) -> Case:
-        """An app with nothing in front that keeps anything: as many calls per round as a miss."""
-        return Case(
-            name, call, **uncached(self.settings, [_header(t, encode) for t in self.tokens])
-        )
 
     def after(self, issuer: LocalIssuer) -> Callable[[], list[str]]:
         io_check = no_io_guard([issuer])
