@@ -28,6 +28,8 @@ from apps import (
 )
 from common import (
     AUDIENCE,
+    Held,
+    ServerCache,
     config,
     filled,
     mint,
@@ -79,9 +81,7 @@ class _Setup:
     def hit_case(self, name: str, call: Callable[[Any], Any], encode: bool) -> Case:
         return Case(name, call, [_header(t, encode) for t in self.hit_tokens])
 
-    def miss_case(
-        self, name: str, call: Callable[[Any], Any], encode: bool, cache: dict[Any, Any]
-    ) -> Case:
+    def miss_case(self, name: str, call: Callable[[Any], Any], encode: bool, cache: Held) -> Case:
         """A stream of never-seen tokens through `cache` (the miss server's, or the minimal
         verifier's kept results), checked after measuring."""
         headers = [_header(t, encode) for t in self.tokens]
@@ -105,9 +105,7 @@ def _header(token: str, encode: bool) -> str | bytes:
     return value.encode() if encode else value
 
 
-def _follow(
-    case: Case, shadow: Case, cache: dict[Any, Any], capacity: int
-) -> Callable[[], list[str]]:
+def _follow(case: Case, shadow: Case, cache: Held, capacity: int) -> Callable[[], list[str]]:
     def check() -> list[str]:
         shadow.cursor = case.cursor
         return stream_check(shadow, cache, capacity)()
@@ -157,9 +155,7 @@ def _starlette(settings: Settings) -> Iterator[Group]:
             setup.hit_case(names[0], asgi_caller(bare, "/orders"), encode=True),
             setup.hit_case(names[1], asgi_caller(hit, "/orders"), encode=True),
             setup.hit_case(names[2], asgi_caller(hit, "/scoped"), encode=True),
-            setup.miss_case(
-                names[3], asgi_caller(miss, "/orders"), True, setup.miss._tokens._entries
-            ),
+            setup.miss_case(names[3], asgi_caller(miss, "/orders"), True, ServerCache(setup.miss)),
             setup.hit_case(names[4], asgi_caller(minimal_hit, "/orders"), encode=True),
             setup.miss_case(
                 names[5], asgi_caller(minimal_miss, "/orders"), True, setup.minimal_miss.kept
@@ -243,9 +239,7 @@ def _wsgi_group(settings: Settings, make: Callable[[], Any], label: str) -> Iter
         cases = [
             setup.hit_case(names[0], wsgi_caller(bare, "/orders"), encode=False),
             setup.hit_case(names[1], wsgi_caller(hit, "/orders"), encode=False),
-            setup.miss_case(
-                names[2], wsgi_caller(miss, "/orders"), False, setup.miss._tokens._entries
-            ),
+            setup.miss_case(names[2], wsgi_caller(miss, "/orders"), False, ServerCache(setup.miss)),
             setup.hit_case(names[3], wsgi_caller(minimal_hit, "/orders"), encode=False),
             setup.miss_case(
                 names[4], wsgi_caller(minimal_miss, "/orders"), False, setup.minimal_miss.kept

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import jwt
 from harness import Case, Settings
@@ -111,7 +111,7 @@ def bearerguard_cases(
         warm_server.verify,
         filled(warm_server, tokens, settings, size),
     )
-    check = stream_check(cold, cold_server._tokens._entries, size)
+    check = stream_check(cold, ServerCache(cold_server), size)
     return Cases(cold, warm, warm_server, cold_server, check)
 
 
@@ -123,7 +123,28 @@ def uncached(settings: Settings, items: Sequence[Any]) -> dict[str, Any]:
     return {"items": list(items[: 2 * per_round]), "per_round": per_round}
 
 
-def stream_check(case: Case, cache: Mapping[Any, Any], capacity: int) -> Callable[[], list[str]]:
+class Held(Protocol):
+    """What a stream check asks of a cache: is this token held, and how many are."""
+
+    def __contains__(self, token: object, /) -> bool: ...
+    def __len__(self) -> int: ...
+
+
+class ServerCache:
+    """A server's verified-token cache as `Held`, through the one lookup every request makes
+    (`ResourceServer._hit`), so the check does not depend on how the cache keys its entries."""
+
+    def __init__(self, server: ResourceServer) -> None:
+        self.server = server
+
+    def __contains__(self, token: object, /) -> bool:
+        return isinstance(token, str) and self.server._hit(token) is not None
+
+    def __len__(self) -> int:
+        return len(self.server._tokens)
+
+
+def stream_check(case: Case, cache: Held, capacity: int) -> Callable[[], list[str]]:
     """After measuring: the cache in front of a stream case is full (it was evicting all along)
     and holds none of the next round's tokens (each call of a round was a miss)."""
 
