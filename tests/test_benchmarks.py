@@ -296,3 +296,19 @@ def test_the_readme_table_says_when_runs_disagree() -> None:
     )
     rows = readme_table.budget_rows([run("over", 1.3), run("over", 1.4)], ["a", "b"])
     assert rows[2].endswith("| **over** |")
+
+
+def test_the_stream_check_fails_a_stream_that_was_cached_or_a_cache_not_full(
+    harness: Any,
+) -> None:
+    from common import stream_check  # benchmarks/ is on the path (fixture)
+
+    tokens = [f"token-{i}" for i in range(12)]
+    case = harness.Case("stream", print, tokens, per_round=3, cursor=3)
+    full = dict.fromkeys(tokens[6:])  # holds none of tokens[3:6], the next round
+
+    assert "3 never-seen tokens per round from a stream of 12" in stream_check(case, full, 6)()[0]
+    with pytest.raises(RuntimeError, match="still cached"):
+        stream_check(case, {tokens[4]: None, **full}, 7)()
+    with pytest.raises(RuntimeError, match="held 2 of 6"):
+        stream_check(case, {tokens[9]: None, tokens[10]: None}, 6)()
