@@ -32,9 +32,10 @@ from ._errors import (
     BearerError,
     ConfigurationError,
     InvalidTokenError,
-    MissingTokenError,
     Reason,
+    Seen,
     UpstreamUnavailableError,
+    seen_in,
 )
 from ._fetch import DEFAULT_TIMEOUT, HTTP
 from ._header import bearer_candidate, extract_bearer, is_b64token
@@ -42,8 +43,9 @@ from ._introspection import Introspector, token_key
 from ._jose import UnverifiedJWT, parse
 from ._jwks import JWKSCache, JWKSStatus
 from ._keys import Key
+from ._logfields import did_you_mean, log_refusal, near_issuers
 from ._roles import RoleResolver
-from ._token import AccessToken, client_id_of
+from ._token import AccessToken
 from ._trusted import Trusted
 from ._types import Clock
 
@@ -105,6 +107,7 @@ class ResourceServer:
             if config.issuer in self._trusted:
                 raise ConfigurationError(f"issuer {config.issuer} is configured twice")
             self._trusted[config.issuer] = Trusted.compile(config)
+        self._near = near_issuers(self._trusted)  # for "did you mean" in refusal logs
         self._introspector: Introspector | None = None
         self._revoker: Introspector | None = None  # introspect_jwts: verified JWTs are confirmed
         if introspection is not None:
@@ -218,12 +221,20 @@ class ResourceServer:
 
     def _resolved(self, access: AccessToken) -> AccessToken:
         if (roles := self._roles_of(access)) is not None:
-            return roles.resolve(access, self._timer())
+            try:
+                return roles.resolve(access, self._timer())
+            except UpstreamUnavailableError as exc:
+                log_refusal(exc, _seen_of(access))
+                raise
         return access
 
     async def _aresolved(self, access: AccessToken) -> AccessToken:
         if (roles := self._roles_of(access)) is not None:
-            return await roles.aresolve(access, self._timer())
+            try:
+                return await roles.aresolve(access, self._timer())
+            except UpstreamUnavailableError as exc:
+                log_refusal(exc, _seen_of(access))
+                raise
         return access
 
     def _roles_of(self, access: AccessToken) -> RoleResolver | None:
@@ -239,7 +250,7 @@ class ResourceServer:
 
     def _verify(self, token: str) -> AccessToken:
         """Everything after a cache miss (sync twin)."""
-        jwt = None
+        jwt, signed = None, False
         try:
             route = self._prepare(token)
             if isinstance(route, Introspector):
@@ -247,16 +258,17 @@ class ResourceServer:
             trusted, jwt = route
             key = self._key_for(trusted, jwt)
             access = self._accept(token, trusted, jwt, key)
+            signed = True
             if self._revoker is not None:  # central revocation: the AS must still say active
                 self._introspect(self._revoker, token)
             return access
         except (BearerError, UpstreamUnavailableError) as exc:
-            _log_refusal(exc, jwt)
+            _log_refusal(exc, jwt, signed)
             raise
 
     async def _averify(self, token: str) -> AccessToken:
         """Everything after a cache miss (async twin)."""
-        jwt = None
+        jwt, signed = None, False
         try:
             route = self._prepare(token)
             if isinstance(route, Introspector):
@@ -264,11 +276,12 @@ class ResourceServer:
             trusted, jwt = route
             key = trusted.ready_key(jwt, self._timer) or await self._akey(trusted, jwt)
             access = self._accept(token, trusted, jwt, key)
+            signed = True
             if self._revoker is not None:
                 await self._aintrospect(self._revoker, token)
             return access
         except (BearerError, UpstreamUnavailableError) as exc:
-            _log_refusal(exc, jwt)
+            _log_refusal(exc, jwt, signed)
             raise
 
     # -- keys and introspection: the only places the twins differ -----------------------
@@ -334,13 +347,18 @@ class ResourceServer:
             return self._introspector  # not a JWT: opaque, only the AS can tell
         iss = jwt.claims.get("iss")
         trusted = self._trusted.get(iss) if isinstance(iss, str) else None
-        if trusted is None:
-            if self._introspector is not None:
-                return self._introspector  # a JWT of an issuer we do not verify ourselves
-            raise InvalidTokenError(Reason.UNKNOWN_ISSUER)  # no network traffic for strangers
-        if jwt.alg not in trusted.algorithms:
-            raise InvalidTokenError(Reason.ALGORITHM)
-        check_type(jwt.header, rfc9068=trusted.config.rfc9068)
+        try:
+            if trusted is None:
+                if self._introspector is not None:
+                    return self._introspector  # a JWT of an issuer we do not verify ourselves
+                raise InvalidTokenError(Reason.UNKNOWN_ISSUER)  # no network traffic for strangers
+            if jwt.alg not in trusted.algorithms:
+                raise InvalidTokenError(Reason.ALGORITHM)
+            check_type(jwt.header, rfc9068=trusted.config.rfc9068)
+        except InvalidTokenError as exc:  # the log names what the token names, as unverified
+            hint = did_you_mean(iss, self._near) if trusted is None else None
+            exc.seen = seen_in(jwt.header, jwt.claims, verified=False)._replace(hint=hint)
+            raise
         return trusted, jwt
 
     def _accept(self, token: str, trusted: Trusted, jwt: UnverifiedJWT, key: Key) -> AccessToken:
@@ -420,14 +438,28 @@ def _bearer(authorization: str | None) -> str:
     try:
         return extract_bearer(authorization)
     except BearerError as exc:
-        _log_refusal(exc, None)
+        log_refusal(exc)
         raise
 
 
-def _log_refusal(exc: BearerError | UpstreamUnavailableError, jwt: UnverifiedJWT | None) -> None:
-    # The token itself is never logged; iss and kid are unverified, so they are logged with %r.
-    iss = jwt.claims.get("iss") if jwt else None
-    kid = jwt.kid if jwt else None
-    client = client_id_of(jwt.claims) if jwt else None
-    level = logging.INFO if isinstance(exc, MissingTokenError) else logging.WARNING
-    logger.log(level, "refused: %s iss=%r kid=%r client_id=%r", exc.reason.name, iss, kid, client)
+# Refusals raised once the signature held: the token's claims are then what its issuer signed.
+_SIGNED = frozenset({
+    Reason.CLAIM_TYPE, Reason.MISSING_CLAIM, Reason.AUDIENCE, Reason.CLAIM_VALUE, Reason.EXPIRED,
+    Reason.NOT_YET_VALID, Reason.ISSUED_IN_FUTURE, Reason.TOO_OLD,
+})  # fmt: skip
+
+
+def _log_refusal(
+    exc: BearerError | UpstreamUnavailableError, jwt: UnverifiedJWT | None, signed: bool
+) -> None:
+    # Never the token: what it names (marked unverified unless the signature held), and what a
+    # refusal raised before `jwt` was known attached to itself (`exc.seen`).
+    seen = None
+    if jwt is not None:
+        verified = signed or exc.reason in _SIGNED
+        seen = seen_in(jwt.header, jwt.claims, verified=verified)
+    log_refusal(exc, seen)
+
+
+def _seen_of(access: AccessToken) -> Seen:
+    return Seen("token", access.issuer, None, None, access.client_id)
