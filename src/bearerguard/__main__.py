@@ -49,13 +49,27 @@ def _check_arguments(check: argparse.ArgumentParser) -> None:
     check.add_argument("--rfc9068", action=argparse.BooleanOptionalAction, default=None)
     check.add_argument("--scope-claim", action="append", metavar="CLAIM", help="repeatable")
     check.add_argument("--allow-http", action=argparse.BooleanOptionalAction, default=None)
+    check.add_argument(
+        "--require",
+        action="append",
+        metavar="SCOPE",
+        help="scopes the route requires (repeatable, or space/comma separated): explains a 403",
+    )
     check.add_argument("--json", action="store_true", help="print one JSON document")
+    check.add_argument("--version", action="version", version=_version())
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"bearerguard {__version__}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bearerguard", description="OAuth 2.0 resource-server tools."
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
