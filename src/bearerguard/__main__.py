@@ -12,8 +12,10 @@ Explain why a resource server accepts or refuses an access token: every check in
 server's order, the first failure, and its RFC 6750 answer. Configuration comes from the
 BEARERGUARD_* variables that ResourceServer.from_env() reads; flags override them (lists are
 separated by commas or spaces, as in the variables). A shared secret for HS* is read only from
-BEARERGUARD_SHARED_SECRET, never from a flag. Exit codes: 0 valid, 1 refused, 2 could not check
-(issuer unreachable, discovery failed, bad arguments or configuration)."""
+BEARERGUARD_SHARED_SECRET, never from a flag. With BEARERGUARD_INTROSPECTION_* set, a token the
+server would introspect is introspected. A pasted 'Bearer <token>' is accepted. Progress goes to
+stderr. Exit codes: 0 valid, 1 refused, 2 could not check (issuer unreachable, discovery failed,
+bad arguments or configuration)."""
 
 DEMO_HELP = """\
 Start a local authorization server and a Starlette API protected by bearerguard on free ports
