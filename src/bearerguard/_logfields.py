@@ -74,8 +74,12 @@ def log_refusal(
     seen: Seen | None = None,
     *,
     required: Iterable[str] = (),
+    detail: str | None = None,
 ) -> None:
-    """Log one refusal: INFO for a request without credentials, WARNING otherwise."""
+    """Log one refusal: INFO for a request without credentials, WARNING otherwise.
+
+    `detail` is a fixed, secret-free text saying more than the reason (what a route wanted).
+    """
     seen = exc.seen or seen
     level = logging.INFO if isinstance(exc, MissingTokenError) else logging.WARNING
     parts = [f"refused: {exc.reason.name}"]
@@ -90,7 +94,8 @@ def log_refusal(
     if required:
         parts.append(f"required={required!r}")
     cause = exc.__cause__
-    detail = str(cause) if isinstance(cause, Malformed) else None  # the parser's fixed text
+    if isinstance(cause, Malformed):
+        detail = str(cause)  # the parser's fixed text: what is wrong with the token's form
     notes = [detail, _NOTES.get(seen.source) if seen else None]
     if seen is not None and seen.hint is not None:
         notes.append(f"did you mean {safe_url(seen.hint)!r}?")
