@@ -28,6 +28,7 @@ from ._discovery import DiscoveryError, Metadata, discovery_flow
 from ._errors import InvalidTokenError, Reason, UpstreamUnavailableError
 from ._flow import Fetch, Fetched, Flow, describe
 from ._keys import Key, KeySet
+from ._logfields import log_keys_loaded, upstream_fields
 from ._redact import safe_url
 from ._types import Clock
 
@@ -176,15 +177,22 @@ class JWKSCache:
             )
             if not keys.keys:  # a broken publication must not wipe out the last good keys
                 raise DiscoveryError(f"{shown}: the JWKS has no usable verification keys")
-            self.keys = keys
+            previous, self.keys = self.keys, keys
         except (DiscoveryError, ValueError) as exc:
             self.last_error = str(exc)
             if self._configured_uri is None:
                 self.metadata = None  # the JWKS URI may have moved: discover again next time
-            logger.warning("fetching keys of issuer %s failed: %s", self.issuer, exc)
+            logger.warning(
+                "fetching keys of issuer %s failed: %s",
+                self.issuer,
+                exc,
+                extra=upstream_fields(
+                    "keys_failed", issuer=self.issuer, upstream=self._upstream(), error=str(exc)
+                ),
+            )
             return
         self.last_error = None
-        logger.debug("fetched %d keys of issuer %s", len(self.keys.keys), self.issuer)
+        log_keys_loaded(logger, self.issuer, shown, keys.kids, previous.kids if previous else None)
 
     def reselect(self, kid: str | None, alg: str, key: Key, now: float) -> Key | None:
         """After `key` failed to verify a signature (and a refetch, if the cool-down allowed
@@ -214,8 +222,14 @@ class JWKSCache:
     def _unavailable(self, now: float) -> UpstreamUnavailableError:
         wait = self._last_attempt + self.policy.min_refetch_interval - now
         return UpstreamUnavailableError(
-            f"keys of issuer {self.issuer}", retry_after=max(1.0, math.ceil(wait))
+            f"keys of issuer {self.issuer}",
+            retry_after=max(1.0, math.ceil(wait)),
+            url=self._upstream(),
         )
+
+    def _upstream(self) -> str | None:
+        """The URL keys come from, or the first discovery URL while it is not known."""
+        return self.jwks_uri or (self._discovery_urls[0] if self._discovery_urls else None)
 
     def status(self, now: float) -> JWKSStatus:
         keys = self.keys

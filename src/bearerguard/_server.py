@@ -37,9 +37,10 @@ from ._errors import (
     BearerError,
     ConfigurationError,
     InvalidTokenError,
-    MissingTokenError,
     Reason,
+    Seen,
     UpstreamUnavailableError,
+    seen_in,
 )
 from ._fetch import DEFAULT_TIMEOUT, HTTP
 from ._header import bearer_candidate, extract_bearer, is_b64token
@@ -48,9 +49,10 @@ from ._jose import UnverifiedJWT, looks_like_jws, parse
 from ._jwks import JWKSCache, JWKSStatus
 from ._keys import Key
 from ._limit import CallLimit
+from ._logfields import did_you_mean, log_refusal, near_issuers
 from ._roles import RoleResolver
 from ._singleflight import SingleFlight
-from ._token import AccessToken, client_id_of
+from ._token import AccessToken
 from ._trusted import Trusted
 from ._types import Clock
 
@@ -112,6 +114,7 @@ class ResourceServer:
             if config.issuer in self._trusted:
                 raise ConfigurationError(f"issuer {config.issuer} is configured twice")
             self._trusted[config.issuer] = Trusted.compile(config)
+        self._near = near_issuers(self._trusted)  # for "did you mean" in refusal logs
         self._introspector: Introspector | None = None
         self._revoker: Introspector | None = None  # introspect_jwts: verified JWTs are confirmed
         self._foreign: Introspector | None = None  # introspect_foreign_jwts: other issuers' JWTs
@@ -232,12 +235,20 @@ class ResourceServer:
 
     def _resolved(self, access: AccessToken) -> AccessToken:
         if (roles := self._roles_of(access)) is not None:
-            return roles.resolve(access, self._timer())
+            try:
+                return roles.resolve(access, self._timer())
+            except UpstreamUnavailableError as exc:
+                log_refusal(exc, _seen_of(access))
+                raise
         return access
 
     async def _aresolved(self, access: AccessToken) -> AccessToken:
         if (roles := self._roles_of(access)) is not None:
-            return await roles.aresolve(access, self._timer())
+            try:
+                return await roles.aresolve(access, self._timer())
+            except UpstreamUnavailableError as exc:
+                log_refusal(exc, _seen_of(access))
+                raise
         return access
 
     def _roles_of(self, access: AccessToken) -> RoleResolver | None:
@@ -253,7 +264,7 @@ class ResourceServer:
 
     def _verify(self, token: str) -> AccessToken:
         """Everything after a cache miss (sync twin)."""
-        jwt = None
+        jwt, signed = None, False
         try:
             route = self._prepare(token)
             if isinstance(route, Introspector):
@@ -264,16 +275,17 @@ class ResourceServer:
                 access = self._accept(token, trusted, jwt, key)
             except InvalidTokenError as exc:  # the issuer may have replaced the key of that kid
                 access = self._accept(token, trusted, jwt, self._replaced(trusted, jwt, key, exc))
+            signed = True
             if self._revoker is not None:  # central revocation: the AS must still say active
                 self._introspect(self._revoker, token)
             return access
         except (BearerError, UpstreamUnavailableError) as exc:
-            _log_refusal(exc, jwt)
+            _log_refusal(exc, jwt, signed)
             raise
 
     async def _averify(self, token: str) -> AccessToken:
         """Everything after a cache miss (async twin)."""
-        jwt = None
+        jwt, signed = None, False
         try:
             route = self._prepare(token)
             if isinstance(route, Introspector):
@@ -285,11 +297,12 @@ class ResourceServer:
             except InvalidTokenError as exc:
                 key = await self._areplaced(trusted, jwt, key, exc)
                 access = self._accept(token, trusted, jwt, key)
+            signed = True
             if self._revoker is not None:
                 await self._aintrospect(self._revoker, token)
             return access
         except (BearerError, UpstreamUnavailableError) as exc:
-            _log_refusal(exc, jwt)
+            _log_refusal(exc, jwt, signed)
             raise
 
     # -- keys and introspection: the only places the twins differ -----------------------
@@ -401,13 +414,18 @@ class ResourceServer:
             return self._introspector
         iss = jwt.claims.get("iss")
         trusted = self._trusted.get(iss) if isinstance(iss, str) else None
-        if trusted is None:
-            if self._foreign is not None:
-                return self._foreign  # a JWT of an issuer we do not verify: asked on request
-            raise InvalidTokenError(Reason.UNKNOWN_ISSUER)  # no network traffic for strangers
-        if jwt.alg not in trusted.algorithms:
-            raise InvalidTokenError(Reason.ALGORITHM)
-        check_type(jwt.header, rfc9068=trusted.config.rfc9068)
+        try:
+            if trusted is None:
+                if self._foreign is not None:
+                    return self._foreign  # a JWT of an issuer we do not verify: asked on request
+                raise InvalidTokenError(Reason.UNKNOWN_ISSUER)  # no network traffic for strangers
+            if jwt.alg not in trusted.algorithms:
+                raise InvalidTokenError(Reason.ALGORITHM)
+            check_type(jwt.header, rfc9068=trusted.config.rfc9068)
+        except InvalidTokenError as exc:  # the log names what the token names, as unverified
+            hint = did_you_mean(iss, self._near) if trusted is None else None
+            exc.seen = seen_in(jwt.header, jwt.claims, verified=False)._replace(hint=hint)
+            raise
         return trusted, jwt
 
     def _accept(self, token: str, trusted: Trusted, jwt: UnverifiedJWT, key: Key) -> AccessToken:
@@ -491,7 +509,7 @@ def _bearer(authorization: str | None) -> str:
     try:
         return extract_bearer(authorization)
     except BearerError as exc:
-        _log_refusal(exc, None)
+        log_refusal(exc)
         raise
 
 
@@ -515,10 +533,24 @@ def _reselected(keys: JWKSCache, jwt: UnverifiedJWT, key: Key, exc: BearerError,
     return replacement
 
 
-def _log_refusal(exc: BearerError | UpstreamUnavailableError, jwt: UnverifiedJWT | None) -> None:
-    # The token itself is never logged; iss and kid are unverified, so they are logged with %r.
-    iss = jwt.claims.get("iss") if jwt else None
-    kid = jwt.kid if jwt else None
-    client = client_id_of(jwt.claims) if jwt else None
-    level = logging.INFO if isinstance(exc, MissingTokenError) else logging.WARNING
-    logger.log(level, "refused: %s iss=%r kid=%r client_id=%r", exc.reason.name, iss, kid, client)
+# Refusals raised once the signature held: the token's claims are then what its issuer signed.
+_SIGNED = frozenset({
+    Reason.CLAIM_TYPE, Reason.MISSING_CLAIM, Reason.AUDIENCE, Reason.CLAIM_VALUE, Reason.EXPIRED,
+    Reason.NOT_YET_VALID, Reason.ISSUED_IN_FUTURE, Reason.TOO_OLD,
+})  # fmt: skip
+
+
+def _log_refusal(
+    exc: BearerError | UpstreamUnavailableError, jwt: UnverifiedJWT | None, signed: bool
+) -> None:
+    # Never the token: what it names (marked unverified unless the signature held), and what a
+    # refusal raised before `jwt` was known attached to itself (`exc.seen`).
+    seen = None
+    if jwt is not None:
+        verified = signed or exc.reason in _SIGNED
+        seen = seen_in(jwt.header, jwt.claims, verified=verified)
+    log_refusal(exc, seen)
+
+
+def _seen_of(access: AccessToken) -> Seen:
+    return Seen("token", access.issuer, None, None, access.client_id)
