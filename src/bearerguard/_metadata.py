@@ -106,8 +106,9 @@ def declared_scopes(app: object) -> set[str]:
     """Every scope named by a requirement that a route helper attached inside `app`.
 
     Walks, by duck typing, the shapes of Starlette and FastAPI routers (`routes`, `endpoint`,
-    FastAPI's `dependant` tree), Flask's `view_functions`, `HTTPEndpoint` classes and middleware
-    chains (`app`, and `__self__` of a bound `wsgi_app`); no framework is imported.
+    FastAPI's `dependant` tree), Flask's `view_functions`, Django's URL resolver
+    (`url_patterns`, `callback`, `view_class`), endpoint and view classes, and middleware chains
+    (`app`, and `__self__` of a bound `wsgi_app`); no framework is imported.
     """
     found: set[str] = set()
     seen: set[int] = set()
@@ -123,9 +124,9 @@ def declared_scopes(app: object) -> set[str]:
         if isinstance(obj, type):  # an HTTPEndpoint: its methods are the endpoints
             todo.extend(value for value in vars(obj).values() if callable(value))
             continue
-        for name in ("app", "endpoint", "dependant", "call", "__self__"):
+        for name in ("app", "endpoint", "dependant", "call", "__self__", "callback", "view_class"):
             todo.append(getattr(obj, name, None))
-        for name in ("routes", "dependencies"):
+        for name in ("routes", "dependencies", "url_patterns"):
             todo.extend(_members(getattr(obj, name, None)))
         views = getattr(obj, "view_functions", None)
         if isinstance(views, Mapping):
