@@ -1,4 +1,4 @@
-"""Framework settings (Flask's `app.config`, Django's `settings`) as the text `from_env` reads.
+"""Framework settings (Flask's and Quart's `app.config`, Django's `settings`) as a `Guard`.
 
 A setting may hold what its variable would (text) or the natural Python value: a list for a
 list, a number, a bool, bytes for a shared secret. Each becomes the variable's text, so one
@@ -7,7 +7,65 @@ parser (`_env.py`) checks every value and names the key in its error.
 
 from __future__ import annotations
 
+import pkgutil
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from ._env import PREFIX, _bool, _list
 from ._errors import ConfigurationError
+from ._guard import Guard
+from ._server import ResourceServer
+
+T = TypeVar("T")
+# Settings of the request policy, not of the server: the rest are the keys `from_env` reads.
+GUARD_SETTINGS = frozenset(
+    {"SERVER", "REALM", "RESOURCE", "PUBLIC_PATHS", "OPTIONAL", "SCOPES_SUPPORTED"}
+)
+
+
+def guard_from_settings(settings: Mapping[str, object], *, source: str) -> Guard:
+    """The `Guard` that settings keyed without the `BEARERGUARD_` prefix describe.
+
+    `SERVER` is a `ResourceServer` or the dotted path of one; without it the server is built
+    by `ResourceServer.from_env` from the other keys. `REALM`, `RESOURCE`, `PUBLIC_PATHS`,
+    `OPTIONAL` and `SCOPES_SUPPORTED` are the `Guard`'s. Errors name `source` and the key.
+    """
+    config = dict(settings)
+    server = config.pop("SERVER", None)
+    options = {key: config.pop(key) for key in GUARD_SETTINGS & config.keys()}
+    variables = {PREFIX + key: config_text(PREFIX + key, value) for key, value in config.items()}
+    if server is None:
+        server = ResourceServer.from_env(variables)
+    elif variables:
+        named = ", ".join(sorted(config))
+        raise ConfigurationError(f"{source}: SERVER, or the server's settings ({named}), not both")
+    elif isinstance(server, str):
+        try:
+            server = pkgutil.resolve_name(server)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigurationError(f"{source}: SERVER: cannot import {server!r}: {exc}") from None
+    if not isinstance(server, ResourceServer):
+        raise ConfigurationError(f"{source}: SERVER is not a ResourceServer")
+
+    def option(key: str, parse: Callable[[str], T]) -> T | None:
+        if (value := options.get(key)) is None:
+            return None
+        try:
+            return parse(config_text(PREFIX + key, value))
+        except ValueError as exc:  # ConfigurationError too
+            raise ConfigurationError(f"{source}: {key}: {exc}") from None
+
+    try:
+        return Guard(
+            server,
+            realm=option("REALM", str.strip) or None,
+            resource=option("RESOURCE", str.strip) or None,
+            public_paths=option("PUBLIC_PATHS", _list) or (),
+            optional=option("OPTIONAL", _bool) or False,
+            scopes_supported=option("SCOPES_SUPPORTED", _list),
+        )
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{source}: {exc}") from None
 
 
 def config_text(key: str, value: object) -> str:

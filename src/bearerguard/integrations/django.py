@@ -29,7 +29,6 @@ try:
     from django.core.signals import setting_changed
     from django.http import HttpRequest, HttpResponse
     from django.urls import get_resolver
-    from django.utils.module_loading import import_string
     from django.views import View as DjangoView
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -37,20 +36,18 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .. import asgi, wsgi
-from .._appconfig import config_text
+from .._appconfig import guard_from_settings
 from .._challenge import Challenge
-from .._env import PREFIX, _bool, _list
+from .._env import PREFIX
 from .._errors import BearerError, ConfigurationError, UpstreamUnavailableError
 from .._guard import GUARD_KEY, SCOPE_KEY, Credentials, Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
-from .._server import ResourceServer
 from .._token import AccessToken
 
 __all__ = ["BearerAuthMiddleware", "as_response", "get_token", "require"]
 
 View = TypeVar("View", bound=Callable[..., Any])
-T = TypeVar("T")
 SETTINGS = "BEARERGUARD"
 # Settings of the middleware, not of the server: the rest are the keys `from_env` reads.
 _OPTIONS = frozenset(
@@ -250,40 +247,7 @@ def configured_guard() -> Guard:
     One per process, shared by the middleware and the DRF classes, so the key and token caches
     are too; `override_settings` of a `BEARERGUARD` setting builds a new one.
     """
-    config = _settings()
-    server: object = config.pop("SERVER", None)
-    options = {key: config.pop(key) for key in _OPTIONS & config.keys()}
-    variables = {PREFIX + key: config_text(PREFIX + key, value) for key, value in config.items()}
-    if server is None:
-        server = ResourceServer.from_env(variables)
-    elif variables:
-        raise ConfigurationError(
-            f"{SETTINGS}: SERVER, or the server's settings ({', '.join(sorted(config))}), not both"
-        )
-    elif isinstance(server, str):
-        server = import_string(server)
-    if not isinstance(server, ResourceServer):
-        raise ConfigurationError(f"{SETTINGS}: SERVER is not a ResourceServer")
-
-    def option(key: str, parse: Callable[[str], T]) -> T | None:
-        if (value := options.get(key)) is None:
-            return None
-        try:
-            return parse(config_text(PREFIX + key, value))
-        except ValueError as exc:  # ConfigurationError too
-            raise ConfigurationError(f"{SETTINGS}: {key}: {exc}") from None
-
-    try:
-        return Guard(
-            server,
-            realm=option("REALM", str.strip) or None,
-            resource=option("RESOURCE", str.strip) or None,
-            public_paths=option("PUBLIC_PATHS", _list) or (),
-            optional=option("OPTIONAL", _bool) or False,
-            scopes_supported=option("SCOPES_SUPPORTED", _list),
-        )
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"{SETTINGS}: {exc}") from None
+    return guard_from_settings(_settings(), source=SETTINGS)
 
 
 def _settings() -> dict[str, object]:
