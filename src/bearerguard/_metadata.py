@@ -107,8 +107,9 @@ def declared_scopes(app: object) -> set[str]:
 
     Walks, by duck typing, the shapes of Starlette and FastAPI routers (`routes`, `endpoint`,
     FastAPI's `dependant` tree), Flask's `view_functions`, Django's URL resolver
-    (`url_patterns`, `callback`, `view_class`), endpoint and view classes, and middleware chains
-    (`app`, and `__self__` of a bound `wsgi_app`); no framework is imported.
+    (`url_patterns`, `callback`, `view_class`), Litestar's `route_handlers` and `guards`,
+    endpoint and view classes, and middleware chains (`app`, and `__self__` of a bound
+    `wsgi_app`); no framework is imported.
     """
     found: set[str] = set()
     seen: set[int] = set()
@@ -126,7 +127,7 @@ def declared_scopes(app: object) -> set[str]:
             continue
         for name in ("app", "endpoint", "dependant", "call", "__self__", "callback", "view_class"):
             todo.append(getattr(obj, name, None))
-        for name in ("routes", "dependencies", "url_patterns"):
+        for name in ("routes", "dependencies", "url_patterns", "route_handlers", "guards"):
             todo.extend(_members(getattr(obj, name, None)))
         views = getattr(obj, "view_functions", None)
         if isinstance(views, Mapping):
