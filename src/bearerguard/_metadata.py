@@ -124,6 +124,7 @@ def declared_scopes(app: object) -> set[str]:
             found |= requirement.scopes
         if isinstance(obj, type):  # an HTTPEndpoint: its methods are the endpoints
             todo.extend(value for value in vars(obj).values() if callable(value))
+            found |= _required_scopes(getattr(obj, "required_scopes", None))  # DRF's HasScopes
             continue
         for name in ("app", "endpoint", "dependant", "call", "__self__", "callback", "view_class"):
             todo.append(getattr(obj, name, None))
@@ -133,6 +134,17 @@ def declared_scopes(app: object) -> set[str]:
         if isinstance(views, Mapping):
             todo.extend(views.values())
     return found
+
+
+def _required_scopes(declared: object) -> set[str]:
+    """The scopes of a view's `required_scopes`: scopes, a `Requirement`, or those by method."""
+    if isinstance(declared, Mapping):
+        return set().union(*(_required_scopes(value) for value in declared.values()))
+    if isinstance(declared, Requirement):
+        return set(declared.scopes)
+    if isinstance(declared, list | tuple | set | frozenset):
+        return {scope for scope in declared if isinstance(scope, str)}
+    return set()
 
 
 def _members(value: object) -> list[object]:

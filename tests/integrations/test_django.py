@@ -128,8 +128,9 @@ def test_django_middleware_public_paths_and_rfc9728_document(
     assert document.json() == {
         "resource": RESOURCE,
         "authorization_servers": [local_issuer.issuer],
-        # gathered from the views' requirements, as for Starlette and Flask
-        "scopes_supported": ["admin", "orders.read", "reports.read"],
+        # gathered from the views' requirements (DRF's required_scopes too; orders.write is
+        # only a DRF view's), as for Starlette and Flask
+        "scopes_supported": ["admin", "orders.read", "orders.write", "reports.read"],
         "bearer_methods_supported": ["header"],
     }
 
