@@ -5,6 +5,7 @@ error table, Django's own test clients, and uvicorn over real HTTP.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import AsyncClient, Client, RequestFactory, override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from bearerguard import ConfigurationError, ResourceServer
@@ -26,7 +29,17 @@ from bearerguard.wsgi import BearerAuthWSGIMiddleware
 
 from ..helpers import aclose_on
 from . import django_project
-from .conftest import REALM, RESOURCE, ROWS, Call, Row, asgi_caller, check_row, wsgi_caller
+from .conftest import (
+    REALM,
+    RESOURCE,
+    ROWS,
+    Answer,
+    Call,
+    Row,
+    asgi_caller,
+    check_row,
+    wsgi_caller,
+)
 from .mcp_support import free_port, serve
 from .test_middleware import lifespan
 
@@ -150,8 +163,6 @@ def test_django_test_clients_sync_and_async(
             await server.aclose()
             return statuses
 
-        import asyncio
-
         assert asyncio.run(run()) == [200, 403, 200, 403]
 
 
@@ -197,8 +208,8 @@ def test_django_settings_build_the_server(local_issuer: LocalIssuer) -> None:
     }
     nested = {"ISSUER": local_issuer.issuer, "AUDIENCE": local_issuer.audience, "REALM": REALM}
     token = local_issuer.mint(scope="orders.read")
-    for settings in (names, {"BEARERGUARD": nested}):
-        with override_settings(MIDDLEWARE=[django_project.MIDDLEWARE], **settings):
+    for given_settings in (names, {"BEARERGUARD": nested}):
+        with override_settings(MIDDLEWARE=[django_project.MIDDLEWARE], **given_settings):
             guard = configured_guard()
             assert guard.realm == REALM
             assert [i.issuer for i in guard.server.issuers] == [local_issuer.issuer]
@@ -255,3 +266,75 @@ def test_django_require_checks_what_it_decorates() -> None:
     view: Callable[..., Any] = require("a")(lambda *args: None)
     with pytest.raises(TypeError, match="HttpRequest"):
         view(object(), object())
+
+
+_LATIN1 = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=30)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_django_middleware_answers_any_header_as_the_wsgi_middleware(
+    local_issuer: LocalIssuer, server: ResourceServer, data: st.DataObject
+) -> None:
+    # The oracle: the plain WSGI middleware, whose answers the error table pins. Whatever the
+    # Authorization lines and query, Django's middleware (under WSGI and ASGI) refuses the same
+    # way, and what it admits reaches the view.
+    good = "Bearer " + local_issuer.mint(scope="orders.read")
+    line = st.one_of(st.just(good), _LATIN1, _LATIN1.map("Bearer ".__add__), st.just(good + "x"))
+    lines = data.draw(st.lists(line, max_size=2), label="lines")
+    query = data.draw(st.sampled_from(["", "access_token=x", "a=b&access_token"]), label="q")
+    path = "/orders" + ("?" + query if query else "")
+    plain = BearerAuthWSGIMiddleware(_ok, server, realm=REALM, resource=RESOURCE)
+    expected = wsgi_caller(plain)(path, lines)
+    with configured(server):
+        answers = [wsgi_caller(WSGIHandler())(path, lines), _raw_asgi(ASGIHandler(), path, lines)]
+    for answer in answers:
+        if expected.status == 200:
+            assert (answer.status, answer.json()) == (200, {"client_id": "test-client"})
+            continue
+        assert answer.status == expected.status
+        assert answer.headers.get("www-authenticate") == expected.headers.get("www-authenticate")
+        assert answer.body == expected.body
+
+
+def _ok(environ: Any, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("content-type", "application/json")])
+    return [b"{}"]
+
+
+def _raw_asgi(app: Any, path: str, lines: list[str]) -> Answer:
+    """One request as a server hands it over: each header line as it came (latin-1)."""
+    target, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": target,
+        "raw_path": target.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(b"host", b"testserver")]
+        + [(b"authorization", line.encode("latin-1")) for line in lines],
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 5000),
+    }
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # no disconnect: Django stops listening once it answered
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    headers = {k.decode().lower(): v.decode("latin-1") for k, v in sent[0]["headers"]}
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return Answer(sent[0]["status"], headers, body)
