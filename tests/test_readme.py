@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,10 +36,20 @@ def issuer() -> Iterator[LocalIssuer]:
 
 def run_snippet(snippet: str, issuer: LocalIssuer) -> Any:
     """Exec the snippet as written, with the example issuer's URL pointing at the local one."""
+    return exec_snippet(snippet, issuer)["app"]
+
+
+def exec_snippet(snippet: str, issuer: LocalIssuer) -> dict[str, Any]:
+    # As a module in sys.modules while it runs: Litestar reads handler annotations from there.
     assert TOUR_ISSUER in snippet
-    namespace: dict[str, Any] = {"__name__": "readme_tour"}
-    exec(compile(snippet.replace(TOUR_ISSUER, issuer.issuer), "README.md", "exec"), namespace)  # noqa: S102
-    return namespace["app"]
+    module = types.ModuleType("readme_tour")
+    sys.modules[module.__name__] = module
+    try:
+        code = compile(snippet.replace(TOUR_ISSUER, issuer.issuer), "README.md", "exec")
+        exec(code, vars(module))  # noqa: S102
+    finally:
+        del sys.modules[module.__name__]
+    return vars(module)
 
 
 Answer = tuple[int, str, Any]  # status, WWW-Authenticate, JSON body
@@ -70,14 +82,54 @@ def flask_client(app: Any) -> Get:
 
 @pytest.mark.parametrize(
     ("framework", "client_for"),
-    [("Starlette", starlette_client), ("FastAPI", starlette_client), ("Flask", flask_client)],
+    [
+        ("Starlette", starlette_client),
+        ("FastAPI", starlette_client),
+        ("Flask", flask_client),
+        ("Litestar", starlette_client),  # any ASGI app
+        ("Quart", starlette_client),
+    ],
 )
 def test_tour_snippet_protects_its_route(
     framework: str, client_for: Callable[[Any], Get], issuer: LocalIssuer
 ) -> None:
     snippet = tour_snippet(framework)
     assert len([line for line in snippet.splitlines() if line.strip()]) < 15  # "under 15 lines"
-    get = client_for(run_snippet(snippet, issuer))
+    check_tour(client_for(run_snippet(snippet, issuer)), issuer)
+
+
+@pytest.mark.parametrize("framework", ["Django", "Django REST framework"])
+def test_tour_django_snippets_protect_their_route(framework: str, issuer: LocalIssuer) -> None:
+    # settings.py, views.py and urls.py in one block: its settings go into Django's settings and
+    # its urlpatterns become the URLconf.
+    from django.test import Client, override_settings
+
+    from bearerguard.integrations.django import configured_guard
+    from tests.integrations import django_project  # Django's settings, configured once
+
+    snippet = tour_snippet(framework)
+    assert len([line for line in snippet.splitlines() if line.strip()]) < 17
+    namespace = exec_snippet(snippet, issuer)
+    urls = types.ModuleType("readme_urls")
+    urls.urlpatterns = namespace["urlpatterns"]  # type: ignore[attr-defined]
+    settings = {"BEARERGUARD": namespace["BEARERGUARD"], "ROOT_URLCONF": urls}
+    middleware = namespace.get("MIDDLEWARE", [])
+    with override_settings(MIDDLEWARE=middleware, **settings):
+        client = Client()
+
+        def get(headers: dict[str, str]) -> Answer:
+            response = client.get("/orders", headers=headers)
+            body = response.json() if response.content else None
+            return response.status_code, response.get("www-authenticate", ""), body
+
+        check_tour(get, issuer)
+        configured_guard().server.close()
+    if framework == "Django":  # the class path the README gives is the real one
+        assert middleware == [django_project.MIDDLEWARE]
+
+
+def check_tour(get: Get, issuer: LocalIssuer) -> None:
+    """200 with the scope, 403 without, 401 without a token or with an expired one."""
 
     def call(token: str | None) -> Answer:
         return get({} if token is None else {"Authorization": f"Bearer {token}"})
