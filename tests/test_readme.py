@@ -21,10 +21,14 @@ def python_blocks(text: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
 
 
+def section(heading: str, text: str = README) -> str:
+    """The text under a heading (`## X` or `### X`), up to the next heading of its level."""
+    level = heading.split(" ", 1)[0]
+    return text.split(f"\n{heading}\n", 1)[1].split(f"\n{level} ", 1)[0]
+
+
 def tour_snippet(framework: str) -> str:
-    tour = README.split("\n## A five-minute tour\n", 1)[1].split("\n## ", 1)[0]
-    section = tour.split(f"\n### {framework}\n", 1)[1].split("\n### ", 1)[0]
-    (snippet,) = python_blocks(section)
+    (snippet,) = python_blocks(section(f"### {framework}", section("## A five-minute tour")))
     return snippet
 
 
@@ -34,9 +38,9 @@ def issuer() -> Iterator[LocalIssuer]:
         yield issuer
 
 
-def run_snippet(snippet: str, issuer: LocalIssuer) -> Any:
+def run_snippet(snippet: str, issuer: LocalIssuer, name: str = "app") -> Any:
     """Exec the snippet as written, with the example issuer's URL pointing at the local one."""
-    return exec_snippet(snippet, issuer)["app"]
+    return exec_snippet(snippet, issuer)[name]
 
 
 def exec_snippet(snippet: str, issuer: LocalIssuer) -> dict[str, Any]:
@@ -95,11 +99,20 @@ def test_tour_snippet_protects_its_route(
 ) -> None:
     snippet = tour_snippet(framework)
     assert len([line for line in snippet.splitlines() if line.strip()]) < 15  # "under 15 lines"
-    check_tour(client_for(run_snippet(snippet, issuer)), issuer)
+    assert_protects_orders(client_for(run_snippet(snippet, issuer)), issuer)
+
+
+def test_first_screen_snippet_protects_its_route(issuer: LocalIssuer) -> None:
+    first_screen = section("## Protect an endpoint")
+    assert README.index("## Protect an endpoint") < README.index("## Contents")
+    for framework in ("fastapi", "starlette", "flask", "django", "drf", "litestar", "quart", "mcp"):
+        assert f'pip install "bearerguard[{framework}]"' in first_screen
+    (snippet,) = python_blocks(first_screen)
+    assert_protects_orders(starlette_client(run_snippet(snippet, issuer)), issuer)
 
 
 @pytest.mark.parametrize("framework", ["Django", "Django REST framework"])
-def test_tour_django_snippets_protect_their_route(framework: str, issuer: LocalIssuer) -> None:
+def test_django_snippets_run_as_written(framework: str, issuer: LocalIssuer) -> None:
     # settings.py, views.py and urls.py in one block: its settings go into Django's settings and
     # its urlpatterns become the URLconf.
     from django.test import Client, override_settings
@@ -122,14 +135,14 @@ def test_tour_django_snippets_protect_their_route(framework: str, issuer: LocalI
             body = response.json() if response.content else None
             return response.status_code, response.get("www-authenticate", ""), body
 
-        check_tour(get, issuer)
+        assert_protects_orders(get, issuer)
         configured_guard().server.close()
     if framework == "Django":  # the class path the README gives is the real one
         assert middleware == [django_project.MIDDLEWARE]
 
 
-def check_tour(get: Get, issuer: LocalIssuer) -> None:
-    """200 with the scope, 403 without, 401 without a token or with an expired one."""
+def assert_protects_orders(get: Get, issuer: LocalIssuer) -> None:
+    """200 with orders.read, 403 without it, 401 without a token or with an expired one."""
 
     def call(token: str | None) -> Answer:
         return get({} if token is None else {"Authorization": f"Bearer {token}"})
@@ -153,8 +166,30 @@ def check_tour(get: Get, issuer: LocalIssuer) -> None:
 
 
 @pytest.mark.parametrize(
-    "block",
-    [b for b in python_blocks(README) if "from bearerguard.testing import LocalIssuer" in b],
+    "block", [b for b in python_blocks(README) if "from bearerguard.testing import " in b]
 )
-def test_readme_blocks_on_the_local_issuer_run(block: str) -> None:
-    exec(compile(block, "README.md", "exec"), {"__name__": "readme_block"})  # noqa: S102
+def test_readme_blocks_on_the_test_kit_run(block: str) -> None:
+    """Blocks that import the test kit run as written, and so do the tests they define."""
+    namespace: dict[str, Any] = {"__name__": "readme_block"}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+    for name, test in list(namespace.items()):
+        if name.startswith("test_") and callable(test):
+            test()
+
+
+def github_anchor(heading: str) -> str:
+    """The fragment GitHub gives a heading: lower case, punctuation dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_contents_lists_every_section_and_every_link_leads_somewhere() -> None:
+    headings = re.findall(r"^(#{2,3}) (.+)$", README, re.M)
+    anchors = [github_anchor(text) for _, text in headings]
+    assert len(anchors) == len(set(anchors)), "two headings share an anchor"
+    contents = section("## Contents")
+    listed = set(re.findall(r"\]\(#([^)]+)\)", contents))
+    for level, text in headings:
+        if level == "##" and text != "Contents":
+            assert github_anchor(text) in listed, f"## {text} is missing from ## Contents"
+    for target in re.findall(r"\]\(#([^)]+)\)", README):
+        assert target in anchors, f"#{target} is no heading of README.md"

@@ -4,12 +4,14 @@
 a loopback port from a background thread, discovery metadata (OpenID Connect and RFC 8414), a
 JWKS, a client-credentials token endpoint (RFC 6749 §4.4) and an introspection endpoint
 (RFC 7662). It shares no code with the rest of bearerguard on purpose, so that the verifier is
-tested against an independent implementation. Fault knobs (outages, failures, delays, malformed
-bodies) and request counters make caching and retry behaviour testable::
+tested against an independent implementation (``issuer_config()`` and ``access_token()`` go the
+other way: bearerguard's own values, built for tests). Fault knobs (outages, failures, delays,
+malformed bodies) and request counters make caching and retry behaviour testable::
 
     with LocalIssuer(algorithms=("RS256", "ES256")) as issuer:
+        server = ResourceServer(issuer.issuer_config())  # trusts it, keys by discovery
         token = issuer.mint(scope="read")
-        ...  # verify `token` against issuer.jwks_uri
+        assert server.verify(token).scopes == {"read"}
 """
 
 from __future__ import annotations
@@ -34,10 +36,14 @@ import jwt
 from anyio import to_thread
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from ._testkit import access_token, issuer_config
+
 if TYPE_CHECKING:
     from jwt.types import Options  # PyJWT 2.10+; the lower bound is 2.8
 
-__all__ = ["LocalIssuer", "RecordedRequest"]
+    from ._config import Issuer
+
+__all__ = ["LocalIssuer", "RecordedRequest", "access_token"]
 
 _RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 _EC_CURVES: dict[str, ec.EllipticCurve] = {
@@ -328,6 +334,18 @@ class LocalIssuer:
             "oauth-authorization-server": f"/.well-known/oauth-authorization-server{self._path}",
         }
 
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The algorithms it has keys for; the first is the default of ``mint``."""
+        return self._algorithms
+
+    def issuer_config(self, **overrides: Any) -> Issuer:
+        """The :class:`bearerguard.Issuer` that trusts this (started) issuer, for tests:
+        ``ResourceServer(local_issuer.issuer_config())``. Its URL, audience and algorithms (and
+        the secret of its HS* key), and no cool-down between JWKS fetches, so a token of a key
+        made by :meth:`rotate` is accepted at once; ``overrides`` go to ``Issuer`` as given."""
+        return issuer_config(self, **overrides)
+
     def metadata(self) -> dict[str, Any]:
         """The authorization server metadata served by the discovery endpoints."""
         return {
@@ -374,7 +392,12 @@ class LocalIssuer:
             return self._key(kid).private
 
     def rotate(self, alg: str | None = None, *, keep_old: bool = True) -> str:
-        """Make a new key current for ``alg``; the old one stays published if ``keep_old``."""
+        """Make a new key current for ``alg``; the old one stays published if ``keep_old``.
+
+        A server built from :meth:`issuer_config` accepts a token of the new key at once; one
+        with the default ``JWKSPolicy`` fetches keys at most once per 10 s, so it refuses such
+        a token (401, ``UNKNOWN_KID``) until then.
+        """
         old_kid = self.kid(alg)
         new_key = _generate_key(alg or self._algorithms[0])
         with self._lock:
