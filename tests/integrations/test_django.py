@@ -33,11 +33,11 @@ from .conftest import (
     REALM,
     RESOURCE,
     ROWS,
-    Answer,
     Call,
     Row,
     asgi_caller,
     check_row,
+    raw_asgi_caller,
     wsgi_caller,
 )
 from .mcp_support import free_port, serve
@@ -289,7 +289,10 @@ def test_django_middleware_answers_any_header_as_the_wsgi_middleware(
     plain = BearerAuthWSGIMiddleware(_ok, server, realm=REALM, resource=RESOURCE)
     expected = wsgi_caller(plain)(path, lines)
     with configured(server):
-        answers = [wsgi_caller(WSGIHandler())(path, lines), _raw_asgi(ASGIHandler(), path, lines)]
+        answers = [
+            wsgi_caller(WSGIHandler())(path, lines),
+            raw_asgi_caller(ASGIHandler())(path, lines),
+        ]
     for answer in answers:
         if expected.status == 200:
             assert (answer.status, answer.json()) == (200, {"client_id": "test-client"})
@@ -302,39 +305,3 @@ def test_django_middleware_answers_any_header_as_the_wsgi_middleware(
 def _ok(environ: Any, start_response: Any) -> list[bytes]:
     start_response("200 OK", [("content-type", "application/json")])
     return [b"{}"]
-
-
-def _raw_asgi(app: Any, path: str, lines: list[str]) -> Answer:
-    """One request as a server hands it over: each header line as it came (latin-1)."""
-    target, _, query = path.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": target,
-        "raw_path": target.encode(),
-        "root_path": "",
-        "query_string": query.encode(),
-        "headers": [(b"host", b"testserver")]
-        + [(b"authorization", line.encode("latin-1")) for line in lines],
-        "server": ("testserver", 80),
-        "client": ("127.0.0.1", 5000),
-    }
-    sent: list[dict[str, Any]] = []
-    messages = [{"type": "http.request", "body": b"", "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        if messages:
-            return messages.pop()
-        await asyncio.Event().wait()  # no disconnect: Django stops listening once it answered
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    headers = {k.decode().lower(): v.decode("latin-1") for k, v in sent[0]["headers"]}
-    body = b"".join(m.get("body", b"") for m in sent[1:])
-    return Answer(sent[0]["status"], headers, body)

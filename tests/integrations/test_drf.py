@@ -5,16 +5,21 @@ error table (RFC 6750 status and challenge, DRF's body), alone or behind the Dja
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import AsyncClient, override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bearerguard import ResourceServer
 from bearerguard.testing import LocalIssuer
+from bearerguard.wsgi import BearerAuthWSGIMiddleware
 
 from . import django_project
 from .conftest import REALM, RESOURCE, ROWS, Answer, Call, Row, check_row, wsgi_caller
@@ -24,9 +29,9 @@ _NOT_AUTHENTICATED = "Authentication credentials were not provided."
 
 @contextmanager
 def drf_caller(server: ResourceServer, *, middleware: bool) -> Iterator[Call]:
-    settings = {"SERVER": server, "REALM": REALM, "RESOURCE": RESOURCE, "OPTIONAL": True}
+    values = {"SERVER": server, "REALM": REALM, "RESOURCE": RESOURCE, "OPTIONAL": True}
     stack = [django_project.MIDDLEWARE] if middleware else []
-    with override_settings(MIDDLEWARE=stack, BEARERGUARD=settings):
+    with override_settings(MIDDLEWARE=stack, BEARERGUARD=values):
         call = wsgi_caller(WSGIHandler())
         yield lambda path, authorization: call("/drf" + path, authorization)
 
@@ -108,8 +113,8 @@ def test_drf_under_asgi(local_issuer: LocalIssuer, server: ResourceServer) -> No
         return [answer.status_code for answer in answers]
 
     for stack in ([], [django_project.MIDDLEWARE]):
-        settings = {"SERVER": server, "REALM": REALM}
-        with override_settings(MIDDLEWARE=stack, BEARERGUARD=settings):
+        values = {"SERVER": server, "REALM": REALM}
+        with override_settings(MIDDLEWARE=stack, BEARERGUARD=values):
             assert asyncio.run(run()) == [200, 403]
 
 
@@ -140,3 +145,39 @@ def test_drf_bad_required_scopes_is_a_type_error(
         pytest.raises(TypeError, match="required_scopes must be a list"),
     ):
         Bad.as_view()(request)
+
+
+_LATIN1 = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=30)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_drf_answers_any_header_as_the_wsgi_middleware(
+    local_issuer: LocalIssuer, server: ResourceServer, data: st.DataObject
+) -> None:
+    # Alone, BearerAuthentication reads the credentials itself. The oracle: the plain WSGI
+    # middleware. What it refuses DRF refuses with the same status and challenge (no token, or
+    # another scheme: DRF's "not authenticated", the same 401); what it admits reaches the view.
+    good = "Bearer " + local_issuer.mint(scope="orders.read")
+    line = st.one_of(st.just(good), _LATIN1, _LATIN1.map("Bearer ".__add__), st.just(good + "x"))
+    lines = data.draw(st.lists(line, max_size=2), label="lines")
+    query = data.draw(st.sampled_from(["", "access_token=x", "a=b&access_token"]), label="q")
+    path = "/orders" + ("?" + query if query else "")
+    plain = BearerAuthWSGIMiddleware(_ok, server, realm=REALM, resource=RESOURCE)
+    expected = wsgi_caller(plain)(path, lines)
+    with drf_caller(server, middleware=False) as call:
+        answer = call(path, lines)
+    if expected.status == 200:
+        assert (answer.status, answer.json()) == (200, {"client_id": "test-client"})
+        return
+    assert answer.status == expected.status
+    assert answer.headers.get("www-authenticate") == expected.headers.get("www-authenticate")
+    if expected.body:
+        assert answer.json() == {"detail": json.loads(expected.body)["error_description"]}
+
+
+def _ok(environ: Any, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("content-type", "application/json")])
+    return [b"{}"]

@@ -12,6 +12,8 @@ from typing import Any, cast
 
 import pytest
 from anyio.from_thread import start_blocking_portal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from quart import Quart
 from starlette.testclient import TestClient
 from werkzeug.datastructures import Headers
@@ -22,7 +24,17 @@ from bearerguard.integrations.quart import BearerGuard, current_token, get_token
 from bearerguard.testing import LocalIssuer
 
 from ..helpers import aclose_on
-from .conftest import REALM, RESOURCE, ROWS, Answer, Call, Row, asgi_caller, check_row
+from .conftest import (
+    REALM,
+    RESOURCE,
+    ROWS,
+    Answer,
+    Call,
+    Row,
+    asgi_caller,
+    check_row,
+    raw_asgi_caller,
+)
 
 
 def create_app(server: ResourceServer | None = None, **config: Any) -> Quart:
@@ -124,3 +136,36 @@ def test_quart_current_token_outside_require_says_so() -> None:
     import asyncio
 
     asyncio.run(run())
+
+
+_LATIN1 = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=30)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_quart_answers_any_header_as_the_asgi_middleware(
+    local_issuer: LocalIssuer, server: ResourceServer, data: st.DataObject
+) -> None:
+    # Alone, require() reads the credentials from the ASGI scope itself. The oracle: the plain
+    # ASGI middleware; what it refuses Quart refuses identically, what it admits reaches the view.
+    good = "Bearer " + local_issuer.mint(scope="orders.read")
+    line = st.one_of(st.just(good), _LATIN1, _LATIN1.map("Bearer ".__add__), st.just(good + "x"))
+    lines = data.draw(st.lists(line, max_size=2), label="lines")
+    query = data.draw(st.sampled_from(["", "access_token=x", "a=b&access_token"]), label="q")
+    path = "/orders" + ("?" + query if query else "")
+    plain = BearerAuthMiddleware(_ok, server, realm=REALM, resource=RESOURCE)
+    expected = raw_asgi_caller(plain)(path, lines)
+    answer = raw_asgi_caller(create_app(server))(path, lines)
+    if expected.status == 200:
+        assert (answer.status, answer.json()) == (200, {"client_id": "test-client"})
+        return
+    assert (answer.status, answer.body) == (expected.status, expected.body)
+    for name in ("www-authenticate", "content-type", "cache-control", "retry-after"):
+        assert answer.headers.get(name) == expected.headers.get(name), name
+
+
+async def _ok(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
