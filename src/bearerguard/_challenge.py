@@ -67,6 +67,13 @@ def challenge_for(
         # They go into a header as they are (quoted): CR, LF or non-ASCII would break it.
         if value is not None and not (value.isascii() and value.isprintable()):
             raise ConfigurationError(f"{name} must be printable ASCII")
+    return render_refusal(exc, realm, resource_metadata)
+
+
+def render_refusal(
+    exc: BearerError | UpstreamUnavailableError, realm: str | None, resource_metadata: str | None
+) -> Challenge:
+    """`challenge_for` without its checks: for `Guard`, which checked its realm once."""
     if isinstance(exc, UpstreamUnavailableError):
         # No WWW-Authenticate: the credentials were not judged, so there is nothing to challenge
         # (RFC 9110 §11.6.1 ties the header to 401). Retry-After per RFC 9110 §10.2.3.
