@@ -4,6 +4,7 @@ error table (sync and async handlers) with Litestar's test client, and over HTTP
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,8 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, WebSocket, get, websocket
 from litestar.datastructures import State
+from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 
 from bearerguard import AccessToken, Requirement, ResourceServer
@@ -144,11 +146,37 @@ def test_litestar_over_http_with_uvicorn(local_issuer: LocalIssuer, server: Reso
     assert 'scope="admin reports.read"' in refused.headers["www-authenticate"]
 
 
+@websocket("/ws", guards=[requires("admin")])
+async def admin_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    await socket.accept()
+    await socket.send_json({"client_id": get_token(socket).client_id})  # type: ignore[union-attr]
+    await socket.close()
+
+
+def test_litestar_websocket_refusal_closes_1008(
+    local_issuer: LocalIssuer, server: ResourceServer
+) -> None:
+    app = Litestar([admin_socket], plugins=[BearerAuthPlugin(server)], logging_config=None)
+    with TestClient(app) as client:
+        admin = {"authorization": f"Bearer {local_issuer.mint(scope='admin')}"}
+        with client.websocket_connect("/ws", headers=admin) as socket:
+            assert socket.receive_json() == {"client_id": "test-client"}
+        reader = {"authorization": f"Bearer {local_issuer.mint(scope='orders.read')}"}
+        for headers in (reader, {}):  # refused by the guard, then by the middleware
+            with (
+                pytest.raises(WebSocketDisconnect) as closed,
+                client.websocket_connect("/ws", headers=headers) as socket,
+            ):
+                socket.receive_json()
+            assert closed.value.code == 1008
+        client.blocking_portal.call(server.aclose)
+
+
 def test_litestar_guard_without_the_plugin_says_so() -> None:
     from litestar.connection import ASGIConnection
 
     connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection({"type": "http"})  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="BearerAuthPlugin"):
-        requires("orders.read")(connection, orders)
+        asyncio.run(requires("orders.read")(connection, orders))
     with pytest.raises(RuntimeError, match="BearerAuthPlugin"):
         get_token(connection)

@@ -16,13 +16,14 @@ response, including a `Requirement.check()` raised in a handler (a 500 without i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Unpack, cast
 
 try:
     from litestar import Request, Response, get
     from litestar.config.app import AppConfig
     from litestar.connection import ASGIConnection
+    from litestar.exceptions import WebSocketException
     from litestar.handlers.base import BaseRouteHandler
     from litestar.plugins import InitPlugin
     from litestar.response.base import ASGIResponse
@@ -43,7 +44,9 @@ from ..asgi import BearerAuthMiddleware, credentials, guard_of
 
 __all__ = ["BearerAuthPlugin", "as_response", "get_token", "requires"]
 
-LitestarGuard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+LitestarGuard = Callable[
+    [ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]
+]
 
 
 class BearerAuthPlugin(InitPlugin):
@@ -104,18 +107,24 @@ def requires(*all_of: str, any_of: Iterable[str] = (), optional: bool = False) -
 
     `optional=True` lets a request without a token in (with an optional plugin); a token
     that is sent must still have the scopes. Use on handlers, controllers or routers:
-    `guards=[requires("orders.read")]`.
+    `guards=[requires("orders.read")]`. A refused websocket is closed with 1008 before accept.
     """
     requirement = Requirement.of(*all_of, any_of=any_of, optional=optional)
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # async, though it never awaits: Litestar runs a sync guard in a worker thread.
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         scope = cast(Scope, connection.scope)
         bearer = guard_of(scope)
         if bearer is None:
             raise RuntimeError(
                 "requires() needs BearerAuthPlugin (and the path must not be a public path)"
             )
-        bearer.admit(requirement, scope, credentials)  # the middleware's token: no I/O
+        try:
+            bearer.admit(requirement, scope, credentials)  # the middleware's token: no I/O
+        except Refused as refused:
+            if scope["type"] == "websocket":  # before accept: close 1008, as the middleware does
+                raise WebSocketException(detail=refused.description, code=1008) from refused
+            raise
 
     setattr(guard, REQUIREMENT_ATTR, requirement)
     return guard
