@@ -49,10 +49,6 @@ __all__ = ["BearerAuthMiddleware", "as_response", "get_token", "require"]
 
 View = TypeVar("View", bound=Callable[..., Any])
 SETTINGS = "BEARERGUARD"
-# Settings of the middleware, not of the server: the rest are the keys `from_env` reads.
-_OPTIONS = frozenset(
-    {"SERVER", "REALM", "RESOURCE", "PUBLIC_PATHS", "OPTIONAL", "SCOPES_SUPPORTED"}
-)
 
 
 class BearerAuthMiddleware:
