@@ -11,15 +11,16 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from ._env import PREFIX, _bool, _list
+from ._env import PREFIX, _bool, _list, check_names
 from ._errors import ConfigurationError
 from ._guard import Guard
 from ._server import ResourceServer
 
 T = TypeVar("T")
-# Settings of the request policy, not of the server: the rest are the keys `from_env` reads.
+# Settings of the request policy (and of reading the others), not of the server: the rest are
+# the keys `from_env` reads.
 GUARD_SETTINGS = frozenset(
-    {"SERVER", "REALM", "RESOURCE", "PUBLIC_PATHS", "OPTIONAL", "SCOPES_SUPPORTED"}
+    {"SERVER", "REALM", "RESOURCE", "PUBLIC_PATHS", "OPTIONAL", "SCOPES_SUPPORTED", "STRICT"}
 )
 
 
@@ -27,15 +28,27 @@ def guard_from_settings(settings: Mapping[str, object], *, source: str) -> Guard
     """The `Guard` that settings keyed without the `BEARERGUARD_` prefix describe.
 
     `SERVER` is a `ResourceServer` or the dotted path of one; without it the server is built
-    by `ResourceServer.from_env` from the other keys. `REALM`, `RESOURCE`, `PUBLIC_PATHS`,
-    `OPTIONAL` and `SCOPES_SUPPORTED` are the `Guard`'s. Errors name `source` and the key.
+    from the other keys as `ResourceServer.from_env` builds it from variables, and a key that
+    nothing reads is reported with the closest known one (a WARNING, or an error when `STRICT`
+    is true). `REALM`, `RESOURCE`, `PUBLIC_PATHS`, `OPTIONAL` and `SCOPES_SUPPORTED` are the
+    `Guard`'s. Errors name `source` and the key.
     """
     config = dict(settings)
-    server = config.pop("SERVER", None)
     options = {key: config.pop(key) for key in GUARD_SETTINGS & config.keys()}
+
+    def option(key: str, parse: Callable[[str], T]) -> T | None:
+        if (value := options.get(key)) is None:
+            return None
+        try:
+            return parse(config_text(PREFIX + key, value))
+        except ValueError as exc:  # ConfigurationError too
+            raise ConfigurationError(f"{source}: {key}: {exc}") from None
+
     variables = {PREFIX + key: config_text(PREFIX + key, value) for key, value in config.items()}
+    check_names(variables, strict=option("STRICT", _bool) or False, source=f"{source} key")
+    server = options.get("SERVER")
     if server is None:
-        server = ResourceServer.from_env(variables)
+        server = ResourceServer._from_variables(variables, {})
     elif variables:
         named = ", ".join(sorted(config))
         raise ConfigurationError(f"{source}: SERVER, or the server's settings ({named}), not both")
@@ -46,15 +59,6 @@ def guard_from_settings(settings: Mapping[str, object], *, source: str) -> Guard
             raise ConfigurationError(f"{source}: SERVER: cannot import {server!r}: {exc}") from None
     if not isinstance(server, ResourceServer):
         raise ConfigurationError(f"{source}: SERVER is not a ResourceServer")
-
-    def option(key: str, parse: Callable[[str], T]) -> T | None:
-        if (value := options.get(key)) is None:
-            return None
-        try:
-            return parse(config_text(PREFIX + key, value))
-        except ValueError as exc:  # ConfigurationError too
-            raise ConfigurationError(f"{source}: {key}: {exc}") from None
-
     try:
         return Guard(
             server,

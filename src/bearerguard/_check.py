@@ -102,7 +102,11 @@ def _environment(
     env = {name: value for name, value in environ.items() if name.startswith(PREFIX)}
     overrides: dict[str, str] = {}
     if args.issuer is not None:
-        env.pop(PREFIX + "ISSUERS", None)  # the flag names the one issuer to check against
+        # The flag names the one issuer to check against: the named issuers' variables go too
+        # (left behind, they would be reported as unknown).
+        named = tuple(prefix for prefix in issuer_prefixes(env) if prefix != PREFIX)
+        env = {name: value for name, value in env.items() if not name.startswith(named)}
+        env.pop(PREFIX + "ISSUERS", None)
         overrides |= _issuer_flag(args.issuer, token)
     for flag, suffix in _FLAGS.items():
         value = getattr(args, flag)

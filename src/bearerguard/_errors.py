@@ -114,17 +114,23 @@ class InsufficientScopeError(BearerError):
         self.required = tuple(sorted(set(required)))
 
 
+# Seconds until the authorization server is asked again, when the raiser knows no later time: a
+# failed introspection or role lookup is retried by the next request that needs it.
+RETRY_AFTER = 1.0
+
+
 class UpstreamUnavailableError(BearerGuardError):
     """The authorization server could not be asked and nothing usable is cached: answer 503.
 
     This is deliberately not a `BearerError`: the client did nothing wrong, so it must never be
-    rendered as `invalid_token`.
+    rendered as `invalid_token`. `retry_after` is the time in seconds until bearerguard asks the
+    authorization server again (a key fetch's cool-down, say), sent as `Retry-After`.
     """
 
     status_code: ClassVar[int] = 503
     reason = Reason.UPSTREAM
 
-    def __init__(self, what: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, what: str, *, retry_after: float | None = RETRY_AFTER) -> None:
         super().__init__(f"{what} could not be fetched")
         self.what = what
         self.retry_after = retry_after

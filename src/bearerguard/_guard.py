@@ -23,6 +23,7 @@ from ._policy import PolicyTable, normal_path, wsgi_path
 from ._scopes import Requirement
 from ._server import ResourceServer
 from ._token import AccessToken
+from ._validate import strings
 
 # Where adapters store the request's AccessToken (or None): the ASGI scope or the WSGI environ.
 SCOPE_KEY = "bearerguard.token"
@@ -100,11 +101,20 @@ class Guard:
     ) -> None:
         self.server = server
         self.policy = policy
-        if realm is not None and not (realm.isascii() and realm.isprintable()):
-            raise ConfigurationError("realm must be printable ASCII")  # it goes into a header
+        if realm is not None and not (
+            isinstance(realm, str) and realm.isascii() and realm.isprintable()
+        ):
+            # It goes into a header.
+            raise ConfigurationError("realm must be printable ASCII", field="realm")
         self.realm = realm
         self.optional = optional
-        self.public_paths = tuple(path.rstrip("/") or "/" for path in public_paths)
+        # A bare "/health" would be its characters, "/" among them: everything public.
+        paths = strings(public_paths, "public_paths")
+        if not all(path.startswith("/") for path in paths):
+            raise ConfigurationError("public_paths must start with '/'", field="public_paths")
+        self.public_paths = tuple(path.rstrip("/") or "/" for path in paths)
+        if scopes_supported is not None and not callable(scopes_supported):
+            scopes_supported = strings(scopes_supported, "scopes_supported")
         self.metadata = None
         self.document = None
         if resource is not None:

@@ -8,6 +8,7 @@ parameter that would let the token choose its own key or change how it is verifi
 
 from __future__ import annotations
 
+import base64
 import binascii
 import json
 from collections.abc import Callable
@@ -106,6 +107,24 @@ def _json_object(raw: bytes) -> tuple[dict[str, Any], str]:
     if not isinstance(value, dict):
         raise _Malformed("not a JSON object")
     return value, text
+
+
+def looks_like_jws(token: str) -> bool:
+    """Whether `token` has the form of a compact JWS, however malformed beyond it: three
+    segments (RFC 7516 §9 tells a JWE by its five), the first base64url of a JSON object.
+
+    For tokens `parse` refused: with introspection configured, such a token is refused here
+    rather than sent to the authorization server. Lenient on purpose (padding, duplicate
+    members): a random opaque string never decodes to a JSON object by chance.
+    """
+    header, _, rest = token.partition(".")
+    if rest.count(".") != 1:
+        return False
+    try:
+        decoded = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+        return isinstance(json.loads(decoded), dict)
+    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError among them
+        return False
 
 
 def parse(token: str) -> UnverifiedJWT:

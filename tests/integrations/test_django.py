@@ -6,6 +6,7 @@ error table, Django's own test clients, and uvicorn over real HTTP.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -232,6 +233,10 @@ def test_django_settings_build_the_server(local_issuer: LocalIssuer) -> None:
         ({"BEARERGUARD": {"SERVER": "SRV", "REALM": "a\nb"}}, "realm must be printable"),
         ({"BEARERGUARD": {"SERVER": "SRV", "RESOURCE": "/v1"}}, "resource must be an absolute"),
         ({"BEARERGUARD": {"ISSUER": "https://a", "AUDIENCE": {"x": 1}}}, "BEARERGUARD_AUDIENCE"),
+        (
+            {"BEARERGUARD": {"SERVER": "SRV", "STRICT": True, "LEEWAY_SECONDS": 5}},
+            r"BEARERGUARD_LEEWAY_SECONDS \(did you mean BEARERGUARD_LEEWAY\?\)",
+        ),
     ],
 )
 def test_django_bad_settings_fail_at_start_up(
@@ -242,6 +247,18 @@ def test_django_bad_settings_fail_at_start_up(
         settings = {"BEARERGUARD": {**bearerguard, "SERVER": server}}
     with override_settings(**settings), pytest.raises(ConfigurationError, match=message):
         BearerAuthMiddleware(lambda request: None)
+
+
+def test_django_unknown_setting_is_a_warning_naming_the_closest(
+    local_issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    values = {"ISSUER": local_issuer.issuer, "AUDIENCE": "api://x", "ALGORITHM": "RS256"}
+    with override_settings(BEARERGUARD=values), caplog.at_level(logging.WARNING, "bearerguard"):
+        configured_guard().server.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        "unknown BEARERGUARD key BEARERGUARD_ALGORITHM (did you mean BEARERGUARD_ALGORITHMS?): "
+        "it is not read"
+    ]
 
 
 def test_django_server_by_dotted_path(local_issuer: LocalIssuer, server: ResourceServer) -> None:

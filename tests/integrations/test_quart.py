@@ -122,6 +122,8 @@ def test_quart_bad_config_fails_at_start_up(server: ResourceServer) -> None:
         create_app(BEARERGUARD_AUDIENCE="api://x")
     with pytest.raises(ConfigurationError, match="not both"):
         create_app(server, BEARERGUARD_ISSUER="https://a")
+    with pytest.raises(ConfigurationError, match=r"BEARERGUARD_REALMS \(did you mean"):
+        create_app(server, BEARERGUARD_REALMS="x", BEARERGUARD_STRICT=True)
 
 
 def test_quart_current_token_outside_require_says_so() -> None:

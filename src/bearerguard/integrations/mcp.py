@@ -32,6 +32,7 @@ from .. import (
 from .._challenge import challenge_for
 from .._claims import audiences
 from .._types import ASGIApp, Message, Receive, Scope, Send
+from .._validate import strings
 from ..asgi import refuse
 
 __all__ = [
@@ -182,7 +183,9 @@ class BearerGuardVerifier:
         return AuthSettings(
             issuer_url=http_url(issuer_url),
             resource_server_url=http_url(self.resource_url),
-            required_scopes=list(required_scopes) if required_scopes is not None else None,
+            required_scopes=None
+            if required_scopes is None
+            else list(strings(required_scopes, "required_scopes")),
             validate_token_resource=True,
             **settings,
         )

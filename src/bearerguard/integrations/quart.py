@@ -3,7 +3,8 @@
 The same shape as the Flask integration, on the async path: the token is verified on the event
 loop (`aauthenticate`), or taken from `BearerAuthMiddleware` when it wraps `app.asgi_app`.
 Configuration is read in `init_app` (`BEARERGUARD_*` keys, as for `ResourceServer.from_env`,
-plus `BEARERGUARD_REALM`, `_RESOURCE`, `_PUBLIC_PATHS`, `_OPTIONAL`, `_SCOPES_SUPPORTED`).
+plus `BEARERGUARD_REALM`, `_RESOURCE`, `_PUBLIC_PATHS`, `_OPTIONAL`, `_SCOPES_SUPPORTED`,
+`_STRICT`); a key nothing reads is reported with the closest known one, as `from_env` does.
 """
 
 from __future__ import annotations
@@ -61,15 +62,17 @@ class BearerGuard:
         server: ResourceServer | None = None,
         realm: str | None = None,
         resource: str | None = None,
+        strict: bool = False,
     ) -> None:
-        self.given = {"SERVER": server, "REALM": realm, "RESOURCE": resource}
+        # strict: an unknown BEARERGUARD_* key in app.config is an error, not a warning.
+        self.given = {"SERVER": server, "REALM": realm, "RESOURCE": resource, "STRICT": strict}
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Quart) -> None:
         """Build this app's request policy (and server, from config unless one was given)."""
         config = {k[len(PREFIX) :]: v for k, v in app.config.items() if k.startswith(PREFIX)}
-        config |= {key: value for key, value in self.given.items() if value is not None}
+        config |= {key: value for key, value in self.given.items() if value not in (None, False)}
         guard = guard_from_settings(config, source="app.config")
         app.extensions[EXTENSION] = guard
         for index, path in enumerate(sorted(guard.metadata_paths)):
