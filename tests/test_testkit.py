@@ -224,7 +224,7 @@ def anyio_backend() -> str:
 def test_local_issuer_refuses_a_bare_algorithm_string() -> None:
     # "RS256" would be read as the algorithms R, S, 2, 5, 6.
     with pytest.raises(ConfigurationError, match="algorithms"):
-        LocalIssuer(algorithms="RS256")  # type: ignore[arg-type]
+        LocalIssuer(algorithms="RS256")
 
 
 def test_mint_omits_one_claim_named_by_a_string(local_issuer: LocalIssuer) -> None:
