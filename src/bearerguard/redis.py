@@ -53,6 +53,7 @@ from typing import Any, TypeVar
 try:
     import redis
     import redis.asyncio as aredis
+    from redis.asyncio.retry import Retry as AsyncRetry
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
@@ -139,16 +140,15 @@ class RedisStore:
         self._url = url
         self._names = hmac.new(raw, b"bearerguard store: key names", hashlib.sha256)
         self._tags = hmac.new(raw, b"bearerguard store: value tags", hashlib.sha256)
-        self._options: dict[str, Any] = {
+        self._options: dict[str, Any] = {  # no retries: a failed call fails, at once
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
-            "retry": Retry(NoBackoff(), 0),
             "health_check_interval": 0,
         }
         self._own = url is not None  # clients made here are closed here
         self._client = client
         if url is not None:
-            self._client = redis.Redis.from_url(url, **self._options)
+            self._client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **self._options)
         self._async_client = async_client
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = (
             weakref.WeakKeyDictionary()
@@ -297,7 +297,7 @@ class RedisStore:
             client = self._async_clients.get(loop)
             if client is None:
                 client = self._async_clients[loop] = aredis.Redis.from_url(
-                    self._url, **self._options
+                    self._url, retry=AsyncRetry(NoBackoff(), 0), **self._options
                 )
         return client
 
