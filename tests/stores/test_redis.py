@@ -320,6 +320,11 @@ def test_a_hanging_redis_is_a_store_error_within_the_timeout(
         relayed.get("intro:a") if twin == "sync" else asyncio.run(aget())
     assert time.monotonic() - started < 0.35  # 0.1 s for the reply (connect and reply if new)
     assert not relayed.status().up
+    started = time.monotonic()
+    for _ in range(10):  # remembered as down: no more waiting until retry_after
+        with pytest.raises(StoreError):
+            relayed.get("intro:a") if twin == "sync" else asyncio.run(aget())
+    assert time.monotonic() - started < 0.1
     relay.resume()
     time.sleep(0.3)
     assert relayed.get("intro:a") == b"v"
