@@ -115,12 +115,11 @@ class MemoryStore:
         return self._entries.get(key, self._timer())
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
+        if not ttl > 0:
+            return
         now = self._timer()
         with self._lock:  # serialised with `add`, so that add-if-absent stays atomic
-            if ttl > 0:
-                self._entries.put(key, value, deadline=now + ttl, now=now)
-            else:
-                self._entries.discard(key)
+            self._entries.put(key, value, deadline=now + ttl, now=now)
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
         if not ttl > 0:

@@ -19,11 +19,16 @@ What it guarantees, and why:
   replicas of two versions side by side never read each other's entries.
 - **Expiry is Redis's own** (`SET … PX`, and `SET … NX PX` for add-if-absent, each atomic), at
   most the TTL asked and at most `max_ttl`, rounded down to the millisecond.
-- **Timeouts on every call.** The clients made from `url` have `timeout` (default 0.1 s) as their
-  connect and read timeouts and no retries, so a sync call gives up within twice `timeout`
-  (connect, then reply); async calls are also cut at `timeout`. 0.1 s is some hundred round trips
-  on a LAN, so a loaded Redis still answers in time, while a request that finds Redis hanging
-  pays it once. Any failure becomes `StoreError` (the caller's rule: see `bearerguard._store`).
+- **Timeouts on every call.** The clients made from `url` have `timeout` (default 0.25 s) as
+  their connect and read timeouts and no retries, so a sync call gives up within twice `timeout`
+  (connect, then reply); async calls are also cut at `timeout`. Why 0.25 s, the top of the usual
+  range: a Redis round trip on a LAN is well under a millisecond, but an async call's time also
+  counts the event loop's other work, and a busy loop or a Redis pausing for a fork can take
+  tens of milliseconds. A timeout too tight marks a healthy Redis down exactly when the fleet is
+  loaded, and sends every replica to the authorization server at once; a generous one costs
+  little, since a hanging Redis is paid for only by the calls in flight when it hangs and one
+  probe per `retry_after` (below). Any failure becomes `StoreError` (the caller's rule: see
+  `bearerguard._store`).
 - **Down is remembered.** After a failure the store does not try again for `retry_after`
   seconds (1 s): calls meanwhile fail at once without I/O, so a dead Redis costs requests
   nothing. The next call then tries, and success marks it up. Each change is logged once
@@ -71,7 +76,7 @@ logger = logging.getLogger("bearerguard.store")
 T = TypeVar("T")
 
 FORMAT = "v1"
-DEFAULT_TIMEOUT = 0.1
+DEFAULT_TIMEOUT = 0.25
 _TAG_BYTES = 16  # 128-bit tags (RFC 2104 §5: truncation to at least half the output)
 _KIND = re.compile(r"[a-z][a-z0-9-]{0,15}")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")

@@ -204,6 +204,8 @@ def relay(redis_server: RedisServer) -> Iterator[Relay]:
 
 @pytest.fixture
 def store(redis_server: RedisServer, redis_db: redis.Redis) -> Iterator[RedisStore]:
-    store = RedisStore(redis_server.url, secret=SECRET)
+    # A generous timeout: these tests are about behaviour, on a machine that may be loaded;
+    # the fault tests use their own store with a short one.
+    store = RedisStore(redis_server.url, secret=SECRET, timeout=2)
     yield store
     store.close()

@@ -6,6 +6,8 @@ import asyncio
 import threading
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bearerguard._cache import ExpiringCache
 from bearerguard._store import (
@@ -433,3 +435,46 @@ def test_a_flood_of_never_again_keys_does_not_evict_entries_being_hit(timer: Tim
             for key in hot[:10]:
                 store.get(key)
     assert all(store.get(key) == b"v" for key in hot)
+
+
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["get", "set", "add", "delete", "advance"]),
+        st.sampled_from(["intro:a", "intro:b", "jti:c", "role:d"]),
+        st.sampled_from([-1.0, 0.0, 0.5, 1.0, 3.0]),
+    ),
+    max_size=60,
+)
+
+
+@given(ops)
+def test_memory_store_behaves_as_a_map_with_deadlines(steps: list[tuple[str, str, float]]) -> None:
+    """Strict oracle: a dict of (value, deadline) on the same timer."""
+    timer = Timer()
+    store = MemoryStore(timer=timer)
+    model: dict[str, tuple[bytes, float]] = {}
+
+    def live(key: str) -> bytes | None:
+        entry = model.get(key)
+        return entry[0] if entry is not None and timer.now < entry[1] else None
+
+    for i, (op, key, ttl) in enumerate(steps):
+        value = str(i).encode()
+        if op == "get":
+            assert store.get(key) == live(key)
+        elif op == "set":
+            store.set(key, value, ttl)
+            if ttl > 0:
+                model[key] = (value, timer.now + ttl)
+        elif op == "add":
+            expected = ttl > 0 and live(key) is None
+            assert store.add(key, value, ttl) is expected
+            if expected:
+                model[key] = (value, timer.now + ttl)
+        elif op == "delete":
+            store.delete(key)
+            model.pop(key, None)
+        else:
+            timer.now += ttl if ttl > 0 else 0.25
+    for key in ("intro:a", "intro:b", "jti:c", "role:d"):
+        assert store.get(key) == live(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -12,6 +13,8 @@ from typing import TypeVar, cast
 import pytest
 import redis
 import redis.asyncio as aredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bearerguard import AccessToken
 from bearerguard._codec import decode_privileges, decode_token, encode
@@ -59,7 +62,7 @@ def test_get_set_add_delete(store: RedisStore, redis_db: redis.Redis) -> None:
 def test_expiry_is_the_ttl_capped_by_max_ttl(
     redis_server: RedisServer, redis_db: redis.Redis
 ) -> None:
-    store = RedisStore(redis_server.url, secret=SECRET, max_ttl=60)
+    store = RedisStore(redis_server.url, secret=SECRET, timeout=2, max_ttl=60)
     store.set("intro:a", b"v", 30.5)
     store.set("intro:b", b"v", 3600)
     assert 30_000 < redis_db.pttl(store.name("intro:a")) <= 30_500
@@ -109,6 +112,12 @@ def test_configuration_is_checked(redis_server: RedisServer) -> None:
         RedisStore(redis_server.url, secret=SECRET, namespace="a:b")
     with pytest.raises(ConfigurationError, match="timeout"):
         RedisStore(redis_server.url, secret=SECRET, timeout=0)
+    default = RedisStore(redis_server.url, secret=SECRET)
+    assert default.timeout == 0.25
+    assert default._client is not None
+    kwargs = default._client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 0.25
+    default.close()
     no_timeout = redis.Redis(port=redis_server.port, socket_timeout=None)
     with pytest.raises(ConfigurationError, match="socket_timeout"):
         RedisStore(client=no_timeout, secret=SECRET)
@@ -160,7 +169,9 @@ def test_async_twins(store: RedisStore) -> None:
 
 
 def test_add_is_atomic_across_20_threads(redis_server: RedisServer, redis_db: redis.Redis) -> None:
-    stores = [RedisStore(redis_server.url, secret=SECRET) for _ in range(20)]  # 20 "replicas"
+    stores = [
+        RedisStore(redis_server.url, secret=SECRET, timeout=2) for _ in range(20)
+    ]  # 20 "replicas"
     barrier = threading.Barrier(20)
     wins: list[bool] = []
 
@@ -369,7 +380,7 @@ def test_tiered_store_over_redis_survives_an_outage(relayed: RedisStore, relay: 
 def test_fleet_run_across_replicas_makes_one_call(
     redis_server: RedisServer, redis_db: redis.Redis
 ) -> None:
-    replicas = [RedisStore(redis_server.url, secret=SECRET) for _ in range(8)]
+    replicas = [RedisStore(redis_server.url, secret=SECRET, timeout=2) for _ in range(8)]
     barrier = threading.Barrier(len(replicas))
     calls: list[int] = []
     results: list[bytes] = []
@@ -452,3 +463,18 @@ def test_afleet_run_across_tasks_makes_one_call(store: RedisStore) -> None:
 
     assert asyncio.run(main()) == [b"answer"] * 20
     assert calls == [1]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(max_size=200), st.binary(max_size=200))
+def test_any_key_and_any_stored_bytes(store: RedisStore, redis_db: redis.Redis, rest: str,
+                                      raw: bytes) -> None:  # fmt: skip
+    """Any key text is named without showing it; any bytes under that name read as a miss."""
+    name = store.name("intro:" + rest)
+    assert re.fullmatch(r"bearerguard:v1:intro:[0-9a-f]{32}", name)
+    redis_db.set(name, raw)
+    assert store.get("intro:" + rest) is None
+    store.set("intro:" + rest, raw, 5)
+    assert store.get("intro:" + rest) == raw
