@@ -64,7 +64,9 @@ class Store(Protocol):
     `lock` is `add` of a fresh random token, which it returns (None if the key is taken), and
     `unlock` deletes the key only if it still holds that token (a lock that expired and was
     taken by another caller is theirs). A TTL that is not positive writes nothing (`add` and
-    `lock` then answer False and None). Any operation may raise `StoreError`, and only that.
+    `lock` then answer False and None). Any operation may raise `StoreError` (an outage), and
+    nothing else for a well-formed key; a key without a kind is a programming error, which a
+    shared store refuses with `ValueError`.
     """
 
     def get(self, key: str) -> bytes | None: ...
