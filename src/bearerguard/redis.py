@@ -153,7 +153,14 @@ class RedisStore:
         self._own = url is not None  # clients made here are closed here
         self._client = client
         if url is not None:
-            self._client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **self._options)
+            try:
+                self._client = redis.Redis.from_url(
+                    url, retry=Retry(NoBackoff(), 0), **self._options
+                )
+            except ValueError:  # its text may hold the URL, and so a password
+                raise ConfigurationError(
+                    f"not a Redis URL: {safe_url(url)}", field="redis_url"
+                ) from None
         self._async_client = async_client
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = (
             weakref.WeakKeyDictionary()
@@ -170,7 +177,8 @@ class RedisStore:
         """The Redis key name of a store key `"kind:rest"`: the kind in plain, `rest` keyed."""
         kind, colon, rest = key.partition(":")
         if not colon or not _KIND.fullmatch(kind):
-            raise ValueError(f"a store key is 'kind:rest' with a short lower-case kind: {kind!r}")
+            # Not echoed: a key passed by mistake might be a token.
+            raise ValueError("a store key is 'kind:rest' with a short lower-case kind")
         digest = self._names.copy()
         digest.update(rest.encode("utf-8", "surrogatepass"))
         return f"{self.namespace}:{FORMAT}:{kind}:{digest.hexdigest()[: 2 * _TAG_BYTES]}"

@@ -112,6 +112,12 @@ def test_configuration_is_checked(redis_server: RedisServer) -> None:
         RedisStore(redis_server.url, secret=SECRET, namespace="a:b")
     with pytest.raises(ConfigurationError, match="timeout"):
         RedisStore(redis_server.url, secret=SECRET, timeout=0)
+    with pytest.raises(ConfigurationError, match=r"not a Redis URL: http://…@h/") as caught:
+        RedisStore("http://user:pw-secret@h/", secret=SECRET)
+    assert "pw-secret" not in str(caught.value)
+    with pytest.raises(ValueError, match="kind") as bad_key:
+        RedisStore(redis_server.url, secret=SECRET).name(TOKEN)
+    assert TOKEN not in str(bad_key.value)
     default = RedisStore(redis_server.url, secret=SECRET)
     assert default.timeout == 0.25
     assert default._client is not None
