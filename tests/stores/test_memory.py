@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bearerguard._cache import ExpiringCache
 from bearerguard._store import (
     MemoryStore,
     Store,
@@ -418,12 +417,8 @@ def test_afleet_run_one_computes_among_tasks() -> None:
     assert calls == [1]
 
 
-@pytest.mark.xfail(
-    not hasattr(ExpiringCache(10), "_probation"),
-    reason="MemoryStore evicts as _cache.ExpiringCache does: flood-proof once fix/flood is merged",
-    strict=True,
-)
 def test_a_flood_of_never_again_keys_does_not_evict_entries_being_hit(timer: Timer) -> None:
+    """MemoryStore evicts as `_cache.ExpiringCache` does (segmented FIFO): one policy."""
     store = MemoryStore(1000, timer=timer)
     hot = [f"intro:hot-{i}" for i in range(100)]
     for key in hot:
