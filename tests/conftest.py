@@ -14,7 +14,7 @@ from bearerguard import AccessToken, ResourceServer
 
 from .helpers import Signer
 
-# The property tests (tests/property): "ci", the default, keeps each target to a few seconds;
+# Hypothesis profiles for every property test: "ci", the default, keeps each to a few seconds;
 # `pytest --hypothesis-profile=long tests/property` explores far more, for runs by hand. The
 # deadline is part of the oracle (no input may make a check hang), generous for a shared machine.
 settings.register_profile("ci", max_examples=60, deadline=timedelta(seconds=2), print_blob=True)

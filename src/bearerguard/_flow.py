@@ -80,6 +80,7 @@ def describe(outcome: Outcome) -> str:
     if isinstance(outcome, FetchFailed):
         return outcome.reason
     if outcome.document is None:
-        why = f" ({outcome.problem})" if outcome.problem else ""
+        # An answer that should be the document says why it is not (an error status says it all)
+        why = f" ({outcome.problem})" if outcome.problem and 200 <= outcome.status < 300 else ""
         return f"HTTP {outcome.status}, body is not a JSON object{why}"
     return f"HTTP {outcome.status}"

@@ -8,6 +8,7 @@ parameter that would let the token choose its own key or change how it is verifi
 
 from __future__ import annotations
 
+import base64
 import binascii
 import json
 from collections.abc import Callable
@@ -15,7 +16,8 @@ from itertools import compress
 from json.scanner import make_scanner
 from typing import Any, NamedTuple
 
-from ._errors import InvalidTokenError, Reason
+from ._errors import InvalidTokenError, Reason, seen_in
+from ._token import MAX_JSON_DEPTH
 
 # base64url to standard base64, and the three bytes of standard base64 that base64url lacks; one
 # C-speed `bytes.translate` maps the one and drops the others, so a changed length means the
@@ -32,12 +34,9 @@ _CANONICAL_LAST = {
 # Header parameters that hand the token control over which key verifies it (RFC 8725 §3.10), or
 # that change the payload encoding. None of them is ever honoured.
 _REFUSED_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit", "b64", "zip", "enc"})
-# How deeply decoded JSON may nest, the outermost object counting 1: tokens, JWKS, metadata and
-# introspection answers nest 2 to 5 deep. Anything deeper is refused where it is parsed, so that
-# all code that walks decoded JSON recursively (freezing claims, `bearerguard check`, logging a
-# claim with %r) stays far below the interpreter's recursion limit. The one bound: `freeze`
-# refuses the same depth. (64 is also System.Text.Json's default maximum depth.)
-MAX_JSON_DEPTH = 64
+# JSON nested deeper than MAX_JSON_DEPTH (see _token, whose freezer has the same bound) is
+# refused where it is parsed, so that all code that walks decoded JSON recursively (freezing
+# claims, `bearerguard check`, logging a claim) stays far below the recursion limit.
 _TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} deep"
 
 
@@ -149,6 +148,24 @@ def _too_deep(value: dict[str, Any]) -> bool:
     return True
 
 
+def looks_like_jws(token: str) -> bool:
+    """Whether `token` has the form of a compact JWS, however malformed beyond it: three
+    segments (RFC 7516 §9 tells a JWE by its five), the first base64url of a JSON object.
+
+    For tokens `parse` refused: with introspection configured, such a token is refused here
+    rather than sent to the authorization server. Lenient on purpose (padding, duplicate
+    members): a random opaque string never decodes to a JSON object by chance.
+    """
+    header, _, rest = token.partition(".")
+    if rest.count(".") != 1:
+        return False
+    try:
+        decoded = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+        return isinstance(json.loads(decoded), dict)
+    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError among them
+        return False
+
+
 def parse(token: str) -> UnverifiedJWT:
     """Split and decode a compact JWS, refusing any header that is not plainly acceptable.
 
@@ -179,9 +196,17 @@ def parse(token: str) -> UnverifiedJWT:
     # exactly `str`, so `type() is` is the same test as isinstance here.
     alg, kid, typ = header.get("alg"), header.get("kid", ""), header.get("typ", "")
     if type(alg) is not str or type(kid) is not str or type(typ) is not str:
-        raise InvalidTokenError(Reason.MALFORMED) from _Malformed("alg, kid or typ not a string")
+        error = InvalidTokenError(Reason.MALFORMED)
+        raise _naming(error, header, claims) from _Malformed("alg, kid or typ not a string")
     if not _REFUSED_HEADERS.isdisjoint(header):
         refused = ", ".join(sorted(_REFUSED_HEADERS.intersection(header)))
-        raise InvalidTokenError(Reason.UNSUPPORTED_HEADER) from _Malformed(f"refused: {refused}")
+        error = InvalidTokenError(Reason.UNSUPPORTED_HEADER)
+        raise _naming(error, header, claims) from _Malformed(f"refused: {refused}")
     signing_input = raw[: len(header_part) + len(payload_part) + 1]
     return UnverifiedJWT(header, claims, signing_input, signature, alg, header.get("kid"), flat)
+
+
+def _naming(error: InvalidTokenError, header: dict[str, Any], claims: dict[str, Any]) -> Any:
+    """`error`, knowing what the decoded token names (unverified), for the refusal's log line."""
+    error.seen = seen_in(header, claims, verified=False)
+    return error

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ._errors import ConfigurationError, InvalidRequestError, Reason
 from ._scopes import Requirement
+from ._validate import strings
 
 # What an unmatched path under a protected prefix gets: 403 insufficient_scope naming no scope
 # (RFC 6750 §3.1: the token is fine, this resource needs more than any token can hold here).
@@ -50,12 +51,14 @@ def wsgi_path(path_info: str) -> str:
 def _methods(methods: Iterable[str] | str | None) -> frozenset[str] | None:
     if methods is None:
         return None
-    names = frozenset(m.upper() for m in ([methods] if isinstance(methods, str) else methods))
+    names = frozenset(m.upper() for m in strings(methods, "methods", one=True))
     # Routers answer HEAD with the GET route (Starlette, Flask): the table follows them.
     return names | {"HEAD"} if "GET" in names else names
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
+    if not isinstance(pattern, str):
+        raise ConfigurationError(f"policy pattern {pattern!r} must be a string", field="policy")
     try:
         return re.compile(pattern)
     except re.error as exc:
@@ -78,6 +81,7 @@ class Rule:
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        _requirement(self.requirement, "requirement")
         object.__setattr__(self, "methods", _methods(self.methods))
         object.__setattr__(self, "_regex", _compile(self.pattern))
 
@@ -86,6 +90,23 @@ class Rule:
         if methods is not None and method not in methods:
             return None
         return self.requirement if self._regex.fullmatch(path) else None
+
+
+def _requirement(value: Requirement, name: str) -> Requirement:
+    if not isinstance(value, Requirement):
+        raise ConfigurationError(
+            f"policy {name} must be a Requirement (Requirement.of(...)), not {value!r}",
+            field="policy",
+        )
+    return value
+
+
+def _rules(rules: Iterable[Rule | ScopeGrants]) -> tuple[Rule | ScopeGrants, ...]:
+    if isinstance(rules, Iterable) and not isinstance(rules, str | bytes):
+        given = tuple(rules)
+        if all(isinstance(rule, Rule | ScopeGrants) for rule in given):
+            return given
+    raise ConfigurationError("policy rules must be a list of Rules and ScopeGrants", field="policy")
 
 
 class ScopeGrants:
@@ -102,8 +123,11 @@ class ScopeGrants:
     def __init__(
         self, grants: Mapping[str, Iterable[str]], *, methods: Iterable[str] | None = None
     ) -> None:
+        if not isinstance(grants, Mapping):
+            raise ConfigurationError("grants must map scopes to path regexes", field="grants")
         self.grants = tuple(
-            (scope, tuple(_compile(p) for p in patterns)) for scope, patterns in grants.items()
+            (scope, tuple(_compile(p) for p in strings(grants[scope], "grants", owner=scope)))
+            for scope in strings(tuple(grants), "grants")
         )
         self.methods = _methods(methods)
 
@@ -137,12 +161,12 @@ class PolicyTable:
         protect: str | Iterable[str] = "/",
         default: Requirement = DENY,
     ) -> None:
-        self.rules = tuple(rules)
-        prefixes = (protect,) if isinstance(protect, str) else tuple(protect)
+        self.rules = _rules(rules)
+        prefixes = strings(protect, "protect", one=True)
         if not all(p.startswith("/") for p in prefixes):
             raise ConfigurationError("protect prefixes must start with '/'", field="policy")
         self.protect = tuple(p.rstrip("/") for p in prefixes)
-        self.default = default
+        self.default = _requirement(default, "default")
 
     @classmethod
     def from_scopes(cls, grants: Mapping[str, Iterable[str]], **options: object) -> PolicyTable:

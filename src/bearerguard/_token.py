@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from ._jose import MAX_JSON_DEPTH
+# How deeply decoded JSON may nest, the outermost object counting 1: tokens, JWKS, metadata and
+# introspection answers nest 2 to 5 deep. The one bound of the JSON parser (_jose, which refuses
+# deeper JSON) and of `freeze` (which cannot go deeper). 64 is System.Text.Json's default too.
+MAX_JSON_DEPTH = 64
 
 # Where RFC 9068 and the issuers our users run put the client's id, in order of preference:
 # RFC 9068 `client_id`, then `azp` (Entra v2, Auth0), `appid` (Entra v1), `cid` (Okta).

@@ -14,6 +14,7 @@ from typing import Any
 from ._config import Issuer
 from ._errors import ConfigurationError
 from ._roles import RoleResolver
+from ._validate import strings
 
 __all__ = ["auth0", "cognito", "entra_id", "jamf_pro", "keycloak", "oidc", "okta"]
 
@@ -114,7 +115,7 @@ def cognito(
     tokens, which do carry `aud`, are refused.
     """
     issuer = f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
-    clients = (client_ids,) if isinstance(client_ids, str) else tuple(client_ids)
+    clients = strings(client_ids, "client_ids", one=True)
     options: dict[str, Any] = {
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "claim_values": {"client_id": clients, "token_use": "access"},
@@ -133,4 +134,5 @@ def jamf_pro(
     server URL exactly as the tokens carry it; for a plain-http server pass `allow_http=True`.
     """
     options: dict[str, Any] = {"scope_claims": ("scope",), "roles": roles}
-    return Issuer(issuer=server, audience=client_ids, **(options | overrides))
+    audience = strings(client_ids, "client_ids", one=True)
+    return Issuer(issuer=server, audience=audience, **(options | overrides))

@@ -4,12 +4,14 @@
 a loopback port from a background thread, discovery metadata (OpenID Connect and RFC 8414), a
 JWKS, a client-credentials token endpoint (RFC 6749 §4.4) and an introspection endpoint
 (RFC 7662). It shares no code with the rest of bearerguard on purpose, so that the verifier is
-tested against an independent implementation. Fault knobs (outages, failures, delays, malformed
-bodies) and request counters make caching and retry behaviour testable::
+tested against an independent implementation (``issuer_config()`` and ``access_token()`` go the
+other way: bearerguard's own values, built for tests). Fault knobs (outages, failures, delays,
+malformed bodies) and request counters make caching and retry behaviour testable::
 
     with LocalIssuer(algorithms=("RS256", "ES256")) as issuer:
+        server = ResourceServer(issuer.issuer_config())  # trusts it, keys by discovery
         token = issuer.mint(scope="read")
-        ...  # verify `token` against issuer.jwks_uri
+        assert server.verify(token).scopes == {"read"}
 """
 
 from __future__ import annotations
@@ -34,10 +36,15 @@ import jwt
 from anyio import to_thread
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from ._testkit import access_token, issuer_config
+from ._validate import strings
+
 if TYPE_CHECKING:
     from jwt.types import Options  # PyJWT 2.10+; the lower bound is 2.8
 
-__all__ = ["LocalIssuer", "RecordedRequest"]
+    from ._config import Issuer
+
+__all__ = ["LocalIssuer", "RecordedRequest", "access_token"]
 
 _RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 _EC_CURVES: dict[str, ec.EllipticCurve] = {
@@ -208,7 +215,7 @@ class LocalIssuer:
         # one, takes only the endpoint URL). Settable after start, when the URLs are known.
         self.client_assertion_audiences = client_assertion_audiences
         self.token_lifetime = token_lifetime
-        self._algorithms = tuple(algorithms)
+        self._algorithms = strings(algorithms, "algorithms", owner="LocalIssuer")
         self._path = "/" + path.strip("/") if path.strip("/") else ""
         self._host, self._port = host, port
         self._clients = dict({"test-client": "test-secret"} if clients is None else clients)
@@ -231,6 +238,8 @@ class LocalIssuer:
         self._thread: threading.Thread | None = None
         self._running = self._refusing = False
         self._down_status: int | None = None
+        self._hanging = threading.Event()  # set: requests are held until come_back() or stop()
+        self._released = threading.Event()
         self._failures: list[_Response] = []
         self._delay = 0.0
         self._jwks_body: bytes | None = None
@@ -249,6 +258,7 @@ class LocalIssuer:
 
     def stop(self) -> None:
         """Stop serving and close the listening socket (fault knobs are kept). Idempotent."""
+        self._released.set()  # held requests go (their clients gave up long ago)
         with self._lock:
             self._running = self._refusing = False
             self._close_listener()
@@ -328,6 +338,18 @@ class LocalIssuer:
             "oauth-authorization-server": f"/.well-known/oauth-authorization-server{self._path}",
         }
 
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The algorithms it has keys for; the first is the default of ``mint``."""
+        return self._algorithms
+
+    def issuer_config(self, **overrides: Any) -> Issuer:
+        """The :class:`bearerguard.Issuer` that trusts this (started) issuer, for tests:
+        ``ResourceServer(local_issuer.issuer_config())``. Its URL, audience and algorithms (and
+        the secret of its HS* key), and no cool-down between JWKS fetches, so a token of a key
+        made by :meth:`rotate` is accepted at once; ``overrides`` go to ``Issuer`` as given."""
+        return issuer_config(self, **overrides)
+
     def metadata(self) -> dict[str, Any]:
         """The authorization server metadata served by the discovery endpoints."""
         return {
@@ -374,13 +396,28 @@ class LocalIssuer:
             return self._key(kid).private
 
     def rotate(self, alg: str | None = None, *, keep_old: bool = True) -> str:
-        """Make a new key current for ``alg``; the old one stays published if ``keep_old``."""
+        """Make a new key current for ``alg``; the old one stays published if ``keep_old``.
+
+        A server built from :meth:`issuer_config` accepts a token of the new key at once; one
+        with the default ``JWKSPolicy`` fetches keys at most once per 10 s, so it refuses such
+        a token (401, ``UNKNOWN_KID``) until then.
+        """
         old_kid = self.kid(alg)
         new_key = _generate_key(alg or self._algorithms[0])
         with self._lock:
             self._keys[old_kid].published = keep_old
             self._add_key(new_key)
         return new_key.kid
+
+    def replace_key(self, kid: str | None = None) -> str:
+        """Publish new key material under the same ``kid`` (default: the current key of the first
+        algorithm), as an authorization server restarted with fresh keys may do. Tokens the old
+        material signed no longer verify; ``mint(kid=kid)`` signs with the new one."""
+        with self._lock:
+            old = self._key(kid or self._current[self._algorithms[0]])
+            new = _generate_key(old.alg)
+            self._keys[old.kid] = _SigningKey(old.kid, old.alg, new.private, old.published)
+            return old.kid
 
     def retire(self, kid: str) -> None:
         """Stop publishing ``kid`` (tokens it signs become unverifiable and inactive)."""
@@ -439,7 +476,7 @@ class LocalIssuer:
         }
         payload = {name: value for name, value in defaults.items() if value is not None}
         payload.update(claims)
-        for name in omit:
+        for name in strings(omit, "omit", one=True):  # mint(omit="exp") omits one claim
             payload.pop(name, None)
         header = {name: value for name, value in header.items() if value is not None}
         return _compact_jws(header, payload, key.private if key else None)
@@ -500,18 +537,27 @@ class LocalIssuer:
 
     # -- fault knobs -------------------------------------------------------------------------
 
-    def go_down(self, mode: Literal["error", "refuse"] = "error", status: int = 503) -> None:
-        """Answer every request with ``status`` ("error"), or refuse connections ("refuse")."""
+    def go_down(
+        self, mode: Literal["error", "refuse", "hang"] = "error", status: int = 503
+    ) -> None:
+        """Answer every request with ``status`` ("error"), refuse connections ("refuse"), or take
+        connections and requests and never answer ("hang") until :meth:`come_back`."""
         with self._lock:
             if mode == "refuse":
                 self._refusing = True
                 self._close_listener()
+            elif mode == "hang":
+                self._released.clear()
+                self._hanging.set()
             else:
                 self._down_status = status
 
     def come_back(self) -> None:
-        """Undo :meth:`go_down`, listening again on the same port if it was refusing."""
+        """Undo :meth:`go_down`, listening again on the same port if it was refusing; requests
+        held by "hang" are then answered."""
         with self._lock:
+            self._hanging.clear()
+            self._released.set()
             self._down_status = None
             if self._refusing and self._running:
                 self._listen()
@@ -575,6 +621,8 @@ class LocalIssuer:
                 fault = _html_response(self._down_status)
             elif self._failures:
                 fault = self._failures.pop(0)
+        if self._hanging.is_set():
+            self._released.wait()
         if delay > 0:
             time.sleep(delay)
         return self._route(request) if fault is None else fault

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from bearerguard import InvalidTokenError, Reason
-from bearerguard._jose import MAX_JSON_DEPTH, json_object, parse
+from bearerguard._jose import json_object, parse
+from bearerguard._token import MAX_JSON_DEPTH
 
 from ..helpers import Signer, b64, dumps, sign_raw
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from bearerguard import AccessToken
-from bearerguard._jose import MAX_JSON_DEPTH
-from bearerguard._token import freeze, issued, with_scopes
+from bearerguard._token import MAX_JSON_DEPTH, freeze, issued, with_scopes
 
 
 def test_freeze_copies_a_flat_object_read_only() -> None:

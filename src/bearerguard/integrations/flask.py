@@ -1,7 +1,8 @@
 """Flask: the `BearerGuard` extension, the `require()` view decorator and `current_token`.
 
 Configuration is read only in `init_app` (`BEARERGUARD_*` keys, as for `ResourceServer.from_env`,
-plus `BEARERGUARD_REALM` and `BEARERGUARD_RESOURCE`), so app factories and several apps work.
+plus `BEARERGUARD_REALM` and `BEARERGUARD_RESOURCE`), so app factories and several apps work. A
+`BEARERGUARD_*` key that nothing reads (a typo) is reported as `from_env` reports a variable.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'bearerguard.integrations.flask needs Flask: pip install "bearerguard[flask]"'
     ) from exc
 
+from .._appconfig import config_text as _text  # shared with Django's settings
 from .._challenge import Challenge
-from .._errors import ConfigurationError
+from .._env import check_names
 from .._guard import Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
@@ -32,6 +34,7 @@ __all__ = ["BearerGuard", "current_token", "get_token", "require"]
 P = ParamSpec("P")
 R = TypeVar("R")
 EXTENSION = "bearerguard"
+_OWN_KEYS = ("BEARERGUARD_REALM", "BEARERGUARD_RESOURCE")  # read here, not by from_env
 _G_TOKEN = "_bearerguard_token"
 
 
@@ -57,16 +60,20 @@ class BearerGuard:
         server: ResourceServer | None = None,
         realm: str | None = None,
         resource: str | None = None,
+        strict: bool = False,
     ) -> None:
         self.server, self.realm, self.resource = server, realm, resource
+        self.strict = strict  # an unknown BEARERGUARD_* key is an error, not a warning
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
         """Build this app's request policy (and server, from config unless one was given)."""
         config = {k: _text(k, v) for k, v in app.config.items() if k.startswith("BEARERGUARD_")}
+        check_names(config, strict=self.strict, extra=_OWN_KEYS, source="app.config key")
+        variables = {k: v for k, v in config.items() if k not in _OWN_KEYS}
         guard = Guard(
-            self.server or ResourceServer.from_env(config),
+            self.server or ResourceServer._from_variables(variables, {}),
             realm=self.realm or config.get("BEARERGUARD_REALM"),
             resource=self.resource or config.get("BEARERGUARD_RESOURCE"),
         )
@@ -74,24 +81,6 @@ class BearerGuard:
         for index, path in enumerate(sorted(guard.metadata_paths)):
             view = functools.partial(_metadata, guard, app)
             app.add_url_rule(path, f"bearerguard_metadata_{index}", view)
-
-
-def _text(key: str, value: object) -> str:
-    """An app.config value as the text its `BEARERGUARD_*` variable would hold."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):  # a shared secret given as bytes, not its repr
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ConfigurationError(f"{key}: bytes that are not UTF-8") from None
-    if isinstance(value, list | tuple | set | frozenset):  # audiences, algorithms, claims
-        return ",".join(_text(key, item) for item in value)
-    if isinstance(value, bool | int | float):
-        return str(value)
-    raise ConfigurationError(
-        f"{key}: expected text, a number or a list, not {type(value).__name__}"
-    )
 
 
 def require(
