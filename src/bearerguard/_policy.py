@@ -88,30 +88,58 @@ class Rule:
         return self.requirement if self._regex.fullmatch(path) else None
 
 
+# One entry of a scope's grants: a path regex (any method, or the mapping's `methods`), or a
+# `(methods, path regex)` pair (CyberArk's "scope = REST regexes", per HTTP method).
+Grant = str | tuple[str | Iterable[str], str]
+
+
 class ScopeGrants:
     """CyberArk's model: each scope names the REST path regexes it grants.
 
-    A path matched by the regexes of several scopes needs any one of them; a path matched by
+    An entry is a path regex, granting every method (or those of `methods`, the default for
+    entries that name none), or a `(methods, path regex)` pair granting only those methods. A
+    request matched by the entries of several scopes needs any one of them; a request matched by
     none is not covered here (the table's next rule, or its default, decides).
 
     Example::
 
-        ScopeGrants({"orders": [r"/orders(/.*)?"], "admin": [r".*"]})
+        ScopeGrants({
+            "orders.read": [("GET", r"/orders(/.*)?")],
+            "orders.write": [(["POST", "PUT"], r"/orders(/.*)?")],
+            "admin": [r".*"],
+        })
     """
 
     def __init__(
-        self, grants: Mapping[str, Iterable[str]], *, methods: Iterable[str] | None = None
+        self, grants: Mapping[str, Iterable[Grant]], *, methods: Iterable[str] | None = None
     ) -> None:
+        default = _methods(methods)
         self.grants = tuple(
-            (scope, tuple(_compile(p) for p in patterns)) for scope, patterns in grants.items()
+            (scope, tuple(_grant(entry, default) for entry in entries))
+            for scope, entries in grants.items()
         )
-        self.methods = _methods(methods)
+        self.methods = default
 
     def requirement_for(self, method: str, path: str) -> Requirement | None:
-        if self.methods is not None and method not in self.methods:
-            return None
-        scopes = [s for s, regexes in self.grants if any(r.fullmatch(path) for r in regexes)]
+        scopes = [
+            scope
+            for scope, entries in self.grants
+            if any((m is None or method in m) and r.fullmatch(path) for m, r in entries)
+        ]
         return Requirement.of(any_of=scopes) if scopes else None
+
+
+def _grant(
+    entry: Grant, default: frozenset[str] | None
+) -> tuple[frozenset[str] | None, re.Pattern[str]]:
+    if isinstance(entry, tuple) and len(entry) == 2:
+        return _methods(entry[0]), _compile(entry[1])
+    if isinstance(entry, str):
+        return default, _compile(entry)
+    raise ConfigurationError(
+        f"a scope grant is a path regex or a (methods, path regex) pair, not {entry!r}",
+        field="policy",
+    )
 
 
 class PolicyTable:
@@ -145,9 +173,16 @@ class PolicyTable:
         self.default = default
 
     @classmethod
-    def from_scopes(cls, grants: Mapping[str, Iterable[str]], **options: object) -> PolicyTable:
-        """A table of one `ScopeGrants` (scope → path regexes); options as for the class."""
-        return cls([ScopeGrants(grants)], **options)  # type: ignore[arg-type]
+    def from_scopes(
+        cls,
+        grants: Mapping[str, Iterable[Grant]],
+        *,
+        methods: Iterable[str] | None = None,
+        **options: object,
+    ) -> PolicyTable:
+        """A table of one `ScopeGrants` (scope → path regexes, or `(methods, regex)` pairs);
+        `methods` as for `ScopeGrants`, other options as for the class."""
+        return cls([ScopeGrants(grants, methods=methods)], **options)  # type: ignore[arg-type]
 
     def requirement_for(self, method: str, path: str) -> Requirement | None:
         """The requirement of a request, or None if the table does not cover its path."""

@@ -22,10 +22,11 @@ from .._challenge import Challenge
 from .._errors import ConfigurationError
 from .._guard import Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
+from .._policy import PolicyTable
 from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
-from ..wsgi import credentials, guard_of
+from ..wsgi import SCOPE_KEY, BearerAuthWSGIMiddleware, credentials, guard_of
 
 __all__ = ["BearerGuard", "current_token", "get_token", "require"]
 
@@ -48,6 +49,10 @@ class BearerGuard:
             app.config["BEARERGUARD_AUDIENCE"] = "api://orders"
             guard.init_app(app)
             return app
+
+    `policy=` (a `PolicyTable`) is enforced before any view runs, by the WSGI middleware that
+    `init_app` puts in front of `app.wsgi_app`; every request then needs a valid token, except
+    under `public_paths`.
     """
 
     def __init__(
@@ -57,19 +62,33 @@ class BearerGuard:
         server: ResourceServer | None = None,
         realm: str | None = None,
         resource: str | None = None,
+        policy: PolicyTable | None = None,
+        public_paths: Iterable[str] = (),
     ) -> None:
         self.server, self.realm, self.resource = server, realm, resource
+        self.policy, self.public_paths = policy, tuple(public_paths)
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
         """Build this app's request policy (and server, from config unless one was given)."""
         config = {k: _text(k, v) for k, v in app.config.items() if k.startswith("BEARERGUARD_")}
-        guard = Guard(
-            self.server or ResourceServer.from_env(config),
-            realm=self.realm or config.get("BEARERGUARD_REALM"),
-            resource=self.resource or config.get("BEARERGUARD_RESOURCE"),
-        )
+        server = self.server or ResourceServer.from_env(config)
+        realm = self.realm or config.get("BEARERGUARD_REALM")
+        resource = self.resource or config.get("BEARERGUARD_RESOURCE")
+        if self.policy is None and not self.public_paths:
+            guard = Guard(server, realm=realm, resource=resource)
+        else:  # the table judges every request, so the middleware's guard is the app's guard
+            middleware = BearerAuthWSGIMiddleware(
+                app.wsgi_app,
+                server,
+                realm=realm,
+                resource=resource,
+                policy=self.policy,
+                public_paths=self.public_paths,
+            )
+            app.wsgi_app = middleware  # type: ignore[method-assign]
+            guard = middleware.guard
         app.extensions[EXTENSION] = guard
         for index, path in enumerate(sorted(guard.metadata_paths)):
             view = functools.partial(_metadata, guard, app)
@@ -124,13 +143,20 @@ def require(
 
 
 def get_token() -> AccessToken | None:
-    """The token of the current request, in a view decorated with `require()`."""
-    return cast(AccessToken | None, g.get(_G_TOKEN))
+    """The token of the current request: the one `require()` admitted, else the one the WSGI
+    middleware (or `BearerGuard(policy=...)`) verified; None if neither judged this request."""
+    token = g.get(_G_TOKEN)
+    if token is None:
+        token = request.environ.get(SCOPE_KEY)
+    return cast(AccessToken | None, token)
 
 
 def _current() -> AccessToken:
     if (token := get_token()) is None:
-        raise RuntimeError("no token: use current_token in a view decorated with require()")
+        raise RuntimeError(
+            "no token: use current_token in a view decorated with require(), or behind the "
+            "WSGI middleware"
+        )
     return token
 
 
