@@ -43,7 +43,7 @@ from ._flow import Fetch, Fetched, Flow, Outcome, describe
 from ._redact import safe_url
 from ._scopes import read_scopes
 from ._singleflight import SingleFlight
-from ._token import AccessToken, freeze, issued
+from ._token import AccessToken, client_id_of, freeze, issued
 
 logger = logging.getLogger("bearerguard.introspection")
 
@@ -132,7 +132,7 @@ def read_answer(
     access = issued(
         issuer=answer.get("iss") or config.issuer or endpoint,
         subject=answer.get("sub"),
-        client_id=answer.get("client_id"),
+        client_id=client_id_of(answer, config.client_id_claims),
         scopes=read_scopes(answer, config.scope_claims),
         claims=freeze(answer),
         expires_at=exp,
