@@ -13,9 +13,19 @@ from typing import Any
 
 from ._config import Issuer
 from ._errors import ConfigurationError
+from ._rolelookup import HTTPRoleLookup
 from ._roles import RoleResolver
 
-__all__ = ["auth0", "cognito", "entra_id", "jamf_pro", "keycloak", "oidc", "okta"]
+__all__ = [
+    "auth0",
+    "cognito",
+    "entra_id",
+    "jamf_pro",
+    "jamf_pro_roles",
+    "keycloak",
+    "oidc",
+    "okta",
+]
 
 Audience = str | Sequence[str]
 
@@ -178,7 +188,8 @@ def jamf_pro(
     """Jamf Pro API clients: `aud` is the client id, `scope` an array of `api-role:<id>`.
 
     `client_ids` are the API clients allowed to call (each token's `aud` is its own client
-    id); `roles` resolves role ids to privileges (see `examples/jamf_roles.py`). `iss` is the
+    id); `roles` resolves role ids to privileges (`jamf_pro_roles` asks the server). The
+    client's id is `sub` (equal to `aud`). `iss` is the
     server URL exactly as the tokens carry it; for a plain-http server pass `allow_http=True`.
     """
     options: dict[str, Any] = {
@@ -187,3 +198,28 @@ def jamf_pro(
         "roles": roles,
     }
     return Issuer(issuer=server, audience=client_ids, **(options | overrides))
+
+
+def jamf_pro_roles(
+    server: str,
+    client_id: str,
+    client_secret: str,
+    *,
+    allow_http: bool = False,
+    **options: Any,
+) -> RoleResolver:
+    """A `RoleResolver` asking Jamf Pro for each role's privileges (`GET /api/v1/api-roles/{id}`).
+
+    It signs in as its own API client (`client_id`, `client_secret`; a client with the "Read API
+    Roles" privilege) at `POST /api/oauth/token`. A role Jamf does not know (404) grants nothing;
+    any other failure is a 503. `options` go to `RoleResolver` (`ttl`, `timeout`...).
+    """
+    base = server.rstrip("/")
+    lookup = HTTPRoleLookup(
+        f"{base}/api/v1/api-roles/{{id}}",
+        token_endpoint=f"{base}/api/oauth/token",
+        client_id=client_id,
+        client_secret=client_secret,
+        allow_http=allow_http,
+    )
+    return RoleResolver(lookup, **options)
