@@ -39,6 +39,21 @@ def normal_path(path: str, raw: bytes | str | None = None) -> str:
     return path
 
 
+def route_path(path: str, root_path: str | None) -> str:
+    """The ASGI path below `root_path` (where the app is mounted), as routers route it.
+
+    A `Mount` (or a server's `--root-path`) keeps the whole path in `path` and the mount point
+    in `root_path`; the router strips it, so a table (and the public paths) of a middleware in
+    front of a mounted app judge the path below its mount point, as WSGI's `PATH_INFO` is.
+    """
+    if not root_path or not path.startswith(root_path):
+        return path
+    rest = path[len(root_path) :]
+    if not rest:
+        return "/"
+    return rest if rest[0] == "/" else path
+
+
 def wsgi_path(path_info: str) -> str:
     """PEP 3333 `PATH_INFO` (bytes decoded as latin-1) as the text a router matches (UTF-8)."""
     try:
