@@ -182,22 +182,32 @@ def _requires_app(auth: BearerAuth) -> FastAPI:
     return app
 
 
-def test_fastapi_dependency_overrides_choose_the_caller_of_requires_routes(
+def test_fastapi_overrides_choose_the_caller_and_scopes_are_still_checked(
     server: ResourceServer,
 ) -> None:
-    auth = BearerAuth(server, token_url="https://idp.example/token")
+    auth = BearerAuth(server, token_url="https://idp.example/token", realm="orders-api")
     app = _requires_app(auth)
+
+    @app.get("/admin")
+    async def admin(token: Annotated[AccessToken, Security(auth, scopes=["admin"])]) -> Any:
+        return {"client": token.client_id}
+
     reader = access_token(scope="orders.read", subject="reader")
-    app.dependency_overrides[auth.token] = lambda: reader
+    app.dependency_overrides.update(auth.overrides(reader))
     with TestClient(app) as client:
         assert client.get("/orders").json() == {"client": "reader"}  # no header needed
         refused = client.get("/reports")  # the override's scopes are still checked
-        app.dependency_overrides[auth.token] = lambda: None
+        refused_admin = client.get("/admin")
+        app.dependency_overrides.update(auth.overrides(access_token(scope="admin")))
+        admitted = client.get("/admin")
+        app.dependency_overrides.update(auth.overrides(None))
         missing = client.get("/orders")
-    assert refused.status_code == 403
+    assert refused.status_code == refused_admin.status_code == 403
     assert refused.json()["error"] == "insufficient_scope"
+    assert refused.headers["www-authenticate"].startswith('Bearer realm="orders-api", ')
+    assert admitted.json() == {"client": "test-client"}
     assert missing.status_code == 401
-    assert missing.headers["www-authenticate"] == "Bearer"
+    assert missing.headers["www-authenticate"] == 'Bearer realm="orders-api"'
 
 
 def test_fastapi_dependency_overrides_can_replace_one_requirement(

@@ -5,13 +5,12 @@
 token `BearerAuthMiddleware` stored when the middleware is in front, and verifies it otherwise.
 """
 
-import inspect
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 try:
-    from fastapi import Depends, FastAPI, HTTPException, Request, Security
+    from fastapi import FastAPI, HTTPException, Request, Security
     from fastapi.openapi.models import OAuth2 as OAuth2Model
     from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
     from fastapi.security import SecurityScopes
@@ -40,7 +39,6 @@ logger = logging.getLogger("bearerguard")
 # has not run yet, or the issuer is down. A relative URL, as OpenAPI allows; `install()` builds
 # the document again once discovery has found the token endpoint.
 PENDING_TOKEN_URL = "token-endpoint-not-discovered-yet"
-_ANY_TOKEN = Requirement.of(optional=True)  # what `BearerAuth.token` checks: nothing
 
 
 class RefusedHTTPException(HTTPException):
@@ -60,9 +58,8 @@ class BearerAuth(SecurityBase):
     sent, with the same status and headers), to serve the RFC 9728 document, and to list the
     scopes of `Security(auth, scopes=[...])` in the scheme.
 
-    In tests, `app.dependency_overrides[auth.token] = lambda: access_token(scope="...")` makes
-    every route of this scheme see that token (its scopes still checked); overriding
-    `auth.requires(...).dependency` or `auth` replaces the whole check.
+    In tests, `app.dependency_overrides.update(auth.overrides(access_token(scope="...")))`
+    makes every route of this scheme see that token, its scopes still checked.
 
     Example::
 
@@ -128,13 +125,32 @@ class BearerAuth(SecurityBase):
             dependency = self._requires[requirement] = _Requires(self, requirement)
         return Security(dependency, scopes=sorted(requirement.scopes))
 
-    async def token(self, request: Request) -> AccessToken | None:
-        """The request's verified token, or None without one (a dependency; no scope checked).
+    def overrides(self, token: AccessToken | None) -> dict[Callable[..., Any], Callable[..., Any]]:
+        """`app.dependency_overrides` for tests: every route of this scheme sees `token`.
 
-        Every `requires(...)` route gets its token from here, so overriding this dependency
-        (`app.dependency_overrides[auth.token]`) chooses who calls them all in a test.
+        Each route's requirement is still checked against it (403 for a missing scope, 401 for
+        `token=None` unless optional), and refusals are rendered as usual; no header is needed
+        and nothing is verified. Call it once the routes are declared.
         """
-        return await self.admit(request, _ANY_TOKEN)
+
+        def fake(requirement: Requirement | None) -> Callable[..., Any]:
+            async def dependency(
+                request: Request, security_scopes: SecurityScopes
+            ) -> AccessToken | None:
+                needs = requirement or Requirement.of(*security_scopes.scopes)
+                guard = guard_of(request.scope) or self.guard
+                try:
+                    guard.check(needs, token)
+                except BearerError as exc:
+                    raise RefusedHTTPException(guard.render(exc), exc.reason.value) from None
+                return token
+
+            return dependency
+
+        found: dict[Callable[..., Any], Callable[..., Any]] = {self: fake(None)}
+        for requirement, dependency in self._requires.items():
+            found[dependency] = fake(requirement)
+        return found
 
     async def admit(self, request: Request, requirement: Requirement) -> AccessToken | None:
         """The request's token if it meets `requirement`, else `RefusedHTTPException`."""
@@ -171,40 +187,19 @@ class BearerAuth(SecurityBase):
 
 
 class _Requires(SecurityBase):
-    """One route's requirement; it shares the scheme's model and name in the OpenAPI document.
-
-    Its token comes from the sub-dependency `auth.token` (see `BearerAuth.token`).
-    """
+    """One route's requirement; it shares the scheme's model and name in the OpenAPI document."""
 
     def __init__(self, auth: BearerAuth, requirement: Requirement) -> None:
         self.auth = auth
         self.scheme_name = auth.scheme_name
-        self.requirement = requirement
         setattr(self, REQUIREMENT_ATTR, requirement)
-        # What FastAPI reads to solve the call: the request, and the token from `auth.token`.
-        self.__signature__ = inspect.Signature(
-            [
-                inspect.Parameter("request", _KEYWORD, annotation=Request),
-                inspect.Parameter(
-                    "token", _KEYWORD, default=Depends(auth.token), annotation=AccessToken | None
-                ),
-            ]
-        )
 
     @property
     def model(self) -> OAuth2Model:  # type: ignore[override]
         return self.auth.model
 
-    async def __call__(self, request: Request, token: AccessToken | None) -> AccessToken | None:
-        guard = guard_of(request.scope) or self.auth.guard
-        try:
-            guard.check(self.requirement, token)
-        except BearerError as exc:
-            raise RefusedHTTPException(guard.render(exc), exc.reason.value) from None
-        return token
-
-
-_KEYWORD = inspect.Parameter.KEYWORD_ONLY
+    async def __call__(self, request: Request) -> AccessToken | None:
+        return await self.auth.admit(request, getattr(self, REQUIREMENT_ATTR))
 
 
 async def _send_refusal(request: Request, exc: RefusedHTTPException) -> Response:
