@@ -129,6 +129,13 @@ class ScopeGrants:
         self, grants: Mapping[str, Iterable[Grant]], *, methods: Iterable[str] | None = None
     ) -> None:
         default = _methods(methods)
+        if not isinstance(grants, Mapping) or any(
+            isinstance(entries, str | bytes) for entries in grants.values()
+        ):  # a bare regex would be read letter by letter
+            raise ConfigurationError(
+                "grants must map each scope to a list of path regexes or (methods, regex) pairs",
+                field="grants",
+            )
         self.grants = tuple(
             (scope, tuple(_grant(entry, default) for entry in entries))
             for scope, entries in grants.items()
@@ -136,11 +143,12 @@ class ScopeGrants:
         self.methods = default
 
     def requirement_for(self, method: str, path: str) -> Requirement | None:
-        scopes = [
-            scope
-            for scope, entries in self.grants
-            if any((m is None or method in m) and r.fullmatch(path) for m, r in entries)
-        ]
+        scopes = []
+        for scope, entries in self.grants:  # loops, not any(): no generator per request
+            for methods, regex in entries:
+                if (methods is None or method in methods) and regex.fullmatch(path):
+                    scopes.append(scope)
+                    break
         return Requirement.of(any_of=scopes) if scopes else None
 
 

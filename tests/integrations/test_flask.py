@@ -165,12 +165,18 @@ def test_flask_get_token_without_require_returns_the_middlewares_token(
         token = get_token()
         return {"client": token and token.client_id, "current": current_token.client_id}
 
+    @app.get("/who-async")
+    async def who_async() -> dict[str, Any]:  # an async view: the same token
+        token = get_token()
+        return {"client": token and token.client_id, "current": current_token.client_id}
+
     app.wsgi_app = BearerAuthWSGIMiddleware(app.wsgi_app, server)  # type: ignore[method-assign]
     client = app.test_client()
     token = local_issuer.mint(subject="svc-a")
-    answer = client.get("/who", headers={"authorization": f"Bearer {token}"})
-    assert answer.status_code == 200
-    assert answer.get_json() == {"client": "svc-a", "current": "svc-a"}
+    for path in ("/who", "/who-async"):
+        answer = client.get(path, headers={"authorization": f"Bearer {token}"})
+        assert answer.status_code == 200
+        assert answer.get_json() == {"client": "svc-a", "current": "svc-a"}
     assert client.get("/who").status_code == 401  # the middleware still refuses
 
 

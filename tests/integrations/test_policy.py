@@ -345,6 +345,8 @@ def test_scope_grants_methods_default_applies_to_plain_entries() -> None:
         ScopeGrants({"r": [("GET", "/a", "extra")]})  # type: ignore[list-item]
     with pytest.raises(ConfigurationError):
         ScopeGrants({"r": [("GET", "(")]})
+    with pytest.raises(ConfigurationError, match="list"):
+        ScopeGrants({"r": "/a"})
 
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE"]
