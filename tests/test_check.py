@@ -321,6 +321,34 @@ def test_several_issuers_from_env(
     assert first.count() == 0  # the token's iss picked the issuer before any fetch
 
 
+def test_issuer_flag_over_several_issuers_from_env_reports_no_unknown_variable(
+    local_issuer: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --issuer replaces BEARERGUARD_ISSUERS; the named issuers' variables go with it.
+    monkeypatch.setenv("BEARERGUARD_ISSUERS", "one")
+    monkeypatch.setenv("BEARERGUARD_ONE_ISSUER", "https://idp.test/one")
+    monkeypatch.setenv("BEARERGUARD_ONE_AUDIENCE", "api://one")
+    code, document = check_json(capsys, local_issuer.mint(), *against(local_issuer))
+    assert code == 0
+    assert not [entry for entry in document["log"] if "unknown" in entry]
+
+
+def test_unknown_variable_is_shown_in_the_log(
+    local_issuer: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("BEARERGUARD_ALGORITHM", "RS256")
+    code, document = check_json(capsys, local_issuer.mint(), *against(local_issuer))
+    assert code == 0
+    assert any(
+        "BEARERGUARD_ALGORITHM (did you mean BEARERGUARD_ALGORITHMS?)" in entry
+        for entry in document["log"]
+    )
+
+
 def test_issuer_given_as_its_metadata_url(
     local_issuer_factory: Factory, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,6 +10,7 @@ host is loopback or plain HTTP is allowed explicitly; `exp` is required unless r
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +26,7 @@ from ._keys import SUPPORTED_ALGORITHMS
 from ._redact import safe_url
 from ._scopes import DEFAULT_SCOPE_CLAIMS
 from ._token import CLIENT_ID_CLAIMS
+from ._validate import strings
 
 if TYPE_CHECKING:
     from ._roles import RoleResolver
@@ -100,7 +102,7 @@ class Issuer:
     def __post_init__(self) -> None:
         if not isinstance(self.issuer, str) or not self.issuer:
             raise ConfigurationError("issuer must be a non-empty string", field="issuer")
-        algorithms = tuple(dict.fromkeys(self.algorithms))
+        algorithms = tuple(dict.fromkeys(strings(self.algorithms, "algorithms", owner=self.issuer)))
         if not algorithms:
             raise ConfigurationError(
                 f"{self.issuer}: algorithms must not be empty", field="algorithms"
@@ -119,20 +121,16 @@ class Issuer:
                     "issuer %s: the aud claim is not checked (audience=None)", self.issuer
                 )
         else:
-            audience = (self.audience,) if isinstance(self.audience, str) else self.audience
-            if not audience or not all(isinstance(a, str) and a for a in audience):
+            audience = strings(self.audience, "audience", owner=self.issuer, one=True)
+            if not audience:
                 raise ConfigurationError(
                     f"{self.issuer}: audience must be non-empty strings", field="audience"
                 )
             object.__setattr__(self, "audience", tuple(audience))
         object.__setattr__(self, "leeway", seconds(self.leeway, "leeway"))
         object.__setattr__(self, "max_token_age", seconds(self.max_token_age, "max_token_age"))
-        object.__setattr__(self, "required_claims", tuple(self.required_claims))
-        object.__setattr__(self, "scope_claims", tuple(self.scope_claims))
-        if not all(isinstance(c, str) and c for c in self.scope_claims):
-            raise ConfigurationError(
-                f"{self.issuer}: scope_claims must be non-empty strings", field="scope_claims"
-            )
+        for name in ("required_claims", "scope_claims"):
+            object.__setattr__(self, name, strings(getattr(self, name), name, owner=self.issuer))
         _claim_names(self, "client_id_claims", self.issuer)
         self._check_url(self.jwks_uri, "jwks_uri")
         for url in self.discovery_urls:
@@ -141,15 +139,10 @@ class Issuer:
     def _values(self) -> Mapping[str, tuple[str, ...]]:
         values = {}
         for name, given in dict(self.claim_values).items():
-            allowed = (given,) if isinstance(given, str) else tuple(given)
+            allowed = strings(given, "claim_values", owner=f"{self.issuer}: {name!r}", one=True)
             if not (isinstance(name, str) and name and allowed):
                 raise ConfigurationError(
                     f"{self.issuer}: claim_values needs claim names and allowed values",
-                    field="claim_values",
-                )
-            if not all(isinstance(value, str) for value in allowed):
-                raise ConfigurationError(
-                    f"{self.issuer}: claim_values of {name!r} must be strings",
                     field="claim_values",
                 )
             values[name] = allowed
@@ -236,6 +229,13 @@ class Introspection:
     Positive answers are cached until the token's `exp`, and never longer than `cache_max_ttl`,
     the longest a revoked token can still be accepted; inactive ones for `negative_ttl`. An
     unreachable or broken endpoint is a 503, never a 401 and never an expired cached answer.
+    Calls are bounded, `max_concurrent_calls` at once and `max_calls_per_second`: above that an
+    unseen token gets a 503 with Retry-After, cached ones are still answered.
+
+    A JWT is introspected only on request: `introspect_jwts` confirms JWTs of the configured
+    issuers after they passed every local check (revocation); `introspect_foreign_jwts` asks
+    about JWTs of other issuers, which are otherwise refused. Anything that is not a JWS is
+    introspected.
 
     Example::
 
@@ -260,7 +260,10 @@ class Introspection:
     cache_max_ttl: float | timedelta = 60.0
     negative_ttl: float | timedelta = 10.0
     cache_size: int = 10_000
+    max_concurrent_calls: int = 20  # calls to the AS at once; above: 503 with Retry-After
+    max_calls_per_second: float = 50.0  # and a second (a bucket of one second's worth)
     introspect_jwts: bool = False  # also ask about JWTs of configured issuers (revocation)
+    introspect_foreign_jwts: bool = False  # ask about JWTs of other issuers (else refused)
     allow_http: bool = False
     roles: RoleResolver | None = None  # role-ID scopes of introspected tokens (see RoleResolver)
 
@@ -277,18 +280,21 @@ class Introspection:
         self._check_credentials(owner)
         self._check_assertion_audience(owner)
         if self.audience is not None:
-            audience = (self.audience,) if isinstance(self.audience, str) else tuple(self.audience)
-            if not audience or not all(isinstance(a, str) and a for a in audience):
+            audience = strings(self.audience, "audience", owner=owner, one=True)
+            if not audience:
                 raise ConfigurationError(
                     f"{owner}: audience must be non-empty strings", field="audience"
                 )
             object.__setattr__(self, "audience", audience)
-        object.__setattr__(self, "scope_claims", tuple(self.scope_claims))
+        object.__setattr__(
+            self, "scope_claims", strings(self.scope_claims, "scope_claims", owner=owner)
+        )
         _claim_names(self, "client_id_claims", owner)
         for name in ("leeway", "cache_max_ttl", "negative_ttl"):
             object.__setattr__(self, name, seconds(getattr(self, name), name))
         if isinstance(self.cache_size, bool) or self.cache_size < 0:
             raise ConfigurationError(f"{owner}: cache_size must be >= 0", field="cache_size")
+        self._check_bounds(owner)
         check_url(self.endpoint, allow_http=self.allow_http, owner=owner, field="endpoint")
         if self.endpoint is None and self.issuer is not None:
             for url in metadata_urls(self.issuer):
@@ -313,6 +319,20 @@ class Introspection:
             key = signing_key(self.private_key, self.private_key_alg, owner)
             object.__setattr__(self, "private_key", key)
 
+    def _check_bounds(self, owner: str) -> None:
+        calls, rate = self.max_concurrent_calls, self.max_calls_per_second
+        if not isinstance(calls, int) or isinstance(calls, bool) or calls < 1:
+            raise ConfigurationError(
+                f"{owner}: max_concurrent_calls must be a whole number >= 1",
+                field="max_concurrent_calls",
+            )
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
+            raise ConfigurationError(
+                f"{owner}: max_calls_per_second must be a finite number > 0",
+                field="max_calls_per_second",
+            )
+        object.__setattr__(self, "max_calls_per_second", float(rate))
+
     def _check_assertion_audience(self, owner: str) -> None:
         name, value = "private_key_audience", self.private_key_audience
         if value is None:
@@ -330,9 +350,8 @@ class Introspection:
 
 
 def _claim_names(config: Issuer | Introspection, name: str, owner: str) -> None:
-    """Check and freeze a sequence of claim names (a bare string is one name's letters: no)."""
-    given = getattr(config, name)
-    names = () if isinstance(given, str) else tuple(given)
-    if not names or not all(isinstance(c, str) and c for c in names):
-        raise ConfigurationError(f"{owner}: {name} must be non-empty claim names", field=name)
+    """Check and freeze a non-empty sequence of claim names (see `strings`)."""
+    names = strings(getattr(config, name), name, owner=owner)
+    if not names:
+        raise ConfigurationError(f"{owner}: {name} must name at least one claim", field=name)
     object.__setattr__(config, name, names)

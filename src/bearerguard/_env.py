@@ -7,13 +7,16 @@ Introspection (RFC 7662): BEARERGUARD_INTROSPECTION_CLIENT_ID, _CLIENT_SECRET (o
               _AUTH_METHOD=private_key_jwt and _PRIVATE_KEY_FILE), and an _ENDPOINT or an
               _ISSUER; with it, BEARERGUARD_ISSUER may be left out.
 Lists are separated by commas or spaces. Every bad value is a `ConfigurationError` naming the
-variable, raised at start-up. Nothing is read at import time.
+variable, raised at start-up. A `BEARERGUARD_*` name that nothing reads (a typo) is reported with
+the closest known name: a WARNING, or an error when strict. Nothing is read at import time.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from ._config import Introspection, Issuer
@@ -22,6 +25,7 @@ from ._jwks import JWKSPolicy
 
 T = TypeVar("T")
 PREFIX = "BEARERGUARD_"
+logger = logging.getLogger("bearerguard")
 _NAME = re.compile(r"[A-Z0-9]+(?:_[A-Z0-9]+)*")
 _TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
@@ -105,7 +109,10 @@ INTROSPECTION_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CACHE_MAX_TTL": ("cache_max_ttl", _float),
     "NEGATIVE_TTL": ("negative_ttl", _float),
     "CACHE_SIZE": ("cache_size", _count),
+    "MAX_CONCURRENT_CALLS": ("max_concurrent_calls", _count),
+    "MAX_CALLS_PER_SECOND": ("max_calls_per_second", float),
     "INTROSPECT_JWTS": ("introspect_jwts", _bool),
+    "INTROSPECT_FOREIGN_JWTS": ("introspect_foreign_jwts", _bool),
     "ALLOW_HTTP": ("allow_http", _bool),
 }
 _INTROSPECTION_SUFFIX_OF_FIELD = {
@@ -134,12 +141,76 @@ def _read(
     return values
 
 
-def issuers_from_env(environ: Mapping[str, str], *, optional: bool = False) -> list[Issuer]:
-    """The issuers described by the environment; at least one unless `optional`."""
+# BEARERGUARD_* names that other tools read, not configuration: never reported as typos (tox
+# passes every BEARERGUARD_* variable to the test suite, which reads this one).
+NOT_CONFIGURATION = frozenset({PREFIX + "SKIP_INTEROP"})
+
+
+def check_names(
+    environ: Mapping[str, str],
+    *,
+    strict: bool = False,
+    extra: Iterable[str] = (),
+    source: str = "environment variable",
+) -> None:
+    """Report each `BEARERGUARD_*` name in `environ` that no setting reads, with the closest
+    known name: a WARNING each, or one `ConfigurationError` naming them all when `strict`.
+
+    `extra` are further names the caller reads (the Flask extension's). Values are never shown.
+    """
+    known = {*NOT_CONFIGURATION, *extra, PREFIX + "ISSUERS"}
+    tables = [*ISSUER_VARIABLES, *POLICY_VARIABLES]
+    for prefix in {PREFIX, *issuer_prefixes(environ)}:
+        known.update(prefix + suffix for suffix in tables)
+    known.update(PREFIX + suffix for suffix in SERVER_VARIABLES)
+    known.update(INTROSPECTION_PREFIX + suffix for suffix in INTROSPECTION_VARIABLES)
+    unknown = sorted(name for name in environ if name.startswith(PREFIX) and name not in known)
+    problems = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        problems.append(f"{name}" + (f" (did you mean {close[0]}?)" if close else ""))
+    if problems and strict:
+        raise ConfigurationError(f"unknown {source}s: {', '.join(problems)}")
+    for problem in problems:
+        logger.warning("unknown %s %s: it is not read", source, problem)
+
+
+def issuers_from_env(
+    environ: Mapping[str, str],
+    *,
+    optional: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+) -> list[Issuer]:
+    """The issuers described by the environment; at least one unless `optional`.
+
+    `overrides` are `Issuer` fields given as keyword arguments: they replace the environment's
+    values of its one issuer (with several, they could not say which: an error).
+    """
+    overrides = overrides or {}
     prefixes = issuer_prefixes(environ)
-    if optional and prefixes == [PREFIX] and not environ.get(PREFIX + "ISSUER", "").strip():
+    if prefixes != [PREFIX] and overrides:
+        raise ConfigurationError(
+            f"{', '.join(sorted(overrides))}: Issuer fields as keyword arguments need one "
+            f"issuer, and {PREFIX}ISSUERS names several: set {PREFIX}<NAME>_* variables, "
+            "or build the Issuers and pass issuers=[...]"
+        )
+    if optional and not overrides and not environ.get(PREFIX + "ISSUER", "").strip():
         return []
-    return [_issuer(environ, prefix) for prefix in prefixes]
+    issuers = [_issuer(environ, prefix, overrides) for prefix in prefixes]
+    if prefixes != [PREFIX]:
+        _check_unprefixed(environ)
+    return issuers
+
+
+def _check_unprefixed(environ: Mapping[str, str]) -> None:
+    # With BEARERGUARD_ISSUERS, BEARERGUARD_ISSUER, BEARERGUARD_AUDIENCE... are not read: each
+    # issuer's are BEARERGUARD_<NAME>_*. Ignoring them would drop a setting without a word.
+    for suffix in (*ISSUER_VARIABLES, *POLICY_VARIABLES):
+        if environ.get(PREFIX + suffix, "").strip():
+            raise ConfigurationError(
+                f"{PREFIX}{suffix} is not read when {PREFIX}ISSUERS is set: each issuer's "
+                f"variables are {PREFIX}<NAME>_{suffix}"
+            )
 
 
 def issuer_prefixes(environ: Mapping[str, str]) -> list[str]:
@@ -152,9 +223,10 @@ def issuer_prefixes(environ: Mapping[str, str]) -> list[str]:
     return [f"{PREFIX}{name.upper()}_" for name in names] or [PREFIX]
 
 
-def _issuer(environ: Mapping[str, str], prefix: str) -> Issuer:
+def _issuer(environ: Mapping[str, str], prefix: str, overrides: Mapping[str, Any]) -> Issuer:
     for required in ("ISSUER", "AUDIENCE"):
-        if not environ.get(prefix + required, "").strip():
+        name = ISSUER_VARIABLES[required][0]
+        if name not in overrides and not environ.get(prefix + required, "").strip():
             raise ConfigurationError(f"{prefix}{required} is required")
     fields = _read(environ, prefix, ISSUER_VARIABLES)
     timings = _read(environ, prefix, POLICY_VARIABLES)
@@ -164,8 +236,10 @@ def _issuer(environ: Mapping[str, str], prefix: str) -> Issuer:
         named = "/".join(prefix + s for s, (n, _) in POLICY_VARIABLES.items() if n in timings)
         raise ConfigurationError(f"{named}: {exc}") from None
     try:
-        return Issuer(**fields, jwks_policy=policy)
+        return Issuer(**({"jwks_policy": policy} | fields | dict(overrides)))
     except ConfigurationError as exc:
+        if exc.field in overrides:
+            raise  # its message names the keyword argument
         suffix = _SUFFIX_OF_FIELD.get(exc.field or "", "ISSUER")
         raise ConfigurationError(f"{prefix}{suffix}: {exc}", field=exc.field) from None
 

@@ -4,7 +4,6 @@ optional authentication, route requirements, and rendering refusals (RFC 6750 §
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar, cast
 from urllib.parse import parse_qsl
@@ -16,20 +15,21 @@ from ._errors import (
     InvalidRequestError,
     MissingTokenError,
     Reason,
+    Seen,
     UpstreamUnavailableError,
 )
+from ._logfields import log_refusal
 from ._metadata import Document, ProtectedResource, ScopesSource
 from ._policy import PolicyTable, normal_path, wsgi_path
 from ._scopes import Requirement
 from ._server import ResourceServer
 from ._token import AccessToken
+from ._validate import strings
 
 # Where adapters store the request's AccessToken (or None): the ASGI scope or the WSGI environ.
 SCOPE_KEY = "bearerguard.token"
 # Where the ASGI middleware leaves its Guard, so route helpers render refusals the same way.
 GUARD_KEY = "bearerguard.guard"
-
-logger = logging.getLogger("bearerguard")
 
 # A request's store (ASGI scope, WSGI environ) and its `Authorization` lines and query string,
 # as `asgi.credentials` and `wsgi.credentials` read them from it.
@@ -100,11 +100,20 @@ class Guard:
     ) -> None:
         self.server = server
         self.policy = policy
-        if realm is not None and not (realm.isascii() and realm.isprintable()):
-            raise ConfigurationError("realm must be printable ASCII")  # it goes into a header
+        if realm is not None and not (
+            isinstance(realm, str) and realm.isascii() and realm.isprintable()
+        ):
+            # It goes into a header.
+            raise ConfigurationError("realm must be printable ASCII", field="realm")
         self.realm = realm
         self.optional = optional
-        self.public_paths = tuple(path.rstrip("/") or "/" for path in public_paths)
+        # A bare "/health" would be its characters, "/" among them: everything public.
+        paths = strings(public_paths, "public_paths")
+        if not all(path.startswith("/") for path in paths):
+            raise ConfigurationError("public_paths must start with '/'", field="public_paths")
+        self.public_paths = tuple(path.rstrip("/") or "/" for path in paths)
+        if scopes_supported is not None and not callable(scopes_supported):
+            scopes_supported = strings(scopes_supported, "scopes_supported")
         self.metadata = None
         self.document = None
         if resource is not None:
@@ -240,15 +249,5 @@ class Guard:
     @staticmethod
     def log(exc: BearerError, token: AccessToken | None = None) -> None:
         # Never the token: the verified issuer and client id, and what the route required.
-        level = logging.INFO if isinstance(exc, MissingTokenError) else logging.WARNING
-        issuer = token.issuer if token else None
-        client = token.client_id if token else None
-        required = getattr(exc, "required", ())
-        logger.log(
-            level,
-            "refused: %s iss=%r client_id=%r required=%r",
-            exc.reason.name,
-            issuer,
-            client,
-            " ".join(required),
-        )
+        seen = Seen("token", token.issuer, None, None, token.client_id) if token else None
+        log_refusal(exc, seen, required=getattr(exc, "required", ()))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ._errors import ConfigurationError, InvalidRequestError, Reason
 from ._scopes import Requirement
+from ._validate import strings
 
 # What an unmatched path under a protected prefix gets: 403 insufficient_scope naming no scope
 # (RFC 6750 §3.1: the token is fine, this resource needs more than any token can hold here).
@@ -65,12 +66,14 @@ def wsgi_path(path_info: str) -> str:
 def _methods(methods: Iterable[str] | str | None) -> frozenset[str] | None:
     if methods is None:
         return None
-    names = frozenset(m.upper() for m in ([methods] if isinstance(methods, str) else methods))
+    names = frozenset(m.upper() for m in strings(methods, "methods", one=True))
     # Routers answer HEAD with the GET route (Starlette, Flask): the table follows them.
     return names | {"HEAD"} if "GET" in names else names
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
+    if not isinstance(pattern, str):
+        raise ConfigurationError(f"policy pattern {pattern!r} must be a string", field="policy")
     try:
         return re.compile(pattern)
     except re.error as exc:
@@ -93,6 +96,7 @@ class Rule:
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        _requirement(self.requirement, "requirement")
         object.__setattr__(self, "methods", _methods(self.methods))
         object.__setattr__(self, "_regex", _compile(self.pattern))
 
@@ -106,6 +110,23 @@ class Rule:
 # One entry of a scope's grants: a path regex (any method, or the mapping's `methods`), or a
 # `(methods, path regex)` pair (CyberArk's "scope = REST regexes", per HTTP method).
 Grant = str | tuple[str | Iterable[str], str]
+
+
+def _requirement(value: Requirement, name: str) -> Requirement:
+    if not isinstance(value, Requirement):
+        raise ConfigurationError(
+            f"policy {name} must be a Requirement (Requirement.of(...)), not {value!r}",
+            field="policy",
+        )
+    return value
+
+
+def _rules(rules: Iterable[Rule | ScopeGrants]) -> tuple[Rule | ScopeGrants, ...]:
+    if isinstance(rules, Iterable) and not isinstance(rules, str | bytes):
+        given = tuple(rules)
+        if all(isinstance(rule, Rule | ScopeGrants) for rule in given):
+            return given
+    raise ConfigurationError("policy rules must be a list of Rules and ScopeGrants", field="policy")
 
 
 class ScopeGrants:
@@ -128,17 +149,12 @@ class ScopeGrants:
     def __init__(
         self, grants: Mapping[str, Iterable[Grant]], *, methods: Iterable[str] | None = None
     ) -> None:
+        if not isinstance(grants, Mapping):
+            raise ConfigurationError("grants must map scopes to path regexes", field="grants")
         default = _methods(methods)
-        if not isinstance(grants, Mapping) or any(
-            isinstance(entries, str | bytes) for entries in grants.values()
-        ):  # a bare regex would be read letter by letter
-            raise ConfigurationError(
-                "grants must map each scope to a list of path regexes or (methods, regex) pairs",
-                field="grants",
-            )
         self.grants = tuple(
-            (scope, tuple(_grant(entry, default) for entry in entries))
-            for scope, entries in grants.items()
+            (scope, tuple(_grant(e, default, scope) for e in _entries(grants[scope], scope)))
+            for scope in strings(tuple(grants), "grants")
         )
         self.methods = default
 
@@ -152,17 +168,30 @@ class ScopeGrants:
         return Requirement.of(any_of=scopes) if scopes else None
 
 
+def _entries(value: Iterable[Grant], scope: str) -> tuple[Grant, ...]:
+    if isinstance(value, _TEXT) or not isinstance(value, Iterable):  # not letter by letter
+        raise ConfigurationError(
+            f"{scope}: grants must be a list of path regexes or (methods, regex) pairs",
+            field="grants",
+        )
+    return tuple(value)
+
+
 def _grant(
-    entry: Grant, default: frozenset[str] | None
+    entry: Grant, default: frozenset[str] | None, scope: str
 ) -> tuple[frozenset[str] | None, re.Pattern[str]]:
-    if isinstance(entry, tuple) and len(entry) == 2:
-        return _methods(entry[0]), _compile(entry[1])
-    if isinstance(entry, str):
-        return default, _compile(entry)
-    raise ConfigurationError(
-        f"a scope grant is a path regex or a (methods, path regex) pair, not {entry!r}",
-        field="policy",
-    )
+    methods, pattern = default, entry
+    if type(entry) is tuple and len(entry) == 2:
+        methods, pattern = _methods(entry[0]), entry[1]
+    if not isinstance(pattern, str) or not pattern:
+        raise ConfigurationError(
+            f"{scope}: grants hold path regexes or (methods, regex) pairs, not {entry!r}",
+            field="grants",
+        )
+    return methods, _compile(pattern)
+
+
+_TEXT = (str, bytes, bytearray, memoryview)
 
 
 class PolicyTable:
@@ -188,12 +217,12 @@ class PolicyTable:
         protect: str | Iterable[str] = "/",
         default: Requirement = DENY,
     ) -> None:
-        self.rules = tuple(rules)
-        prefixes = (protect,) if isinstance(protect, str) else tuple(protect)
+        self.rules = _rules(rules)
+        prefixes = strings(protect, "protect", one=True)
         if not all(p.startswith("/") for p in prefixes):
             raise ConfigurationError("protect prefixes must start with '/'", field="policy")
         self.protect = tuple(p.rstrip("/") for p in prefixes)
-        self.default = default
+        self.default = _requirement(default, "default")
 
     @classmethod
     def from_scopes(

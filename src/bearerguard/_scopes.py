@@ -11,8 +11,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import InsufficientScopeError, InvalidTokenError, MissingTokenError, Reason
+from ._errors import (
+    ConfigurationError,
+    InsufficientScopeError,
+    InvalidTokenError,
+    MissingTokenError,
+    Reason,
+)
 from ._token import AccessToken
+from ._validate import strings
 
 DEFAULT_SCOPE_CLAIMS = ("scope", "scp")
 
@@ -123,6 +130,21 @@ class Requirement:
     either: tuple[Requirement, ...] | None = None  # None: no alternatives; (): none is met
     wildcards: bool = False
 
+    def __post_init__(self) -> None:
+        # Scopes given as anything but a frozenset of non-empty strings (a set, a list, a bare
+        # string by mistake, which would be a set of characters) go through `strings`.
+        for name in ("all_of", "any_of"):
+            value = getattr(self, name)
+            if type(value) is frozenset:
+                for scope in value:  # a loop, not all(): this runs per FastAPI request
+                    if type(scope) is not str or not scope:
+                        break
+                else:
+                    continue
+            object.__setattr__(self, name, frozenset(strings(value, name)))
+        if self.every or self.either:
+            _parts((*self.every, *(self.either or ())))
+
     @classmethod
     def of(
         cls,
@@ -131,12 +153,13 @@ class Requirement:
         optional: bool = False,
         wildcards: bool = False,
     ) -> Requirement:
-        return cls(frozenset(all_of), frozenset(any_of), optional, wildcards=wildcards)
+        scopes = frozenset(strings(all_of, "all_of"))  # a list given as one scope is refused
+        return cls(scopes, frozenset(strings(any_of, "any_of")), optional, wildcards=wildcards)
 
     @classmethod
     def all(cls, *parts: Requirement) -> Requirement:
         """Every one of `parts`; optional only if every part is."""
-        return cls(optional=all(p.optional for p in parts), every=parts)
+        return cls(optional=all(p.optional for p in _parts(parts)), every=parts)
 
     @classmethod
     def any(cls, *parts: Requirement) -> Requirement:
@@ -145,7 +168,7 @@ class Requirement:
         With no parts, nothing meets it: `Requirement.any()` denies every token (403 naming
         no scope), as an empty "or" is false.
         """
-        return cls(optional=any(p.optional for p in parts), either=parts)
+        return cls(optional=any(p.optional for p in _parts(parts)), either=parts)
 
     def __and__(self, other: Requirement) -> Requirement:
         return Requirement.all(self, other)
@@ -189,6 +212,16 @@ class Requirement:
             raise MissingTokenError
         if not self.met_by(token.scopes):
             raise InsufficientScopeError(self.scopes)
+
+
+def _parts(parts: tuple[object, ...]) -> tuple[Requirement, ...]:
+    """`parts` if every one is a `Requirement` (`Requirement.all("a")` is a mistake)."""
+    for part in parts:
+        if not isinstance(part, Requirement):
+            raise ConfigurationError(
+                f"requirements combine Requirements, not {part!r}", field="requirement"
+            )
+    return parts  # type: ignore[return-value]  # every part was checked above
 
 
 def _granted_by(scopes: frozenset[str], scope: str) -> bool:

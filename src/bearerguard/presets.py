@@ -15,6 +15,7 @@ from ._config import Issuer
 from ._errors import ConfigurationError
 from ._rolelookup import HTTPRoleLookup
 from ._roles import RoleResolver
+from ._validate import strings
 
 __all__ = [
     "auth0",
@@ -73,7 +74,7 @@ def entra_id(
     keys, so one `jwks_uri=` serves both); `issuer=` and `discovery_url=` name one issuer, so
     they need a single version (`versions=["v2"]`).
     """
-    if tenant in _ENTRA_AUTHORITIES or not isinstance(tenant, str) or not tenant or "/" in tenant:
+    if not isinstance(tenant, str) or tenant in _ENTRA_AUTHORITIES or not tenant or "/" in tenant:
         raise ConfigurationError(
             f"entra_id needs a tenant id, not {tenant!r}: multi-tenant authorities have no "
             "single issuer to check",
@@ -83,7 +84,7 @@ def entra_id(
         raise ConfigurationError(
             f"entra_id cloud must be one of {sorted(_ENTRA_CLOUDS)}, not {cloud!r}", field="cloud"
         )
-    chosen = (versions,) if isinstance(versions, str) else tuple(versions)
+    chosen = strings(versions, "versions", one=True)
     if not chosen or not set(chosen) <= set(_ENTRA_VERSIONS) or len(set(chosen)) != len(chosen):
         raise ConfigurationError(
             f"entra_id versions must be some of {_ENTRA_VERSIONS}, not {versions!r}",
@@ -172,7 +173,7 @@ def cognito(
     tokens, which do carry `aud`, are refused.
     """
     issuer = f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
-    clients = (client_ids,) if isinstance(client_ids, str) else tuple(client_ids)
+    clients = strings(client_ids, "client_ids", one=True)
     options: dict[str, Any] = {
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "claim_values": {"client_id": clients, "token_use": "access"},
@@ -189,15 +190,16 @@ def jamf_pro(
 
     `client_ids` are the API clients allowed to call (each token's `aud` is its own client
     id); `roles` resolves role ids to privileges (`jamf_pro_roles` asks the server). The
-    client's id is `sub` (equal to `aud`). `iss` is the
-    server URL exactly as the tokens carry it; for a plain-http server pass `allow_http=True`.
+    client's id is `sub` (equal to `aud`). `iss` is the server URL exactly as the tokens carry
+    it; for a plain-http server pass `allow_http=True`.
     """
     options: dict[str, Any] = {
         "scope_claims": ("scope",),
         "client_id_claims": ("sub",),  # `sub` (= `aud`) is the API client's id
         "roles": roles,
     }
-    return Issuer(issuer=server, audience=client_ids, **(options | overrides))
+    audience = strings(client_ids, "client_ids", one=True)
+    return Issuer(issuer=server, audience=audience, **(options | overrides))
 
 
 def jamf_pro_roles(

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bearerguard import ConfigurationError, Issuer, ResourceServer
-from bearerguard._env import ISSUER_VARIABLES, POLICY_VARIABLES, SERVER_VARIABLES
+from bearerguard import ConfigurationError, Introspection, Issuer, ResourceServer, RoleResolver
+from bearerguard._env import (
+    INTROSPECTION_VARIABLES,
+    ISSUER_VARIABLES,
+    POLICY_VARIABLES,
+    SERVER_VARIABLES,
+    check_names,
+)
 
 README = Path(__file__).parents[2] / "README.md"
 BASE = {"BEARERGUARD_ISSUER": "https://idp.test/t", "BEARERGUARD_AUDIENCE": "api://orders"}
@@ -144,3 +153,141 @@ def test_env_bad_introspection_value_names_the_variable(
     )
     assert "_*" not in message
     assert "s3cret" not in message
+
+
+# -- unknown names, stray unprefixed variables, keyword arguments (issue 14) -------------------
+
+KNOWN = {
+    "BEARERGUARD_ISSUERS",
+    "BEARERGUARD_SKIP_INTEROP",  # read by the test suite (tox passes BEARERGUARD_*), not config
+    *(f"BEARERGUARD_{s}" for s in (*ISSUER_VARIABLES, *POLICY_VARIABLES, *SERVER_VARIABLES)),
+    *(f"BEARERGUARD_INTROSPECTION_{s}" for s in INTROSPECTION_VARIABLES),
+}
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("BEARERGUARD_ALGORITHM", "BEARERGUARD_ALGORITHMS"),
+        ("BEARERGUARD_LEEWAY_SECONDS", "BEARERGUARD_LEEWAY"),
+        ("BEARERGUARD_AUDIENCES", "BEARERGUARD_AUDIENCE"),
+        ("BEARERGUARD_INTROSPECTION_CLIENTID", "BEARERGUARD_INTROSPECTION_CLIENT_ID"),
+        ("BEARERGUARD_JWKS_STALE_IF_ERRORS", "BEARERGUARD_JWKS_STALE_IF_ERROR"),
+    ],
+)
+def test_env_unknown_variable_is_reported_with_the_closest_name(
+    typo: str, meant: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="bearerguard"):
+        ResourceServer.from_env(BASE | {typo: "hunter2-value"})
+    (record,) = [r for r in caplog.records if "unknown" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert f"{typo} (did you mean {meant}?)" in record.getMessage()
+    assert "hunter2" not in caplog.text
+    with pytest.raises(ConfigurationError, match=re.escape(f"{typo} (did you mean {meant}?)")):
+        ResourceServer.from_env(BASE | {typo: "hunter2-value"}, strict=True)
+
+
+def test_env_strict_names_every_unknown_variable_at_once() -> None:
+    environ = BASE | {"BEARERGUARD_ALGORITHM": "RS256", "BEARERGUARD_QQQQQQQQ": "1"}
+    with pytest.raises(ConfigurationError) as info:
+        ResourceServer.from_env(environ, strict=True)
+    message = str(info.value)
+    assert "BEARERGUARD_ALGORITHM (did you mean BEARERGUARD_ALGORITHMS?)" in message
+    assert "BEARERGUARD_QQQQQQQQ" in message
+
+
+@given(
+    suffix=st.one_of(
+        st.sampled_from(sorted(k.removeprefix("BEARERGUARD_") for k in KNOWN)),
+        st.from_regex(r"[A-Z0-9_]{1,30}", fullmatch=True),
+        st.sampled_from(sorted(KNOWN)).map(lambda k: k.removeprefix("BEARERGUARD_") + "S"),
+    ),
+    several=st.booleans(),
+)
+def test_env_a_name_is_reported_exactly_when_nothing_reads_it(suffix: str, several: bool) -> None:
+    name = "BEARERGUARD_" + suffix
+    environ = dict(BASE)
+    known = set(KNOWN)
+    if several:  # BEARERGUARD_ISSUERS=prod: BEARERGUARD_PROD_* is read, unprefixed issuer not
+        environ = {
+            "BEARERGUARD_ISSUERS": "prod",
+            "BEARERGUARD_PROD_ISSUER": BASE["BEARERGUARD_ISSUER"],
+            "BEARERGUARD_PROD_AUDIENCE": "api://orders",
+        }
+        known |= {f"BEARERGUARD_PROD_{s}" for s in (*ISSUER_VARIABLES, *POLICY_VARIABLES)}
+    environ.setdefault(name, "")  # an empty value: a typo is a typo whatever its value
+    if name in known:
+        check_names(environ, strict=True)
+    else:
+        with pytest.raises(ConfigurationError, match=re.escape(name)):
+            check_names(environ, strict=True)
+
+
+def test_env_unrelated_and_project_variables_are_not_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    environ = BASE | {"PATH": "/bin", "BEARERGUARD_SKIP_INTEROP": "1", "bearerguard_x": "1"}
+    with caplog.at_level(logging.WARNING, logger="bearerguard"):
+        ResourceServer.from_env(environ, strict=True)
+    assert "unknown" not in caplog.text
+
+
+@pytest.mark.parametrize("variable", ["BEARERGUARD_ISSUER", "BEARERGUARD_LEEWAY"])
+def test_env_unprefixed_issuer_variable_beside_issuers_is_an_error(variable: str) -> None:
+    environ = {
+        "BEARERGUARD_ISSUERS": "prod",
+        "BEARERGUARD_PROD_ISSUER": "https://idp.test/prod",
+        "BEARERGUARD_PROD_AUDIENCE": "api://orders",
+        variable: "https://idp.test/ignored" if variable.endswith("ISSUER") else "5",
+    }
+    suffix = variable.removeprefix("BEARERGUARD_")
+    expected = f"{variable} is not read when BEARERGUARD_ISSUERS is set"
+    with pytest.raises(ConfigurationError, match=re.escape(expected)) as info:
+        ResourceServer.from_env(environ)
+    assert f"BEARERGUARD_<NAME>_{suffix}" in str(info.value)
+
+
+def test_env_keyword_issuer_fields_override_the_variables(caplog: pytest.LogCaptureFixture) -> None:
+    resolver = RoleResolver(lambda role_id: ["orders.read"])
+    server = ResourceServer.from_env(
+        BASE | {"BEARERGUARD_LEEWAY": "5"}, audience=["api://other"], leeway=1, roles=resolver
+    )
+    (issuer,) = server.issuers
+    assert (issuer.audience, issuer.leeway, issuer.roles) == (("api://other",), 1.0, resolver)
+    assert issuer.issuer == BASE["BEARERGUARD_ISSUER"]
+    # A required variable may be given as its keyword argument instead.
+    only = {"BEARERGUARD_ISSUER": BASE["BEARERGUARD_ISSUER"]}
+    assert ResourceServer.from_env(only, audience="api://kw").issuers[0].audience == ("api://kw",)
+    with pytest.raises(ConfigurationError, match="BEARERGUARD_AUDIENCE is required"):
+        ResourceServer.from_env(only, leeway=1)
+
+
+def test_env_bad_keyword_issuer_field_names_the_keyword() -> None:
+    with pytest.raises(ConfigurationError, match="scope_claims must be a list") as info:
+        ResourceServer.from_env(BASE, scope_claims="roles")
+    assert info.value.field == "scope_claims"
+    assert "BEARERGUARD_SCOPE_CLAIMS" not in str(info.value)
+
+
+def test_env_keyword_issuer_fields_with_several_issuers_are_an_error() -> None:
+    environ = {
+        "BEARERGUARD_ISSUERS": "a b",
+        **{f"BEARERGUARD_{n}_ISSUER": f"https://idp.test/{n}" for n in "AB"},
+        **{f"BEARERGUARD_{n}_AUDIENCE": "api://orders" for n in "AB"},
+    }
+    with pytest.raises(ConfigurationError, match=r"audience: .*several"):
+        ResourceServer.from_env(environ, audience="api://x")
+
+
+def test_env_keyword_issuers_and_introspection_replace_the_variables() -> None:
+    mine = Issuer(issuer="https://idp.test/mine", audience="api://mine")
+    server = ResourceServer.from_env(BASE, issuers=[mine])
+    assert server.issuers == (mine,)
+    with pytest.raises(ConfigurationError, match=r"leeway: .*issuers="):
+        ResourceServer.from_env(BASE, issuers=[mine], leeway=1)
+    # Introspection given as an argument: no issuer variable is then required.
+    introspection = Introspection(
+        endpoint="https://idp.test/introspect", client_id="c", client_secret="s"
+    )
+    assert ResourceServer.from_env({}, introspection=introspection).issuers == ()

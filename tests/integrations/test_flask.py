@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -237,3 +238,29 @@ def test_flask_bearerguard_policy_enforces_the_table_without_a_second_wrapper(
     assert client.get("/health").data == b"ok"
     document = client.get("/.well-known/oauth-protected-resource/v1").get_json()
     assert document["scopes_supported"] == ["orders.read", "orders.write", "reports.read"]
+
+
+def _typo_app(name: str) -> Flask:
+    app = Flask(name)
+    app.config.update(
+        BEARERGUARD_ISSUER="https://auth.example.test/tenant",
+        BEARERGUARD_AUDIENCE="api://orders",
+        BEARERGUARD_REALM="orders",  # read by the extension itself: never reported
+        BEARERGUARD_RESOURCE=RESOURCE,
+        BEARERGUARD_LEEWAY_SECONDS=5,  # a typo of BEARERGUARD_LEEWAY
+    )
+    return app
+
+
+def test_flask_unknown_config_key_is_reported_with_the_closest_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="bearerguard"):
+        BearerGuard(_typo_app("typo"))
+    reports = [r.getMessage() for r in caplog.records if "unknown" in r.getMessage()]
+    assert reports == [
+        "unknown app.config key BEARERGUARD_LEEWAY_SECONDS "
+        "(did you mean BEARERGUARD_LEEWAY?): it is not read"
+    ]
+    with pytest.raises(ConfigurationError, match="BEARERGUARD_LEEWAY_SECONDS"):
+        BearerGuard(_typo_app("strict"), strict=True)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from bearerguard import BearerError, Issuer, Requirement, ResourceServer
+from bearerguard import BearerError, ConfigurationError, Issuer, Requirement, ResourceServer
 from bearerguard._challenge import Challenge
 from bearerguard._guard import GUARD_KEY, Guard
 from bearerguard.asgi import SCOPE_KEY, BearerAuthMiddleware, guard_of, refuse
@@ -105,6 +105,41 @@ def test_middleware_public_paths_skip_authentication(local_issuer: LocalIssuer) 
         assert c.get("/docs/oauth2-redirect").status_code == 200
         assert c.get("/healthz").status_code == 401  # a prefix only counts at a "/"
     assert seen == ["/health", "/docs/oauth2-redirect"]
+
+
+@pytest.mark.parametrize("middleware", [BearerAuthMiddleware, BearerAuthWSGIMiddleware])
+@pytest.mark.parametrize(
+    "public_paths", ["/health", b"/health", bytearray(b"/health"), ["/health", None], [""], ["x"]]
+)
+def test_middleware_refuses_public_paths_that_are_not_a_list_of_paths(
+    local_issuer: LocalIssuer, middleware: Any, public_paths: Any
+) -> None:
+    # A bare "/health" used to be read as its characters, "/" among them: every path public,
+    # /orders answered without a token. "" became "/" the same way.
+    server = _server(local_issuer)
+    with pytest.raises(ConfigurationError, match="public_paths") as raised:
+        middleware(asgi_app, server, public_paths=public_paths)
+    assert raised.value.field == "public_paths"
+
+
+def test_middleware_with_a_bare_string_public_path_lets_no_request_through(
+    local_issuer: LocalIssuer,
+) -> None:
+    # The bypass end to end: whatever happens to the configuration, /orders without a token
+    # is never answered by the app.
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        await refuse(scope, send, OK)
+
+    server = _server(local_issuer)
+    try:
+        guarded = BearerAuthMiddleware(app, server, public_paths="/health")
+    except ConfigurationError:
+        return
+    with TestClient(guarded) as client:  # reached only without the check
+        assert client.get("/orders").status_code == 401
 
 
 @pytest.mark.anyio
@@ -287,15 +322,15 @@ def test_middleware_logs_refusals_once_without_the_token(
         call("/orders", ["Bearer " + token])
         call("/orders", ["Bearer a", "Bearer b"])
         call("/orders?access_token=" + token, [])
-    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "bearerguard"]
     assert messages == [
         (
             logging.WARNING,
             f"refused: SCOPE iss='{local_issuer.issuer}' client_id='test-client' "
             "required='orders.read'",
         ),
-        (logging.WARNING, "refused: MULTIPLE_CREDENTIALS iss=None kid=None client_id=None"),
-        (logging.WARNING, "refused: TOKEN_IN_URL iss=None client_id=None required=''"),
+        (logging.WARNING, "refused: MULTIPLE_CREDENTIALS"),  # no token was read
+        (logging.WARNING, "refused: TOKEN_IN_URL"),
     ]
     assert not any(token in r.getMessage() for r in caplog.records)
 

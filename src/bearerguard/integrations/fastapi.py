@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._challenge import Challenge
-from .._errors import BearerError
+from .._errors import BearerError, ConfigurationError
 from .._guard import Guard, Refused
 from .._metadata import REQUIREMENT_ATTR, SCHEME_ATTR, declared_scopes
 from .._scopes import Requirement
@@ -85,6 +85,8 @@ class BearerAuth(SecurityBase):
         self.scheme_name = scheme_name
         self.description = description
         self._token_url = token_url
+        if scopes is not None and not isinstance(scopes, Mapping):
+            raise ConfigurationError("scopes must map scope names to descriptions", field="scopes")
         self._scopes = dict(scopes or {})
         self._requires: dict[Requirement, _Requires] = {}  # one dependency per requirement
         self._pending = False  # the last model built had no token URL yet

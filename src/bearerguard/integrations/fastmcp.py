@@ -19,6 +19,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
     ) from exc
 
 from .. import ConfigurationError, Introspection, ResourceServer
+from .._validate import strings
 from .mcp import UpstreamUnavailableMiddleware, http_url, resource_server, verified
 
 __all__ = ["BearerGuardAuth", "BearerGuardVerifier"]
@@ -43,7 +44,8 @@ class BearerGuardVerifier(TokenVerifier):
         resource_url: str,
         required_scopes: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(required_scopes=list(required_scopes or ()))
+        scopes = () if required_scopes is None else strings(required_scopes, "required_scopes")
+        super().__init__(required_scopes=list(scopes))
         self.server = server
         self.resource_url = resource_url
 
@@ -77,7 +79,9 @@ class BearerGuardAuth(RemoteAuthProvider):
             base_url = f"{parts.scheme}://{parts.netloc}"
         super().__init__(
             verifier,
-            authorization_servers=[http_url(url) for url in authorization_servers],
+            authorization_servers=[
+                http_url(url) for url in strings(authorization_servers, "authorization_servers")
+            ],
             base_url=base_url,
             **options,
         )

@@ -1,7 +1,8 @@
 """Flask: the `BearerGuard` extension, the `require()` view decorator and `current_token`.
 
 Configuration is read only in `init_app` (`BEARERGUARD_*` keys, as for `ResourceServer.from_env`,
-plus `BEARERGUARD_REALM` and `BEARERGUARD_RESOURCE`), so app factories and several apps work.
+plus `BEARERGUARD_REALM` and `BEARERGUARD_RESOURCE`), so app factories and several apps work. A
+`BEARERGUARD_*` key that nothing reads (a typo) is reported as `from_env` reports a variable.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._challenge import Challenge
+from .._env import check_names
 from .._errors import ConfigurationError
 from .._guard import Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
@@ -26,6 +28,7 @@ from .._policy import PolicyTable
 from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
+from .._validate import strings
 from ..wsgi import SCOPE_KEY, BearerAuthWSGIMiddleware, credentials, guard_of
 
 __all__ = ["BearerGuard", "current_token", "get_token", "require"]
@@ -33,6 +36,7 @@ __all__ = ["BearerGuard", "current_token", "get_token", "require"]
 P = ParamSpec("P")
 R = TypeVar("R")
 EXTENSION = "bearerguard"
+_OWN_KEYS = ("BEARERGUARD_REALM", "BEARERGUARD_RESOURCE")  # read here, not by from_env
 _G_TOKEN = "_bearerguard_token"
 
 
@@ -64,16 +68,20 @@ class BearerGuard:
         resource: str | None = None,
         policy: PolicyTable | None = None,
         public_paths: Iterable[str] = (),
+        strict: bool = False,
     ) -> None:
         self.server, self.realm, self.resource = server, realm, resource
-        self.policy, self.public_paths = policy, tuple(public_paths)
+        self.policy, self.public_paths = policy, strings(public_paths, "public_paths")
+        self.strict = strict  # an unknown BEARERGUARD_* key is an error, not a warning
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
         """Build this app's request policy (and server, from config unless one was given)."""
         config = {k: _text(k, v) for k, v in app.config.items() if k.startswith("BEARERGUARD_")}
-        server = self.server or ResourceServer.from_env(config)
+        check_names(config, strict=self.strict, extra=_OWN_KEYS, source="app.config key")
+        variables = {k: v for k, v in config.items() if k not in _OWN_KEYS}
+        server = self.server or ResourceServer._from_variables(variables, {})
         realm = self.realm or config.get("BEARERGUARD_REALM")
         resource = self.resource or config.get("BEARERGUARD_RESOURCE")
         if self.policy is None and not self.public_paths:
