@@ -258,7 +258,7 @@ class Timed:
         pass
 
 
-def test_progress_names_each_fetch_before_it_waits_and_each_timeout_as_it_happens(
+def test_progress_names_each_fetch_before_it_waits_and_its_timeout_as_it_happens(
     local_issuer: LocalIssuer,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -271,17 +271,16 @@ def test_progress_names_each_fetch_before_it_waits_and_each_timeout_as_it_happen
     assert code == 2
     lines = [re.sub(r"after \d+\.\d s", "after N s", line) for _, line in timed_stderr.lines]
     oidc, oauth = local_issuer.openid_configuration_url, local_issuer.oauth_metadata_url
+    # One upstream deadline bounds the whole exchange (discovery and JWKS): the first URL's
+    # timeout uses it up, so the second is not asked, and the log says why.
     assert lines == [
         f"bearerguard check: GET {oidc} (timeout 0.5 s) ...",
         "bearerguard check:   no answer after N s: ReadTimeout",
-        f"bearerguard check: GET {oauth} (timeout 0.5 s) ...",
-        "bearerguard check:   no answer after N s: ReadTimeout",
     ]
     times = [at for at, _ in timed_stderr.lines]
-    # Each line as it happens: the first timeout is told before the second fetch is waited on.
-    assert times[1] - times[0] >= 0.4
-    assert times[3] - times[2] >= 0.4
-    assert times[2] - times[1] < 0.4
+    assert times[1] - times[0] >= 0.4  # told as it happens, not at the end
+    out = capsys.readouterr().out
+    assert f"{oauth}: Timeout: the upstream deadline passed" in out
 
 
 def test_progress_shows_urls_without_their_credentials(

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar, cast
 from urllib.parse import parse_qsl
 
-from ._challenge import Challenge, challenge
+from ._challenge import Challenge, render_refusal
 from ._errors import (
     BearerError,
     ConfigurationError,
@@ -244,7 +244,7 @@ class Guard:
             raise
 
     def render(self, exc: BearerError | UpstreamUnavailableError) -> Challenge:
-        return challenge(exc, realm=self.realm, resource_metadata=self.metadata_url)
+        return render_refusal(exc, self.realm, self.metadata_url)
 
     @staticmethod
     def log(exc: BearerError, token: AccessToken | None = None) -> None:

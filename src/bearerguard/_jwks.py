@@ -220,7 +220,9 @@ class JWKSCache:
         return key
 
     def _unavailable(self, now: float) -> UpstreamUnavailableError:
-        wait = self._last_attempt + self.policy.min_refetch_interval - now
+        # The elapsed time first: `last + interval - now` rounds (502.16 + 10 - 502.16 is
+        # 10.000000000000057), and the ceiling below would make a 10 s cool-down an 11.
+        wait = self.policy.min_refetch_interval - (now - self._last_attempt)
         return UpstreamUnavailableError(
             f"keys of issuer {self.issuer}",
             retry_after=max(1.0, math.ceil(wait)),

@@ -37,6 +37,7 @@ from anyio import to_thread
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ._testkit import access_token, issuer_config
+from ._validate import strings
 
 if TYPE_CHECKING:
     from jwt.types import Options  # PyJWT 2.10+; the lower bound is 2.8
@@ -214,7 +215,7 @@ class LocalIssuer:
         # one, takes only the endpoint URL). Settable after start, when the URLs are known.
         self.client_assertion_audiences = client_assertion_audiences
         self.token_lifetime = token_lifetime
-        self._algorithms = tuple(algorithms)
+        self._algorithms = strings(algorithms, "algorithms", owner="LocalIssuer")
         self._path = "/" + path.strip("/") if path.strip("/") else ""
         self._host, self._port = host, port
         self._clients = dict({"test-client": "test-secret"} if clients is None else clients)
@@ -475,7 +476,7 @@ class LocalIssuer:
         }
         payload = {name: value for name, value in defaults.items() if value is not None}
         payload.update(claims)
-        for name in omit:
+        for name in strings(omit, "omit", one=True):  # mint(omit="exp") omits one claim
             payload.pop(name, None)
         header = {name: value for name, value in header.items() if value is not None}
         return _compact_jws(header, payload, key.private if key else None)

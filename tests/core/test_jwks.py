@@ -80,6 +80,16 @@ def test_jwks_failed_refresh_serves_stale_keys_then_gives_up(
     assert info.value.retry_after == 10
 
 
+@pytest.mark.parametrize("now", [0.0, 502.16, 1_000_000.3])
+def test_jwks_retry_after_is_the_cool_down_whatever_the_clock_reads(
+    cache: JWKSCache, now: float
+) -> None:
+    # (502.16 + 10) - 502.16 is 10.000000000000057 in floating point: rounded up, it was 11.
+    with pytest.raises(UpstreamUnavailableError) as info:
+        drive(cache.key_flow("rs256-1", "RS256", now), FAILED)
+    assert info.value.retry_after == 10
+
+
 def test_jwks_http_errors_and_bad_documents_are_failures(cache: JWKSCache) -> None:
     for outcome in (
         Fetched(500, {"error": "x"}),

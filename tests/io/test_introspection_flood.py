@@ -31,8 +31,8 @@ from bearerguard import (
     Reason,
     ResourceServer,
     UpstreamUnavailableError,
+    challenge_for,
 )
-from bearerguard._challenge import challenge
 from bearerguard.asgi import BearerAuthMiddleware
 from bearerguard.testing import LocalIssuer
 
@@ -138,7 +138,7 @@ def test_rate_bound_then_503_with_retry_after_while_cached_tokens_work(
     assert len(refusals) == 9 and len(busy) == 91  # the bucket held ten calls
     assert timed.count("introspect") == 10
     assert {exc.retry_after for exc in busy} == {1.0}
-    rendered = challenge(busy[0])
+    rendered = challenge_for(busy[0])
     assert (rendered.status, rendered.header("retry-after")) == (503, "1")
     assert rendered.header("www-authenticate") is None
     assert twin.authenticate(server, bearer(known)).scopes == {"known"}  # cached: still fine

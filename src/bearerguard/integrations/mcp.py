@@ -30,7 +30,7 @@ from .. import (
     ResourceServer,
     UpstreamUnavailableError,
 )
-from .._challenge import challenge
+from .._challenge import challenge_for
 from .._claims import audiences
 from .._errors import Seen
 from .._logfields import log_refusal
@@ -219,4 +219,4 @@ class UpstreamUnavailableMiddleware:
         except UpstreamUnavailableError as exc:
             if started or scope["type"] != "http":
                 raise
-            await refuse(scope, send, challenge(exc))  # the one 503; the server logged why
+            await refuse(scope, send, challenge_for(exc))  # the one 503; the server logged why
