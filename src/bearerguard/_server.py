@@ -139,6 +139,9 @@ class ResourceServer:
         if not isinstance(timeout, httpx.Timeout):
             timeout = httpx.Timeout(seconds(timeout, "timeout"))
         self._http = HTTP(client=http_client, async_client=async_http_client, timeout=timeout)
+        for resolver in (*self._roles.values(), introspection and introspection.roles):
+            if resolver:
+                resolver.use_http(self._http)  # an HTTPRoleLookup runs on the server's clients
 
     @classmethod
     def from_env(
