@@ -35,6 +35,7 @@ from ._htu import normalize_htu, strip_query
 from ._jose import _NOT_BASE64URL, _TO_STANDARD, _segment, json_object
 from ._keys import KEY_TYPES, Key, import_jwk
 from ._thumbprint import THUMBPRINT_MEMBERS, b64url, jwk_members, members_thumbprint
+from ._validate import strings
 
 TYP = "dpop+jwt"  # RFC 9449 §4.2, checked exactly (§11.5)
 # Asymmetric JWS algorithms only (RFC 9449 §4.2, §11.6): never `none`, never a MAC.
@@ -62,7 +63,7 @@ class DPoPPolicy:
     that the caller's `nonce_ok` accepts (RFC 9449 §9, §11.3).
     """
 
-    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    algorithms: Sequence[str] = DEFAULT_ALGORITHMS
     max_age: float = 60.0
     leeway: float = 5.0
     max_proof_bytes: int = 4096
@@ -70,9 +71,7 @@ class DPoPPolicy:
     _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.algorithms, (str, bytes)) or not isinstance(self.algorithms, Iterable):
-            raise ConfigurationError("algorithms must be a list of strings", field="algorithms")
-        algorithms = tuple(self.algorithms)
+        algorithms = tuple(dict.fromkeys(strings(self.algorithms, "algorithms")))
         refused = [alg for alg in algorithms if alg not in _ASYMMETRIC]
         if refused or not algorithms:
             raise ConfigurationError(

@@ -21,7 +21,8 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _HEX = frozenset("0123456789ABCDEFabcdef")
 # RFC 3986 §3.3 path characters (pchar and "/") and §3.2.2 reg-name or IP-literal, with "%" for
-# percent-encodings (checked one by one afterwards).
+# percent-encodings (checked one by one afterwards). No "@" in the host: userinfo in an http(s)
+# URI is deprecated (RFC 9110 §4.2.4) and refused.
 _PATH = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:@/]*")
 _HOST = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=]+|\[[0-9A-Za-z:.\-_~!$&'()*+,;=]+\]")
 
@@ -44,8 +45,6 @@ def normalize_htu(url: str) -> str | None:
     if not sep or scheme not in _DEFAULT_PORTS or not rest.isascii():
         return None
     authority, slash, path = rest.partition("/")
-    if "@" in authority:  # userinfo: deprecated for http(s) (RFC 9110 §4.2.4)
-        return None
     if authority.startswith("["):
         host, bracket, port = authority.partition("]")
         host += bracket
