@@ -15,6 +15,7 @@ which matches nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -36,9 +37,10 @@ def strip_query(url: str) -> str:
     return url
 
 
+@functools.lru_cache(maxsize=1024)
 def normalize_htu(url: str) -> str | None:
     """`url` without query and fragment, normalised (see the module docstring); None if it is
-    not an absolute http(s) URI."""
+    not an absolute http(s) URI. A bounded memo: the request URLs of one API repeat."""
     url = strip_query(url)
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()

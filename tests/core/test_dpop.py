@@ -484,3 +484,13 @@ def _unb64(segment: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def test_remembered_headers_change_no_verdict(key: DPoPKey) -> None:
+    # The header memo holds the decoded header and key; every policy check runs on every call.
+    proof = good(key)
+    assert verify([proof]).jkt == key.jkt
+    assert refused([proof], policy=DPoPPolicy(algorithms=("RS256",))) is Reason.DPOP_ALGORITHM
+    private = good(key, header={"jwk": dict(key.jwk, d=b64(b"\x01" * 32))})
+    for _ in range(2):
+        assert refused([private]) is Reason.DPOP_KEY
