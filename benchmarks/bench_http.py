@@ -31,7 +31,7 @@ from bearerguard.testing import LocalIssuer
 HERE = Path(__file__).resolve().parent
 ALG = "RS256"
 CONNECTIONS = 8
-RATIO_BUDGET = 0.95  # design.md: at least 0.95 x the bare app's requests per second
+RATIO_BUDGET = 0.97  # design.md: at least 0.97 x the bare app's requests per second
 _UNITS = {"us": 1e3, "ms": 1e6, "s": 1e9}
 
 

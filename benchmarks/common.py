@@ -1,12 +1,16 @@
-"""Shared set-up: realistic tokens from a `LocalIssuer`, warmed servers, and the no-I/O guard."""
+"""Shared set-up: realistic tokens from a `LocalIssuer`, warmed servers, streams of never-seen
+tokens in front of full caches, the peers (PyJWT, authlib), and the no-I/O guard."""
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import jwt
-from harness import Case
+from harness import Case, Settings
+from reference import Verifier
 
 from bearerguard import Issuer, ResourceServer
 from bearerguard.testing import LocalIssuer
@@ -49,22 +53,139 @@ def warmed(configs: Issuer | Sequence[Issuer], **options: Any) -> ResourceServer
     return server
 
 
-def bearerguard_cases(server: ResourceServer, tokens: list[str], label: str = "") -> list[Case]:
-    """`verify()` on tokens never seen (the verified-token cache emptied before each round) and
-    on tokens seen before (cache hits)."""
-    suffix = f" {label}" if label else ""
-    for token in tokens:  # fills the cache for the warm case; also checks every token is good
+DEFAULT_CACHE_SIZE: int = inspect.signature(ResourceServer).parameters["token_cache_size"].default
+
+
+def hits(tokens: Sequence[Any], count: int) -> list[Any]:
+    """`count` of `tokens` spread evenly over them: the tokens a hit case asks for again."""
+    step = max(1, len(tokens) // count)
+    return list(tokens[::step][:count])
+
+
+def filled(
+    server: ResourceServer, tokens: Sequence[str], settings: Settings, size: int
+) -> list[str]:
+    """Verify `size` of `tokens` into `server` (its cache full, no eviction yet) and return the
+    tokens its hit cases ask for, spread over what it holds."""
+    held = list(tokens[:size])
+    for token in held:  # also checks that every token is good
         server.verify(token)
-    return [
-        Case(f"bearerguard verify() cold{suffix}", server.verify, tokens, reset=_forget(server)),
-        Case(f"bearerguard verify() warm{suffix}", server.verify, tokens),
-    ]
+    return hits(held, settings.pool)
 
 
-def _forget(server: ResourceServer) -> Callable[[], None]:
-    # The benchmark reaches into the server on purpose: the only way to make a token unseen again
-    # without minting a new one. Emptying happens between rounds, outside the timed loop.
-    return server._tokens.clear
+class Cases(NamedTuple):
+    """bearerguard's cases on one stream: `cold` (never seen, by `cold_server`, its cache full and
+    evicting), `warm` (hits on `server`, whose cache is full), and `check` for the group's
+    `after` (the stream missed, every round)."""
+
+    cold: Case
+    warm: Case
+    server: ResourceServer
+    cold_server: ResourceServer
+    check: Callable[[], list[str]]
+
+
+def bearerguard_cases(
+    make: Callable[..., ResourceServer],
+    tokens: list[str],
+    settings: Settings,
+    label: str = "",
+    cache_size: int | None = None,
+) -> Cases:
+    """`verify()` on a stream of tokens never seen, by a server whose cache (`cache_size`, the
+    settings' by default: the library's default in a full run) is kept full and evicting, and on
+    tokens seen before, by a second server whose cache is full. `tokens` is a stream:
+    `settings.stream_size(cache_size)` of them."""
+    suffix = f" {label}" if label else ""
+    size = settings.cache_size if cache_size is None else cache_size
+    cold_server = make(token_cache_size=size)
+    warm_server = make(token_cache_size=size)
+    cold = Case(
+        f"bearerguard verify() cold{suffix}",
+        cold_server.verify,
+        tokens,
+        per_round=settings.per_round(size),
+    )
+    warm = Case(
+        f"bearerguard verify() warm{suffix}",
+        warm_server.verify,
+        filled(warm_server, tokens, settings, size),
+    )
+    check = stream_check(cold, ServerCache(cold_server), size)
+    return Cases(cold, warm, warm_server, cold_server, check)
+
+
+def uncached(settings: Settings, items: Sequence[Any]) -> dict[str, Any]:
+    """`Case` options for an operation with no cache in front (a peer, the signature alone, the
+    cache turned off): as many calls per round as a stream case, from a pool twice that size
+    (fresh copies each call; nothing to fill, so no long warm-up over the whole stream)."""
+    per_round = settings.per_round()
+    return {"items": list(items[: 2 * per_round]), "per_round": per_round}
+
+
+class Held(Protocol):
+    """What a stream check asks of a cache: is this token held, and how many are."""
+
+    def __contains__(self, token: object, /) -> bool: ...
+    def __len__(self) -> int: ...
+
+
+class ServerCache:
+    """A server's verified-token cache as `Held`, through the one lookup every request makes
+    (`ResourceServer._hit`), so the check does not depend on how the cache keys its entries."""
+
+    def __init__(self, server: ResourceServer) -> None:
+        self.server = server
+
+    def __contains__(self, token: object, /) -> bool:
+        return isinstance(token, str) and self.server._hit(token) is not None
+
+    def __len__(self) -> int:
+        return len(self.server._tokens)
+
+
+def stream_check(case: Case, cache: Held, capacity: int) -> Callable[[], list[str]]:
+    """After measuring: the cache in front of a stream case is full (it was evicting all along)
+    and holds none of the next round's tokens (each call of a round was a miss)."""
+
+    def check() -> list[str]:
+        count, per_round = len(case.items), case.per_round or 0
+        upcoming = [case.items[(case.cursor + i) % count] for i in range(per_round)]
+        if any(token in cache for token in upcoming):
+            raise RuntimeError(f"{case.name}: a token of the stream was still cached")
+        if len(cache) < 0.85 * capacity:
+            raise RuntimeError(f"{case.name}: its cache held {len(cache)} of {capacity} entries")
+        return [
+            f"{case.name}: {per_round} never-seen tokens per round from a stream of {count},"
+            f" through a full cache of {capacity} (held {len(cache)} at the end)"
+        ]
+
+    return check
+
+
+def minimal_cases(
+    make: Callable[..., Verifier],
+    tokens: list[str],
+    settings: Settings,
+    label: str = "",
+    cache_size: int | None = None,
+) -> tuple[list[Case], Callable[[], list[str]]]:
+    """The minimal verifier keeping its results (`Verifier.check`), as `bearerguard_cases`: a
+    stream of never-seen tokens through its full bounded map, and hits on a second, full one."""
+    suffix = f" {label}" if label else ""
+    size = settings.cache_size if cache_size is None else cache_size
+    cold, warm = make(keep=size), make(keep=size)
+    held = tokens[:size]
+    for token in held:
+        warm.check(token)
+    miss = Case(
+        f"minimal verifier, keeping (reference.py){suffix}",
+        cold.check,
+        tokens,
+        per_round=settings.per_round(size),
+    )
+    hit = Case(f"minimal verifier, keeping, hit{suffix}", warm.check, hits(held, settings.pool))
+    return [miss, hit], stream_check(miss, cold.kept, cold.keep)
 
 
 def pyjwt_decoder(issuer: LocalIssuer, alg: str) -> Callable[[str], Any]:
@@ -82,6 +203,42 @@ def pyjwt_decoder(issuer: LocalIssuer, alg: str) -> Callable[[str], Any]:
             leeway=30,
             options=options,  # type: ignore[arg-type]
         )
+
+    return decode
+
+
+def authlib_decoder(issuer: LocalIssuer, alg: str) -> Callable[[str], Any] | None:
+    """authlib's `JsonWebToken.decode` plus `validate` (iss, aud, exp required; leeway), with a
+    preloaded key; None when authlib is not installed (it is not a dependency)."""
+    try:
+        # authlib.deprecate installs an "always" filter for its warnings: imported first, the
+        # filter below then wins over it.
+        import authlib.deprecate  # type: ignore[import-untyped]  # noqa: F401, PLC0415
+
+        with warnings.catch_warnings():  # authlib.jose announces its move to joserfc
+            warnings.simplefilter("ignore")
+            from authlib.jose import (  # type: ignore[import-untyped]  # noqa: PLC0415
+                JsonWebKey,
+                JsonWebToken,
+            )
+    except ImportError:
+        return None
+    if alg.startswith("HS"):
+        key: Any = issuer.shared_secret(alg)
+    else:
+        (jwk,) = [k for k in issuer.jwks()["keys"] if k.get("kid") == issuer.kid(alg)]
+        key = JsonWebKey.import_key(jwk)
+    decoder = JsonWebToken([alg])
+    options = {
+        "iss": {"essential": True, "value": issuer.issuer},
+        "aud": {"essential": True, "value": AUDIENCE},
+        "exp": {"essential": True},
+    }
+
+    def decode(token: str) -> Any:
+        claims = decoder.decode(token, key, claims_options=options)
+        claims.validate(leeway=30)
+        return claims
 
     return decode
 

@@ -21,6 +21,11 @@ def _time(ns: float) -> str:
     return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
 
 
+def _median(case: dict[str, Any]) -> str:
+    unit = case.get("unit", "ns")  # a probe's series in bytes or objects (cache.memory)
+    return _time(case["median_ns"]) if unit == "ns" else f"{case['median_ns']:,.2f} {unit}"
+
+
 def _figure(check: dict[str, Any]) -> str:
     value, unit = check["value"], check["unit"]
     if unit == "ns":
@@ -41,9 +46,7 @@ def compare(paths: list[Path], *, groups: list[str]) -> str:
         lines += ["", f"### {name}", "", header, rule]
         for case in found[0]["cases"] if found[0] else []:
             cells = [
-                next((_time(c["median_ns"]) for c in g["cases"] if c["name"] == case["name"]), "")
-                if g
-                else ""
+                next((_median(c) for c in g["cases"] if c["name"] == case["name"]), "") if g else ""
                 for g in found
             ]
             lines.append(f"| {case['name']} | " + " | ".join(cells) + " |")

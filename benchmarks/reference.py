@@ -5,6 +5,12 @@ size cap, split into three segments, strict canonical base64url, a pinned `alg` 
 signature, one JSON parse of the payload (plus the small header), and the registered-claim checks
 bearerguard makes (`iss` exact, `aud` string or array, `exp` required, `nbf`, `iat`, numbers only,
 leeway). RFC 7515 §5.2, RFC 7519 §7.2, RFC 8725 §3.
+
+`Verifier.check` is the same verifier keeping its results, as bearerguard does (its default
+configuration): a lookup first (a hit is served until `exp`), then on a miss the verification and
+an insert into a bounded map that evicts its oldest entry (`OrderedDict.popitem`, O(1); a plain
+dict evicting with `next(iter(d))` degrades to a scan over deleted slots). A miss of bearerguard
+is compared with `check`, not with the bare `verify`, so both sides pay for keeping the result.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import binascii
 import hmac
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -115,10 +122,26 @@ class Verifier:
         audience: str,
         leeway: float = 30.0,
         max_bytes: int = 8192,
+        keep: int = 10_000,
     ) -> None:
         self.alg, self.kid, self.issuer, self.audience = alg, kid, issuer, audience
         self.leeway, self.max_bytes = leeway, max_bytes
         self.check_signature = signature_check(alg, key)
+        self.keep = keep  # how many results `check` keeps (bearerguard's default cache size)
+        self.kept: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+
+    def check(self, token: str) -> dict[str, Any]:
+        """The claims of a token verified before (until its `exp`), else `verify` and keep them,
+        evicting the oldest result when `keep` are kept."""
+        entry = self.kept.get(token)
+        if entry is not None and time.time() < entry[1]:
+            return entry[0]
+        claims = self.verify(token)
+        kept = self.kept
+        kept[token] = (claims, claims["exp"] + self.leeway)
+        if len(kept) > self.keep:
+            kept.popitem(last=False)
+        return claims
 
     def verify(self, token: str) -> dict[str, Any]:
         if len(token) > self.max_bytes:

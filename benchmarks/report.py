@@ -80,11 +80,14 @@ def _figure(value: float, unit: str) -> str:
         return _time(value)
     if unit == "x":
         return f"{value:.3f} x"
+    if unit == "B":
+        return f"{value:,.0f} B"
     return f"{value:.2f} {unit}"
 
 
 def markdown(results: dict[str, Any]) -> str:
-    info, quick = results["machine"], results["settings"]["quick"]
+    info, settings = results["machine"], results["settings"]
+    quick = settings["quick"]
     lines = [
         f"# Benchmark results ({'quick smoke run' if quick else 'full run'})",
         "",
@@ -95,6 +98,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"- load average before / after: {info['load_average']} / {results['load_after']}",
         f"- {results['settings']['rounds']} rounds per case, interleaved; median, and the "
         "interquartile range across rounds; ratios are taken round by round",
+        f"- garbage collector {'on' if settings.get('gc', False) else 'OFF (the old method)'}"
+        "; each call on a fresh copy of its input; a never-seen token is one of a stream through"
+        f" a full cache ({settings.get('cache_size', '?')} entries) and is inserted,"
+        " evictions included",
         f"- command: `{results['command']}`, {results['started']}, {results['seconds']} s",
     ]
     for group in results["groups"]:
@@ -102,11 +109,19 @@ def markdown(results: dict[str, Any]) -> str:
         if "skipped" in group:
             lines.append(f"Skipped: {group['skipped']}")
             continue
-        lines += ["| case | median | IQR | spread |", "|---|---:|---:|---:|"]
+        lines += [
+            "| case | median | mean | IQR | spread | full collections while timed |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for case in group["cases"]:
+            unit = case.get("unit", "ns")
+            mean = sum(case["samples_ns"]) / len(case["samples_ns"])
+            count = case.get("full_collections", 0)
+            full = f"{count} ({_time(case.get('full_collections_ns', 0))})" if count else ""
             lines.append(
-                f"| {case['name']} | {_time(case['median_ns'])} | "
-                f"{_time(case['q1_ns'])} to {_time(case['q3_ns'])} | {case['spread_pct']:.1f} % |"
+                f"| {case['name']} | {_figure(case['median_ns'], unit)} | {_figure(mean, unit)} | "
+                f"{_figure(case['q1_ns'], unit)} to {_figure(case['q3_ns'], unit)} | "
+                f"{case['spread_pct']:.1f} % | {full} |"
             )
         if group["checks"]:
             lines += [
@@ -119,8 +134,14 @@ def markdown(results: dict[str, Any]) -> str:
                 sign = "≥" if check.get("at_least") else "≤"
                 limit = check["budget"]
                 budget = "" if limit is None else f"{sign} {_figure(limit, unit)}"
+                value = _figure(check["value"], unit)
+                if "ratio_of_means" in check:
+                    value = f"{value} (ratio of means: {_figure(check['ratio_of_means'], unit)})"
+                if "median_of_rounds" in check:
+                    rounds = _figure(check["median_of_rounds"], unit)
+                    value = f"{value} (the mean; median of rounds {rounds})"
                 lines.append(
-                    f"| {check['label']} | {_figure(check['value'], unit)} | "
+                    f"| {check['label']} | {value} | "
                     f"{_figure(check['q1'], unit)} to {_figure(check['q3'], unit)} | "
                     f"{budget} | {check['verdict']} |"
                 )

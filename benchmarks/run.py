@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="results file name (default: latest/quick)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a figure is over budget")
     parser.add_argument(
+        "--no-gc",
+        action="store_true",
+        help="the garbage collector off around each timed pass (the old method; comparison only)",
+    )
+    parser.add_argument(
         "--profile", metavar="TEXT", help="profile the cases whose name contains TEXT; no results"
     )
     args = parser.parse_args(argv)
@@ -46,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = harness.Settings.for_mode(quick=args.quick)
     if args.rounds:
         settings = harness.Settings(**{**vars(settings), "rounds": args.rounds})
+    if args.no_gc:
+        settings = harness.Settings(**{**vars(settings), "gc": False})
     if args.profile:
         for entry in harness.select(args.groups):
             harness.profile(entry, settings, args.profile)

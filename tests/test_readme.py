@@ -40,10 +40,20 @@ def issuer() -> Iterator[LocalIssuer]:
 
 def run_snippet(snippet: str, issuer: LocalIssuer, name: str = "app") -> Any:
     """Exec the snippet as written, with the example issuer's URL pointing at the local one."""
+    return exec_snippet(snippet, issuer)[name]
+
+
+def exec_snippet(snippet: str, issuer: LocalIssuer) -> dict[str, Any]:
+    # As a module in sys.modules while it runs: Litestar reads handler annotations from there.
     assert TOUR_ISSUER in snippet
-    namespace: dict[str, Any] = {"__name__": "readme_tour"}
-    exec(compile(snippet.replace(TOUR_ISSUER, issuer.issuer), "README.md", "exec"), namespace)  # noqa: S102
-    return namespace[name]
+    module = types.ModuleType("readme_tour")
+    sys.modules[module.__name__] = module
+    try:
+        code = compile(snippet.replace(TOUR_ISSUER, issuer.issuer), "README.md", "exec")
+        exec(code, vars(module))  # noqa: S102
+    finally:
+        del sys.modules[module.__name__]
+    return vars(module)
 
 
 Answer = tuple[int, str, Any]  # status, WWW-Authenticate, JSON body
@@ -74,22 +84,15 @@ def flask_client(app: Any) -> Get:
     return get
 
 
-def django_client(app: Any) -> Get:
-    import httpx
-
-    client = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://testserver")
-
-    def get(headers: dict[str, str]) -> Answer:
-        response = client.get("/orders", headers=headers)
-        body = response.json() if response.content else None
-        return response.status_code, response.headers.get("www-authenticate", ""), body
-
-    return get
-
-
 @pytest.mark.parametrize(
     ("framework", "client_for"),
-    [("Starlette", starlette_client), ("FastAPI", starlette_client), ("Flask", flask_client)],
+    [
+        ("Starlette", starlette_client),
+        ("FastAPI", starlette_client),
+        ("Flask", flask_client),
+        ("Litestar", starlette_client),  # any ASGI app
+        ("Quart", starlette_client),
+    ],
 )
 def test_tour_snippet_protects_its_route(
     framework: str, client_for: Callable[[Any], Get], issuer: LocalIssuer
@@ -102,32 +105,40 @@ def test_tour_snippet_protects_its_route(
 def test_first_screen_snippet_protects_its_route(issuer: LocalIssuer) -> None:
     first_screen = section("## Protect an endpoint")
     assert README.index("## Protect an endpoint") < README.index("## Contents")
-    for framework in ("fastapi", "starlette", "flask", "django", "mcp"):
+    for framework in ("fastapi", "starlette", "flask", "django", "drf", "litestar", "quart", "mcp"):
         assert f'pip install "bearerguard[{framework}]"' in first_screen
     (snippet,) = python_blocks(first_screen)
     assert_protects_orders(starlette_client(run_snippet(snippet, issuer)), issuer)
 
 
-def test_django_snippet_runs_as_written(
-    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import django
-    from django.conf import settings
-    from django.test.utils import override_settings
-    from django.urls import path
+@pytest.mark.parametrize("framework", ["Django", "Django REST framework"])
+def test_django_snippets_run_as_written(framework: str, issuer: LocalIssuer) -> None:
+    # settings.py, views.py and urls.py in one block: its settings go into Django's settings and
+    # its urlpatterns become the URLconf.
+    from django.test import Client, override_settings
 
-    if not settings.configured:  # else tests/integrations/test_django.py configured them
-        settings.configure(ALLOWED_HOSTS=["*"], SECRET_KEY="tests", MIDDLEWARE=[])
-        django.setup()
-    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "readme.settings")  # what wsgi.py would set
-    snippet = tour_snippet("Django")
-    namespace: dict[str, Any] = {"__name__": "readme_django"}
-    exec(compile(snippet.replace(TOUR_ISSUER, issuer.issuer), "README.md", "exec"), namespace)  # noqa: S102
-    urls = types.ModuleType("readme_django_urls")
-    urls.urlpatterns = [path("orders", namespace["orders"])]  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, urls.__name__, urls)
-    with override_settings(ROOT_URLCONF=urls.__name__, ALLOWED_HOSTS=["testserver"]):
-        assert_protects_orders(django_client(namespace["application"]), issuer)
+    from bearerguard.integrations.django import configured_guard
+    from tests.integrations import django_project  # Django's settings, configured once
+
+    snippet = tour_snippet(framework)
+    assert len([line for line in snippet.splitlines() if line.strip()]) < 17
+    namespace = exec_snippet(snippet, issuer)
+    urls = types.ModuleType("readme_urls")
+    urls.urlpatterns = namespace["urlpatterns"]  # type: ignore[attr-defined]
+    settings = {"BEARERGUARD": namespace["BEARERGUARD"], "ROOT_URLCONF": urls}
+    middleware = namespace.get("MIDDLEWARE", [])
+    with override_settings(MIDDLEWARE=middleware, **settings):
+        client = Client()
+
+        def get(headers: dict[str, str]) -> Answer:
+            response = client.get("/orders", headers=headers)
+            body = response.json() if response.content else None
+            return response.status_code, response.get("www-authenticate", ""), body
+
+        assert_protects_orders(get, issuer)
+        configured_guard().server.close()
+    if framework == "Django":  # the class path the README gives is the real one
+        assert middleware == [django_project.MIDDLEWARE]
 
 
 def assert_protects_orders(get: Get, issuer: LocalIssuer) -> None:

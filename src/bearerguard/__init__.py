@@ -4,6 +4,7 @@ Verify JWT access tokens against a cached, self-healing JWKS (or a shared secret
 claims and scopes, introspect opaque tokens (RFC 7662), and answer refusals the way RFC 6750 says.
 """
 
+from ._challenge import Challenge, challenge_for
 from ._claims import ClaimsPolicy
 from ._config import ASYMMETRIC_ALGORITHMS, Introspection, Issuer
 from ._errors import (
@@ -31,6 +32,7 @@ __all__ = [
     "AccessToken",
     "BearerError",
     "BearerGuardError",
+    "Challenge",
     "ClaimsPolicy",
     "ConfigurationError",
     "InsufficientScopeError",
@@ -50,6 +52,7 @@ __all__ = [
     "ScopeGrants",
     "UpstreamUnavailableError",
     "__version__",
+    "challenge_for",
 ]
 
 for _name in __all__:

@@ -12,8 +12,10 @@ Explain why a resource server accepts or refuses an access token: every check in
 server's order, the first failure, and its RFC 6750 answer. Configuration comes from the
 BEARERGUARD_* variables that ResourceServer.from_env() reads; flags override them (lists are
 separated by commas or spaces, as in the variables). A shared secret for HS* is read only from
-BEARERGUARD_SHARED_SECRET, never from a flag. Exit codes: 0 valid, 1 refused, 2 could not check
-(issuer unreachable, discovery failed, bad arguments or configuration)."""
+BEARERGUARD_SHARED_SECRET, never from a flag. With BEARERGUARD_INTROSPECTION_* set, a token the
+server would introspect is introspected. A pasted 'Bearer <token>' is accepted. Progress goes to
+stderr. Exit codes: 0 valid, 1 refused, 2 could not check (issuer unreachable, discovery failed,
+bad arguments or configuration)."""
 
 DEMO_HELP = """\
 Start a local authorization server and a Starlette API protected by bearerguard on free ports
@@ -49,13 +51,27 @@ def _check_arguments(check: argparse.ArgumentParser) -> None:
     check.add_argument("--rfc9068", action=argparse.BooleanOptionalAction, default=None)
     check.add_argument("--scope-claim", action="append", metavar="CLAIM", help="repeatable")
     check.add_argument("--allow-http", action=argparse.BooleanOptionalAction, default=None)
+    check.add_argument(
+        "--require",
+        action="append",
+        metavar="SCOPE",
+        help="scopes the route requires (repeatable, or space/comma separated): explains a 403",
+    )
     check.add_argument("--json", action="store_true", help="print one JSON document")
+    check.add_argument("--version", action="version", version=_version())
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"bearerguard {__version__}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bearerguard", description="OAuth 2.0 resource-server tools."
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",

@@ -1,16 +1,30 @@
 """Bounded maps whose entries expire: the verified-token cache and the introspection cache.
 
 Reads take no lock (a dict lookup is atomic under the GIL, and entries are immutable); writes and
-evictions take one. An entry is served only before its deadline, never later. Eviction is
-oldest-first: entries expire anyway, so recency buys little here and an LRU would cost a lock on
-every hit. A verified token is also served only while the key that verified it is still published
-and fresh: a key that leaves the JWKS takes its tokens with it.
+evictions take one. An entry is served only before its deadline, never later. A verified token is
+also served only while the key that verified it is still published and fresh: a key that leaves
+the JWKS takes its tokens with it.
+
+Eviction is a segmented FIFO, so that a flood of tokens seen once (random strings, each
+introspected and refused; or many fresh tokens) cannot push out the entries that are being used.
+A new entry goes into a *probation* segment (whatever the main segment leaves free, at least a
+tenth of the size); it moves to the *main* segment when it is hit there, and only then. Main
+holds at most nine tenths, so a full cache always makes room in probation; main loses entries
+only to entries promoted after them. A token used once is never promoted, so however fast such
+tokens come they only churn probation. Each segment frees a tenth at once, expired entries
+first, then the oldest, so that a full cache is not swept on every insert. A hit in main, the
+common case, is the one dict lookup it always was, with no write and no lock; a miss costs a
+second lookup, and the first hit in probation that lookup and the move, once per entry. (Chosen
+over CLOCK or SIEVE, whose single queue a fast enough flood still sweeps, so that an entry
+survives only if hit once per turnover; and over a frequency sketch, which costs hashing and a
+write on every hit.)
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Hashable
+from itertools import islice
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ._token import AccessToken
@@ -29,48 +43,89 @@ class ExpiringCache(Generic[K, V]):
 
     def __init__(self, maxsize: int = 10_000) -> None:
         self.maxsize = maxsize
-        self._entries: dict[K, tuple[V, float]] = {}
+        # The share probation always keeps, and so the most the main segment may hold.
+        self._probation_size = max(1, maxsize // 10)
+        self._main_size = maxsize - self._probation_size
+        self._entries: dict[K, tuple[V, float]] = {}  # main: entries hit since they came in
+        self._probation: dict[K, tuple[V, float]] = {}  # new entries, not hit yet
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._probation)
 
     def get(self, key: K, now: float) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
-            return None
+            return self._probation_hit(key, now)
         if now < entry[1]:
             return entry[0]
         self.discard(key, entry[0])
         return None
 
+    def _probation_hit(self, key: K, now: float) -> V | None:
+        """The value of `key` if probation holds it within its deadline, promoted to main."""
+        entry = self._probation.get(key)
+        if entry is None:
+            return None
+        if now < entry[1]:
+            self._promote(key, entry, now)
+            return entry[0]
+        self.discard(key, entry[0])
+        return None
+
+    def _promote(self, key: K, entry: tuple[V, float], now: float) -> None:
+        if self._main_size <= 0:
+            return  # too small for two segments: everything stays in probation
+        with self._lock:
+            if self._probation.get(key) is not entry:
+                return  # replaced, discarded or promoted meanwhile
+            if len(self._entries) >= self._main_size:
+                _make_room(self._entries, now)
+            # Into main before out of probation: a lock-free reader looking in main and then
+            # in probation may miss it for a moment (and verify again), never find it twice.
+            self._entries[key] = entry
+            del self._probation[key]
+
     def put(self, key: K, value: V, *, deadline: float, now: float) -> None:
         if self.maxsize <= 0 or deadline <= now:
             return
+        entry = (value, deadline)
         with self._lock:
-            if key not in self._entries and len(self._entries) >= self.maxsize:
-                self._evict(now)
-            self._entries[key] = (value, deadline)
+            if key in self._entries:  # already promoted: a new answer keeps its place
+                self._entries[key] = entry
+                return
+            if key not in self._probation and len(self) >= self.maxsize:
+                # Main never holds more than its share, so a full cache has probation at or
+                # above its own: new entries make room among the new.
+                _make_room(self._probation, now)
+            self._probation[key] = entry
 
     def discard(self, key: K, value: V | None = None) -> None:
         """Forget `key` (only if it still holds `value`, when given)."""
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and (value is None or entry[0] is value):
-                del self._entries[key]
+            for segment in (self._entries, self._probation):
+                entry = segment.get(key)
+                if entry is not None and (value is None or entry[0] is value):
+                    del segment[key]
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._probation.clear()
 
-    def _evict(self, now: float) -> None:
-        expired = [key for key, (_, deadline) in self._entries.items() if deadline <= now]
-        for key in expired:
-            del self._entries[key]
-        # Then the oldest tenth, so that a full cache is not swept on every insert.
-        excess = len(self._entries) - self.maxsize + max(1, self.maxsize // 10)
-        for key in list(self._entries)[: max(0, excess)]:
-            del self._entries[key]
+
+def _make_room(segment: dict[K, tuple[V, float]], now: float) -> None:
+    """Free a tenth of a segment: its expired entries, then as many of its oldest as needed.
+
+    A batch, not one entry, so that a full cache is not swept on every insert (and dropping a
+    dict's oldest key one at a time is quadratic: it scans its freed slots from the front).
+    """
+    batch = max(1, len(segment) // 10)
+    expired = [key for key, (_, deadline) in segment.items() if deadline <= now]
+    for key in expired:
+        del segment[key]
+    for key in list(islice(segment, max(0, batch - len(expired)))):
+        del segment[key]
 
 
 # What the verified-token cache holds for a token: the result, and the JWKS and key that verified
@@ -91,10 +146,25 @@ class TokenCache(ExpiringCache[str, _Verified]):
         """
         entry = self._entries.get(token)
         if entry is None:
-            return None
+            if (entry := self._probation.get(token)) is None:
+                return None  # never seen: one more lookup, no call
+            return self._probation_token(token, entry, clock, timer)
         verified, deadline = entry
         access, keys, kid, key = verified
         if clock() < deadline and (keys is None or keys.is_current(kid, key, timer())):
+            return access
+        self.discard(token, verified)
+        return None
+
+    def _probation_token(
+        self, token: str, entry: tuple[_Verified, float], clock: Clock, timer: Clock
+    ) -> AccessToken | None:
+        """`get_token` for a token in probation: seen once so far. Promoted if still good."""
+        verified, deadline = entry
+        access, keys, kid, key = verified
+        now = clock()
+        if now < deadline and (keys is None or keys.is_current(kid, key, timer())):
+            self._promote(token, entry, now)
             return access
         self.discard(token, verified)
         return None

@@ -1,6 +1,7 @@
 """The one renderer of refusals: RFC 6750 §3 challenges, RFC 9728 §5.1 `resource_metadata`, 503s.
 
-Every adapter sends what `challenge()` returns, so a refusal looks the same whatever the framework.
+Every adapter sends what `challenge_for()` returns, so a refusal looks the same whatever the
+framework; it is public, for frameworks bearerguard has no adapter for.
 Descriptions are the fixed text of the refusal's `Reason`; a token or library text never appears.
 """
 
@@ -10,7 +11,12 @@ import json
 import math
 from dataclasses import dataclass
 
-from ._errors import BearerError, InsufficientScopeError, UpstreamUnavailableError
+from ._errors import (
+    BearerError,
+    ConfigurationError,
+    InsufficientScopeError,
+    UpstreamUnavailableError,
+)
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -21,7 +27,11 @@ _NO_STORE = ("cache-control", "no-store")
 
 @dataclass(frozen=True, slots=True)
 class Challenge:
-    """A rendered refusal: status, headers as (lower-case name, value) pairs, and body."""
+    """A rendered refusal: status, headers as (lower-case name, value) pairs, and body.
+
+    The body is the JSON `{"error": ..., "error_description": ...}` (with a `content-type`
+    header), or empty for a request that sent no credentials (RFC 6750 §3.1).
+    """
 
     status: int
     headers: Headers
@@ -31,7 +41,7 @@ class Challenge:
         return next((value for key, value in self.headers if key == name), None)
 
 
-def challenge(
+def challenge_for(
     exc: BearerError | UpstreamUnavailableError,
     *,
     realm: str | None = None,
@@ -41,8 +51,29 @@ def challenge(
 
     `Bearer` challenges carry `realm` when given, `error` and `error_description` unless no
     credentials were sent (RFC 6750 §3.1), `scope` on `insufficient_scope` (the scopes the route
-    names), and `resource_metadata` when the RFC 9728 document URL is configured.
+    names), and `resource_metadata` when the RFC 9728 document URL is configured. An
+    `UpstreamUnavailableError` is a 503 with `Retry-After` when known, and no challenge.
+
+    Example, in a framework without an adapter::
+
+        try:
+            token = await server.aauthenticate(request.headers.get("authorization"))
+            Requirement.of("orders.read").check(token)
+        except (BearerError, UpstreamUnavailableError) as exc:
+            refusal = challenge_for(exc, realm="orders-api")
+            return Response(refusal.body, refusal.status, headers=list(refusal.headers))
     """
+    for name, value in (("realm", realm), ("resource_metadata", resource_metadata)):
+        # They go into a header as they are (quoted): CR, LF or non-ASCII would break it.
+        if value is not None and not (value.isascii() and value.isprintable()):
+            raise ConfigurationError(f"{name} must be printable ASCII")
+    return render_refusal(exc, realm, resource_metadata)
+
+
+def render_refusal(
+    exc: BearerError | UpstreamUnavailableError, realm: str | None, resource_metadata: str | None
+) -> Challenge:
+    """`challenge_for` without its checks: for `Guard`, which checked its realm once."""
     if isinstance(exc, UpstreamUnavailableError):
         # No WWW-Authenticate: the credentials were not judged, so there is nothing to challenge
         # (RFC 9110 §11.6.1 ties the header to 401). Retry-After per RFC 9110 §10.2.3.

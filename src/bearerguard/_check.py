@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, TextIO
@@ -18,8 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from ._config import Issuer
-from ._env import PREFIX, issuer_prefixes, server_options_from_env
+from ._config import Introspection, Issuer
+from ._env import INTROSPECTION_PREFIX, PREFIX, issuer_prefixes, server_options_from_env
 from ._errors import ConfigurationError, InvalidTokenError
 from ._explain import Report, Step, explain
 from ._fetch import DEFAULT_TIMEOUT
@@ -43,6 +44,8 @@ _FLAGS = {
 _OIDC, _OAUTH = "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"
 _NO_ISSUER = "none given (pass --issuer)"
 _MARKS = {"ok": "✓", "failed": "✗", "skipped": "-"}
+# A pasted header value or line: the scheme (and the header name) are not part of the token.
+_PASTED = re.compile(r"(?:authorization\s*:\s*)?bearer\s+(\S+)", re.IGNORECASE)
 _ASCII_MARKS = {"ok": "ok", "failed": "FAIL", "skipped": "-"}
 
 
@@ -62,37 +65,49 @@ def run(
     exchanges: list[dict[str, Any]] = []
     now = time.time()
     try:
-        token = _read_token(args.token, stdin)
+        token, pasted = _read_token(args.token, stdin)
         env, issuer_given = _environment(args, environ, token)
         options = server_options_from_env(env)
-        with _client(options.pop("timeout", None), exchanges) as client, captured_log() as lines:
-            server = ResourceServer.from_env(
-                env, http_client=client, clock=lambda: now, introspection=None
-            )  # check explains JWT verification; it does not introspect
-            report = explain(server, token, now, issuer_given=issuer_given)
+        timeout = options.pop("timeout", None)
+        with _Watched(timeout, exchanges, stderr) as client, captured_log() as lines:
+            server = ResourceServer.from_env(env, http_client=client, clock=lambda: now)
+            report = explain(
+                server, token, now, issuer_given=issuer_given, required=_scopes(args.require)
+            )
     except (CheckError, ConfigurationError) as exc:
         if args.json:
             stdout.write(json.dumps({"exit_code": 2, "error": str(exc)}, indent=2) + "\n")
         stderr.write(f"bearerguard check: {exc}\n")
         return 2
+    if pasted:
+        report.notes.insert(0, f"the pasted value began with {pasted!r}: checked what follows it")
     log = [f"{level.lower()}: {message}" for level, message in lines.take()]
+    introspection = server._introspector.config if server._introspector else None
     if args.json:
-        document = _document(report, server.issuers, exchanges, log)
+        document = _document(report, server.issuers, introspection, exchanges, log)
         stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     else:
-        _text(report, server.issuers, exchanges, log, stdout)
+        _text(report, server.issuers, introspection, exchanges, log, stdout)
     return report.exit_code
 
 
-def _read_token(argument: str | None, stdin: TextIO) -> str:
+def _scopes(values: list[str] | None) -> list[str]:
+    """`--require` values: repeatable, each a space- or comma-separated list."""
+    return [scope for value in values or () for scope in re.split(r"[\s,]+", value) if scope]
+
+
+def _read_token(argument: str | None, stdin: TextIO) -> tuple[str, str | None]:
+    """The token, and the `Bearer ` (or `Authorization: Bearer `) prefix pasted with it."""
     if argument is None or argument == "-":
         if argument is None and stdin.isatty():
             raise CheckError("no token: pass it as an argument, or on stdin")
         argument = stdin.read()
-    token = argument.strip()
+    token, pasted = argument.strip(), None
+    if match := _PASTED.fullmatch(token):
+        pasted, token = token[: match.start(1)], match[1]
     if not token:
         raise CheckError("the token is empty")
-    return token
+    return token, pasted
 
 
 def _environment(
@@ -118,6 +133,8 @@ def _environment(
     if prefixes != [PREFIX] or env.get(PREFIX + "ISSUER", "").strip():
         return env, True
     if not env.get(PREFIX + "JWKS_URI", "").strip():
+        if any(name.startswith(INTROSPECTION_PREFIX) for name in env):
+            return env, True  # introspection only: every token goes to the AS
         raise CheckError(
             "no issuer: pass --issuer URL or --jwks-uri URL, or set BEARERGUARD_ISSUER"
         )
@@ -155,20 +172,39 @@ def _token_issuer(token: str) -> str | None:
     return iss if isinstance(iss, str) and iss else None
 
 
-def _client(timeout: float | None, exchanges: list[dict[str, Any]]) -> httpx.Client:
-    """A client that records each request and its status, for the report."""
+class _Watched(httpx.Client):
+    """A client that says on `progress` (stderr) what it fetches, before it waits, and how each
+    fetch ended (a timeout as soon as it happens), and records each exchange for the report."""
 
-    def on_request(request: httpx.Request) -> None:
-        url = safe_url(str(request.url))
-        exchanges.append({"method": request.method, "url": url, "status": None})
+    def __init__(
+        self, timeout: float | None, exchanges: list[dict[str, Any]], progress: TextIO
+    ) -> None:
+        self._timeout = DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
+        super().__init__(timeout=self._timeout)
+        self._exchanges, self._progress = exchanges, progress
 
-    def on_response(response: httpx.Response) -> None:
-        exchanges[-1]["status"] = response.status_code  # a sync client: one request at a time
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        url = safe_url(str(request.url))  # never userinfo or query: they may hold secrets
+        limit = self._timeout.read or self._timeout.connect
+        waits = f" (timeout {_seconds(limit)})" if limit else ""
+        self._say(f"bearerguard check: {request.method} {url}{waits} ...")
+        exchange: dict[str, Any] = {"method": request.method, "url": url, "status": None}
+        self._exchanges.append(exchange)
+        started = time.monotonic()
+        try:
+            response = super().send(request, **kwargs)
+        except httpx.HTTPError as exc:
+            exchange["error"] = type(exc).__name__
+            took = _seconds(time.monotonic() - started)
+            self._say(f"bearerguard check:   no answer after {took}: {type(exc).__name__}")
+            raise
+        exchange["status"] = response.status_code
+        self._say(f"bearerguard check:   HTTP {response.status_code}")
+        return response
 
-    return httpx.Client(
-        timeout=DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout),
-        event_hooks={"request": [on_request], "response": [on_response]},
-    )
+    def _say(self, line: str) -> None:  # a line at a time, at once: never silent for long
+        self._progress.write(line + "\n")
+        self._progress.flush()
 
 
 def _issuers(issuers: tuple[Issuer, ...]) -> list[dict[str, Any]]:
@@ -203,8 +239,25 @@ def _verdict(failure: Step | None) -> dict[str, Any]:
     }
 
 
+def _introspection(config: Introspection | None) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    return {
+        "endpoint": None if config.endpoint is None else safe_url(config.endpoint),
+        "issuer": None if config.issuer is None else safe_url(config.issuer),
+        "client_id": config.client_id,
+        "auth_method": config.auth_method,  # how, never the secret or the key
+        "audience": config.audience,
+        "introspect_jwts": config.introspect_jwts,
+    }
+
+
 def _document(
-    report: Report, issuers: tuple[Issuer, ...], exchanges: list[dict[str, Any]], log: list[str]
+    report: Report,
+    issuers: tuple[Issuer, ...],
+    introspection: Introspection | None,
+    exchanges: list[dict[str, Any]],
+    log: list[str],
 ) -> dict[str, Any]:
     return {
         "verdict": _verdict(report.failure),
@@ -212,7 +265,9 @@ def _document(
         "now": report.now,
         "now_utc": utc(report.now),
         "token_bytes": report.token_bytes,
+        "source": report.source,
         "issuers": _issuers(issuers),
+        "introspection": _introspection(introspection),
         "header": redact_claims(report.header),
         "claims": redact_claims(report.claims),
         "claims_verified": report.verified,
@@ -228,12 +283,37 @@ def _document(
         ],
         "http": exchanges,
         "log": log,
+        "notes": report.notes,
     }
 
 
-def _text(
+def _seconds(value: float) -> str:
+    """A short wait to a tenth of a second (`duration` rounds to whole seconds)."""
+    return f"{value:.1f}".removesuffix(".0") + " s" if value < 60 else duration(value)
+
+
+def _setup(issuers: tuple[Issuer, ...], introspection: Introspection | None, write: Any) -> None:
+    """What the token is checked against: the issuers, and the introspection client."""
+    for issuer in issuers:
+        urls = [safe_url(url) for url in issuer.discovery_urls]
+        discovery = f"discovery at {urls[0]}{' then RFC 8414' * (len(urls) > 1)}" if urls else ""
+        jwks = safe_url(issuer.jwks_uri) if issuer.jwks_uri else ""
+        keys = jwks or discovery or "the shared secret"
+        write(f"issuer     {safe_url(issuer.issuer)}\n")
+        write(f"           audience {' '.join(issuer.audience or ['(not checked)'])}\n")
+        write(f"           algorithms {' '.join(issuer.algorithms)}, leeway ")
+        write(f"{duration(issuer.claims_policy().leeway)}\n           keys from {keys}\n")
+    if introspection is not None:
+        shown = _introspection(introspection) or {}
+        where = shown["endpoint"] or f"the endpoint in {shown['issuer']}'s metadata"
+        write(f"introspect {where}\n           as client {shown['client_id']!r} ")
+        write(f"({shown['auth_method']}; the secret or key is not shown)\n")
+
+
+def _text(  # noqa: PLR0917 - the report and each part of what it is printed with
     report: Report,
     issuers: tuple[Issuer, ...],
+    introspection: Introspection | None,
     exchanges: list[dict[str, Any]],
     log: list[str],
     out: TextIO,
@@ -245,20 +325,14 @@ def _text(
         marks = _ASCII_MARKS
     write = out.write
     write(f"bearerguard check at {utc(report.now)}\n")
-    for issuer in issuers:
-        urls = [safe_url(url) for url in issuer.discovery_urls]
-        discovery = f"discovery at {urls[0]}{' then RFC 8414' * (len(urls) > 1)}" if urls else ""
-        jwks = safe_url(issuer.jwks_uri) if issuer.jwks_uri else ""
-        keys = jwks or discovery or "the shared secret"
-        write(f"issuer     {safe_url(issuer.issuer)}\n")
-        write(f"           audience {' '.join(issuer.audience or ['(not checked)'])}\n")
-        write(f"           algorithms {' '.join(issuer.algorithms)}, leeway ")
-        write(f"{duration(issuer.claims_policy().leeway)}\n           keys from {keys}\n")
+    _setup(issuers, introspection, write)
     write(f"token      {report.token_bytes} bytes (the token and its signature are not shown)\n")
     if report.header is not None:
         write(f"header     {json.dumps(redact_claims(report.header), ensure_ascii=False)}\n")
     if report.claims is not None:
         trust = "verified" if report.verified else "NOT TRUSTED: signature not verified"
+        if report.source == "introspection":
+            trust = "the introspection answer"
         claims = json.dumps(redact_claims(report.claims), indent=2, ensure_ascii=False)
         write(f"claims     ({trust})\n           {claims.replace(chr(10), chr(10) + ' ' * 11)}\n")
     write("\nchecks\n")
@@ -279,6 +353,8 @@ def _text(
             write(f"  {exchange['method']} {exchange['url']} -> {status}\n")
     if log:
         write("\nlog\n" + "".join(f"  {line}\n" for line in log))
+    if report.notes:
+        write("\n" + "".join(f"note       {note}\n" for note in report.notes))
     verdict = _verdict(failure)
     if verdict["valid"]:
         write("\nverdict    VALID: the resource server accepts this token (exit 0)\n")

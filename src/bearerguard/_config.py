@@ -10,6 +10,7 @@ host is loopback or plain HTTP is allowed explicitly; `exp` is required unless r
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -225,6 +226,13 @@ class Introspection:
     Positive answers are cached until the token's `exp`, and never longer than `cache_max_ttl`,
     the longest a revoked token can still be accepted; inactive ones for `negative_ttl`. An
     unreachable or broken endpoint is a 503, never a 401 and never an expired cached answer.
+    Calls are bounded, `max_concurrent_calls` at once and `max_calls_per_second`: above that an
+    unseen token gets a 503 with Retry-After, cached ones are still answered.
+
+    A JWT is introspected only on request: `introspect_jwts` confirms JWTs of the configured
+    issuers after they passed every local check (revocation); `introspect_foreign_jwts` asks
+    about JWTs of other issuers, which are otherwise refused. Anything that is not a JWS is
+    introspected.
 
     Example::
 
@@ -248,7 +256,10 @@ class Introspection:
     cache_max_ttl: float | timedelta = 60.0
     negative_ttl: float | timedelta = 10.0
     cache_size: int = 10_000
+    max_concurrent_calls: int = 20  # calls to the AS at once; above: 503 with Retry-After
+    max_calls_per_second: float = 50.0  # and a second (a bucket of one second's worth)
     introspect_jwts: bool = False  # also ask about JWTs of configured issuers (revocation)
+    introspect_foreign_jwts: bool = False  # ask about JWTs of other issuers (else refused)
     allow_http: bool = False
     roles: RoleResolver | None = None  # role-ID scopes of introspected tokens (see RoleResolver)
 
@@ -278,6 +289,7 @@ class Introspection:
             object.__setattr__(self, name, seconds(getattr(self, name), name))
         if isinstance(self.cache_size, bool) or self.cache_size < 0:
             raise ConfigurationError(f"{owner}: cache_size must be >= 0", field="cache_size")
+        self._check_bounds(owner)
         check_url(self.endpoint, allow_http=self.allow_http, owner=owner, field="endpoint")
         if self.endpoint is None and self.issuer is not None:
             for url in metadata_urls(self.issuer):
@@ -301,6 +313,20 @@ class Introspection:
         if keyed:
             key = signing_key(self.private_key, self.private_key_alg, owner)
             object.__setattr__(self, "private_key", key)
+
+    def _check_bounds(self, owner: str) -> None:
+        calls, rate = self.max_concurrent_calls, self.max_calls_per_second
+        if not isinstance(calls, int) or isinstance(calls, bool) or calls < 1:
+            raise ConfigurationError(
+                f"{owner}: max_concurrent_calls must be a whole number >= 1",
+                field="max_concurrent_calls",
+            )
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
+            raise ConfigurationError(
+                f"{owner}: max_calls_per_second must be a finite number > 0",
+                field="max_calls_per_second",
+            )
+        object.__setattr__(self, "max_calls_per_second", float(rate))
 
     def _check_assertion_audience(self, owner: str) -> None:
         name, value = "private_key_audience", self.private_key_audience

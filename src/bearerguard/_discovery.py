@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._flow import Fetch, Fetched, Flow, describe
+from ._logfields import upstream_fields
 from ._redact import safe_url
 
 logger = logging.getLogger("bearerguard.discovery")
@@ -96,7 +97,15 @@ def discovery_flow(
                 return parse_metadata(outcome.document, issuer, allow_http=allow_http)
             except DiscoveryError as exc:
                 problems.append(f"{safe_url(url)}: {exc}")
-                logger.error("discovery for issuer %s: %s: %s", issuer, safe_url(url), exc)
+                logger.error(
+                    "discovery for issuer %s: %s: %s",
+                    issuer,
+                    safe_url(url),
+                    exc,
+                    extra=upstream_fields(
+                        "discovery_failed", issuer=issuer, upstream=url, error=str(exc)
+                    ),
+                )
                 continue
         problems.append(f"{safe_url(url)}: {describe(outcome)}")
     raise DiscoveryError("; ".join(problems))

@@ -109,7 +109,10 @@ INTROSPECTION_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CACHE_MAX_TTL": ("cache_max_ttl", _float),
     "NEGATIVE_TTL": ("negative_ttl", _float),
     "CACHE_SIZE": ("cache_size", _count),
+    "MAX_CONCURRENT_CALLS": ("max_concurrent_calls", _count),
+    "MAX_CALLS_PER_SECOND": ("max_calls_per_second", float),
     "INTROSPECT_JWTS": ("introspect_jwts", _bool),
+    "INTROSPECT_FOREIGN_JWTS": ("introspect_foreign_jwts", _bool),
     "ALLOW_HTTP": ("allow_http", _bool),
 }
 _INTROSPECTION_SUFFIX_OF_FIELD = {

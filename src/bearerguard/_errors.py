@@ -7,8 +7,11 @@ exception text never reaches a client (it stays reachable as `__cause__` for log
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from typing import ClassVar
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, NamedTuple
+
+from ._redact import safe_url
+from ._token import client_id_of
 
 
 class Reason(enum.Enum):
@@ -71,6 +74,34 @@ class Reason(enum.Enum):
     UPSTREAM = "The authorization server could not be reached."
 
 
+class Seen(NamedTuple):
+    """What the server had read of a token when it refused it: for the log line, never a client.
+
+    `source` says how far to trust the values: `"unverified jwt"` (read before the signature was
+    checked: attacker-controlled), `"jwt"` (signed), `"introspection"` (the AS's answer) or
+    `"token"` (an accepted `AccessToken` a route requirement refused). Values are as read
+    (any JSON type); `_logfields` cuts and escapes them when it logs them.
+    """
+
+    source: str
+    issuer: Any = None
+    kid: Any = None
+    alg: Any = None
+    client_id: Any = None
+    hint: str | None = None  # for UNKNOWN_ISSUER: the configured issuer it nearly names
+
+
+def seen_in(header: Mapping[str, Any], claims: Mapping[str, Any], *, verified: bool) -> Seen:
+    """What a JWT's header and claims name; `verified` says whether its signature held."""
+    return Seen(
+        "jwt" if verified else "unverified jwt",
+        claims.get("iss"),
+        header.get("kid"),
+        header.get("alg"),
+        client_id_of(claims),
+    )
+
+
 class BearerGuardError(Exception):
     """Root of every exception bearerguard raises."""
 
@@ -95,6 +126,7 @@ class BearerError(BearerGuardError):
     algs: tuple[str, ...] = ()
     error: ClassVar[str | None]
     status_code: ClassVar[int]
+    seen: Seen | None = None  # set where the refusal knows what the token names (for logs)
 
     def __init__(self, reason: Reason) -> None:
         super().__init__(reason.value)
@@ -169,17 +201,28 @@ class InsufficientScopeError(BearerError):
         self.required = tuple(sorted(set(required)))
 
 
+# Seconds until the authorization server is asked again, when the raiser knows no later time: a
+# failed introspection or role lookup is retried by the next request that needs it.
+RETRY_AFTER = 1.0
+
+
 class UpstreamUnavailableError(BearerGuardError):
     """The authorization server could not be asked and nothing usable is cached: answer 503.
 
     This is deliberately not a `BearerError`: the client did nothing wrong, so it must never be
-    rendered as `invalid_token`.
+    rendered as `invalid_token`. `retry_after` is the time in seconds until bearerguard asks the
+    authorization server again (a key fetch's cool-down, say), sent as `Retry-After`.
     """
 
     status_code: ClassVar[int] = 503
     reason = Reason.UPSTREAM
+    seen: Seen | None = None  # what the token names, if it was read (for logs)
 
-    def __init__(self, what: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, what: str, *, retry_after: float | None = RETRY_AFTER, url: str | None = None
+    ) -> None:
         super().__init__(f"{what} could not be fetched")
         self.what = what
         self.retry_after = retry_after
+        # The URL that failed, for logs, shown without userinfo or query (`safe_url`).
+        self.url = None if url is None else safe_url(url)

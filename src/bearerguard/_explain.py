@@ -24,11 +24,19 @@ from ._claims import (
     check_values,
     time_claim,
 )
-from ._errors import BearerError, InvalidTokenError, Reason, UpstreamUnavailableError
+from ._errors import (
+    BearerError,
+    InsufficientScopeError,
+    InvalidTokenError,
+    Reason,
+    UpstreamUnavailableError,
+)
+from ._explain_introspection import explain_introspection
+from ._introspection import Introspector
 from ._jose import UnverifiedJWT, parse
 from ._keys import Key
 from ._redact import safe_url
-from ._scopes import read_scopes
+from ._scopes import Requirement, read_scopes
 from ._server import ResourceServer
 from ._timefmt import duration, relative, utc
 from ._trusted import Trusted
@@ -67,8 +75,10 @@ class Report:
     token_bytes: int
     header: dict[str, Any] | None = None
     claims: dict[str, Any] | None = None
-    verified: bool = False  # the signature was checked and holds
+    verified: bool = False  # the signature was checked and holds (or the AS answered)
     steps: list[Step] = field(default_factory=list)
+    source: str = "jwt"  # or "introspection": the token was sent to the AS
+    notes: list[str] = field(default_factory=list)  # where a running server may differ
 
     @property
     def failure(self) -> Step | None:
@@ -91,13 +101,37 @@ class Report:
         self.steps.append(Step(name, status, detail, error, note))
 
 
-def explain(server: ResourceServer, token: str, now: float, *, issuer_given: bool = True) -> Report:
+def explain(
+    server: ResourceServer,
+    token: str,
+    now: float,
+    *,
+    issuer_given: bool = True,
+    required: Sequence[str] = (),
+) -> Report:
     """Check `token` as `server` would at time `now` (the server's clock must say `now` too).
 
     `issuer_given=False` says the issuer was taken from the token itself, so that step proves
-    nothing and is reported as skipped.
+    nothing and is reported as skipped. `required` are scopes a route requires (all of them).
     """
     report = Report(now=now, token_bytes=len(token))
+    try:
+        route = server._prepare(token)
+    except InvalidTokenError:
+        route = None
+    if isinstance(route, Introspector):  # the server would introspect it: so does check
+        why = "not a JWT" if _parsed(token) is None else "a JWT of no configured issuer"
+        why += ": the server introspects it (RFC 7662)"
+        scopes = explain_introspection(server, route, token, report, why)
+        _require(report, required, scopes)
+        config = route.config
+        report.notes.append(
+            f"check asked the AS now; a running server answers from its cache for up to "
+            f"{duration(config.cache_max_ttl)} after an accepting answer (until exp at most) "  # type: ignore[arg-type]
+            f"and {duration(config.negative_ttl)} after a refusing one, so it may differ "  # type: ignore[arg-type]
+            "for a token revoked or issued since"
+        )
+        return report
     trusted, jwt = _prepare(server, token, report, issuer_given)
     key = _key(server, trusted, jwt, report) if trusted and jwt else None
     if key is not None and jwt is not None:
@@ -105,9 +139,60 @@ def explain(server: ResourceServer, token: str, now: float, *, issuer_given: boo
     for name in ("keys", "kid", "key", "signature"):  # every report names every step
         if name not in (step.name for step in report.steps):
             report.add(name, "skipped", "not checked: an earlier check failed")
-    if jwt is not None:
-        _claims(server, trusted, jwt.claims, report)
+    scopes = _claims(server, trusted, jwt.claims, report) if jwt is not None else None
+    _require(report, required, scopes)
+    if trusted is not None and jwt is not None:
+        _cached_keys_note(trusted, jwt, report)
+        if server._revoker is not None:
+            report.notes.append(
+                "introspect_jwts is on: the server also asks the AS whether this JWT is still "
+                "active; check verifies it locally only"
+            )
     return report
+
+
+def _require(report: Report, required: Sequence[str], scopes: frozenset[str] | None) -> None:
+    """`--require`: the route requirement the server checks after authentication (a 403)."""
+    if not required:
+        return
+    requirement = Requirement.of(*required)
+    wanted = " ".join(sorted(requirement.scopes))
+    if scopes is None:
+        report.add("require", "skipped", f"{wanted}: not checked, the scopes could not be read")
+        return
+    has = " ".join(sorted(scopes)) or "no scope"
+    if requirement.met_by(scopes):  # what Requirement.check asks
+        report.add("require", "ok", f"{wanted}: granted (the token has {has})")
+        return
+    missing = " ".join(sorted(requirement.scopes - scopes))
+    detail = f"needs {wanted}; the token has {has} (missing {missing}): a 403 naming the scope"
+    report.add("require", "failed", detail, InsufficientScopeError(requirement.scopes))
+
+
+def _cached_keys_note(trusted: Trusted, jwt: UnverifiedJWT, report: Report) -> None:
+    """Where a running server, holding keys fetched earlier, can answer otherwise than check."""
+    cache = trusted.keys
+    if cache is None or jwt.alg.startswith("HS"):
+        return  # the shared secret: nothing is cached that could differ
+    policy = cache.policy
+    kid = repr(jwt.kid) if jwt.kid is not None else "(no kid)"
+    steps = {step.name: step for step in report.steps}
+    kid_step = steps.get("kid")
+    if kid_step is None or kid_step.status == "skipped":
+        return
+    ttl = cache.keys.ttl if cache.keys else policy.default_ttl
+    if kid_step.status == "ok":
+        report.notes.append(
+            f"check fetched the keys now; a running server whose keys predate kid {kid} "
+            "refuses this token (UNKNOWN_KID) until it refetches, at most once per "
+            f"{duration(policy.min_refetch_interval)} (min_refetch_interval)"
+        )
+    else:
+        report.notes.append(
+            f"check fetched the keys now; a running server that fetched them while kid {kid} "
+            f"was still published keeps trusting it for up to {duration(ttl)} (the JWKS TTL), "
+            f"and {duration(policy.stale_if_error)} more while the issuer is down"
+        )
 
 
 def _prepare(
@@ -240,12 +325,12 @@ def _signature(key: Key, jwt: UnverifiedJWT, report: Report) -> None:
     report.add("signature", "ok", f"{jwt.alg} signature verifies")
 
 
-_CLAIM_STEPS = ("required", "iss", "aud", "exp", "nbf", "iat", "max age", "scopes")
+_CLAIM_STEPS = ("required", "iss", "aud", "exp", "nbf", "iat", "max age", "scopes", "require")
 
 
 def _claims(
     server: ResourceServer, trusted: Trusted | None, claims: Mapping[str, Any], report: Report
-) -> None:
+) -> frozenset[str] | None:
     # After an unknown issuer there is no policy; with a single issuer, its policy still tells.
     candidates = list(server._trusted.values())
     if trusted is None and len(candidates) == 1:
@@ -253,7 +338,7 @@ def _claims(
     if trusted is None:
         for name in _CLAIM_STEPS:
             report.add(name, "skipped", "not checked: no configured issuer applies")
-        return
+        return None
     policy, now = trusted.policy, report.now
     exp, nbf, iat = (_time(claims, name) for name in ("exp", "nbf", "iat"))
     leeway = f"leeway {duration(policy.leeway)}"
@@ -317,6 +402,10 @@ def _claims(
         )
     names = trusted.config.scope_claims
     step("scopes", lambda: read_scopes(claims, names), lambda ok: _scopes(claims, names))
+    try:
+        return read_scopes(claims, names)
+    except InvalidTokenError:
+        return None
 
 
 def _when(at: float | None, now: float, verb: str, leeway: str, absent: str) -> str:

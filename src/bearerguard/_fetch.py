@@ -3,12 +3,20 @@
 `run_sync` drives a flow with an `httpx.Client`, `run_async` with an `httpx.AsyncClient`. Both
 turn every transport outcome into a plain `Outcome`, so the core never sees an httpx exception.
 Bodies are read up to `MAX_DOCUMENT_BYTES`; every request has the client's explicit timeouts.
+
+A whole flow (discovery, then the JWKS or the introspection POST) has one deadline: the largest
+of the client's timeouts, counted from its first request. Each request gets the client's timeouts
+cut to what is left of it, and a request that cannot start before the deadline fails without I/O;
+the async driver also cancels a request at the deadline, the sync one stops reading a body there.
+So a caller waits one upstream deadline at most, however many requests its flow makes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from typing import cast
 
 import httpx
 
@@ -17,46 +25,81 @@ from ._flow import MAX_DOCUMENT_BYTES, Fetch, FetchFailed, Flow, Outcome, T, to_
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 _ACCEPT_JSON = {"accept": "application/json"}
 _TOO_LARGE = FetchFailed("response body too large")
+_PAST_DEADLINE = FetchFailed("Timeout: the upstream deadline passed")
 
 
 def run_sync(flow: Flow[T], client: httpx.Client) -> T:
-    """Run a flow to its end, performing each fetch with `client`."""
+    """Run a flow to its end, performing each fetch with `client`, within one deadline."""
+    deadline = _deadline(client.timeout)
     try:
         fetch = next(flow)
         while True:
-            fetch = flow.send(_perform(client, fetch))
+            fetch = flow.send(_perform(client, fetch, deadline))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
 
 async def run_async(flow: Flow[T], client: httpx.AsyncClient) -> T:
-    """Run a flow to its end, performing each fetch with `client`."""
+    """Run a flow to its end, performing each fetch with `client`, within one deadline."""
+    deadline = _deadline(client.timeout)
     try:
         fetch = next(flow)
         while True:
-            fetch = flow.send(await _aperform(client, fetch))
+            fetch = flow.send(await _aperform(client, fetch, deadline))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
 
-def _request(client: httpx.Client | httpx.AsyncClient, fetch: Fetch) -> httpx.Request:
+def upstream_deadline(timeout: httpx.Timeout) -> float | None:
+    """The longest a flow may take: the largest of the timeouts (None if one is unbounded)."""
+    phases = (timeout.connect, timeout.read, timeout.write, timeout.pool)
+    return None if None in phases else max(cast(tuple[float, ...], phases))
+
+
+def _deadline(timeout: httpx.Timeout) -> float | None:
+    budget = upstream_deadline(timeout)
+    return None if budget is None else time.monotonic() + budget
+
+
+def _left(deadline: float | None) -> float | None:
+    """Seconds left before `deadline` (None: no deadline); 0 when it has passed."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _request(
+    client: httpx.Client | httpx.AsyncClient, fetch: Fetch, left: float | None
+) -> httpx.Request:
+    timeout = client.timeout
+    if left is not None:  # each phase's timeout, cut to what is left of the flow's deadline
+        timeout = httpx.Timeout(
+            connect=min(cast(float, timeout.connect), left),
+            read=min(cast(float, timeout.read), left),
+            write=min(cast(float, timeout.write), left),
+            pool=min(cast(float, timeout.pool), left),
+        )
     return client.build_request(
         fetch.method,
         fetch.url,
         headers=_ACCEPT_JSON | dict(fetch.headers),
         data=dict(fetch.form) if fetch.form is not None else None,
+        timeout=timeout,
     )
 
 
-def _perform(client: httpx.Client, fetch: Fetch) -> Outcome:
+def _perform(client: httpx.Client, fetch: Fetch, deadline: float | None) -> Outcome:
+    left = _left(deadline)
+    if left == 0:
+        return _PAST_DEADLINE
     try:
-        response = client.send(_request(client, fetch), stream=True)
+        response = client.send(_request(client, fetch, left), stream=True)
         try:
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
                 if len(body) > MAX_DOCUMENT_BYTES:
                     return _TOO_LARGE
+                if _left(deadline) == 0:  # a body trickling in: each read is cut, not the sum
+                    return _PAST_DEADLINE
         finally:
             response.close()
     except httpx.HTTPError as exc:
@@ -64,19 +107,25 @@ def _perform(client: httpx.Client, fetch: Fetch) -> Outcome:
     return to_outcome(response.status_code, response.headers, bytes(body))
 
 
-async def _aperform(client: httpx.AsyncClient, fetch: Fetch) -> Outcome:
+async def _aperform(client: httpx.AsyncClient, fetch: Fetch, deadline: float | None) -> Outcome:
+    left = _left(deadline)
+    if left == 0:
+        return _PAST_DEADLINE
     try:
-        response = await client.send(_request(client, fetch), stream=True)
-        try:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_DOCUMENT_BYTES:
-                    return _TOO_LARGE
-        finally:
-            await response.aclose()
+        async with asyncio.timeout(left):  # the whole exchange, however the bytes trickle in
+            response = await client.send(_request(client, fetch, left), stream=True)
+            try:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_DOCUMENT_BYTES:
+                        return _TOO_LARGE
+            finally:
+                await response.aclose()
     except httpx.HTTPError as exc:
         return FetchFailed(type(exc).__name__)
+    except TimeoutError:
+        return _PAST_DEADLINE
     return to_outcome(response.status_code, response.headers, bytes(body))
 
 
@@ -102,6 +151,10 @@ class HTTP:
 
     def run(self, flow: Flow[T]) -> T:
         return run_sync(flow, self._sync_client())
+
+    def deadline(self) -> float | None:
+        """The upstream deadline of the sync client's flows, in seconds (None: unbounded)."""
+        return upstream_deadline(self._sync_client().timeout)
 
     async def arun(self, flow: Flow[T]) -> T:
         return await run_async(flow, self._async_client())

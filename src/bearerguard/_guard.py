@@ -4,20 +4,21 @@ optional authentication, route requirements, and rendering refusals (RFC 6750 §
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar, cast
 from urllib.parse import parse_qsl
 
-from ._challenge import Challenge, challenge
+from ._challenge import Challenge, render_refusal
 from ._errors import (
     BearerError,
     ConfigurationError,
     InvalidRequestError,
     MissingTokenError,
     Reason,
+    Seen,
     UpstreamUnavailableError,
 )
+from ._logfields import log_refusal
 from ._metadata import Document, ProtectedResource, ScopesSource
 from ._policy import PolicyTable, normal_path, wsgi_path
 from ._scopes import Requirement
@@ -29,8 +30,6 @@ from ._validate import strings
 SCOPE_KEY = "bearerguard.token"
 # Where the ASGI middleware leaves its Guard, so route helpers render refusals the same way.
 GUARD_KEY = "bearerguard.guard"
-
-logger = logging.getLogger("bearerguard")
 
 # A request's store (ASGI scope, WSGI environ) and its `Authorization` lines and query string,
 # as `asgi.credentials` and `wsgi.credentials` read them from it.
@@ -245,20 +244,10 @@ class Guard:
             raise
 
     def render(self, exc: BearerError | UpstreamUnavailableError) -> Challenge:
-        return challenge(exc, realm=self.realm, resource_metadata=self.metadata_url)
+        return render_refusal(exc, self.realm, self.metadata_url)
 
     @staticmethod
     def log(exc: BearerError, token: AccessToken | None = None) -> None:
         # Never the token: the verified issuer and client id, and what the route required.
-        level = logging.INFO if isinstance(exc, MissingTokenError) else logging.WARNING
-        issuer = token.issuer if token else None
-        client = token.client_id if token else None
-        required = getattr(exc, "required", ())
-        logger.log(
-            level,
-            "refused: %s iss=%r client_id=%r required=%r",
-            exc.reason.name,
-            issuer,
-            client,
-            " ".join(required),
-        )
+        seen = Seen("token", token.issuer, None, None, token.client_id) if token else None
+        log_refusal(exc, seen, required=getattr(exc, "required", ()))

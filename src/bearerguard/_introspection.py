@@ -14,7 +14,10 @@ Which failures are whose (the decisions that matter, each tested):
   (`exp: "1700000000"`, `scope: 5`) is 401 too, as the same claim in a JWT is: it describes this
   token, it is the same on every retry, and failing closed beats guessing (token-shapes §6).
 Answers that refuse the token are cached for `negative_ttl`; positive ones until `exp`, at most
-`cache_max_ttl`. The cache key is the token's SHA-256, so no raw token is kept as a key.
+`cache_max_ttl`. The cache key is the token's SHA-256, so no raw token is kept as a key. The two
+are kept apart, each `cache_size` at most: refusals (a flood of random tokens makes nothing
+else) never take the place of an accepted token. Calls to the AS are bounded (`CallLimit`): the
+server holds a slot around each one, and above the bound an unseen token gets a 503.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import base64
 import hashlib
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import quote_plus
@@ -38,12 +42,21 @@ from ._cache import ExpiringCache
 from ._claims import audiences, check_times
 from ._config import Introspection, check_url
 from ._discovery import DiscoveryError, Metadata, discovery_flow, metadata_urls
-from ._errors import ConfigurationError, InvalidTokenError, Reason, UpstreamUnavailableError
+from ._errors import (
+    ConfigurationError,
+    InvalidTokenError,
+    Reason,
+    Seen,
+    UpstreamUnavailableError,
+)
 from ._flow import Fetch, Fetched, Flow, Outcome, describe
+from ._limit import CallLimit
+from ._logfields import seen_in_answer, upstream_fields
 from ._redact import safe_url
 from ._scopes import read_scopes
 from ._singleflight import SingleFlight
 from ._token import AccessToken, freeze, issued
+from ._types import Clock
 
 logger = logging.getLogger("bearerguard.introspection")
 
@@ -115,10 +128,24 @@ def read_answer(
     active = answer.get("active")
     if not isinstance(active, bool):
         where = f"introspection at {safe_url(endpoint)}"
-        logger.error("%s: the answer has no boolean 'active' member", where)
-        raise UpstreamUnavailableError(where)
+        logger.error(
+            "%s: the answer has no boolean 'active' member",
+            where,
+            extra=_failed(config, endpoint, "no boolean active member"),
+        )
+        raise UpstreamUnavailableError(where, url=endpoint)
     if not active:
         raise InvalidTokenError(Reason.INACTIVE)
+    try:
+        return _active(answer, config, endpoint, now)
+    except InvalidTokenError as exc:
+        exc.seen = seen_in_answer(answer)  # the log names the client and issuer the AS named
+        raise
+
+
+def _active(
+    answer: dict[str, Any], config: Introspection, endpoint: str, now: float
+) -> tuple[AccessToken, float]:
     for name in _STRING_MEMBERS:
         if name in answer and not isinstance(answer[name], str):
             raise InvalidTokenError(Reason.CLAIM_TYPE)
@@ -155,8 +182,9 @@ def _document(
                     "%s does not introspect JWTs (unsupported_token_type): "
                     "introspect_jwts cannot work with this authorization server",
                     where,
+                    extra=_failed(config, endpoint, "unsupported_token_type", status=400),
                 )
-                raise UpstreamUnavailableError(where)
+                raise UpstreamUnavailableError(where, url=endpoint)
             raise InvalidTokenError(Reason.INACTIVE)
         if outcome.status in (401, 403):
             logger.error(
@@ -167,17 +195,40 @@ def _document(
                 error,
                 config.client_id,
                 config.auth_method,
+                extra=_failed(config, endpoint, "credentials refused", status=outcome.status),
             )
-            raise UpstreamUnavailableError(where)
-    logger.warning("%s failed: %s", where, describe(outcome))
-    raise UpstreamUnavailableError(where)
+            raise UpstreamUnavailableError(where, url=endpoint)
+    status = outcome.status if isinstance(outcome, Fetched) else None
+    logger.warning(
+        "%s failed: %s",
+        where,
+        describe(outcome),
+        extra=_failed(config, endpoint, describe(outcome), status=status),
+    )
+    raise UpstreamUnavailableError(where, url=endpoint)
+
+
+def _failed(
+    config: Introspection, endpoint: str | None, error: str, *, status: int | None = None
+) -> dict[str, Any]:
+    """`extra=` of an introspection failure: our client id (never a secret) and the URL."""
+    return upstream_fields(
+        "introspection_failed",
+        issuer=config.issuer,
+        upstream=endpoint,
+        client_id=config.client_id,
+        auth_method=config.auth_method,
+        error=error,
+        upstream_status=status,
+    )
 
 
 class Introspector:
     """The introspection client of one resource server: endpoint, cache and flights.
 
     It decides and never fetches: `flow()` yields the requests (discovery, then the POST) and the
-    server's drivers carry them out under `flights`, one per token at a time.
+    server's drivers carry them out under `flights`, one per token at a time, each holding a slot
+    of `limit` (shared by the introspectors of one AS).
     """
 
     def __init__(
@@ -186,22 +237,37 @@ class Introspector:
         *,
         metadata: Callable[[], Metadata | None] | None = None,
         confirms_jwts: bool = False,
+        limit: CallLimit | None = None,
+        timer: Clock = time.monotonic,
     ) -> None:
         self.config = config
         # True for `introspect_jwts`: the JWTs asked about were verified here already, so an AS
         # that will not introspect JWTs is a configuration problem (503), not a dead token.
         self.confirms_jwts = confirms_jwts
         self.flights: SingleFlight[bytes, AccessToken] = SingleFlight()
-        self._cache: ExpiringCache[bytes, AccessToken | Reason] = ExpiringCache(config.cache_size)
+        self.limit = limit or CallLimit(
+            f"introspection at {safe_url(config.endpoint) if config.endpoint else config.issuer}",
+            concurrent=config.max_concurrent_calls,
+            per_second=config.max_calls_per_second,
+            timer=timer,
+        )
+        self._cache: ExpiringCache[bytes, AccessToken] = ExpiringCache(config.cache_size)
+        # A refusal is cached with what the answer named, so a cached one is logged as well.
+        self._refusals: ExpiringCache[bytes, tuple[Reason, Seen | None]] = ExpiringCache(
+            config.cache_size
+        )
         self._endpoint = config.endpoint
         self._known_metadata = metadata  # an issuer's metadata already discovered for its keys
 
     def cached(self, key: bytes, now: float) -> AccessToken | None:
         """The cached answer for a token key: the token, None, or the cached refusal raised."""
-        hit = self._cache.get(key, now)
-        if isinstance(hit, Reason):
-            raise InvalidTokenError(hit)
-        return hit
+        if (hit := self._cache.get(key, now)) is not None:
+            return hit
+        if (refusal := self._refusals.get(key, now)) is not None:
+            refused = InvalidTokenError(refusal[0])
+            refused.seen = refusal[1]
+            raise refused
+        return None
 
     def flow(self, token: str, key: bytes, now: float) -> Flow[AccessToken]:
         """Answer from the cache, or introspect (after discovering the endpoint if needed)."""
@@ -215,7 +281,8 @@ class Introspector:
                 outcome, config, endpoint, now, confirms_jwts=self.confirms_jwts
             )
         except InvalidTokenError as exc:
-            self._cache.put(key, exc.reason, deadline=now + config.negative_ttl, now=now)  # type: ignore[operator]
+            refusal = (exc.reason, exc.seen)
+            self._refusals.put(key, refusal, deadline=now + config.negative_ttl, now=now)  # type: ignore[operator]
             raise
         except UpstreamUnavailableError:
             self._endpoint = config.endpoint  # a discovered endpoint may have moved
@@ -241,7 +308,13 @@ class Introspector:
             # Our client secret goes there: the same transport rule as configured URLs.
             check_url(endpoint, allow_http=self.config.allow_http, owner=issuer)
         except (DiscoveryError, ConfigurationError) as exc:
-            logger.error("introspection endpoint of issuer %s: %s", issuer, exc)
-            raise UpstreamUnavailableError(f"metadata of issuer {issuer}") from exc
+            logger.error(
+                "introspection endpoint of issuer %s: %s",
+                issuer,
+                exc,
+                extra=_failed(self.config, None, str(exc)),
+            )
+            url = metadata_urls(issuer)[0] if issuer else None
+            raise UpstreamUnavailableError(f"metadata of issuer {issuer}", url=url) from exc
         self._endpoint = endpoint
         return endpoint

@@ -8,13 +8,14 @@ parameter that would let the token choose its own key or change how it is verifi
 
 from __future__ import annotations
 
+import base64
 import binascii
 import json
 from collections.abc import Callable
 from json.scanner import make_scanner
 from typing import Any, NamedTuple
 
-from ._errors import InvalidTokenError, Reason
+from ._errors import InvalidTokenError, Reason, seen_in
 
 # base64url to standard base64, and the three bytes of standard base64 that base64url lacks; one
 # C-speed `bytes.translate` maps the one and drops the others, so a changed length means the
@@ -108,6 +109,24 @@ def _json_object(raw: bytes) -> tuple[dict[str, Any], str]:
     return value, text
 
 
+def looks_like_jws(token: str) -> bool:
+    """Whether `token` has the form of a compact JWS, however malformed beyond it: three
+    segments (RFC 7516 §9 tells a JWE by its five), the first base64url of a JSON object.
+
+    For tokens `parse` refused: with introspection configured, such a token is refused here
+    rather than sent to the authorization server. Lenient on purpose (padding, duplicate
+    members): a random opaque string never decodes to a JSON object by chance.
+    """
+    header, _, rest = token.partition(".")
+    if rest.count(".") != 1:
+        return False
+    try:
+        decoded = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+        return isinstance(json.loads(decoded), dict)
+    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError among them
+        return False
+
+
 def parse(token: str) -> UnverifiedJWT:
     """Split and decode a compact JWS, refusing any header that is not plainly acceptable.
 
@@ -138,12 +157,20 @@ def parse(token: str) -> UnverifiedJWT:
     # exactly `str`, so `type() is` is the same test as isinstance here.
     alg, kid, typ = header.get("alg"), header.get("kid", ""), header.get("typ", "")
     if type(alg) is not str or type(kid) is not str or type(typ) is not str:
-        raise InvalidTokenError(Reason.MALFORMED) from _Malformed("alg, kid or typ not a string")
+        error = InvalidTokenError(Reason.MALFORMED)
+        raise _naming(error, header, claims) from _Malformed("alg, kid or typ not a string")
     if not _REFUSED_HEADERS.isdisjoint(header):
         refused = ", ".join(sorted(_REFUSED_HEADERS.intersection(header)))
-        raise InvalidTokenError(Reason.UNSUPPORTED_HEADER) from _Malformed(f"refused: {refused}")
+        error = InvalidTokenError(Reason.UNSUPPORTED_HEADER)
+        raise _naming(error, header, claims) from _Malformed(f"refused: {refused}")
     signing_input = raw[: len(header_part) + len(payload_part) + 1]
     # No "[" and no "{" but the first: no arrays or nested objects (a "[" or "{" inside a string
     # only makes this False, never wrongly True). Two C-speed searches; see `freeze`.
     flat = "[" not in text and text.find("{", 1) < 0
     return UnverifiedJWT(header, claims, signing_input, signature, alg, header.get("kid"), flat)
+
+
+def _naming(error: InvalidTokenError, header: dict[str, Any], claims: dict[str, Any]) -> Any:
+    """`error`, knowing what the decoded token names (unverified), for the refusal's log line."""
+    error.seen = seen_in(header, claims, verified=False)
+    return error

@@ -3,22 +3,24 @@
 Invariants, each tested on a fake clock:
 - keys younger than their TTL are served without any fetch; the TTL is the response's
   `Cache-Control: max-age` clamped to the policy's bounds, or the policy's default;
-- an unknown `kid` or expired keys cause a fetch, but never more than one per
-  `min_refetch_interval`, whatever the reason: a flood of random `kid`s costs one fetch;
+- an unknown `kid`, expired keys, or a signature that the key published under its `kid` does not
+  verify (the issuer may have replaced that key) cause a fetch, but never more than one per
+  `min_refetch_interval`, whatever the reason: a flood of random `kid`s or of forged signatures
+  costs one fetch. The interval counts from the end of the last attempt, so an issuer that hangs
+  is asked once per interval, not back to back;
 - a failed fetch keeps the last good keys, which stay usable for `stale_if_error` seconds past
   their TTL; past that, or with no keys at all, the answer is `UpstreamUnavailableError` (503);
 - an unknown `kid` is `invalid_token` only when the last fetch succeeded; after a failed fetch it
   may be a key we could not see yet, so it is a 503 too.
-The caller serialises `key_flow` with `lock` (threads) or `alock()` (asyncio tasks).
+The caller runs `refresh_flow` as a single flight per cache: callers that need keys while a fetch
+is in flight wait for that fetch and share its outcome, then each calls `select` (`key_flow` is
+the same three steps, `needs_fetch`, `refresh_flow` and `select`, for one caller alone).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import threading
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +28,9 @@ from ._discovery import DiscoveryError, Metadata, discovery_flow
 from ._errors import InvalidTokenError, Reason, UpstreamUnavailableError
 from ._flow import Fetch, Fetched, Flow, describe
 from ._keys import Key, KeySet
+from ._logfields import log_keys_loaded, upstream_fields
 from ._redact import safe_url
+from ._types import Clock
 
 logger = logging.getLogger("bearerguard.jwks")
 
@@ -89,28 +93,16 @@ class JWKSCache:
         self.keys: KeySet | None = None
         self.metadata: Metadata | None = None
         self.last_error: str | None = None
-        self.lock = threading.Lock()
         self._configured_uri = jwks_uri
         self._discovery_urls = discovery_urls
         self._allow_http = allow_http
-        self._last_attempt = -math.inf
-        self._alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._last_attempt = -math.inf  # when the last fetch ended, on the monotonic timer
 
     @property
     def jwks_uri(self) -> str | None:
         if self._configured_uri is not None:
             return self._configured_uri
         return self.metadata.jwks_uri if self.metadata else None
-
-    def alock(self) -> asyncio.Lock:
-        """The asyncio lock for the running loop (an asyncio.Lock belongs to one loop)."""
-        loop = asyncio.get_running_loop()
-        lock = self._alocks.get(loop)
-        if lock is None:
-            lock = self._alocks[loop] = asyncio.Lock()
-        return lock
 
     # -- reading, without a lock ------------------------------------------------------------
 
@@ -133,23 +125,37 @@ class JWKSCache:
         keys = self.keys
         return keys is not None and now < keys.expires_at and keys.by_kid.get(kid) is key
 
+    def may_fetch(self, now: float) -> bool:
+        """Is the cool-down since the last fetch over? (Never hammer the issuer, for any reason.)"""
+        return now - self._last_attempt >= self.policy.min_refetch_interval
+
     def needs_fetch(self, kid: str | None, alg: str, now: float) -> bool:
-        if now - self._last_attempt < self.policy.min_refetch_interval:
-            return False  # never hammer the issuer, whatever the reason
+        if not self.may_fetch(now):
+            return False
         keys = self.keys
         return keys is None or now >= keys.expires_at or keys.find(kid, alg) is None
 
-    # -- the flow, under the caller's lock ---------------------------------------------------
+    # -- the flow, one in flight at a time (the caller's single flight) -----------------------
 
     def key_flow(self, kid: str | None, alg: str, now: float) -> Flow[Key]:
         """Fetch if needed (at most one JWKS fetch, after discovery if needed), then select."""
-        if self.needs_fetch(kid, alg, now):  # checked again under the lock: queued callers skip
-            yield from self.refresh_flow(now)
+        if self.needs_fetch(kid, alg, now):
+            yield from self.refresh_flow(lambda: now)
         return self.select(kid, alg, now)
 
-    def refresh_flow(self, now: float) -> Flow[None]:
-        """Fetch the keys now (discovering the JWKS URI first if needed); never raises."""
-        self._last_attempt = now
+    def refresh_flow(self, timer: Clock) -> Flow[None]:
+        """Fetch the keys now (discovering the JWKS URI first if needed); never raises.
+
+        `timer` is read when the fetch starts (the keys' age counts from then) and when it ends
+        (the cool-down counts from then, whatever the outcome).
+        """
+        now = timer()
+        try:
+            yield from self._fetch_flow(now)
+        finally:
+            self._last_attempt = timer()
+
+    def _fetch_flow(self, now: float) -> Flow[None]:
         try:
             if self.jwks_uri is None:
                 self.metadata = yield from discovery_flow(
@@ -171,15 +177,36 @@ class JWKSCache:
             )
             if not keys.keys:  # a broken publication must not wipe out the last good keys
                 raise DiscoveryError(f"{shown}: the JWKS has no usable verification keys")
-            self.keys = keys
+            previous, self.keys = self.keys, keys
         except (DiscoveryError, ValueError) as exc:
             self.last_error = str(exc)
             if self._configured_uri is None:
                 self.metadata = None  # the JWKS URI may have moved: discover again next time
-            logger.warning("fetching keys of issuer %s failed: %s", self.issuer, exc)
+            logger.warning(
+                "fetching keys of issuer %s failed: %s",
+                self.issuer,
+                exc,
+                extra=upstream_fields(
+                    "keys_failed", issuer=self.issuer, upstream=self._upstream(), error=str(exc)
+                ),
+            )
             return
         self.last_error = None
-        logger.debug("fetched %d keys of issuer %s", len(self.keys.keys), self.issuer)
+        log_keys_loaded(logger, self.issuer, shown, keys.kids, previous.kids if previous else None)
+
+    def reselect(self, kid: str | None, alg: str, key: Key, now: float) -> Key | None:
+        """After `key` failed to verify a signature (and a refetch, if the cool-down allowed
+        one): the key now published under `kid` if the issuer replaced it, else None.
+
+        As for an unknown `kid`, the refusal stands only if the last fetch succeeded: after a
+        failed one, the key may have been replaced where we could not see it (503).
+        """
+        current = self.select(kid, alg, now)  # the kid withdrawn: UNKNOWN_KID, or 503
+        if current is not key:
+            return current
+        if self.last_error is not None:
+            raise self._unavailable(now)
+        return None
 
     def select(self, kid: str | None, alg: str, now: float) -> Key:
         keys = self.keys
@@ -193,10 +220,18 @@ class JWKSCache:
         return key
 
     def _unavailable(self, now: float) -> UpstreamUnavailableError:
-        wait = self._last_attempt + self.policy.min_refetch_interval - now
+        # The elapsed time first: `last + interval - now` rounds (502.16 + 10 - 502.16 is
+        # 10.000000000000057), and the ceiling below would make a 10 s cool-down an 11.
+        wait = self.policy.min_refetch_interval - (now - self._last_attempt)
         return UpstreamUnavailableError(
-            f"keys of issuer {self.issuer}", retry_after=max(1.0, math.ceil(wait))
+            f"keys of issuer {self.issuer}",
+            retry_after=max(1.0, math.ceil(wait)),
+            url=self._upstream(),
         )
+
+    def _upstream(self) -> str | None:
+        """The URL keys come from, or the first discovery URL while it is not known."""
+        return self.jwks_uri or (self._discovery_urls[0] if self._discovery_urls else None)
 
     def status(self, now: float) -> JWKSStatus:
         keys = self.keys

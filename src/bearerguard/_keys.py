@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import Algorithm, get_default_algorithms
 from jwt.exceptions import InvalidKeyError
 
+from ._logfields import clip, fields, shown
+
 logger = logging.getLogger("bearerguard.jwks")
 
 _ALGORITHMS: dict[str, Algorithm] = get_default_algorithms()
@@ -233,7 +235,14 @@ class KeySet:
             try:
                 keys.append(import_jwk(jwk))
             except ValueError as exc:
-                logger.info("skipping JWK kid=%r from %s: %s", jwk.get("kid"), source, exc)
+                kid = jwk.get("kid")
+                logger.info(
+                    "skipping JWK kid=%s from %s: %s",
+                    shown(kid),
+                    source,
+                    exc,
+                    extra=fields("key_skipped", kid=clip(kid), upstream=source, error=str(exc)),
+                )
         return cls(tuple(keys), fetched_at=fetched_at, ttl=ttl)
 
 

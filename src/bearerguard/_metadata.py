@@ -106,8 +106,10 @@ def declared_scopes(app: object) -> set[str]:
     """Every scope named by a requirement that a route helper attached inside `app`.
 
     Walks, by duck typing, the shapes of Starlette and FastAPI routers (`routes`, `endpoint`,
-    FastAPI's `dependant` tree), Flask's `view_functions`, `HTTPEndpoint` classes and middleware
-    chains (`app`, and `__self__` of a bound `wsgi_app`); no framework is imported.
+    FastAPI's `dependant` tree), Flask's `view_functions`, Django's URL resolver
+    (`url_patterns`, `callback`, `view_class`), Litestar's `route_handlers` and `guards`,
+    endpoint and view classes, and middleware chains (`app`, and `__self__` of a bound
+    `wsgi_app`); no framework is imported.
     """
     found: set[str] = set()
     seen: set[int] = set()
@@ -122,15 +124,27 @@ def declared_scopes(app: object) -> set[str]:
             found |= requirement.scopes
         if isinstance(obj, type):  # an HTTPEndpoint: its methods are the endpoints
             todo.extend(value for value in vars(obj).values() if callable(value))
+            found |= _required_scopes(getattr(obj, "required_scopes", None))  # DRF's HasScopes
             continue
-        for name in ("app", "endpoint", "dependant", "call", "__self__"):
+        for name in ("app", "endpoint", "dependant", "call", "__self__", "callback", "view_class"):
             todo.append(getattr(obj, name, None))
-        for name in ("routes", "dependencies"):
+        for name in ("routes", "dependencies", "url_patterns", "route_handlers", "guards"):
             todo.extend(_members(getattr(obj, name, None)))
         views = getattr(obj, "view_functions", None)
         if isinstance(views, Mapping):
             todo.extend(views.values())
     return found
+
+
+def _required_scopes(declared: object) -> set[str]:
+    """The scopes of a view's `required_scopes`: scopes, a `Requirement`, or those by method."""
+    if isinstance(declared, Mapping):
+        return set().union(*(_required_scopes(value) for value in declared.values()))
+    if isinstance(declared, Requirement):
+        return set(declared.scopes)
+    if isinstance(declared, list | tuple | set | frozenset):
+        return {scope for scope in declared if isinstance(scope, str)}
+    return set()
 
 
 def _members(value: object) -> list[object]:

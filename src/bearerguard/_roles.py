@@ -22,6 +22,7 @@ from typing import cast
 from ._cache import ExpiringCache
 from ._config import seconds
 from ._errors import ConfigurationError, UpstreamUnavailableError
+from ._logfields import clip, fields, shown
 from ._singleflight import SingleFlight
 from ._token import AccessToken, with_scopes
 
@@ -194,7 +195,13 @@ class RoleResolver:
         if privileges is None or not all(isinstance(p, str) for p in privileges):
             kind = "timed out" if isinstance(answer, TimeoutError) else "failed"
             # The exception type only: its text might carry what the lookup sent (a secret).
-            logger.error("role %s: the lookup %s (%s)", role_id, kind, type(answer).__name__)
+            logger.error(
+                "role %s: the lookup %s (%s)",
+                shown(role_id),
+                kind,
+                type(answer).__name__,
+                extra=fields("roles_failed", role_id=clip(role_id), error=type(answer).__name__),
+            )
             raise UpstreamUnavailableError(f"role {role_id}")
         if generation == self._generation:  # else invalidated meanwhile: serve, do not keep
             self._cache.put(role_id, privileges, deadline=now + self.ttl, now=now)

@@ -1,18 +1,23 @@
 """`ResourceServer`: verify access tokens for one or more trusted issuers, sync and async.
 
 Everything but getting keys is pure and shared; the twins `verify`/`averify` (and
-`authenticate`/`aauthenticate` over them) differ only in how they wait for a fetch: a
-`threading.Lock` and the sync driver, or an `asyncio.Lock` and the async one. Verification order:
+`authenticate`/`aauthenticate` over them) differ only in how they wait for a fetch: a thread's
+single flight and the sync driver, or a task's and the async one. Verification order:
 size cap, verified-token cache, strict parse, issuer by `iss` (unknown issuers cost no I/O), `alg`
-allow-list, `typ`, key (fetched at most once, single-flight), key/alg agreement, signature,
-claims, scopes; then role-ID scopes are resolved (`RoleResolver`), after the caches. With
-introspection (RFC 7662) configured, every token that is not a JWT of a
-configured issuer is introspected instead of refused (and, with `introspect_jwts`, those too).
+allow-list, `typ`, key (fetched at most once, single-flight), key/alg agreement, signature (on a
+failure, the JWKS is fetched again if its cool-down allows, and the token checked once more if the
+issuer replaced the key under that `kid`), claims, scopes; then role-ID scopes are resolved
+(`RoleResolver`), after the caches. With introspection (RFC 7662) configured, a token that is not
+a JWS is introspected instead of refused; a JWT only on request: one of another issuer with
+`introspect_foreign_jwts`, and one of a configured issuer, after it passed every check here, with
+`introspect_jwts`. A JWT of a configured issuer that fails a check, and a JWS that fails the
+strict parse, are refused here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -32,18 +37,22 @@ from ._errors import (
     BearerError,
     ConfigurationError,
     InvalidTokenError,
-    MissingTokenError,
     Reason,
+    Seen,
     UpstreamUnavailableError,
+    seen_in,
 )
 from ._fetch import DEFAULT_TIMEOUT, HTTP
 from ._header import bearer_candidate, extract_bearer, is_b64token
 from ._introspection import Introspector, token_key
-from ._jose import UnverifiedJWT, parse
+from ._jose import UnverifiedJWT, looks_like_jws, parse
 from ._jwks import JWKSCache, JWKSStatus
 from ._keys import Key
+from ._limit import CallLimit
+from ._logfields import did_you_mean, log_refusal, near_issuers
 from ._roles import RoleResolver
-from ._token import AccessToken, client_id_of
+from ._singleflight import SingleFlight
+from ._token import AccessToken
 from ._trusted import Trusted
 from ._types import Clock
 
@@ -105,18 +114,26 @@ class ResourceServer:
             if config.issuer in self._trusted:
                 raise ConfigurationError(f"issuer {config.issuer} is configured twice")
             self._trusted[config.issuer] = Trusted.compile(config)
+        self._near = near_issuers(self._trusted)  # for "did you mean" in refusal logs
         self._introspector: Introspector | None = None
         self._revoker: Introspector | None = None  # introspect_jwts: verified JWTs are confirmed
+        self._foreign: Introspector | None = None  # introspect_foreign_jwts: other issuers' JWTs
         if introspection is not None:
-            self._introspector = self._introspector_for(introspection)
-            if introspection.introspect_jwts:
-                self._revoker = self._introspector_for(introspection, confirms_jwts=True)
+            self._introspector = self._introspector_for(introspection, timer=timer)
+            if introspection.introspect_jwts:  # the same AS: the same bound on calls
+                self._revoker = self._introspector_for(
+                    introspection, confirms_jwts=True, limit=self._introspector.limit
+                )
+            if introspection.introspect_foreign_jwts:
+                self._foreign = self._introspector
         if max_token_bytes <= 0 or token_cache_size < 0:
             raise ConfigurationError("max_token_bytes must be > 0 and token_cache_size >= 0")
         self.max_token_bytes = max_token_bytes
         self._roles = {c.issuer: c.roles for c in configs if c.roles is not None}
         self._resolving = bool(self._roles) or bool(introspection and introspection.roles)
         self._tokens = TokenCache(token_cache_size)
+        # One JWKS fetch in flight per issuer: callers that need its keys meanwhile share it.
+        self._refreshes: SingleFlight[JWKSCache, None] = SingleFlight()
         self._clock = clock
         self._timer = timer
         if not isinstance(timeout, httpx.Timeout):
@@ -218,12 +235,20 @@ class ResourceServer:
 
     def _resolved(self, access: AccessToken) -> AccessToken:
         if (roles := self._roles_of(access)) is not None:
-            return roles.resolve(access, self._timer())
+            try:
+                return roles.resolve(access, self._timer())
+            except UpstreamUnavailableError as exc:
+                log_refusal(exc, _seen_of(access))
+                raise
         return access
 
     async def _aresolved(self, access: AccessToken) -> AccessToken:
         if (roles := self._roles_of(access)) is not None:
-            return await roles.aresolve(access, self._timer())
+            try:
+                return await roles.aresolve(access, self._timer())
+            except UpstreamUnavailableError as exc:
+                log_refusal(exc, _seen_of(access))
+                raise
         return access
 
     def _roles_of(self, access: AccessToken) -> RoleResolver | None:
@@ -239,36 +264,45 @@ class ResourceServer:
 
     def _verify(self, token: str) -> AccessToken:
         """Everything after a cache miss (sync twin)."""
-        jwt = None
+        jwt, signed = None, False
         try:
             route = self._prepare(token)
             if isinstance(route, Introspector):
                 return self._introspect(route, token)
             trusted, jwt = route
             key = self._key_for(trusted, jwt)
-            access = self._accept(token, trusted, jwt, key)
+            try:
+                access = self._accept(token, trusted, jwt, key)
+            except InvalidTokenError as exc:  # the issuer may have replaced the key of that kid
+                access = self._accept(token, trusted, jwt, self._replaced(trusted, jwt, key, exc))
+            signed = True
             if self._revoker is not None:  # central revocation: the AS must still say active
                 self._introspect(self._revoker, token)
             return access
         except (BearerError, UpstreamUnavailableError) as exc:
-            _log_refusal(exc, jwt)
+            _log_refusal(exc, jwt, signed)
             raise
 
     async def _averify(self, token: str) -> AccessToken:
         """Everything after a cache miss (async twin)."""
-        jwt = None
+        jwt, signed = None, False
         try:
             route = self._prepare(token)
             if isinstance(route, Introspector):
                 return await self._aintrospect(route, token)
             trusted, jwt = route
             key = trusted.ready_key(jwt, self._timer) or await self._akey(trusted, jwt)
-            access = self._accept(token, trusted, jwt, key)
+            try:
+                access = self._accept(token, trusted, jwt, key)
+            except InvalidTokenError as exc:
+                key = await self._areplaced(trusted, jwt, key, exc)
+                access = self._accept(token, trusted, jwt, key)
+            signed = True
             if self._revoker is not None:
                 await self._aintrospect(self._revoker, token)
             return access
         except (BearerError, UpstreamUnavailableError) as exc:
-            _log_refusal(exc, jwt)
+            _log_refusal(exc, jwt, signed)
             raise
 
     # -- keys and introspection: the only places the twins differ -----------------------
@@ -278,35 +312,76 @@ class ResourceServer:
         return trusted.ready_key(jwt, self._timer) or self._key(trusted, jwt)
 
     # `_key` and `_akey` run when `Trusted.ready_key` found no key: the issuer's JWKS is past its
-    # TTL, or `kid` is not in it (rotation, or a stranger). At most one fetch at a time.
+    # TTL, or `kid` is not in it (rotation, or a stranger). One fetch in flight per issuer, at
+    # most one per cool-down; callers that need it wait for it (one upstream deadline at most,
+    # see `_fetch`) and share its outcome, unless the last good keys can answer them meanwhile.
 
     def _key(self, trusted: Trusted, jwt: UnverifiedJWT) -> Key:
         keys, kid, alg = cast(JWKSCache, trusted.keys), jwt.kid, jwt.alg  # not None: see ready_key
-        if not keys.lock.acquire(blocking=False):
-            # Another thread is fetching: answer from the last good keys if they allow it.
-            if (key := keys.stale(kid, alg, self._timer())) is not None:
+        if keys.needs_fetch(kid, alg, self._timer()):
+            in_flight = self._refreshes.callers(keys) > 0
+            if in_flight and (key := keys.stale(kid, alg, self._timer())) is not None:
                 return key
-            keys.lock.acquire()
-        try:
-            return self._http.run(keys.key_flow(kid, alg, self._timer()))
-        finally:
-            keys.lock.release()
+            self._refresh(keys)
+        return keys.select(kid, alg, self._timer())
 
     async def _akey(self, trusted: Trusted, jwt: UnverifiedJWT) -> Key:
         keys, kid, alg = cast(JWKSCache, trusted.keys), jwt.kid, jwt.alg  # not None: see ready_key
-        lock = keys.alock()
-        if lock.locked() and (key := keys.stale(kid, alg, self._timer())) is not None:
-            return key
-        async with lock:
-            return await self._http.arun(keys.key_flow(kid, alg, self._timer()))
+        if keys.needs_fetch(kid, alg, self._timer()):
+            in_flight = self._refreshes.ain_flight(keys)
+            if in_flight and (key := keys.stale(kid, alg, self._timer())) is not None:
+                return key
+            await self._arefresh(keys)
+        return keys.select(kid, alg, self._timer())
+
+    def _refresh(self, keys: JWKSCache, *, now: bool = False) -> None:
+        """Fetch `keys` (if the cool-down allows, unless `now`), or wait for the fetch in flight."""
+
+        def fetch() -> None:  # checks again: a flight may have landed since the caller looked
+            if now or keys.may_fetch(self._timer()):
+                self._http.run(keys.refresh_flow(self._timer))
+
+        try:
+            self._refreshes.run(keys, fetch, wait=self._http.deadline())
+        except TimeoutError:  # a fetch outlasting its deadline (an issuer trickling its bytes)
+            raise UpstreamUnavailableError(f"keys of issuer {keys.issuer}") from None
+
+    async def _arefresh(self, keys: JWKSCache, *, now: bool = False) -> None:
+        async def fetch() -> None:
+            if now or keys.may_fetch(self._timer()):
+                await self._http.arun(keys.refresh_flow(self._timer))
+
+        await self._refreshes.arun(keys, fetch)
+
+    # `_replaced` and `_areplaced` run when a signature (or the key's type) did not match the key
+    # published under the token's `kid`: the issuer may have put new key material under an old
+    # kid (an AS restarted with fresh keys). The JWKS is fetched again under the same cool-down
+    # and single flight as for an unknown kid, so a flood of forged signatures costs one fetch.
+
+    def _replaced(self, trusted: Trusted, jwt: UnverifiedJWT, key: Key, exc: BearerError) -> Key:
+        keys = _refetchable(trusted, key, exc)
+        if keys.may_fetch(self._timer()):
+            self._refresh(keys)
+        return _reselected(keys, jwt, key, exc, self._timer())
+
+    async def _areplaced(
+        self, trusted: Trusted, jwt: UnverifiedJWT, key: Key, exc: BearerError
+    ) -> Key:
+        keys = _refetchable(trusted, key, exc)
+        if keys.may_fetch(self._timer()):
+            await self._arefresh(keys)
+        return _reselected(keys, jwt, key, exc, self._timer())
 
     def _introspect(self, introspector: Introspector, token: str) -> AccessToken:
         key = token_key(token)
         if (hit := introspector.cached(key, self._clock())) is not None:
             return hit
 
-        def call() -> AccessToken:  # one per token at a time; it checks the cache again
-            return self._http.run(introspector.flow(token, key, self._clock()))
+        def call() -> AccessToken:  # one per token at a time, within the bound on calls
+            if (hit := introspector.cached(key, self._clock())) is not None:
+                return hit  # a flight just landed: no call, and no slot taken
+            with introspector.limit.slot():
+                return self._http.run(introspector.flow(token, key, self._clock()))
 
         return introspector.flights.run(key, call)
 
@@ -316,7 +391,10 @@ class ResourceServer:
             return hit
 
         async def call() -> AccessToken:
-            return await self._http.arun(introspector.flow(token, key, self._clock()))
+            if (hit := introspector.cached(key, self._clock())) is not None:
+                return hit
+            with introspector.limit.slot():
+                return await self._http.arun(introspector.flow(token, key, self._clock()))
 
         return await introspector.flights.arun(key, call)
 
@@ -329,18 +407,25 @@ class ResourceServer:
         try:
             jwt = parse(token)
         except InvalidTokenError:
-            if self._introspector is None:
+            # Not a JWS: opaque, only the AS can tell. A JWS that fails the strict parse is
+            # refused whoever issued it: which issuer it names cannot be trusted either.
+            if self._introspector is None or looks_like_jws(token):
                 raise
-            return self._introspector  # not a JWT: opaque, only the AS can tell
+            return self._introspector
         iss = jwt.claims.get("iss")
         trusted = self._trusted.get(iss) if isinstance(iss, str) else None
-        if trusted is None:
-            if self._introspector is not None:
-                return self._introspector  # a JWT of an issuer we do not verify ourselves
-            raise InvalidTokenError(Reason.UNKNOWN_ISSUER)  # no network traffic for strangers
-        if jwt.alg not in trusted.algorithms:
-            raise InvalidTokenError(Reason.ALGORITHM)
-        check_type(jwt.header, rfc9068=trusted.config.rfc9068)
+        try:
+            if trusted is None:
+                if self._foreign is not None:
+                    return self._foreign  # a JWT of an issuer we do not verify: asked on request
+                raise InvalidTokenError(Reason.UNKNOWN_ISSUER)  # no network traffic for strangers
+            if jwt.alg not in trusted.algorithms:
+                raise InvalidTokenError(Reason.ALGORITHM)
+            check_type(jwt.header, rfc9068=trusted.config.rfc9068)
+        except InvalidTokenError as exc:  # the log names what the token names, as unverified
+            hint = did_you_mean(iss, self._near) if trusted is None else None
+            exc.seen = seen_in(jwt.header, jwt.claims, verified=False)._replace(hint=hint)
+            raise
         return trusted, jwt
 
     def _accept(self, token: str, trusted: Trusted, jwt: UnverifiedJWT, key: Key) -> AccessToken:
@@ -359,18 +444,15 @@ class ResourceServer:
     def warm(self) -> list[JWKSStatus]:
         """Fetch every issuer's keys now (at start-up, say); never raises for a down issuer."""
         for keys in self._key_caches():
-            with keys.lock:
-                self._http.run(keys.refresh_flow(self._timer()))
+            # A fetch already in flight that does not end in time: status() says so.
+            with contextlib.suppress(UpstreamUnavailableError):
+                self._refresh(keys, now=True)
         return self.status()
 
     async def awarm(self) -> list[JWKSStatus]:
         """Fetch every issuer's keys now, concurrently."""
 
-        async def one(keys: JWKSCache) -> None:
-            async with keys.alock():
-                await self._http.arun(keys.refresh_flow(self._timer()))
-
-        await asyncio.gather(*(one(keys) for keys in self._key_caches()))
+        await asyncio.gather(*(self._arefresh(keys, now=True) for keys in self._key_caches()))
         return self.status()
 
     def status(self) -> list[JWKSStatus]:
@@ -379,13 +461,20 @@ class ResourceServer:
         return [keys.status(now) for keys in self._key_caches()]
 
     def _introspector_for(
-        self, config: Introspection, *, confirms_jwts: bool = False
+        self,
+        config: Introspection,
+        *,
+        confirms_jwts: bool = False,
+        limit: CallLimit | None = None,
+        timer: Clock = time.monotonic,
     ) -> Introspector:
         # An issuer configured for JWTs too has discovered its metadata already: reuse it.
         trusted = self._trusted.get(config.issuer) if config.issuer else None
         keys = trusted.keys if trusted else None
         metadata = (lambda: keys.metadata) if keys else None
-        return Introspector(config, metadata=metadata, confirms_jwts=confirms_jwts)
+        return Introspector(
+            config, metadata=metadata, confirms_jwts=confirms_jwts, limit=limit, timer=timer
+        )
 
     def _key_caches(self) -> list[JWKSCache]:
         return [t.keys for t in self._trusted.values() if t.keys is not None]
@@ -420,14 +509,48 @@ def _bearer(authorization: str | None) -> str:
     try:
         return extract_bearer(authorization)
     except BearerError as exc:
-        _log_refusal(exc, None)
+        log_refusal(exc)
         raise
 
 
-def _log_refusal(exc: BearerError | UpstreamUnavailableError, jwt: UnverifiedJWT | None) -> None:
-    # The token itself is never logged; iss and kid are unverified, so they are logged with %r.
-    iss = jwt.claims.get("iss") if jwt else None
-    kid = jwt.kid if jwt else None
-    client = client_id_of(jwt.claims) if jwt else None
-    level = logging.INFO if isinstance(exc, MissingTokenError) else logging.WARNING
-    logger.log(level, "refused: %s iss=%r kid=%r client_id=%r", exc.reason.name, iss, kid, client)
+# The refusals of `Trusted.accept` that say the key does not fit the token, not the claims.
+_KEY_MISMATCH = frozenset({Reason.BAD_SIGNATURE, Reason.ALGORITHM})
+
+
+def _refetchable(trusted: Trusted, key: Key, exc: BearerError) -> JWKSCache:
+    """The JWKS that may hold a replacement for `key`; raises `exc` if there is none to look for
+    (a shared secret is never fetched, and a refused claim has nothing to do with the key)."""
+    if trusted.keys is None or key is trusted.secret or exc.reason not in _KEY_MISMATCH:
+        raise exc
+    return trusted.keys
+
+
+def _reselected(keys: JWKSCache, jwt: UnverifiedJWT, key: Key, exc: BearerError, now: float) -> Key:
+    """The key the issuer now publishes under the token's `kid`; raises `exc` if it is `key`."""
+    replacement = keys.reselect(jwt.kid, jwt.alg, key, now)
+    if replacement is None:
+        raise exc
+    return replacement
+
+
+# Refusals raised once the signature held: the token's claims are then what its issuer signed.
+_SIGNED = frozenset({
+    Reason.CLAIM_TYPE, Reason.MISSING_CLAIM, Reason.AUDIENCE, Reason.CLAIM_VALUE, Reason.EXPIRED,
+    Reason.NOT_YET_VALID, Reason.ISSUED_IN_FUTURE, Reason.TOO_OLD,
+})  # fmt: skip
+
+
+def _log_refusal(
+    exc: BearerError | UpstreamUnavailableError, jwt: UnverifiedJWT | None, signed: bool
+) -> None:
+    # Never the token: what it names (marked unverified unless the signature held), and what a
+    # refusal raised before `jwt` was known attached to itself (`exc.seen`).
+    seen = None
+    if jwt is not None:
+        verified = signed or exc.reason in _SIGNED
+        seen = seen_in(jwt.header, jwt.claims, verified=verified)
+    log_refusal(exc, seen)
+
+
+def _seen_of(access: AccessToken) -> Seen:
+    return Seen("token", access.issuer, None, None, access.client_id)

@@ -29,8 +29,9 @@ class _Call(Generic[V]):
         self.value: V | None = None
         self.error: BaseException | None = None
 
-    def wait(self) -> V:
-        self.done.wait()
+    def wait(self, timeout: float | None) -> V:
+        if not self.done.wait(timeout):
+            raise TimeoutError("the computation in flight did not end in time")
         if self.error is not None:
             raise self.error
         return self.value  # type: ignore[return-value]  # set before done when error is None
@@ -52,8 +53,12 @@ class SingleFlight(Generic[K, V]):
             asyncio.AbstractEventLoop, dict[K, asyncio.Future[V]]
         ] = weakref.WeakKeyDictionary()
 
-    def run(self, key: K, compute: Callable[[], V]) -> V:
-        """Call `compute()` unless a thread already does so for `key`; share its outcome."""
+    def run(self, key: K, compute: Callable[[], V], *, wait: float | None = None) -> V:
+        """Call `compute()` unless a thread already does so for `key`; share its outcome.
+
+        A thread that joins a flight waits for it at most `wait` seconds (None: until it ends),
+        then gets `TimeoutError`; the flight goes on for the others.
+        """
         with self._lock:
             call = self._calls.get(key)
             leader = call is None
@@ -61,7 +66,12 @@ class SingleFlight(Generic[K, V]):
                 call = self._calls[key] = _Call()
             call.callers += 1
         if not leader:
-            return call.wait()
+            try:
+                return call.wait(wait)
+            except TimeoutError:
+                with self._lock:
+                    call.callers -= 1
+                raise
         try:
             call.value = compute()
         except BaseException as exc:
@@ -77,6 +87,11 @@ class SingleFlight(Generic[K, V]):
         """How many threads share the flight for `key` now (0 if none): for metrics and tests."""
         call = self._calls.get(key)
         return 0 if call is None else call.callers
+
+    def ain_flight(self, key: K) -> bool:
+        """Does a task of the running loop compute `key` now? (the async twin of `callers`)"""
+        flights = self._tasks.get(asyncio.get_running_loop())
+        return flights is not None and key in flights
 
     async def arun(self, key: K, compute: Callable[[], Awaitable[V]]) -> V:
         """Await `compute()` unless a task of this loop already does so for `key`.

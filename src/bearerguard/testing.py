@@ -237,6 +237,8 @@ class LocalIssuer:
         self._thread: threading.Thread | None = None
         self._running = self._refusing = False
         self._down_status: int | None = None
+        self._hanging = threading.Event()  # set: requests are held until come_back() or stop()
+        self._released = threading.Event()
         self._failures: list[_Response] = []
         self._delay = 0.0
         self._jwks_body: bytes | None = None
@@ -255,6 +257,7 @@ class LocalIssuer:
 
     def stop(self) -> None:
         """Stop serving and close the listening socket (fault knobs are kept). Idempotent."""
+        self._released.set()  # held requests go (their clients gave up long ago)
         with self._lock:
             self._running = self._refusing = False
             self._close_listener()
@@ -405,6 +408,16 @@ class LocalIssuer:
             self._add_key(new_key)
         return new_key.kid
 
+    def replace_key(self, kid: str | None = None) -> str:
+        """Publish new key material under the same ``kid`` (default: the current key of the first
+        algorithm), as an authorization server restarted with fresh keys may do. Tokens the old
+        material signed no longer verify; ``mint(kid=kid)`` signs with the new one."""
+        with self._lock:
+            old = self._key(kid or self._current[self._algorithms[0]])
+            new = _generate_key(old.alg)
+            self._keys[old.kid] = _SigningKey(old.kid, old.alg, new.private, old.published)
+            return old.kid
+
     def retire(self, kid: str) -> None:
         """Stop publishing ``kid`` (tokens it signs become unverifiable and inactive)."""
         with self._lock:
@@ -523,18 +536,27 @@ class LocalIssuer:
 
     # -- fault knobs -------------------------------------------------------------------------
 
-    def go_down(self, mode: Literal["error", "refuse"] = "error", status: int = 503) -> None:
-        """Answer every request with ``status`` ("error"), or refuse connections ("refuse")."""
+    def go_down(
+        self, mode: Literal["error", "refuse", "hang"] = "error", status: int = 503
+    ) -> None:
+        """Answer every request with ``status`` ("error"), refuse connections ("refuse"), or take
+        connections and requests and never answer ("hang") until :meth:`come_back`."""
         with self._lock:
             if mode == "refuse":
                 self._refusing = True
                 self._close_listener()
+            elif mode == "hang":
+                self._released.clear()
+                self._hanging.set()
             else:
                 self._down_status = status
 
     def come_back(self) -> None:
-        """Undo :meth:`go_down`, listening again on the same port if it was refusing."""
+        """Undo :meth:`go_down`, listening again on the same port if it was refusing; requests
+        held by "hang" are then answered."""
         with self._lock:
+            self._hanging.clear()
+            self._released.set()
             self._down_status = None
             if self._refusing and self._running:
                 self._listen()
@@ -598,6 +620,8 @@ class LocalIssuer:
                 fault = _html_response(self._down_status)
             elif self._failures:
                 fault = self._failures.pop(0)
+        if self._hanging.is_set():
+            self._released.wait()
         if delay > 0:
             time.sleep(delay)
         return self._route(request) if fault is None else fault

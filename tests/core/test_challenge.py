@@ -1,12 +1,18 @@
-"""The one renderer: RFC 6750 §3 parameters, quoted-string escaping, RFC 9728, 503."""
+"""The one renderer (public: `challenge_for`): RFC 6750 §3 parameters, quoting, RFC 9728, 503."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bearerguard import (
+    BearerError,
+    Challenge,
+    ConfigurationError,
     InsufficientScopeError,
     InvalidRequestError,
     InvalidTokenError,
@@ -14,7 +20,7 @@ from bearerguard import (
     Reason,
     UpstreamUnavailableError,
 )
-from bearerguard._challenge import challenge
+from bearerguard import challenge_for as challenge
 
 
 def test_challenge_missing_token_has_no_error_code_and_no_body() -> None:
@@ -71,3 +77,49 @@ def test_challenge_upstream_is_503_without_a_challenge(
         "error_description": "The authorization server could not be reached.",
     }
     assert b"keys" not in rendered.body  # the internal message stays internal
+
+
+# RFC 9110 §11.4 / RFC 6750 §3: `Bearer` then comma-separated auth-params, each a quoted-string.
+_PARAM = r'([a-z_]+)="((?:[^"\\]|\\.)*)"'
+_CHALLENGE = re.compile(rf"Bearer(?: {_PARAM}(?:, {_PARAM})*)?")
+_ERRORS = st.one_of(
+    st.builds(MissingTokenError),
+    st.builds(InvalidRequestError, st.sampled_from([Reason.MALFORMED_HEADER, Reason.TOKEN_IN_URL])),
+    st.builds(InvalidTokenError, st.sampled_from([Reason.EXPIRED, Reason.BAD_SIGNATURE])),
+    st.builds(InsufficientScopeError, st.lists(st.from_regex(r"[!#-\[\]-~]+", fullmatch=True))),
+)
+
+
+def _unquote(value: str) -> str:
+    return re.sub(r"\\(.)", r"\1", value)
+
+
+@given(exc=_ERRORS, realm=st.none() | st.text(max_size=40))
+def test_challenge_for_renders_any_refusal_and_realm_as_one_parseable_header(
+    exc: BearerError, realm: str | None
+) -> None:
+    if realm is not None and not (realm.isascii() and realm.isprintable()):
+        with pytest.raises(ConfigurationError, match="realm"):
+            challenge(exc, realm=realm)
+        return
+    rendered = challenge(exc, realm=realm)
+    assert isinstance(rendered, Challenge)
+    assert rendered.status == exc.status_code
+    header = rendered.header("www-authenticate")
+    assert header is not None
+    assert _CHALLENGE.fullmatch(header), header
+    params = {m[0]: _unquote(m[1]) for m in re.findall(_PARAM, header)}
+    assert params.get("realm") == realm
+    assert params.get("error") == exc.error
+    if exc.error is None:
+        assert rendered.body == b""
+    else:
+        assert json.loads(rendered.body) == {
+            "error": exc.error,
+            "error_description": exc.reason.value,
+        }
+
+
+def test_challenge_for_refuses_a_resource_metadata_that_would_break_the_header() -> None:
+    with pytest.raises(ConfigurationError, match="resource_metadata"):
+        challenge(MissingTokenError(), resource_metadata="https://x/\r\nSet-Cookie: a=b")

@@ -80,6 +80,16 @@ def test_jwks_failed_refresh_serves_stale_keys_then_gives_up(
     assert info.value.retry_after == 10
 
 
+@pytest.mark.parametrize("now", [0.0, 502.16, 1_000_000.3])
+def test_jwks_retry_after_is_the_cool_down_whatever_the_clock_reads(
+    cache: JWKSCache, now: float
+) -> None:
+    # (502.16 + 10) - 502.16 is 10.000000000000057 in floating point: rounded up, it was 11.
+    with pytest.raises(UpstreamUnavailableError) as info:
+        drive(cache.key_flow("rs256-1", "RS256", now), FAILED)
+    assert info.value.retry_after == 10
+
+
 def test_jwks_http_errors_and_bad_documents_are_failures(cache: JWKSCache) -> None:
     for outcome in (
         Fetched(500, {"error": "x"}),
@@ -198,3 +208,52 @@ def test_jwks_discovered_plain_http_allowed_when_configured(signer: Signer) -> N
     meta = {"issuer": issuer, "jwks_uri": "http://keys.idp.test/k"}
     key, _ = drive(cache.key_flow("rs256-1", "RS256", 0), fetched(meta), fetched(signer.jwks()))
     assert key.kid == "rs256-1"
+
+
+def test_jwks_cool_down_counts_from_the_end_of_an_attempt(cache: JWKSCache, signer: Signer) -> None:
+    # An attempt that took 8 s (a hanging issuer, two requests) is followed by a whole
+    # cool-down: the issuer is not asked again 2 s after it finally answered.
+    times = iter([0.0, 8.0])
+    drive(cache.refresh_flow(lambda: next(times)), FAILED)
+    assert not cache.may_fetch(10) and not cache.needs_fetch("rs256-1", "RS256", 17.9)
+    assert cache.needs_fetch("rs256-1", "RS256", 18)
+    with pytest.raises(UpstreamUnavailableError) as info:
+        cache.select("rs256-1", "RS256", 10)
+    assert info.value.retry_after == 8  # the time until the next fetch
+    times = iter([20.0, 25.0])
+    drive(cache.refresh_flow(lambda: next(times)), fetched(signer.jwks()))
+    assert cache.keys is not None and cache.keys.fetched_at == 20  # the age counts from the start
+
+
+def test_jwks_reselect_finds_a_key_replaced_under_its_kid(cache: JWKSCache, signer: Signer) -> None:
+    old = signer.jwks()
+    key, _ = drive(cache.key_flow("rs256-1", "RS256", 0), fetched(old))
+    assert cache.reselect("rs256-1", "RS256", key, 1) is None  # nothing new to try: refuse
+
+    drive(cache.refresh_flow(lambda: 20), fetched(old))  # the same document again
+    assert cache.reselect("rs256-1", "RS256", key, 21) is None  # unchanged keys are kept as is
+
+    fresh = Signer.generate(("RS256",)).jwks()["keys"][0]
+    replaced = {"keys": [fresh if k["kid"] == "rs256-1" else k for k in old["keys"]]}
+    drive(cache.refresh_flow(lambda: 40), fetched(replaced))
+    new = cache.reselect("rs256-1", "RS256", key, 41)
+    assert new is not None and new is not key and new.kid == "rs256-1"
+    assert new.jwk["n"] == fresh["n"]
+
+
+def test_jwks_reselect_after_a_failed_refetch_is_unavailable(
+    cache: JWKSCache, signer: Signer
+) -> None:
+    key, _ = drive(cache.key_flow("rs256-1", "RS256", 0), fetched(signer.jwks()))
+    drive(cache.refresh_flow(lambda: 20), FAILED)
+    with pytest.raises(UpstreamUnavailableError):  # maybe replaced where we could not see it
+        cache.reselect("rs256-1", "RS256", key, 21)
+
+
+def test_jwks_reselect_of_a_withdrawn_kid_is_unknown_kid(cache: JWKSCache, signer: Signer) -> None:
+    key, _ = drive(cache.key_flow("rs256-1", "RS256", 0), fetched(signer.jwks()))
+    rest = {"keys": [k for k in signer.jwks()["keys"] if k["kid"] != "rs256-1"]}
+    drive(cache.refresh_flow(lambda: 20), fetched(rest))
+    with pytest.raises(InvalidTokenError) as info:
+        cache.reselect("rs256-1", "RS256", key, 21)
+    assert info.value.reason is Reason.UNKNOWN_KID

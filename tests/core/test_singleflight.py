@@ -136,3 +136,46 @@ def test_each_event_loop_has_its_own_flights() -> None:
 
     assert asyncio.run(one(1)) == 1
     assert asyncio.run(one(2)) == 2
+
+
+def test_ain_flight_says_whether_a_task_of_this_loop_computes_the_key() -> None:
+    flights: SingleFlight[str, int] = SingleFlight()
+
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def compute() -> int:
+            await release.wait()
+            return 1
+
+        assert not flights.ain_flight("k")
+        task = asyncio.ensure_future(flights.arun("k", compute))
+        await asyncio.sleep(0)
+        assert flights.ain_flight("k") and not flights.ain_flight("other")
+        release.set()
+        assert await task == 1
+        assert not flights.ain_flight("k")  # landed: nothing remembered
+
+    asyncio.run(main())
+
+
+def test_a_thread_joining_a_flight_waits_at_most_its_wait() -> None:
+    flights: SingleFlight[str, int] = SingleFlight()
+    release = threading.Event()
+
+    def compute() -> int:
+        release.wait()
+        return 42
+
+    with ThreadPoolExecutor(1) as pool:
+        leader = pool.submit(flights.run, "k", compute)
+        try:
+            wait_until(lambda: flights.callers("k") == 1)
+            start = time.monotonic()
+            with pytest.raises(TimeoutError):
+                flights.run("k", lambda: 7, wait=0.05)  # joins, waits, gives up
+            assert time.monotonic() - start < 5
+            assert flights.callers("k") == 1  # it left the flight
+        finally:
+            release.set()
+        assert leader.result() == 42  # the flight went on

@@ -7,6 +7,7 @@ body are the same for raw ASGI, raw WSGI, Starlette, FastAPI and Flask.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -147,6 +148,47 @@ def asgi_caller(client: TestClient) -> Call:
         headers = [("authorization", value) for value in authorization]
         response = client.get(path, headers=headers)
         return Answer(response.status_code, dict(response.headers), response.content)
+
+    return call
+
+
+def raw_asgi_caller(app: Any) -> Call:
+    """Call an ASGI app as a server does: each header line as it came (latin-1), no client
+    library in between to refuse or reshape odd values; one event loop per call."""
+
+    def call(path: str, authorization: list[str]) -> Answer:
+        target, _, query = path.partition("?")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": target,
+            "raw_path": target.encode(),
+            "root_path": "",
+            "query_string": query.encode(),
+            "headers": [(b"host", b"testserver")]
+            + [(b"authorization", line.encode("latin-1")) for line in authorization],
+            "server": ("testserver", 80),
+            "client": ("127.0.0.1", 5000),
+        }
+        sent: list[dict[str, Any]] = []
+        messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await asyncio.Event().wait()  # no disconnect: apps stop listening once they answer
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        asyncio.run(app(scope, receive, send))
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in sent[0]["headers"]}
+        body = b"".join(m.get("body", b"") for m in sent[1:])
+        return Answer(sent[0]["status"], headers, body)
 
     return call
 

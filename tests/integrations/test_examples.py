@@ -15,7 +15,17 @@ import pytest
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
-@pytest.mark.parametrize("example", ["starlette_app.py", "fastapi_app.py", "flask_app.py"])
+@pytest.mark.parametrize(
+    "example",
+    [
+        "starlette_app.py",
+        "fastapi_app.py",
+        "flask_app.py",
+        "django_app.py",
+        "litestar_app.py",
+        "quart_app.py",
+    ],
+)
 def test_example_runs_with_one_command(example: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(EXAMPLES.parent / "src")}
     process = subprocess.Popen(  # noqa: S603 - our own example, by path

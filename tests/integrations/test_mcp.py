@@ -6,6 +6,7 @@ The contract both MCP integrations keep is in test_mcp_contract.py, which serves
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -102,14 +103,21 @@ def test_a_token_without_client_or_subject_is_refused(local_issuer: LocalIssuer)
 
 
 def test_the_verifier_checks_the_resource_whatever_the_server_accepts(
-    local_issuer: LocalIssuer,
+    local_issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A hand-built ResourceServer that accepts two audiences still only passes tokens for us.
     ours, theirs = "https://mcp.example.test/mcp", "https://other.example/mcp"
     server = ResourceServer(Issuer(issuer=local_issuer.issuer, audience=[ours, theirs]))
     verifier = BearerGuardVerifier(server, resource_url=ours)
     assert verify(verifier, local_issuer.mint(audience=ours)) is not None
-    assert verify(verifier, local_issuer.mint(audience=theirs)) is None
+    with caplog.at_level(logging.INFO, "bearerguard"):
+        assert verify(verifier, local_issuer.mint(audience=theirs)) is None
+    (refused,) = [r for r in caplog.records if r.getMessage().startswith("refused: ")]
+    assert refused.getMessage() == (
+        f"refused: AUDIENCE iss={local_issuer.issuer!r} client_id='test-client' "
+        f"(aud does not name {ours})"
+    )
+    assert refused.bearerguard["detail"] == f"aud does not name {ours}"  # type: ignore[attr-defined]
     assert verifier.auth_settings().issuer_url is not None  # the server's only issuer
     server.close()
 

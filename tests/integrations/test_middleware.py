@@ -322,15 +322,15 @@ def test_middleware_logs_refusals_once_without_the_token(
         call("/orders", ["Bearer " + token])
         call("/orders", ["Bearer a", "Bearer b"])
         call("/orders?access_token=" + token, [])
-    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "bearerguard"]
     assert messages == [
         (
             logging.WARNING,
             f"refused: SCOPE iss='{local_issuer.issuer}' client_id='test-client' "
             "required='orders.read'",
         ),
-        (logging.WARNING, "refused: MULTIPLE_CREDENTIALS iss=None kid=None client_id=None"),
-        (logging.WARNING, "refused: TOKEN_IN_URL iss=None client_id=None required=''"),
+        (logging.WARNING, "refused: MULTIPLE_CREDENTIALS"),  # no token was read
+        (logging.WARNING, "refused: TOKEN_IN_URL"),
     ]
     assert not any(token in r.getMessage() for r in caplog.records)
 

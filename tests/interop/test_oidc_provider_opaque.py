@@ -157,12 +157,19 @@ def test_wrong_introspection_credentials_are_503_and_logged(
 
 
 def test_jwt_the_provider_will_not_introspect_is_refused(provider: Provider, twin: Twin) -> None:
-    # node-oidc-provider answers 400 unsupported_token_type for its own JWTs (token-shapes §4):
-    # with no Issuer to verify it locally, such a token cannot be accepted.
-    server = ResourceServer(introspection=introspection(provider, INTROSPECTORS[0]))
+    # With no Issuer to verify it locally, a JWT is refused without asking the AS; asked with
+    # introspect_foreign_jwts, node-oidc-provider answers 400 unsupported_token_type for its
+    # own JWTs (token-shapes §4): such a token cannot be accepted either way.
+    token = provider.token(BASIC, RS256_API)
     asked = introspections(provider)
+    server = ResourceServer(introspection=introspection(provider, INTROSPECTORS[0]))
     with pytest.raises(InvalidTokenError) as info:
-        twin.authenticate(server, bearer(provider.token(BASIC, RS256_API)))
+        twin.authenticate(server, bearer(token))
+    assert info.value.reason is Reason.UNKNOWN_ISSUER
+    assert introspections(provider) == asked
+    config = introspection(provider, INTROSPECTORS[0], introspect_foreign_jwts=True)
+    with pytest.raises(InvalidTokenError) as info:
+        twin.authenticate(ResourceServer(introspection=config), bearer(token))
     assert info.value.reason is Reason.INACTIVE
     assert introspections(provider) == asked + 1
 

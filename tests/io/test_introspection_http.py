@@ -301,9 +301,16 @@ def test_jwt_of_configured_issuer_is_verified_locally(
     assert jwts.count("introspect") == 0 and jwts.count("jwks") == 1
 
 
-def test_jwt_of_unknown_issuer_is_introspected(local_issuer_factory: Factory, twin: Twin) -> None:
+def test_jwt_of_unknown_issuer_is_refused_unless_introspect_foreign_jwts(
+    local_issuer_factory: Factory, twin: Twin
+) -> None:
     jwts, other = local_issuer_factory(), local_issuer_factory()
-    server = server_for(other, issuers=Issuer(issuer=jwts.issuer, audience=jwts.audience))
+    issuer = Issuer(issuer=jwts.issuer, audience=jwts.audience)
+    with pytest.raises(InvalidTokenError) as info:
+        twin.authenticate(server_for(other, issuers=issuer), bearer(other.mint(scope="x")))
+    assert info.value.reason is Reason.UNKNOWN_ISSUER
+    assert other.count() == 0  # a JWT is never introspected unless asked for
+    server = server_for(other, issuers=issuer, introspect_foreign_jwts=True)
     token = twin.authenticate(server, bearer(other.mint(scope="x")))
     assert (token.source, token.issuer) == ("introspection", other.issuer)
     assert token.scopes == {"x"}
@@ -317,8 +324,9 @@ def test_jwt_refused_by_node_oidc_provider_introspection_is_401(
         b'{"error": "unsupported_token_type", "error_description": "JWTs are not supported"}',
         status=400,
     )
+    server = server_for(local_issuer, introspect_foreign_jwts=True)
     with pytest.raises(InvalidTokenError) as info:
-        twin.authenticate(server_for(local_issuer), bearer(local_issuer.mint()))
+        twin.authenticate(server, bearer(local_issuer.mint()))
     assert info.value.reason is Reason.INACTIVE
 
 
@@ -426,6 +434,7 @@ def test_introspect_jwts_with_an_as_that_will_not_is_503_not_401(
             endpoint=local_issuer.introspection_endpoint,
             client_id="test-client",
             client_secret="test-secret",
+            introspect_foreign_jwts=True,
         )
     )
     with pytest.raises(InvalidTokenError) as info:

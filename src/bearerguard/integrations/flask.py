@@ -19,9 +19,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'bearerguard.integrations.flask needs Flask: pip install "bearerguard[flask]"'
     ) from exc
 
+from .._appconfig import config_text as _text  # shared with Django's settings
 from .._challenge import Challenge
 from .._env import check_names
-from .._errors import ConfigurationError
 from .._guard import Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
@@ -81,24 +81,6 @@ class BearerGuard:
         for index, path in enumerate(sorted(guard.metadata_paths)):
             view = functools.partial(_metadata, guard, app)
             app.add_url_rule(path, f"bearerguard_metadata_{index}", view)
-
-
-def _text(key: str, value: object) -> str:
-    """An app.config value as the text its `BEARERGUARD_*` variable would hold."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):  # a shared secret given as bytes, not its repr
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ConfigurationError(f"{key}: bytes that are not UTF-8") from None
-    if isinstance(value, list | tuple | set | frozenset):  # audiences, algorithms, claims
-        return ",".join(_text(key, item) for item in value)
-    if isinstance(value, bool | int | float):
-        return str(value)
-    raise ConfigurationError(
-        f"{key}: expected text, a number or a list, not {type(value).__name__}"
-    )
 
 
 def require(

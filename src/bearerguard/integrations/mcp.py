@@ -6,7 +6,6 @@ RFC 8707 resource, checked as `aud`), and challenges point at RFC 9728 metadata.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -25,12 +24,16 @@ from .. import (
     BearerError,
     ConfigurationError,
     Introspection,
+    InvalidTokenError,
     Issuer,
+    Reason,
     ResourceServer,
     UpstreamUnavailableError,
 )
-from .._challenge import challenge
+from .._challenge import challenge_for
 from .._claims import audiences
+from .._errors import Seen
+from .._logfields import log_refusal
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from .._validate import strings
 from ..asgi import refuse
@@ -42,8 +45,6 @@ __all__ = [
     "resource_server",
     "sdk_access_token",
 ]
-
-logger = logging.getLogger("bearerguard")
 
 SDKTokenT = TypeVar("SDKTokenT", bound=SDKAccessToken)
 
@@ -101,13 +102,10 @@ def sdk_access_token(
     named = audiences(token.claims) if "aud" in token.claims else ()  # type-checked already
     client_id = token.client_id or token.subject
     if resource_url not in named or client_id is None:
-        logger.warning(
-            "refused: %s iss=%r client_id=%r resource=%r",
-            "AUDIENCE" if client_id else "MISSING_CLAIM",
-            token.issuer,
-            token.client_id,
-            resource_url,
-        )
+        reason = Reason.AUDIENCE if client_id else Reason.MISSING_CLAIM
+        why = f"aud does not name {resource_url}" if client_id else "no client_id and no sub"
+        seen = Seen("token", token.issuer, None, None, token.client_id)
+        log_refusal(InvalidTokenError(reason), seen, detail=why)
         return None
     claims = _thaw(token.claims)
     claims.setdefault("iss", token.issuer)
@@ -221,4 +219,4 @@ class UpstreamUnavailableMiddleware:
         except UpstreamUnavailableError as exc:
             if started or scope["type"] != "http":
                 raise
-            await refuse(scope, send, challenge(exc))  # the one 503; the server logged why
+            await refuse(scope, send, challenge_for(exc))  # the one 503; the server logged why
