@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from bearerguard import ConfigurationError, InvalidTokenError, Reason
-from bearerguard._challenge import challenge
+from bearerguard import ConfigurationError, InvalidTokenError, Reason, challenge_for
 from bearerguard._dpop import (
     DEFAULT_ALGORITHMS,
     MAX_JTI_LENGTH,
@@ -458,25 +457,25 @@ def test_confirmation_claims_we_cannot_check_are_refused(cnf: Any, reason: Reaso
 
 
 def test_dpop_refusals_render_a_dpop_challenge_with_algs() -> None:
-    rendered = challenge(InvalidDPoPProofError(Reason.DPOP_URL, algs=("ES256", "PS256")))
+    rendered = challenge_for(InvalidDPoPProofError(Reason.DPOP_URL, algs=("ES256", "PS256")))
     assert rendered.status == 401
     assert rendered.header("www-authenticate") == (
         'DPoP error="invalid_dpop_proof", '
         'error_description="The DPoP proof was made for another URL.", algs="ES256 PS256"'
     )
     assert json.loads(rendered.body)["error"] == "invalid_dpop_proof"
-    binding = challenge(DPoPBindingError(Reason.DPOP_BINDING, algs=("ES256",)), realm="api")
+    binding = challenge_for(DPoPBindingError(Reason.DPOP_BINDING, algs=("ES256",)), realm="api")
     assert binding.header("www-authenticate") == (
         'DPoP realm="api", error="invalid_token", '
         'error_description="The access token is bound to another key than the DPoP proof\'s.", '
         'algs="ES256"'
     )
-    nonce = challenge(UseDPoPNonceError(Reason.DPOP_NONCE))
+    nonce = challenge_for(UseDPoPNonceError(Reason.DPOP_NONCE))
     assert nonce.header("www-authenticate") == (
         'DPoP error="use_dpop_nonce", '
         'error_description="The DPoP proof lacks a valid nonce from this server."'
     )
-    downgrade = challenge(InvalidTokenError(Reason.DPOP_DOWNGRADE))
+    downgrade = challenge_for(InvalidTokenError(Reason.DPOP_DOWNGRADE))
     assert (downgrade.header("www-authenticate") or "").startswith('Bearer error="invalid_token"')
 
 
