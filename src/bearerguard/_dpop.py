@@ -1,10 +1,11 @@
-"""DPoP (RFC 9449): checking a proof against its request, and a token's binding to its sender.
+"""DPoP (RFC 9449): checking a proof against its request.
 
 `verify_proof` makes every check of RFC 9449 §4.3 but one, in the RFC's order, on a proof the
-client sent in the `DPoP` header; `check_binding` then checks that the access token is bound to
-the proof's key (`cnf.jkt`, RFC 9449 §6) or to the client certificate (`cnf["x5t#S256"]`,
-RFC 8705 §3). Both are pure: no I/O, no clock (`now` is passed in), no state but a bounded memo
-of imported proof keys. What a caller does, in this order:
+client sent in the `DPoP` header; `_binding.check_binding` then checks that the access token is
+bound to the proof's key (`cnf.jkt`, RFC 9449 §6) or to the client certificate
+(`cnf["x5t#S256"]`, RFC 8705 §3). Both are pure: no I/O, no clock (`now` is passed in), no state
+but bounded memos of decoded proof headers and normalised request URLs. What a caller does, in
+this order:
 
 1. `proof = verify_proof(...)` (an `InvalidDPoPProofError` or `UseDPoPNonceError` if not);
 2. verify the access token as usual, then `check_binding(token's cnf, proof, ...)`;
@@ -19,15 +20,13 @@ import functools
 import hashlib
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, NoReturn
 
 from ._errors import (
     ConfigurationError,
-    DPoPBindingError,
     InvalidDPoPProofError,
-    InvalidTokenError,
     Reason,
     UseDPoPNonceError,
 )
@@ -110,6 +109,10 @@ class DPoPProof(NamedTuple):
     key: Key  # the public key the proof was signed with
 
 
+# The request URLs of one API repeat; `htu` values, the client's text, are not remembered.
+_normal_url = functools.lru_cache(maxsize=1024)(normalize_htu)
+
+
 class _Refused(Exception):
     """Why a proof was refused, for logs (`__cause__`); never quotes the proof."""
 
@@ -146,7 +149,9 @@ def verify_proof(
     if len(proofs) != 1:
         refuse(Reason.DPOP_MULTIPLE if proofs else Reason.DPOP_MISSING, f"{len(proofs)} proofs")
     proof = proofs[0]
-    if not isinstance(proof, str) or len(proof) > policy.max_proof_bytes:
+    if not isinstance(proof, str):
+        refuse(Reason.DPOP_MALFORMED, "not a string")
+    if len(proof) > policy.max_proof_bytes:
         refuse(Reason.DPOP_TOO_LARGE, "over max_proof_bytes")
     # 2. A well-formed JWS, parsed as strictly as an access token.
     header, claims, signing_input, signature = _parse(proof, refuse)
@@ -179,8 +184,9 @@ def verify_proof(
     if htm != method:
         refuse(Reason.DPOP_METHOD, "htm")
     # 9. The request's URL without query and fragment, after RFC 3986 §6.2.2-6.2.3 normalisation.
-    # The same text needs no normalising (the usual case: the client signed the URL it used).
-    normal = normalize_htu(url)
+    # The request's URL is normalised once per URL (a memo); an `htu` of the same text needs no
+    # normalising (the usual case: the client signed the URL it used).
+    normal = _normal_url(url)
     if normal is None or (
         htu != url and strip_query(htu) != strip_query(url) and normalize_htu(htu) != normal
     ):
@@ -276,52 +282,3 @@ def _proof_key(
     if not header.key.accepts(alg) or (own_alg is not None and own_alg != alg):
         refuse(Reason.DPOP_KEY, "jwk does not fit alg")
     return header.key, header.jkt
-
-
-def check_binding(
-    cnf: object,
-    proof: DPoPProof | None,
-    cert_thumbprint: str | None,
-    scheme: str,
-    *,
-    algs: Iterable[str] = (),
-) -> None:
-    """Check an accepted token's confirmation claim (`cnf`, from the JWT or the introspection
-    answer) against the request's proof of possession. Raises `InvalidTokenError`:
-
-    - `cnf.jkt` (RFC 9449 §6): the token must come with the `DPoP` scheme (§7.2: never as a
-      bearer token) and `proof` (from `verify_proof`) must be signed by that key;
-    - the `DPoP` scheme with a token that has no `cnf.jkt` is refused too: the scheme is for
-      DPoP-bound tokens (§7.1), and a proof can prove nothing about an unbound token;
-    - `cnf["x5t#S256"]` (RFC 8705 §3): `cert_thumbprint`, of the client certificate of this
-      request's TLS connection (see `_thumbprint`), must equal it;
-    - any other confirmation method is refused, as it cannot be checked here (fail closed);
-    - a token without `cnf` (or with an empty one) sent with the Bearer scheme is not bound.
-
-    `scheme` is the Authorization header's scheme (any case); with `DPoP`, refusals are
-    `DPoPBindingError`s, whose challenge names `algs`.
-    """
-    dpop = scheme.lower() == "dpop"
-    algs = tuple(algs)
-
-    def refuse(reason: Reason) -> NoReturn:
-        raise DPoPBindingError(reason, algs=algs) if dpop else InvalidTokenError(reason)
-
-    if cnf is None:
-        cnf = {}
-    if not isinstance(cnf, Mapping):
-        refuse(Reason.CLAIM_TYPE)
-    jkt, x5t = cnf.get("jkt"), cnf.get("x5t#S256")
-    if any(name not in ("jkt", "x5t#S256") for name in cnf):
-        refuse(Reason.CONFIRMATION)
-    if (jkt is not None and type(jkt) is not str) or (x5t is not None and type(x5t) is not str):
-        refuse(Reason.CLAIM_TYPE)
-    if jkt is None:
-        if dpop:
-            refuse(Reason.DPOP_UNBOUND)
-    elif not dpop:
-        refuse(Reason.DPOP_DOWNGRADE)
-    elif proof is None or proof.jkt != jkt:
-        refuse(Reason.DPOP_BINDING)
-    if x5t is not None and (cert_thumbprint is None or cert_thumbprint != x5t):
-        refuse(Reason.CERT_BINDING)

@@ -15,7 +15,6 @@ which matches nothing.
 
 from __future__ import annotations
 
-import functools
 import re
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -37,10 +36,9 @@ def strip_query(url: str) -> str:
     return url
 
 
-@functools.lru_cache(maxsize=1024)
 def normalize_htu(url: str) -> str | None:
     """`url` without query and fragment, normalised (see the module docstring); None if it is
-    not an absolute http(s) URI. A bounded memo: the request URLs of one API repeat."""
+    not an absolute http(s) URI."""
     url = strip_query(url)
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from bearerguard import ConfigurationError, InvalidTokenError, Reason, challenge_for
+from bearerguard._binding import check_binding
 from bearerguard._dpop import (
     DEFAULT_ALGORITHMS,
     MAX_JTI_LENGTH,
     DPoPPolicy,
     DPoPProof,
     access_token_hash,
-    check_binding,
     verify_proof,
 )
 from bearerguard._dpop_client import OMIT, DPoPKey
@@ -135,6 +135,7 @@ def test_size_is_checked_before_anything_else(key: DPoPKey) -> None:
     small = DPoPPolicy(max_proof_bytes=len(proof) - 1)
     assert refused([proof], policy=small) is Reason.DPOP_TOO_LARGE
     assert refused(["!" * (POLICY.max_proof_bytes + 1)]) is Reason.DPOP_TOO_LARGE
+    assert refused([b"a.b.c"]) is Reason.DPOP_MALFORMED  # type: ignore[list-item]
     assert verify([proof], policy=DPoPPolicy(max_proof_bytes=len(proof))).jkt == key.jkt
 
 

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
+from bearerguard._binding import check_binding
 from bearerguard._dpop import (
     DPoPPolicy,
     access_token_hash,
-    check_binding,
     verify_proof,
 )
 from bearerguard._dpop_client import OMIT, DPoPKey
