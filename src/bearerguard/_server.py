@@ -386,7 +386,10 @@ class ResourceServer:
             with introspector.limit.slot():
                 return self._http.run(introspector.flow(token, key, self._clock()))
 
-        return introspector.flights.run(key, call)
+        try:  # a thread queued behind the call waits one deadline at most, as behind a key fetch
+            return introspector.flights.run(key, call, wait=self._http.deadline())
+        except TimeoutError:  # a call outlasting its deadline (an AS trickling its bytes)
+            raise UpstreamUnavailableError(introspector.limit.what) from None
 
     async def _aintrospect(self, introspector: Introspector, token: str) -> AccessToken:
         key = token_key(token)
