@@ -212,6 +212,9 @@ AUTH_METHODS: tuple[AuthMethod, ...] = (
 )
 
 
+MIN_CALLS_PER_SECOND = 1 / 3600  # the smallest bound on introspection calls: one an hour
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Introspection:
     """How to ask the authorization server about tokens it alone can judge (RFC 7662).
@@ -326,9 +329,14 @@ class Introspection:
                 f"{owner}: max_concurrent_calls must be a whole number >= 1",
                 field="max_concurrent_calls",
             )
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
+        # At least one call an hour: a rate near zero would make Retry-After overflow.
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int | float)
+            or not MIN_CALLS_PER_SECOND <= rate < math.inf
+        ):
             raise ConfigurationError(
-                f"{owner}: max_calls_per_second must be a finite number > 0",
+                f"{owner}: max_calls_per_second must be a finite number >= 1/3600",
                 field="max_calls_per_second",
             )
         object.__setattr__(self, "max_calls_per_second", float(rate))
