@@ -154,7 +154,10 @@ def _strings(value: object) -> frozenset[str] | None:
 
 
 def _is_number(value: object) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+    try:
+        return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int too large for a float: JSON puts no bound on digits
+        return False
 
 
 def _depth(value: object) -> int:

@@ -41,7 +41,7 @@ def secure_url(url: str, *, allow_http: bool = False) -> bool:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises if what stands for host:port is not one
-    except ValueError:  # "https://[::1/", "https://h:x/": no URL is a safe one (metadata is input)
+    except ValueError:  # "https://[x", "https://h:x/", an NFKC delimiter in the host: no URL
         return False
     if parts.scheme == "https":
         return bool(parts.hostname)

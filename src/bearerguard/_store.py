@@ -178,7 +178,9 @@ class TieredStore:
     Reads look in `local` first, then in `shared` (a value found there is kept locally for at
     most `local_ttl` seconds); writes go to both (locally for at most `local_ttl` too). So a
     change made by another replica (a role invalidated, an entry deleted) is seen here within
-    `local_ttl`, and every value still carries its own deadline (`_codec`).
+    `local_ttl`, and every value still carries its own deadline (`_codec`). A lock (a key of kind
+    `lock`) is read from `shared` alone, where `lock` and `unlock` put it: a copy kept locally
+    would show it held for `local_ttl` after its holder let it go.
 
     When `shared` fails, `get` and `set` go on with the local tier alone (a miss is a miss: the
     caller asks the authorization server); `add`, `delete`, `lock` and `unlock`, which mean
@@ -195,26 +197,28 @@ class TieredStore:
         self.local_ttl = local_ttl
 
     def get(self, key: str) -> bytes | None:
-        value = self.local.get(key)
+        fleet = key.startswith(LOCK)  # a lock is the fleet's: read where lock() put it
+        value = None if fleet else self.local.get(key)
         if value is not None:
             return value
         try:
             value = self.shared.get(key)
         except StoreError:
             return None
-        if value is not None:
+        if value is not None and not fleet:
             self.local.set(key, value, self.local_ttl)
         return value
 
     async def aget(self, key: str) -> bytes | None:
-        value = self.local.get(key)
+        fleet = key.startswith(LOCK)
+        value = None if fleet else self.local.get(key)
         if value is not None:
             return value
         try:
             value = await self.shared.aget(key)
         except StoreError:
             return None
-        if value is not None:
+        if value is not None and not fleet:
             self.local.set(key, value, self.local_ttl)
         return value
 
@@ -273,6 +277,7 @@ class TieredStore:
 # `SingleFlight` still makes that one call per process).
 
 POLL_INTERVAL = 0.02
+LOCK = "lock:"  # the kind of the fleet-wide single flight's locks
 
 
 def fleet_run(
@@ -293,7 +298,7 @@ def fleet_run(
     waits at most `wait` seconds (and never past the lock's expiry) before computing itself.
     `cached()` reads the cache the computation fills, and must not raise.
     """
-    lock_key = "lock:" + key
+    lock_key = LOCK + key
     try:
         token = store.lock(lock_key, hold)
     except StoreError:
@@ -325,7 +330,7 @@ async def afleet_run(
     timer: Clock = time.monotonic,
 ) -> V:
     """The async twin of `fleet_run`."""
-    lock_key = "lock:" + key
+    lock_key = LOCK + key
     try:
         token = await store.alock(lock_key, hold)
     except StoreError:

@@ -496,16 +496,18 @@ class LocalIssuer:
         self,
         *,
         scope: str | None = None,
-        client_id: str = "test-client",
+        client_id: str | None = "test-client",
         expires_in: float | _Unset | None = _UNSET,
         token: str | None = None,
         **extra: Any,
     ) -> str:
         """Mint a random opaque token that the introspection endpoint will know.
 
-        ``expires_in`` defaults to the token lifetime (``None``: never expires); ``extra``
-        members are added to the introspection answer (``None`` removes one). ``token`` gives
-        the token string itself (to mimic another issuer's format) instead of a random one.
+        ``client_id`` is also the answer's ``sub`` (``None`` leaves both out; ``sub=`` in
+        ``extra`` sets it alone). ``expires_in`` defaults to the token lifetime (``None``: never
+        expires); ``extra`` members are added to the introspection answer (``None`` removes
+        one). ``token`` gives the token string itself (to mimic another issuer's format)
+        instead of a random one.
         """
         now = self._clock()
         lifetime = self.token_lifetime if isinstance(expires_in, _Unset) else expires_in

@@ -145,6 +145,26 @@ def test_a_member_of_the_wrong_type_is_a_miss(token: AccessToken, member: str, w
             assert result.scopes == frozenset(wrong)
 
 
+@pytest.mark.parametrize("member", ["u", "x"])
+@pytest.mark.parametrize("huge", [10**400, -(10**400), 2**1024], ids=["1e400", "-1e400", "2^1024"])
+def test_an_integer_too_large_for_a_float_is_a_miss(member: str, huge: int) -> None:
+    # JSON puts no bound on digits; math.isfinite raises OverflowError for such an int.
+    token = AccessToken(
+        issuer="https://as",
+        subject=None,
+        client_id="c",
+        scopes=frozenset(),
+        claims=freeze({}),
+        expires_at=NOW + 60,
+        source="introspection",
+    )
+    document = json.loads(encode(token, NOW + 60)[len(VERSION) :])
+    document[member] = huge
+    assert decode(VERSION + json.dumps(document).encode(), NOW) is None
+    refusal = {"k": "r", "u": huge, "r": "EXPIRED"}
+    assert decode(VERSION + json.dumps(refusal).encode(), NOW) is None
+
+
 def test_other_versions_and_forms_are_a_miss() -> None:
     good = encode(frozenset({"a"}), NOW + 60)
     body = good[len(VERSION) :]

@@ -362,6 +362,50 @@ def test_fleet_run_proceeds_when_the_lock_goes_without_a_result() -> None:
     assert len(polls) == 3  # 0.1, 0.2, 0.3: gone at 0.25, not the whole 10 s
 
 
+def test_fleet_run_behind_a_tiered_store_sees_a_released_lock_at_the_next_poll() -> None:
+    # Locks are the whole fleet's (TieredStore.lock and unlock go to the shared tier), so a
+    # lock read while held must not stay in the local tier: a waiter would believe it held for
+    # local_ttl after its holder failed and released it.
+    timer = Timer()
+    shared = MemoryStore(timer=timer)
+    tiered = TieredStore(MemoryStore(timer=timer), shared, local_ttl=2.0)
+    holder = shared.lock("lock:intro:k", 5)  # another replica computes
+    assert holder is not None
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        timer.now += seconds
+        if len(polls) == 1:  # after the first poll saw it held: its holder fails, releases it
+            shared.unlock("lock:intro:k", holder)
+
+    def cached() -> str | None:
+        polls.append(timer.now)
+        return None
+
+    value = fleet_run(
+        tiered,
+        "intro:k",
+        cached=cached,
+        compute=lambda: "mine",
+        hold=5,
+        wait=10,
+        poll=0.1,
+        timer=timer,
+        sleep=sleep,
+    )
+    assert value == "mine"
+    assert len(polls) == 2  # gone at the second poll, not after local_ttl (2 s: 20 polls)
+
+    async def main() -> str:
+        holder = shared.lock("lock:intro:a", 5)
+        assert holder is not None
+        assert await tiered.aget("lock:intro:a") is not None
+        shared.unlock("lock:intro:a", holder)
+        return "gone" if await tiered.aget("lock:intro:a") is None else "held"
+
+    assert asyncio.run(main()) == "gone"
+
+
 def test_fleet_run_store_down_computes_at_once(timer: Timer) -> None:
     shared = Flaky(timer)
     shared.down = True
