@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from hypothesis import settings
 
 from bearerguard import AccessToken, ResourceServer
 
 from .helpers import Signer
+
+# Hypothesis profiles for every property test: "ci", the default, keeps each to a few seconds;
+# `pytest --hypothesis-profile=long tests/property` explores far more, for runs by hand. The
+# deadline is part of the oracle (no input may make a check hang), generous for a shared machine.
+settings.register_profile("ci", max_examples=60, deadline=timedelta(seconds=2), print_blob=True)
+settings.register_profile("long", max_examples=3000, deadline=timedelta(seconds=5), print_blob=True)
+settings.load_profile("ci")
 
 
 @dataclass

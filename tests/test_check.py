@@ -26,6 +26,7 @@ from bearerguard._timefmt import duration, relative
 from bearerguard.testing import LocalIssuer
 
 from .conftest import Twin
+from .io.test_hostile_input import HOSTILE
 from .io.test_url_redaction import assert_hidden, shown, with_secrets
 
 Factory = Callable[..., LocalIssuer]
@@ -578,3 +579,31 @@ def test_log_capture_takes_bearerguards_lines_and_restores_the_logger() -> None:
         assert lines.take() == [("INFO", "two")]
         assert lines.take() == []
     assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_tokens_fail_at_parse(
+    local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    # Huge integers and deep nesting (issue 13): a verdict at the parse step, not a traceback.
+    token = HOSTILE[case](local_issuer)
+    code, out = check(capsys, token, *against(local_issuer))
+    assert code == 1
+    assert "<-- first failure: MALFORMED, invalid_token" in line(out, "parse")
+    assert ("too many digits" if "integer" in case else "nested more than 64 deep") in out
+    assert all(segment not in out for segment in token.split("."))
+    code, document = check_json(capsys, token, *against(local_issuer))
+    assert (code, document["verdict"]["step"], document["claims"]) == (1, "parse", None)
+
+
+def test_a_malformed_jwk_beside_good_keys_leaves_the_token_valid(
+    local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A list where a JWK member must be a string (issue 13): that key is skipped and named in
+    # the log; the token's own key, in the same JWKS, verifies it.
+    bad = {"kty": ["RSA"], "kid": "broken", "alg": ["RS256"]}
+    local_issuer.set_jwks_body(json.dumps({"keys": [bad, *local_issuer.jwks()["keys"]]}).encode())
+    code, out = check(capsys, local_issuer.mint(), *against(local_issuer))
+    assert code == 0
+    assert "verdict    VALID" in out
+    assert "skipping JWK kid='broken'" in out and "kty is not a string" in out

@@ -40,7 +40,8 @@ def secure_url(url: str, *, allow_http: bool = False) -> bool:
     hosts or when allowed explicitly, since anyone on the path could swap the keys."""
     try:
         parts = urlsplit(url)
-    except ValueError:  # "https://[x", an NFKC delimiter in the host: no URL to fetch from
+        parts.port  # noqa: B018 - raises if what stands for host:port is not one
+    except ValueError:  # "https://[x", "https://h:x/", an NFKC delimiter in the host: no URL
         return False
     if parts.scheme == "https":
         return bool(parts.hostname)

@@ -26,6 +26,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 _ACCEPT_JSON = {"accept": "application/json"}
 _TOO_LARGE = FetchFailed("response body too large")
 _PAST_DEADLINE = FetchFailed("Timeout: the upstream deadline passed")
+_INVALID_URL = FetchFailed("InvalidURL")
 
 
 def run_sync(flow: Flow[T], client: httpx.Client) -> T:
@@ -68,7 +69,7 @@ def _left(deadline: float | None) -> float | None:
 
 def _request(
     client: httpx.Client | httpx.AsyncClient, fetch: Fetch, left: float | None
-) -> httpx.Request:
+) -> httpx.Request | FetchFailed:
     timeout = client.timeout
     if left is not None:  # each phase's timeout, cut to what is left of the flow's deadline
         timeout = httpx.Timeout(
@@ -77,21 +78,27 @@ def _request(
             write=min(cast(float, timeout.write), left),
             pool=min(cast(float, timeout.pool), left),
         )
-    return client.build_request(
-        fetch.method,
-        fetch.url,
-        headers=_ACCEPT_JSON | dict(fetch.headers),
-        data=dict(fetch.form) if fetch.form is not None else None,
-        timeout=timeout,
-    )
+    try:
+        return client.build_request(
+            fetch.method,
+            fetch.url,
+            headers=_ACCEPT_JSON | dict(fetch.headers),
+            data=dict(fetch.form) if fetch.form is not None else None,
+            timeout=timeout,
+        )
+    except (httpx.InvalidURL, ValueError):  # also idna's errors: a URL httpx will not send
+        return _INVALID_URL  # URLs come from AS metadata too: its fault, so no answer (503)
 
 
 def _perform(client: httpx.Client, fetch: Fetch, deadline: float | None) -> Outcome:
     left = _left(deadline)
     if left == 0:
         return _PAST_DEADLINE
+    request = _request(client, fetch, left)
+    if isinstance(request, FetchFailed):
+        return request
     try:
-        response = client.send(_request(client, fetch, left), stream=True)
+        response = client.send(request, stream=True)
         try:
             body = bytearray()
             for chunk in response.iter_bytes():
@@ -111,9 +118,12 @@ async def _aperform(client: httpx.AsyncClient, fetch: Fetch, deadline: float | N
     left = _left(deadline)
     if left == 0:
         return _PAST_DEADLINE
+    request = _request(client, fetch, left)
+    if isinstance(request, FetchFailed):
+        return request
     try:
         async with asyncio.timeout(left):  # the whole exchange, however the bytes trickle in
-            response = await client.send(_request(client, fetch, left), stream=True)
+            response = await client.send(request, stream=True)
             try:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():

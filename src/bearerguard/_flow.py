@@ -38,6 +38,7 @@ class Fetched:
     status: int
     document: dict[str, Any] | None
     max_age: float | None = None
+    problem: str | None = None  # why the body is no document (safe to log: never its text)
 
     @property
     def ok(self) -> bool:
@@ -57,11 +58,12 @@ Flow: TypeAlias = Generator[Fetch, Outcome, T]
 
 def to_outcome(status: int, headers: Mapping[str, str], body: bytes) -> Fetched:
     """Read an HTTP answer: strict JSON object body, and `Cache-Control` freshness (RFC 9111)."""
+    problem = None
     try:
         document: dict[str, Any] | None = json_object(body)
-    except ValueError:
-        document = None
-    return Fetched(status, document, max_age(headers.get("cache-control", "")))
+    except ValueError as exc:  # says what, never quotes the body: "JSON nested more than 64 deep"
+        document, problem = None, str(exc)
+    return Fetched(status, document, max_age(headers.get("cache-control", "")), problem)
 
 
 def max_age(cache_control: str) -> float | None:
@@ -78,5 +80,7 @@ def describe(outcome: Outcome) -> str:
     if isinstance(outcome, FetchFailed):
         return outcome.reason
     if outcome.document is None:
-        return f"HTTP {outcome.status}, body is not a JSON object"
+        # An answer that should be the document says why it is not (an error status says it all)
+        why = f" ({outcome.problem})" if outcome.problem and 200 <= outcome.status < 300 else ""
+        return f"HTTP {outcome.status}, body is not a JSON object{why}"
     return f"HTTP {outcome.status}"

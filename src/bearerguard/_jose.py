@@ -12,10 +12,12 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
+from itertools import compress
 from json.scanner import make_scanner
 from typing import Any, NamedTuple
 
 from ._errors import InvalidTokenError, Reason, seen_in
+from ._token import MAX_JSON_DEPTH
 
 # base64url to standard base64, and the three bytes of standard base64 that base64url lacks; one
 # C-speed `bytes.translate` maps the one and drops the others, so a changed length means the
@@ -32,6 +34,10 @@ _CANONICAL_LAST = {
 # Header parameters that hand the token control over which key verifies it (RFC 8725 §3.10), or
 # that change the payload encoding. None of them is ever honoured.
 _REFUSED_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit", "b64", "zip", "enc"})
+# JSON nested deeper than MAX_JSON_DEPTH (see _token, whose freezer has the same bound) is
+# refused where it is parsed, so that all code that walks decoded JSON recursively (freezing
+# claims, `bearerguard check`, logging a claim) stays far below the recursion limit.
+_TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} deep"
 
 
 class _Malformed(ValueError):
@@ -85,12 +91,13 @@ _SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(_DECODER)  # type: i
 
 
 def json_object(raw: bytes) -> dict[str, Any]:
-    """Decode UTF-8 JSON that must be an object with unique member names."""
+    """Decode UTF-8 JSON that must be an object with unique member names, nested at most
+    `MAX_JSON_DEPTH` deep. Whatever the bytes, the only exception is a `ValueError`."""
     return _json_object(raw)[0]
 
 
-def _json_object(raw: bytes) -> tuple[dict[str, Any], str]:
-    """`json_object`, and the JSON text it was read from."""
+def _json_object(raw: bytes) -> tuple[dict[str, Any], bool]:
+    """`json_object`, and whether the object is flat: no arrays and no nested objects."""
     try:
         text = raw.decode("utf-8")
         # The C scanner alone reads the usual object with no surrounding whitespace; anything
@@ -102,11 +109,43 @@ def _json_object(raw: bytes) -> tuple[dict[str, Any], str]:
             end = -1
         if end != len(text):
             value = _DECODER.decode(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except _Malformed:
+        raise  # from the hooks: a duplicate member name, NaN or Infinity
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _Malformed("invalid JSON") from exc
+    except ValueError as exc:
+        # The one other ValueError of the decoder: an integer of more digits than the
+        # interpreter converts (`sys.get_int_max_str_digits()`, 4300 by default).
+        raise _Malformed("invalid JSON: a number with too many digits") from exc
+    except RecursionError as exc:  # nested deeper than the stack allows: deeper than the bound
+        raise _Malformed(_TOO_DEEP) from exc
     if not isinstance(value, dict):
         raise _Malformed("not a JSON object")
-    return value, text
+    # No "[" and no "{" but the first: no arrays or nested objects (a "[" or "{" inside a string
+    # only makes this False, never wrongly True). Two C-speed searches; see `freeze`. Only JSON
+    # that is not flat can be too deep, and only if it has more brackets than the bound (a
+    # C-speed count, ~0.5 ns per character); then the decoded value itself is measured.
+    flat = "[" not in text and text.find("{", 1) < 0
+    if not flat and text.count("[") + text.count("{") > MAX_JSON_DEPTH and _too_deep(value):
+        raise _Malformed(_TOO_DEEP)
+    return value, flat
+
+
+_IS_CONTAINER = frozenset({dict, list}).__contains__  # decoded JSON: exactly these two types
+
+
+def _too_deep(value: dict[str, Any]) -> bool:
+    """Does decoded JSON nest more than `MAX_JSON_DEPTH` deep? Level by level, no recursion."""
+    level: list[Any] = [value]
+    for _ in range(MAX_JSON_DEPTH):
+        below: list[Any] = []
+        for container in level:
+            members = container.values() if type(container) is dict else container
+            below += compress(members, map(_IS_CONTAINER, map(type, members)))
+        if not below:
+            return False
+        level = below
+    return True
 
 
 def looks_like_jws(token: str) -> bool:
@@ -149,7 +188,7 @@ def parse(token: str) -> UnverifiedJWT:
     header_part, payload_part, signature_part = parts
     try:
         header = json_object(_segment(header_part))
-        claims, text = _json_object(_segment(payload_part))
+        claims, flat = _json_object(_segment(payload_part))
         signature = _segment(signature_part)
     except _Malformed as exc:
         raise InvalidTokenError(Reason.MALFORMED) from exc
@@ -164,9 +203,6 @@ def parse(token: str) -> UnverifiedJWT:
         error = InvalidTokenError(Reason.UNSUPPORTED_HEADER)
         raise _naming(error, header, claims) from _Malformed(f"refused: {refused}")
     signing_input = raw[: len(header_part) + len(payload_part) + 1]
-    # No "[" and no "{" but the first: no arrays or nested objects (a "[" or "{" inside a string
-    # only makes this False, never wrongly True). Two C-speed searches; see `freeze`.
-    flat = "[" not in text and text.find("{", 1) < 0
     return UnverifiedJWT(header, claims, signing_input, signature, alg, header.get("kid"), flat)
 
 

@@ -42,6 +42,7 @@ SUPPORTED_ALGORITHMS = frozenset(KEY_TYPES)
 # dropped before import.
 _PUBLIC_MEMBERS = {"RSA": ("n", "e"), "EC": ("crv", "x", "y"), "OKP": ("crv", "x")}
 _OKP_CURVES = frozenset({"Ed25519", "Ed448"})
+_STRING_MEMBERS = ("kty", "kid", "alg", "use", "crv")
 _MIN_RSA_BITS = 2048
 
 
@@ -150,12 +151,19 @@ _SIGNATURES: dict[str, Signature] = {
 
 
 def import_jwk(jwk: Mapping[str, Any]) -> Key:
-    """Import one public JWK; `ValueError` says why it cannot be used for verification."""
+    """Import one public JWK; `ValueError` says why it cannot be used for verification.
+
+    Whatever the JSON holds, `ValueError` is the only exception: the caller skips that key.
+    """
+    # RFC 7517 §4 and RFC 7518 §6: these members are strings. Checked first, so that a list or
+    # an object in one of them is refused here rather than met by a set lookup or by PyJWT.
+    for name in _STRING_MEMBERS:
+        value = jwk.get(name)
+        if value is not None and type(value) is not str:
+            raise ValueError(f"{name} is not a string")
     kty, kid, alg = jwk.get("kty"), jwk.get("kid"), jwk.get("alg")
     if kty not in _PUBLIC_MEMBERS:
         raise ValueError(f"unsupported kty {kty!r}")
-    if kid is not None and not isinstance(kid, str):
-        raise ValueError("kid is not a string")
     if alg is not None and alg not in SUPPORTED_ALGORITHMS:
         raise ValueError(f"unsupported alg {alg!r}")
     if jwk.get("use", "sig") != "sig":
@@ -227,6 +235,7 @@ class KeySet:
         keys: list[Key] = []
         for jwk in document["keys"]:
             if not isinstance(jwk, dict):
+                logger.info("skipping a JWKS entry from %s: not a JSON object", source)
                 continue
             reused = known.get(_fingerprint(jwk))
             if reused is not None:

@@ -43,6 +43,8 @@ def test_issuer_defaults_are_safe() -> None:
         ({"scope_claims": [""]}, "scope_claims"),
         ({"jwks_uri": "http://idp.test/keys"}, "jwks_uri"),  # keys over plain http
         ({"issuer": "http://idp.test"}, "issuer"),  # discovery over plain http
+        ({"jwks_uri": "https://[::1/keys"}, "jwks_uri"),  # not a URL: a ValueError before
+        ({"discovery_url": "https://idp.test:x/"}, "discovery_url"),
         ({"issuer": ""}, "issuer"),
     ],
 )

@@ -8,6 +8,7 @@ import pytest
 
 from bearerguard import InvalidTokenError, Reason
 from bearerguard._jose import json_object, parse
+from bearerguard._token import MAX_JSON_DEPTH
 
 from ..helpers import Signer, b64, dumps, sign_raw
 
@@ -196,3 +197,69 @@ def test_parse_tells_flat_claims_from_the_json_text(claims: dict[str, Any], flat
     jwt = parse(".".join([b64(dumps({"alg": "ES256"})), b64(dumps(claims)), "QUJD"]))
     assert jwt.flat is flat
     assert jwt.claims == claims
+
+
+# -- hostile JSON: every failure is MALFORMED, never another exception (issue 13) --------------
+
+HUGE = b"9" * 4301  # one digit over the interpreter's integer-string conversion limit
+
+
+def nested(depth: int, kind: str = "array") -> bytes:
+    """A JSON value `depth` containers deep: arrays, objects, or the two alternating."""
+    opens = {"array": [b"["], "object": [b'{"a":'], "mixed": [b"[", b'{"a":']}[kind]
+    closes = {b"[": b"]", b'{"a":': b"}"}
+    chain = [opens[i % len(opens)] for i in range(depth)]
+    return b"".join(chain) + b"1" + b"".join(closes[o] for o in reversed(chain))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":' + HUGE + b"}",
+        b'{"a":-' + HUGE + b"}",
+        b'{"a":[' + HUGE + b"]}",
+        b' {"a":' + HUGE + b"} ",  # the full decoder's path
+    ],
+)
+def test_a_number_of_too_many_digits_is_malformed_json(raw: bytes) -> None:
+    with pytest.raises(ValueError, match="too many digits") as refused:
+        json_object(raw)
+    assert type(refused.value).__name__ == "_Malformed"
+
+
+@pytest.mark.parametrize("where", ["header", "payload"])
+def test_a_huge_integer_in_a_token_is_malformed(signer: Signer, where: str) -> None:
+    header, payload = b'{"alg":"RS256","x":%s}' % HUGE, dumps(CLAIMS)
+    if where == "payload":
+        header, payload = dumps({"alg": "RS256"}), b'{"iss":"https://issuer.test","n":%s}' % HUGE
+    with pytest.raises(InvalidTokenError) as refused:
+        parse(forge(header, payload, signer))
+    assert refused.value.reason is Reason.MALFORMED
+
+
+@pytest.mark.parametrize("kind", ["array", "object", "mixed"])
+def test_json_nested_to_the_bound_is_read_and_one_more_is_refused(kind: str) -> None:
+    # The outermost object counts 1: a member holding a value MAX_JSON_DEPTH - 1 deep.
+    deepest = b'{"a":' + nested(MAX_JSON_DEPTH - 1, kind) + b"}"
+    assert json_object(deepest)["a"]
+    with pytest.raises(ValueError, match="nested more than 64 deep"):
+        json_object(b'{"a":' + nested(MAX_JSON_DEPTH, kind) + b"}")
+
+
+def test_many_shallow_containers_are_not_too_deep() -> None:
+    # More brackets than the bound, but side by side: the exact measure says shallow.
+    raw = dumps({"a": [[1]] * 200, "b": [{"c": []}] * 200, "s": "[[[[{{{{" * 40})
+    assert len(json_object(raw)["a"]) == 200
+
+
+@pytest.mark.parametrize("depth", [65, 500, 950, 3000])
+@pytest.mark.parametrize("kind", ["array", "object"])
+def test_a_deep_claim_is_malformed_before_the_signature(
+    signer: Signer, depth: int, kind: str
+) -> None:
+    # ~1000 deep exceeds what the C scanner itself reads (RecursionError): refused the same.
+    payload = b'{"iss":"https://issuer.test","deep":' + nested(depth, kind) + b"}"
+    with pytest.raises(InvalidTokenError) as refused:
+        parse(forge({"alg": "RS256"}, payload, signer))
+    assert refused.value.reason is Reason.MALFORMED
+    assert "nested more than 64 deep" in str(refused.value.__cause__)

@@ -115,3 +115,41 @@ def test_shared_secret_checks_hmac_from_threads(alg: str, digest: str) -> None:
         results = list(pool.map(check, range(200)))
     assert results == [(True, False, False)] * 200
     assert "s" * 8 not in repr(key) + repr(key.material)  # the secret is never shown
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"kty": ["RSA"]},  # a list where RFC 7517 says string: TypeError (unhashable) before
+        {"kty": {"RSA": 1}},
+        {"alg": ["RS256"]},
+        {"alg": {"RS256": True}},
+        {"crv": ["Ed25519"]},
+        {"use": ["sig"]},
+        {"kid": ["bad"]},
+        {"kty": 1},
+        {"alg": 256},
+        {"n": ["AQAB"]},
+        {"e": {"v": "AQAB"}},
+    ],
+)
+def test_a_member_of_the_wrong_type_skips_that_key_only(
+    signer: Signer, change: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = public_jwk(signer.keys["RS256"], "RS256", "bad") | change
+    if "crv" in change:
+        bad = public_jwk(signer.keys["EdDSA"], "EdDSA", "bad") | change
+    good = public_jwk(signer.keys["ES256"], "ES256", "good")
+    with caplog.at_level("INFO", logger="bearerguard.jwks"):
+        keys = KeySet.from_document({"keys": [bad, good]}, fetched_at=0, ttl=1, source="jwks")
+    assert keys.kids == {"good"}
+    skipped = [r.getMessage() for r in caplog.records if "skipping JWK" in r.getMessage()]
+    assert len(skipped) == 1
+    assert skipped[0].startswith("skipping JWK kid=") and "from jwks" in skipped[0]
+
+
+@pytest.mark.parametrize("member", ["kty", "alg", "crv", "use", "kid"])
+def test_import_jwk_refuses_a_list_with_a_value_error(signer: Signer, member: str) -> None:
+    jwk = public_jwk(signer.keys["EdDSA"], "EdDSA", "k") | {member: ["x"]}
+    with pytest.raises(ValueError, match=f"{member} is not a string"):
+        import_jwk(jwk)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bearerguard import AccessToken
-from bearerguard._token import freeze, issued, with_scopes
+from bearerguard._token import MAX_JSON_DEPTH, freeze, issued, with_scopes
 
 
 def test_freeze_copies_a_flat_object_read_only() -> None:
@@ -62,3 +62,17 @@ def test_an_issued_token_is_immutable_and_replace_works() -> None:
     assert changed.scopes == {"a"} and token.scopes == {"orders.read"}
     assert with_scopes(token, frozenset({"a"})) == changed
     assert token.scopes == {"orders.read"}
+
+
+def test_freeze_reads_json_as_deep_as_the_parser_accepts_and_no_deeper() -> None:
+    value: Any = 1
+    for _ in range(MAX_JSON_DEPTH - 1):
+        value = [value]
+    frozen = freeze({"a": value})  # the outermost object counts 1, as in the parser
+    for _ in range(MAX_JSON_DEPTH):  # 1 + 63 containers: the innermost holds the 1
+        frozen = frozen["a"] if isinstance(frozen, MappingProxyType) else frozen[0]
+    assert frozen == 1
+    with pytest.raises(ValueError, match="nested more than 64 deep"):
+        freeze({"a": [value]})
+    with pytest.raises(ValueError, match="nested more than 64 deep"):
+        freeze({"a": {"b": value}})

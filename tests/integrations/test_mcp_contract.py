@@ -16,6 +16,7 @@ import pytest
 from bearerguard import Introspection
 from bearerguard.testing import LocalIssuer
 
+from ..io.test_hostile_input import HOSTILE
 from .mcp_support import (
     SCOPE,
     Running,
@@ -105,6 +106,13 @@ def test_an_invalid_token_is_401(
     token = tokens[token_kind]()
     assert refusal(mcp, token) == (401, "invalid_token")
     assert f"refused: {reason} " in caplog.text  # refused for this reason, not another
+
+
+def test_hostile_tokens_are_401(mcp: Running, caplog: pytest.LogCaptureFixture) -> None:
+    # Huge integers and deep nesting in tokens the issuer signed (issue 13): never a 500.
+    for make in HOSTILE.values():
+        assert refusal(mcp, make(mcp.issuer)) == (401, "invalid_token")
+    assert caplog.text.count("refused: MALFORMED ") == len(HOSTILE)
 
 
 def test_a_missing_scope_is_403(mcp: Running) -> None:
