@@ -22,6 +22,7 @@ write on every hit.)
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Hashable
 from itertools import islice
@@ -41,7 +42,13 @@ E = TypeVar("E")
 
 class _Segments(Generic[K, E]):
     """The segmented FIFO of the module's docstring, over entries of any shape: a subclass says
-    how to read an entry's deadline (`_expired`)."""
+    how to read an entry's deadline (`_expired`).
+
+    Each segment keeps a lower bound of its entries' deadlines (lowered by each entry that comes
+    in, recomputed by each scan), so that making room looks for expired entries only when one
+    may be there: with tokens that live longer than the cache takes to turn over, a full cache
+    evicts its oldest without reading every entry's deadline once per batch.
+    """
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
@@ -50,50 +57,57 @@ class _Segments(Generic[K, E]):
         self._main_size = maxsize - self._probation_size
         self._entries: dict[K, E] = {}  # main: entries hit since they came in
         self._probation: dict[K, E] = {}  # new entries, not hit yet
+        # No entry of a segment has a deadline before its bound: [probation, main].
+        self._earliest = [math.inf, math.inf]
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries) + len(self._probation)
 
-    def _expired(self, segment: dict[K, E], now: float) -> list[K]:
+    def _expired(self, segment: dict[K, E], now: float) -> tuple[list[K], float]:
+        """The keys of `segment` whose deadline is `now` or earlier, and the earliest deadline
+        of the others."""
         raise NotImplementedError
 
-    def _make_room(self, segment: dict[K, E], now: float) -> None:
+    def _make_room(self, main: bool, now: float) -> None:
         """Free a tenth of a segment: its expired entries, then as many of its oldest as needed.
 
         A batch, not one entry, so that a full cache is not swept on every insert (and dropping
         a dict's oldest key one at a time is quadratic: it scans its freed slots from the front).
         """
+        segment = self._entries if main else self._probation
         batch = max(1, len(segment) // 10)
-        expired = self._expired(segment, now)
+        expired: list[K] = []
+        if self._earliest[main] <= now:  # else no entry of the segment has expired
+            expired, self._earliest[main] = self._expired(segment, now)
         for key in expired:
             del segment[key]
         for key in list(islice(segment, max(0, batch - len(expired)))):
             del segment[key]
 
-    def _promote(self, key: K, entry: E, now: float) -> None:
+    def _promote(self, key: K, entry: E, deadline: float, now: float) -> None:
         if self._main_size <= 0:
             return  # too small for two segments: everything stays in probation
         with self._lock:
             if self._probation.get(key) is not entry:
                 return  # replaced, discarded or promoted meanwhile
             if len(self._entries) >= self._main_size:
-                self._make_room(self._entries, now)
+                self._make_room(True, now)
+            self._earliest[True] = min(self._earliest[True], deadline)
             # Into main before out of probation: a lock-free reader looking in main and then
             # in probation may miss it for a moment (and verify again), never find it twice.
             self._entries[key] = entry
             del self._probation[key]
 
-    def _insert(self, key: K, entry: E, now: float) -> None:
+    def _insert(self, key: K, entry: E, deadline: float, now: float) -> None:
         with self._lock:
-            if key in self._entries:  # already promoted: a new answer keeps its place
-                self._entries[key] = entry
-                return
-            if key not in self._probation and len(self) >= self.maxsize:
+            main = key in self._entries  # already promoted: a new answer keeps its place
+            if not main and key not in self._probation and len(self) >= self.maxsize:
                 # Main never holds more than its share, so a full cache has probation at or
                 # above its own: new entries make room among the new.
-                self._make_room(self._probation, now)
-            self._probation[key] = entry
+                self._make_room(False, now)
+            (self._entries if main else self._probation)[key] = entry
+            self._earliest[main] = min(self._earliest[main], deadline)
 
     def _discard(self, key: K, holds: Callable[[E], bool] | None) -> None:
         """Forget `key` (only where its entry `holds` what the caller means, when given)."""
@@ -107,6 +121,7 @@ class _Segments(Generic[K, E]):
         with self._lock:
             self._entries.clear()
             self._probation.clear()
+            self._earliest = [math.inf, math.inf]
 
 
 class ExpiringCache(_Segments[K, tuple[V, float]]):
@@ -130,21 +145,27 @@ class ExpiringCache(_Segments[K, tuple[V, float]]):
         if entry is None:
             return None
         if now < entry[1]:
-            self._promote(key, entry, now)
+            self._promote(key, entry, entry[1], now)
             return entry[0]
         self.discard(key, entry[0])
         return None
 
     def put(self, key: K, value: V, *, deadline: float, now: float) -> None:
         if self.maxsize > 0 and deadline > now:
-            self._insert(key, (value, deadline), now)
+            self._insert(key, (value, deadline), deadline, now)
 
     def discard(self, key: K, value: V | None = None) -> None:
         """Forget `key` (only if it still holds `value`, when given)."""
         self._discard(key, None if value is None else lambda entry: entry[0] is value)
 
-    def _expired(self, segment: dict[K, tuple[V, float]], now: float) -> list[K]:
-        return [key for key, (_, deadline) in segment.items() if deadline <= now]
+    def _expired(self, segment: dict[K, tuple[V, float]], now: float) -> tuple[list[K], float]:
+        expired, earliest = [], math.inf
+        for key, (_, deadline) in segment.items():
+            if deadline <= now:
+                expired.append(key)
+            elif deadline < earliest:
+                earliest = deadline
+        return expired, earliest
 
 
 class TokenCache(_Segments[str, AccessToken]):
@@ -183,7 +204,7 @@ class TokenCache(_Segments[str, AccessToken]):
         if now < access._deadline and (
             keys is None or keys.is_current(access._kid, access._key, timer())
         ):
-            self._promote(token, access, now)
+            self._promote(token, access, access._deadline, now)
             return access
         self.discard(token, access)
         return None
@@ -206,14 +227,20 @@ class TokenCache(_Segments[str, AccessToken]):
         _set_keys(value, keys)
         _set_kid(value, kid)
         _set_key(value, key)
-        self._insert(token, value, now)
+        self._insert(token, value, deadline, now)
 
     def discard(self, key: str, value: AccessToken | None = None) -> None:
         """Forget `key` (only if it still holds `value`, when given)."""
         self._discard(key, None if value is None else lambda entry: entry is value)
 
-    def _expired(self, segment: dict[str, AccessToken], now: float) -> list[str]:
-        return [key for key, access in segment.items() if access._deadline <= now]
+    def _expired(self, segment: dict[str, AccessToken], now: float) -> tuple[list[str], float]:
+        expired, earliest = [], math.inf
+        for key, access in segment.items():
+            if (deadline := access._deadline) <= now:
+                expired.append(key)
+            elif deadline < earliest:
+                earliest = deadline
+        return expired, earliest
 
 
 # The setters of the cache's slots of a token (a frozen dataclass's `__setattr__` refuses them).
