@@ -43,7 +43,7 @@ def check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str
 
 
 def check_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
-    code, out, _ = check(capsys, *argv, "--json")
+    code, out, _ = check(capsys, *argv, *(() if "--json" in argv else ("--json",)))
     return code, json.loads(out)
 
 
@@ -218,7 +218,8 @@ def test_check_and_server_agree_on_introspected_tokens(
         expected = None
     except (InvalidTokenError, UpstreamUnavailableError) as exc:
         expected = exc.reason.name
-    code, document = check_json(capsys, token)
+    # An opaque token may start with "-" (base64url): after "--" it is not read as an option.
+    code, document = check_json(capsys, "--json", "--", token)
     assert document["verdict"]["reason"] == expected, document["steps"]
     assert code == (0 if expected is None else 1)
     if expected is not None:  # the failed step is one the explainer names, not a fallback
@@ -322,3 +323,12 @@ def test_no_cached_keys_note_for_a_shared_secret(
     code, document = check_json(capsys, token, *against(local_issuer), "--algorithms", "HS256")
     assert code == 0, document["steps"]
     assert document["notes"] == []
+
+
+def test_a_token_that_starts_with_a_dash_is_read_after_double_dash(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = check(capsys, "--json", "--", "-Sdxq-opaque")
+    assert "unrecognized arguments" not in err
+    assert code == 2
+    assert json.loads(out)["error"].startswith("no issuer")  # read as the token, then no config

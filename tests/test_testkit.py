@@ -7,12 +7,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jwt
 import pytest
 from starlette.requests import Request
 
 import bearerguard.pytest_plugin as plugin
 from bearerguard import (
     AccessToken,
+    ConfigurationError,
     InsufficientScopeError,
     InvalidTokenError,
     JWKSPolicy,
@@ -217,3 +219,15 @@ async def test_access_token_in_a_unit_test_of_a_view() -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_local_issuer_refuses_a_bare_algorithm_string() -> None:
+    # "RS256" would be read as the algorithms R, S, 2, 5, 6.
+    with pytest.raises(ConfigurationError, match="algorithms"):
+        LocalIssuer(algorithms="RS256")
+
+
+def test_mint_omits_one_claim_named_by_a_string(local_issuer: LocalIssuer) -> None:
+    claims = jwt.decode(local_issuer.mint(omit="exp"), options={"verify_signature": False})
+    assert "exp" not in claims
+    assert {"iss", "sub", "iat", "jti"} <= claims.keys()  # not the claims named by its letters

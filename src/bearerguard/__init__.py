@@ -20,6 +20,7 @@ from ._errors import (
 )
 from ._jwks import JWKSPolicy, JWKSStatus
 from ._policy import PolicyTable, Rule, ScopeGrants
+from ._rolelookup import HTTPRoleLookup
 from ._roles import RoleResolver
 from ._scopes import Requirement
 from ._server import ResourceServer
@@ -35,6 +36,7 @@ __all__ = [
     "Challenge",
     "ClaimsPolicy",
     "ConfigurationError",
+    "HTTPRoleLookup",
     "InsufficientScopeError",
     "Introspection",
     "InvalidRequestError",

@@ -38,7 +38,10 @@ def _check_arguments(check: argparse.ArgumentParser) -> None:
     check.add_argument(
         "token",
         nargs="?",
-        help="the access token; '-' or nothing reads it from stdin (when stdin is not a terminal)",
+        help=(
+            "the access token; '-' or nothing reads it from stdin (when stdin is not a terminal);"
+            " one that starts with '-' goes after '--'"
+        ),
     )
     check.add_argument(
         "--issuer", metavar="URL", help="the issuer exactly as in iss, or its metadata URL"

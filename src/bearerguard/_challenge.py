@@ -86,10 +86,12 @@ def render_refusal(
         params += [("error", exc.error), ("error_description", exc.description)]
     if isinstance(exc, InsufficientScopeError) and exc.required:  # none: a policy's deny
         params.append(("scope", " ".join(exc.required)))
+    if exc.algs:  # a DPoP challenge: the proof algorithms accepted (RFC 9449 §7.1)
+        params.append(("algs", " ".join(exc.algs)))
     if resource_metadata is not None:
         params.append(("resource_metadata", resource_metadata))
     value = ", ".join(f'{name}="{_quoted(text)}"' for name, text in params)
-    header = ("www-authenticate", f"Bearer {value}" if value else "Bearer")
+    header = ("www-authenticate", f"{exc.scheme} {value}" if value else exc.scheme)
     if exc.error is None:  # RFC 6750 §3.1: nothing to explain when nothing was sent
         return Challenge(exc.status_code, (header, _NO_STORE), b"")
     return Challenge(exc.status_code, (header, _JSON, _NO_STORE), _body(exc.error, exc))

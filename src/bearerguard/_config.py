@@ -25,6 +25,7 @@ from ._jwks import JWKSPolicy
 from ._keys import SUPPORTED_ALGORITHMS
 from ._redact import safe_url
 from ._scopes import DEFAULT_SCOPE_CLAIMS
+from ._token import CLIENT_ID_CLAIMS
 from ._validate import strings
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class Issuer:
     rfc9068: bool = False
     max_token_age: float | timedelta | None = None
     scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS
+    client_id_claims: Sequence[str] = CLIENT_ID_CLAIMS
     jwks_policy: JWKSPolicy = field(default_factory=JWKSPolicy)
     allow_http: bool = False
     claim_values: Mapping[str, str | Sequence[str]] = field(default_factory=dict, hash=False)
@@ -129,6 +131,7 @@ class Issuer:
         object.__setattr__(self, "max_token_age", seconds(self.max_token_age, "max_token_age"))
         for name in ("required_claims", "scope_claims"):
             object.__setattr__(self, name, strings(getattr(self, name), name, owner=self.issuer))
+        _claim_names(self, "client_id_claims", self.issuer)
         self._check_url(self.jwks_uri, "jwks_uri")
         for url in self.discovery_urls:
             self._check_url(url, "discovery_url" if self.discovery_url else "issuer")
@@ -209,6 +212,9 @@ AUTH_METHODS: tuple[AuthMethod, ...] = (
 )
 
 
+MIN_CALLS_PER_SECOND = 1 / 3600  # the smallest bound on introspection calls: one an hour
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Introspection:
     """How to ask the authorization server about tokens it alone can judge (RFC 7662).
@@ -252,6 +258,7 @@ class Introspection:
     private_key_audience: str | None = None  # "endpoint", "issuer" or a URL (Okta: the endpoint)
     audience: str | Sequence[str] | None = None
     scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS
+    client_id_claims: Sequence[str] = CLIENT_ID_CLAIMS  # the answer's members naming the client
     leeway: float | timedelta = 30.0
     cache_max_ttl: float | timedelta = 60.0
     negative_ttl: float | timedelta = 10.0
@@ -285,6 +292,7 @@ class Introspection:
         object.__setattr__(
             self, "scope_claims", strings(self.scope_claims, "scope_claims", owner=owner)
         )
+        _claim_names(self, "client_id_claims", owner)
         for name in ("leeway", "cache_max_ttl", "negative_ttl"):
             object.__setattr__(self, name, seconds(getattr(self, name), name))
         if isinstance(self.cache_size, bool) or self.cache_size < 0:
@@ -321,9 +329,14 @@ class Introspection:
                 f"{owner}: max_concurrent_calls must be a whole number >= 1",
                 field="max_concurrent_calls",
             )
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
+        # At least one call an hour: a rate near zero would make Retry-After overflow.
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int | float)
+            or not MIN_CALLS_PER_SECOND <= rate < math.inf
+        ):
             raise ConfigurationError(
-                f"{owner}: max_calls_per_second must be a finite number > 0",
+                f"{owner}: max_calls_per_second must be a finite number >= 1/3600",
                 field="max_calls_per_second",
             )
         object.__setattr__(self, "max_calls_per_second", float(rate))
@@ -342,3 +355,11 @@ class Introspection:
             raise ConfigurationError(f"{owner}: {name}='issuer' needs an issuer", field=name)
         if value not in (AUDIENCE_ENDPOINT, AUDIENCE_ISSUER):  # then a URL naming the AS
             check_url(value, allow_http=self.allow_http, owner=f"{owner}: {name}", field=name)
+
+
+def _claim_names(config: Issuer | Introspection, name: str, owner: str) -> None:
+    """Check and freeze a non-empty sequence of claim names (see `strings`)."""
+    names = strings(getattr(config, name), name, owner=owner)
+    if not names:
+        raise ConfigurationError(f"{owner}: {name} must name at least one claim", field=name)
+    object.__setattr__(config, name, names)

@@ -38,7 +38,10 @@ class DiscoveryError(Exception):
 def secure_url(url: str, *, allow_http: bool = False) -> bool:
     """May keys or metadata be fetched from `url`? https always; plain http only for loopback
     hosts or when allowed explicitly, since anyone on the path could swap the keys."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "https://[x", an NFKC delimiter in the host: no URL to fetch from
+        return False
     if parts.scheme == "https":
         return bool(parts.hostname)
     return parts.scheme == "http" and (allow_http or _is_loopback(parts.hostname))

@@ -44,6 +44,30 @@ class Reason(enum.Enum):
     ISSUED_IN_FUTURE = "The access token was issued in the future."
     TOO_OLD = "The access token is too old."
     INACTIVE = "The access token is not active."
+    # 401 invalid_token: the token's sender constraint (RFC 9449 §6, §7; RFC 8705 §3)
+    CONFIRMATION = "The access token has a confirmation method that is not supported."
+    DPOP_UNBOUND = "The access token is not bound to a DPoP key."
+    DPOP_DOWNGRADE = "The access token is bound to a DPoP key and needs the DPoP scheme."
+    DPOP_BINDING = "The access token is bound to another key than the DPoP proof's."
+    CERT_BINDING = "The access token is not bound to the client certificate."
+    # 401 invalid_dpop_proof: the DPoP proof (RFC 9449 §4.3)
+    DPOP_MISSING = "The request carries no DPoP proof."
+    DPOP_MULTIPLE = "The request carries more than one DPoP proof."
+    DPOP_TOO_LARGE = "The DPoP proof is too large."
+    DPOP_MALFORMED = "The DPoP proof is malformed."
+    DPOP_CLAIM = "The DPoP proof lacks a required claim or has one of the wrong type."
+    DPOP_TYPE = "The DPoP proof has the wrong type."
+    DPOP_ALGORITHM = "The DPoP proof is signed with an algorithm that is not allowed."
+    DPOP_KEY = "The DPoP proof does not carry a usable public key."
+    DPOP_SIGNATURE = "The DPoP proof signature is invalid."
+    DPOP_METHOD = "The DPoP proof was made for another HTTP method."
+    DPOP_URL = "The DPoP proof was made for another URL."
+    DPOP_TOO_OLD = "The DPoP proof is too old."
+    DPOP_IN_FUTURE = "The DPoP proof was issued in the future."
+    DPOP_ATH = "The DPoP proof was made for another access token."
+    DPOP_REPLAYED = "The DPoP proof has been used before."
+    # 401 use_dpop_nonce (RFC 9449 §9)
+    DPOP_NONCE = "The DPoP proof lacks a valid nonce from this server."
     # 403 insufficient_scope
     SCOPE = "The access token lacks a required scope."
     # 503, not the client's fault
@@ -97,6 +121,9 @@ class ConfigurationError(BearerGuardError, ValueError):
 class BearerError(BearerGuardError):
     """A request the resource server refuses (RFC 6750 §3). The class owns code and status."""
 
+    # The challenge's scheme, and for DPoP the proof algorithms it names (RFC 9449 §7.1).
+    scheme: ClassVar[str] = "Bearer"
+    algs: tuple[str, ...] = ()
     error: ClassVar[str | None]
     status_code: ClassVar[int]
     seen: Seen | None = None  # set where the refusal knows what the token names (for logs)
@@ -133,6 +160,34 @@ class InvalidTokenError(BearerError):
 
     error = "invalid_token"
     status_code = 401
+
+
+class DPoPError(BearerError):
+    """A refusal answered with a `DPoP` challenge naming the acceptable proof algorithms."""
+
+    scheme = "DPoP"
+
+    def __init__(self, reason: Reason, *, algs: Iterable[str] = ()) -> None:
+        super().__init__(reason)
+        self.algs = tuple(algs)
+
+
+class InvalidDPoPProofError(DPoPError):
+    """The DPoP proof is missing, malformed, or not made for this request (RFC 9449 §4.3)."""
+
+    error = "invalid_dpop_proof"
+    status_code = 401
+
+
+class UseDPoPNonceError(DPoPError):
+    """The DPoP proof lacks a nonce this server requires, or its nonce is stale (RFC 9449 §9)."""
+
+    error = "use_dpop_nonce"
+    status_code = 401
+
+
+class DPoPBindingError(DPoPError, InvalidTokenError):
+    """A token sent with the DPoP scheme is not bound to the proof's key (RFC 9449 §7.1)."""
 
 
 class InsufficientScopeError(BearerError):

@@ -55,7 +55,7 @@ from ._logfields import seen_in_answer, upstream_fields
 from ._redact import safe_url
 from ._scopes import read_scopes
 from ._singleflight import SingleFlight
-from ._token import AccessToken, freeze, issued
+from ._token import AccessToken, client_id_of, freeze, issued
 from ._types import Clock
 
 logger = logging.getLogger("bearerguard.introspection")
@@ -159,7 +159,7 @@ def _active(
     access = issued(
         issuer=answer.get("iss") or config.issuer or endpoint,
         subject=answer.get("sub"),
-        client_id=answer.get("client_id"),
+        client_id=client_id_of(answer, config.client_id_claims),
         scopes=read_scopes(answer, config.scope_claims),
         claims=freeze(answer),
         expires_at=exp,

@@ -210,5 +210,9 @@ def did_you_mean(iss: object, near: Mapping[str, str]) -> str | None:
     """The configured issuer `iss` nearly is, if any (only for a refusal: never on success)."""
     if not isinstance(iss, str) or len(iss) > 4 * LIMIT:
         return None
-    found = near.get(near_form(iss))
+    try:
+        form = near_form(iss)
+    except ValueError:  # urlsplit: "http://[x", an NFKC delimiter in the host; no URL, no hint
+        return None
+    found = near.get(form)
     return None if found == iss else found

@@ -19,6 +19,8 @@ WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
 # The attribute every route helper sets on what it wraps, so that declared scopes can be found.
 REQUIREMENT_ATTR = "__bearerguard_requirement__"
+# Set on a security scheme whose FastAPI `Security(scheme, scopes=[...])` declares those scopes.
+SCHEME_ATTR = "__bearerguard_scheme__"
 
 ScopesSource = Iterable[str] | Callable[[], Iterable[str]]
 
@@ -122,6 +124,9 @@ def declared_scopes(app: object) -> set[str]:
         requirement = getattr(obj, REQUIREMENT_ATTR, None)
         if isinstance(requirement, Requirement):
             found |= requirement.scopes
+        if getattr(getattr(obj, "call", None), SCHEME_ATTR, False):  # a FastAPI dependant
+            for name in ("own_oauth_scopes", "security_scopes"):  # newer and older FastAPI
+                found.update(s for s in getattr(obj, name, None) or () if isinstance(s, str))
         if isinstance(obj, type):  # an HTTPEndpoint: its methods are the endpoints
             todo.extend(value for value in vars(obj).values() if callable(value))
             found |= _required_scopes(getattr(obj, "required_scopes", None))  # DRF's HasScopes

@@ -40,6 +40,21 @@ def normal_path(path: str, raw: bytes | str | None = None) -> str:
     return path
 
 
+def route_path(path: str, root_path: str | None) -> str:
+    """The ASGI path below `root_path` (where the app is mounted), as routers route it.
+
+    A `Mount` (or a server's `--root-path`) keeps the whole path in `path` and the mount point
+    in `root_path`; the router strips it, so a table (and the public paths) of a middleware in
+    front of a mounted app judge the path below its mount point, as WSGI's `PATH_INFO` is.
+    """
+    if not root_path or not path.startswith(root_path):
+        return path
+    rest = path[len(root_path) :]
+    if not rest:
+        return "/"
+    return rest if rest[0] == "/" else path
+
+
 def wsgi_path(path_info: str) -> str:
     """PEP 3333 `PATH_INFO` (bytes decoded as latin-1) as the text a router matches (UTF-8)."""
     try:
@@ -92,6 +107,11 @@ class Rule:
         return self.requirement if self._regex.fullmatch(path) else None
 
 
+# One entry of a scope's grants: a path regex (any method, or the mapping's `methods`), or a
+# `(methods, path regex)` pair (CyberArk's "scope = REST regexes", per HTTP method).
+Grant = str | tuple[str | Iterable[str], str]
+
+
 def _requirement(value: Requirement, name: str) -> Requirement:
     if not isinstance(value, Requirement):
         raise ConfigurationError(
@@ -112,30 +132,66 @@ def _rules(rules: Iterable[Rule | ScopeGrants]) -> tuple[Rule | ScopeGrants, ...
 class ScopeGrants:
     """CyberArk's model: each scope names the REST path regexes it grants.
 
-    A path matched by the regexes of several scopes needs any one of them; a path matched by
+    An entry is a path regex, granting every method (or those of `methods`, the default for
+    entries that name none), or a `(methods, path regex)` pair granting only those methods. A
+    request matched by the entries of several scopes needs any one of them; a request matched by
     none is not covered here (the table's next rule, or its default, decides).
 
     Example::
 
-        ScopeGrants({"orders": [r"/orders(/.*)?"], "admin": [r".*"]})
+        ScopeGrants({
+            "orders.read": [("GET", r"/orders(/.*)?")],
+            "orders.write": [(["POST", "PUT"], r"/orders(/.*)?")],
+            "admin": [r".*"],
+        })
     """
 
     def __init__(
-        self, grants: Mapping[str, Iterable[str]], *, methods: Iterable[str] | None = None
+        self, grants: Mapping[str, Iterable[Grant]], *, methods: Iterable[str] | None = None
     ) -> None:
         if not isinstance(grants, Mapping):
             raise ConfigurationError("grants must map scopes to path regexes", field="grants")
+        default = _methods(methods)
         self.grants = tuple(
-            (scope, tuple(_compile(p) for p in strings(grants[scope], "grants", owner=scope)))
+            (scope, tuple(_grant(e, default, scope) for e in _entries(grants[scope], scope)))
             for scope in strings(tuple(grants), "grants")
         )
-        self.methods = _methods(methods)
+        self.methods = default
 
     def requirement_for(self, method: str, path: str) -> Requirement | None:
-        if self.methods is not None and method not in self.methods:
-            return None
-        scopes = [s for s, regexes in self.grants if any(r.fullmatch(path) for r in regexes)]
+        scopes = []
+        for scope, entries in self.grants:  # loops, not any(): no generator per request
+            for methods, regex in entries:
+                if (methods is None or method in methods) and regex.fullmatch(path):
+                    scopes.append(scope)
+                    break
         return Requirement.of(any_of=scopes) if scopes else None
+
+
+def _entries(value: Iterable[Grant], scope: str) -> tuple[Grant, ...]:
+    if isinstance(value, _TEXT) or not isinstance(value, Iterable):  # not letter by letter
+        raise ConfigurationError(
+            f"{scope}: grants must be a list of path regexes or (methods, regex) pairs",
+            field="grants",
+        )
+    return tuple(value)
+
+
+def _grant(
+    entry: Grant, default: frozenset[str] | None, scope: str
+) -> tuple[frozenset[str] | None, re.Pattern[str]]:
+    methods, pattern = default, entry
+    if type(entry) is tuple and len(entry) == 2:
+        methods, pattern = _methods(entry[0]), entry[1]
+    if not isinstance(pattern, str) or not pattern:
+        raise ConfigurationError(
+            f"{scope}: grants hold path regexes or (methods, regex) pairs, not {entry!r}",
+            field="grants",
+        )
+    return methods, _compile(pattern)
+
+
+_TEXT = (str, bytes, bytearray, memoryview)
 
 
 class PolicyTable:
@@ -169,9 +225,16 @@ class PolicyTable:
         self.default = _requirement(default, "default")
 
     @classmethod
-    def from_scopes(cls, grants: Mapping[str, Iterable[str]], **options: object) -> PolicyTable:
-        """A table of one `ScopeGrants` (scope → path regexes); options as for the class."""
-        return cls([ScopeGrants(grants)], **options)  # type: ignore[arg-type]
+    def from_scopes(
+        cls,
+        grants: Mapping[str, Iterable[Grant]],
+        *,
+        methods: Iterable[str] | None = None,
+        **options: object,
+    ) -> PolicyTable:
+        """A table of one `ScopeGrants` (scope → path regexes, or `(methods, regex)` pairs);
+        `methods` as for `ScopeGrants`, other options as for the class."""
+        return cls([ScopeGrants(grants, methods=methods)], **options)  # type: ignore[arg-type]
 
     def requirement_for(self, method: str, path: str) -> Requirement | None:
         """The requirement of a request, or None if the table does not cover its path."""

@@ -22,14 +22,16 @@ from typing import cast
 from ._cache import ExpiringCache
 from ._config import seconds
 from ._errors import ConfigurationError, UpstreamUnavailableError
+from ._fetch import HTTP
 from ._logfields import clip, fields, shown
+from ._rolelookup import HTTPRoleLookup
 from ._singleflight import SingleFlight
 from ._token import AccessToken, with_scopes
 
 logger = logging.getLogger("bearerguard.roles")
 
 DEFAULT_ROLE_PATTERN = r"api-role:(?P<id>\d+)"
-Lookup = Callable[[str], Iterable[str]] | Callable[[str], Awaitable[Iterable[str]]]
+Lookup = Callable[[str], Iterable[str]] | Callable[[str], Awaitable[Iterable[str]]] | HTTPRoleLookup
 
 
 class RoleResolver:
@@ -48,6 +50,9 @@ class RoleResolver:
     Answers are cached per role id for `ttl` seconds (at most `max_roles` roles);
     `invalidate()` forgets one role or all of them at once, and concurrent misses for one role
     make one call.
+
+    `lookup` may also be an `HTTPRoleLookup` (a role endpoint over HTTP, Jamf Pro's for one):
+    it then runs on the `ResourceServer`'s HTTP clients and timeout, with no worker thread.
 
     Configure one resolver per role namespace (a Jamf server) on its `Issuer(roles=...)` or
     `Introspection(roles=...)`: role ids of two servers are not the same roles.
@@ -71,7 +76,10 @@ class RoleResolver:
         max_roles: int = 1000,
         workers: int = 4,
     ) -> None:
-        if not callable(lookup):
+        self._http_lookup = lookup if isinstance(lookup, HTTPRoleLookup) else None
+        self._http: HTTP | None = None  # the server's, handed over by `use_http`
+        self._owns_http = False
+        if self._http_lookup is None and not callable(lookup):
             raise ConfigurationError("the role lookup must be callable", field="roles")
         self.pattern = re.compile(pattern)
         if "id" not in self.pattern.groupindex:
@@ -86,6 +94,7 @@ class RoleResolver:
         self._is_async = inspect.iscoroutinefunction(lookup)  # decided once, here
         self._cache: ExpiringCache[str, frozenset[str]] = ExpiringCache(max_roles)
         self._flights: SingleFlight[tuple[str, int], frozenset[str]] = SingleFlight()
+        self._sign_ins: SingleFlight[str, str] = SingleFlight()  # an HTTPRoleLookup's token
         self._generation = 0  # bumped by invalidate(): a flight that started before never lands
         self._workers = workers
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -98,6 +107,16 @@ class RoleResolver:
         matches = {s: self.pattern.fullmatch(s) for s in scopes}
         ids = tuple(sorted({m["id"] for m in matches.values() if m}))
         return ids, frozenset(s for s, m in matches.items() if not m)
+
+    def use_http(self, http: HTTP) -> None:
+        """Run an `HTTPRoleLookup` on these clients (the first server configured with it)."""
+        if self._http is None:
+            self._http = http
+
+    def _own_http(self) -> HTTP:
+        if self._http is None:  # a resolver used without a server: clients of its own
+            self._http, self._owns_http = HTTP(), True
+        return self._http
 
     def invalidate(self, role_id: str | None = None) -> None:
         """Forget one role's privileges (or every role's): the next request looks them up."""
@@ -140,6 +159,13 @@ class RoleResolver:
         generation = self._generation
 
         def call() -> frozenset[str]:
+            if self._http_lookup is not None:  # the server's client has its own timeouts
+                answer: Iterable[str] | BaseException
+                try:
+                    answer = self._http_privileges(self._http_lookup, role_id, now)
+                except UpstreamUnavailableError as exc:
+                    answer = exc
+                return self._store(role_id, answer, generation, now)
             future = self._executor().submit(self._call_in_thread, role_id)
             try:
                 answer = future.result(timeout=self.timeout)
@@ -157,9 +183,13 @@ class RoleResolver:
 
         async def call() -> frozenset[str]:
             answer: Iterable[str] | BaseException
+            pending: Awaitable[Iterable[str]]
             try:
-                if self._is_async:
-                    pending = cast(Awaitable[Iterable[str]], self._lookup(role_id))
+                if self._http_lookup is not None:
+                    pending = self._ahttp_privileges(self._http_lookup, role_id, now)
+                elif self._is_async:
+                    coroutine = cast(Callable[[str], Awaitable[Iterable[str]]], self._lookup)
+                    pending = coroutine(role_id)
                 else:  # a plain function must not block the event loop
                     loop = asyncio.get_running_loop()
                     plain = cast(Callable[[str], Iterable[str]], self._lookup)
@@ -170,6 +200,20 @@ class RoleResolver:
             return self._store(role_id, answer, generation, now)
 
         return await self._flights.arun((role_id, generation), call)
+
+    def _http_privileges(self, lookup: HTTPRoleLookup, role_id: str, now: float) -> frozenset[str]:
+        http = self._own_http()
+        if lookup.needs_token(now):  # lookups of several roles at once sign in once
+            self._sign_ins.run("token", lambda: http.run(lookup.sign_in(now)))
+        return http.run(lookup.flow(role_id, now))
+
+    async def _ahttp_privileges(
+        self, lookup: HTTPRoleLookup, role_id: str, now: float
+    ) -> frozenset[str]:
+        http = self._own_http()
+        if lookup.needs_token(now):
+            await self._sign_ins.arun("token", lambda: http.arun(lookup.sign_in(now)))
+        return await http.arun(lookup.flow(role_id, now))
 
     # -- shared by both -----------------------------------------------------------------------
 
@@ -216,7 +260,10 @@ class RoleResolver:
             return self._pool
 
     def close(self) -> None:
-        """Stop the worker threads (a lookup still running is not interrupted)."""
+        """Stop the worker threads (a lookup still running is not interrupted), and close the
+        HTTP clients of an `HTTPRoleLookup` if the resolver made them itself."""
+        if self._owns_http and self._http is not None:
+            self._http.close()
         with self._pool_lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)

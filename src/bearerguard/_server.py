@@ -139,6 +139,9 @@ class ResourceServer:
         if not isinstance(timeout, httpx.Timeout):
             timeout = httpx.Timeout(seconds(timeout, "timeout"))
         self._http = HTTP(client=http_client, async_client=async_http_client, timeout=timeout)
+        for resolver in (*self._roles.values(), introspection and introspection.roles):
+            if resolver:
+                resolver.use_http(self._http)  # an HTTPRoleLookup runs on the server's clients
 
     @classmethod
     def from_env(
@@ -383,7 +386,10 @@ class ResourceServer:
             with introspector.limit.slot():
                 return self._http.run(introspector.flow(token, key, self._clock()))
 
-        return introspector.flights.run(key, call)
+        try:  # a thread queued behind the call waits one deadline at most, as behind a key fetch
+            return introspector.flights.run(key, call, wait=self._http.deadline())
+        except TimeoutError:  # a call outlasting its deadline (an AS trickling its bytes)
+            raise UpstreamUnavailableError(introspector.limit.what) from None
 
     async def _aintrospect(self, introspector: Introspector, token: str) -> AccessToken:
         key = token_key(token)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -131,8 +131,9 @@ _CONTAINERS = (dict, list)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def client_id_of(claims: Mapping[str, Any]) -> str | None:
-    for name in CLIENT_ID_CLAIMS:
+def client_id_of(claims: Mapping[str, Any], names: Sequence[str] = CLIENT_ID_CLAIMS) -> str | None:
+    """The client's id: the first of the claims `names` that holds a string (or a number)."""
+    for name in names:
         value = claims.get(name)
         if isinstance(value, str):
             return value

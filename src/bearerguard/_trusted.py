@@ -72,7 +72,7 @@ class Trusted:
         access = issued(
             issuer=self.config.issuer,
             subject=claims.get("sub"),
-            client_id=client_id_of(claims),
+            client_id=client_id_of(claims, self.config.client_id_claims),
             scopes=read_scopes(claims, self.config.scope_claims, self.scope_sets),
             claims=freeze(claims, flat=jwt.flat),
             expires_at=None if exp is None else float(exp),

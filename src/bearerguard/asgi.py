@@ -12,6 +12,7 @@ from typing import Unpack
 from ._challenge import Challenge
 from ._errors import BearerError, UpstreamUnavailableError
 from ._guard import SCOPE_KEY, Guard, GuardOptions
+from ._policy import route_path
 from ._server import ResourceServer
 from ._token import AccessToken
 from ._types import ASGIApp, Receive, Scope, Send
@@ -104,9 +105,13 @@ class BearerAuthMiddleware:
             document = guard.metadata_document(scope.get("app", self.app))
             await _respond(send, Challenge(200, _METADATA_HEADERS, document))
             return
-        if guard.public_paths and guard.is_public(path):
-            await self.app(scope, receive, send)
-            return
+        public = guard.public_paths
+        if policy is not None or public:
+            # Below the mount point, as the router routes it (a suffix of a path in normal form).
+            path = route_path(path, scope.get("root_path"))
+            if public and guard.is_public(path):
+                await self.app(scope, receive, send)
+                return
         try:
             values, query = credentials(scope)
             token = guard.cached(values, query)  # a hit: nothing to await

@@ -37,6 +37,7 @@ from anyio import to_thread
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ._testkit import access_token, issuer_config
+from ._validate import strings
 
 if TYPE_CHECKING:
     from jwt.types import Options  # PyJWT 2.10+; the lower bound is 2.8
@@ -214,7 +215,7 @@ class LocalIssuer:
         # one, takes only the endpoint URL). Settable after start, when the URLs are known.
         self.client_assertion_audiences = client_assertion_audiences
         self.token_lifetime = token_lifetime
-        self._algorithms = tuple(algorithms)
+        self._algorithms = strings(algorithms, "algorithms", owner="LocalIssuer")
         self._path = "/" + path.strip("/") if path.strip("/") else ""
         self._host, self._port = host, port
         self._clients = dict({"test-client": "test-secret"} if clients is None else clients)
@@ -475,7 +476,7 @@ class LocalIssuer:
         }
         payload = {name: value for name, value in defaults.items() if value is not None}
         payload.update(claims)
-        for name in omit:
+        for name in strings(omit, "omit", one=True):  # mint(omit="exp") omits one claim
             payload.pop(name, None)
         header = {name: value for name, value in header.items() if value is not None}
         return _compact_jws(header, payload, key.private if key else None)
@@ -495,16 +496,18 @@ class LocalIssuer:
         self,
         *,
         scope: str | None = None,
-        client_id: str = "test-client",
+        client_id: str | None = "test-client",
         expires_in: float | _Unset | None = _UNSET,
         token: str | None = None,
         **extra: Any,
     ) -> str:
         """Mint a random opaque token that the introspection endpoint will know.
 
-        ``expires_in`` defaults to the token lifetime (``None``: never expires); ``extra``
-        members are added to the introspection answer (``None`` removes one). ``token`` gives
-        the token string itself (to mimic another issuer's format) instead of a random one.
+        ``client_id`` is also the answer's ``sub`` (``None`` leaves both out; ``sub=`` in
+        ``extra`` sets it alone). ``expires_in`` defaults to the token lifetime (``None``: never
+        expires); ``extra`` members are added to the introspection answer (``None`` removes
+        one). ``token`` gives the token string itself (to mimic another issuer's format)
+        instead of a random one.
         """
         now = self._clock()
         lifetime = self.token_lifetime if isinstance(expires_in, _Unset) else expires_in

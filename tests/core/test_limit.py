@@ -106,6 +106,7 @@ def test_refusals_are_logged_once_per_episode(
         ({"max_concurrent_calls": True}, "max_concurrent_calls"),
         ({"max_calls_per_second": 0}, "max_calls_per_second"),
         ({"max_calls_per_second": -1}, "max_calls_per_second"),
+        ({"max_calls_per_second": 1e-320}, "max_calls_per_second"),  # Retry-After would overflow
         ({"max_calls_per_second": float("nan")}, "max_calls_per_second"),
         ({"max_calls_per_second": float("inf")}, "max_calls_per_second"),
         ({"max_calls_per_second": "50"}, "max_calls_per_second"),

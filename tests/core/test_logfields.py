@@ -76,3 +76,26 @@ def test_a_suggestion_is_always_a_configured_issuer(iss: object) -> None:
     configured = ["https://idp.example/t", "https://sts.windows.net/abc/"]
     hint = did_you_mean(iss, near_issuers(configured))
     assert hint is None or (hint in configured and hint != iss)
+
+
+# An `iss` that `urllib.parse.urlsplit` cannot read (a bracket without an IPv6 host, a netloc
+# character that NFKC maps to a delimiter): it comes from a token nobody verified yet.
+UNSPLITTABLE = ["http://[x", "https://x]/t", "https://a\uff03b/", "https://[::1/t", "//[/"]
+URLISH = st.builds(
+    lambda scheme, host, path: f"{scheme}{host}{path}",
+    st.sampled_from(["https://", "http://", "//", ""]),
+    st.text(st.sampled_from("[]:@#/?.\uff03\uff20\u2100ax1"), max_size=12),
+    st.text(st.sampled_from("[]/x?#"), max_size=4),
+)
+
+
+@pytest.mark.parametrize("iss", UNSPLITTABLE)
+def test_an_issuer_that_is_no_url_gets_no_suggestion_and_raises_nothing(iss: str) -> None:
+    assert did_you_mean(iss, near_issuers(["https://idp.example/t"])) is None
+
+
+@given(URLISH)
+def test_did_you_mean_never_raises_on_url_like_text(iss: str) -> None:
+    configured = ["https://idp.example/t", "https://sts.windows.net/abc/"]
+    hint = did_you_mean(iss, near_issuers(configured))
+    assert hint is None or (hint in configured and hint != iss)

@@ -131,18 +131,20 @@ def test_drf_refusals_are_logged_without_the_token(
     assert not any(token in r.getMessage() for r in caplog.records)
 
 
-def test_drf_bad_required_scopes_is_a_type_error(
-    local_issuer: LocalIssuer, server: ResourceServer
+@pytest.mark.parametrize("declared", ["orders.read", None])
+def test_drf_bad_or_missing_required_scopes_is_improperly_configured(
+    declared: object, local_issuer: LocalIssuer, server: ResourceServer
 ) -> None:
+    from django.core.exceptions import ImproperlyConfigured
     from django.test import RequestFactory
 
     class Bad(django_project.DRFOrders):
-        required_scopes = "orders.read"
+        required_scopes = declared
 
     request = RequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {local_issuer.mint()}")
     with (
         override_settings(BEARERGUARD={"SERVER": server}),
-        pytest.raises(TypeError, match="required_scopes must be a list"),
+        pytest.raises(ImproperlyConfigured, match="required_scopes must be a list"),
     ):
         Bad.as_view()(request)
 

@@ -9,8 +9,8 @@ from starlette.testclient import TestClient
 
 from bearerguard import AccessToken, ResourceServer
 from bearerguard.asgi import BearerAuthMiddleware
-from bearerguard.integrations.fastapi import BearerAuth
-from bearerguard.testing import LocalIssuer
+from bearerguard.integrations.fastapi import PENDING_TOKEN_URL, BearerAuth
+from bearerguard.testing import LocalIssuer, access_token
 
 from ..helpers import aclose_on
 from .conftest import RESOURCE, ROWS, Row, asgi_caller, check_row
@@ -122,9 +122,147 @@ def test_fastapi_uses_the_middleware_token_and_its_challenge(
     assert refused.json()["error"] == "insufficient_scope"
 
 
-def test_fastapi_without_token_url_or_discovery_is_a_configuration_error(
+def test_fastapi_openapi_never_fails_before_discovery_and_fills_the_url_in_after(
+    local_issuer: LocalIssuer,
+) -> None:
+    # No token_url=, and the issuer is down: /openapi.json and /docs still answer 200.
+    server = ResourceServer(local_issuer.issuer_config())
+    auth = BearerAuth(server)
+    app = _bare_app(auth)
+    auth.install(app)
+    local_issuer.go_down()
+    with TestClient(app) as client:
+        first = client.get("/openapi.json")
+        docs = client.get("/docs")
+        flows = first.json()["components"]["securitySchemes"]["OAuth2ClientCredentials"]["flows"]
+        assert flows["clientCredentials"]["tokenUrl"] == PENDING_TOKEN_URL
+        down = client.get("/orders", headers={"authorization": "Bearer x.y.z"})
+        local_issuer.come_back()
+        token = local_issuer.mint(scope="orders.read")
+        ok = client.get("/orders", headers={"authorization": f"Bearer {token}"})  # discovers
+        again = client.get("/openapi.json").json()
+        aclose_on(client, server)
+    assert first.status_code == docs.status_code == 200
+    assert down.status_code in (401, 503)  # never a 500
+    assert ok.status_code == 200
+    flows = again["components"]["securitySchemes"]["OAuth2ClientCredentials"]["flows"]
+    assert flows["clientCredentials"]["tokenUrl"] == local_issuer.token_endpoint
+
+
+def test_fastapi_openapi_without_install_uses_the_placeholder(server: ResourceServer) -> None:
+    with TestClient(_bare_app(BearerAuth(server))) as client:
+        answer = client.get("/openapi.json")
+    assert answer.status_code == 200
+    flows = answer.json()["components"]["securitySchemes"]["OAuth2ClientCredentials"]["flows"]
+    assert flows["clientCredentials"]["tokenUrl"] == PENDING_TOKEN_URL
+
+
+def test_fastapi_security_scopes_are_in_the_scheme_and_in_scopes_supported(
     server: ResourceServer,
 ) -> None:
-    app = _bare_app(BearerAuth(server))
-    with TestClient(app) as client, pytest.raises(ValueError, match="token_url"):
-        client.get("/openapi.json")
+    auth = BearerAuth(server, token_url="https://idp.example/token", resource=RESOURCE)
+    app = _bare_app(auth)  # Security(auth, scopes=["orders.read"])
+    auth.install(app)
+
+    @app.get("/admin")
+    async def admin(token: Annotated[AccessToken, Security(auth, scopes=["admin", "ops"])]) -> Any:
+        return {}
+
+    @app.get("/reports", dependencies=[auth.requires("reports.read")])
+    async def reports() -> Any:
+        return {}
+
+    with TestClient(app) as client:
+        schema = client.get("/openapi.json").json()
+        metadata = client.get("/.well-known/oauth-protected-resource/v1").json()
+    flows = schema["components"]["securitySchemes"]["OAuth2ClientCredentials"]["flows"]
+    expected = ["admin", "ops", "orders.read", "reports.read"]
+    assert sorted(flows["clientCredentials"]["scopes"]) == expected
+    assert metadata["scopes_supported"] == expected
+    assert schema["paths"]["/admin"]["get"]["security"] == [
+        {"OAuth2ClientCredentials": ["admin", "ops"]}
+    ]
+
+
+def _requires_app(auth: BearerAuth) -> FastAPI:
+    app = FastAPI()
+    auth.install(app)
+
+    @app.get("/orders")
+    async def orders(token: Annotated[AccessToken, auth.requires("orders.read")]) -> Any:
+        return {"client": token.client_id}
+
+    @app.get("/reports", dependencies=[auth.requires(any_of=["reports.read", "admin"])])
+    def reports() -> Any:
+        return {"reports": []}
+
+    return app
+
+
+def test_fastapi_overrides_choose_the_caller_and_scopes_are_still_checked(
+    server: ResourceServer,
+) -> None:
+    auth = BearerAuth(server, token_url="https://idp.example/token", realm="orders-api")
+    app = _requires_app(auth)
+
+    @app.get("/admin")
+    async def admin(token: Annotated[AccessToken, Security(auth, scopes=["admin"])]) -> Any:
+        return {"client": token.client_id}
+
+    reader = access_token(scope="orders.read", subject="reader")
+    app.dependency_overrides.update(auth.overrides(reader))
+    with TestClient(app) as client:
+        assert client.get("/orders").json() == {"client": "reader"}  # no header needed
+        refused = client.get("/reports")  # the override's scopes are still checked
+        refused_admin = client.get("/admin")
+        app.dependency_overrides.update(auth.overrides(access_token(scope="admin")))
+        admitted = client.get("/admin")
+        app.dependency_overrides.update(auth.overrides(None))
+        missing = client.get("/orders")
+    assert refused.status_code == refused_admin.status_code == 403
+    assert refused.json()["error"] == "insufficient_scope"
+    assert refused.headers["www-authenticate"].startswith('Bearer realm="orders-api", ')
+    assert admitted.json() == {"client": "test-client"}
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == 'Bearer realm="orders-api"'
+
+
+def test_fastapi_dependency_overrides_can_replace_one_requirement(
+    local_issuer: LocalIssuer, server: ResourceServer
+) -> None:
+    auth = BearerAuth(server, token_url="https://idp.example/token")
+    app = _requires_app(auth)
+    assert auth.requires("orders.read").dependency is auth.requires("orders.read").dependency
+    admin = access_token(scope="admin", subject="root")
+    app.dependency_overrides[auth.requires("orders.read").dependency] = lambda: admin
+    with TestClient(app) as client:
+        assert client.get("/orders").json() == {"client": "root"}  # the check is replaced
+        assert client.get("/reports").status_code == 401  # other requirements are not
+        token = local_issuer.mint(scope="admin")
+        ok = client.get("/reports", headers={"authorization": f"Bearer {token}"})
+        aclose_on(client, server)
+    assert ok.json() == {"reports": []}
+
+
+def test_fastapi_app_wide_and_route_requirements_compose(
+    local_issuer: LocalIssuer, server: ResourceServer
+) -> None:
+    auth = BearerAuth(server, token_url="https://idp.example/token")
+    app = FastAPI(dependencies=[auth.requires()])  # app-wide: any valid token
+    auth.install(app)
+    seen: list[AccessToken] = []
+
+    @app.get("/orders")
+    async def orders(token: Annotated[AccessToken, auth.requires("orders.read")]) -> Any:
+        seen.append(token)
+        return {}
+
+    with TestClient(app) as client:
+        token = local_issuer.mint(scope="orders.read")
+        assert (
+            client.get("/orders", headers={"authorization": f"Bearer {token}"}).status_code == 200
+        )
+        refused = client.get("/orders", headers={"authorization": "Bearer " + local_issuer.mint()})
+        aclose_on(client, server)
+    assert refused.status_code == 403
+    assert len(seen) == 1

@@ -9,10 +9,10 @@ from typing import Any
 
 import jwt
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask_app import create_app
 
-from bearerguard import ConfigurationError, ResourceServer
+from bearerguard import ConfigurationError, PolicyTable, ResourceServer, ScopeGrants
 from bearerguard.integrations.flask import BearerGuard, current_token, get_token, require
 from bearerguard.testing import LocalIssuer
 from bearerguard.wsgi import BearerAuthWSGIMiddleware
@@ -153,6 +153,91 @@ def test_flask_config_values_need_not_be_strings() -> None:
     )
     with pytest.raises(ConfigurationError, match="BEARERGUARD_SHARED_SECRET"):
         BearerGuard(broken)
+
+
+def test_flask_get_token_without_require_returns_the_middlewares_token(
+    local_issuer: LocalIssuer, server: ResourceServer
+) -> None:
+    app = Flask("plain")
+    BearerGuard(app, server=server)
+
+    @app.get("/who")
+    def who() -> dict[str, Any]:  # no @require: the middleware judged the request
+        token = get_token()
+        return {"client": token and token.client_id, "current": current_token.client_id}
+
+    @app.get("/who-async")
+    async def who_async() -> dict[str, Any]:  # an async view: the same token
+        token = get_token()
+        return {"client": token and token.client_id, "current": current_token.client_id}
+
+    app.wsgi_app = BearerAuthWSGIMiddleware(app.wsgi_app, server)  # type: ignore[method-assign]
+    client = app.test_client()
+    token = local_issuer.mint(subject="svc-a")
+    for path in ("/who", "/who-async"):
+        answer = client.get(path, headers={"authorization": f"Bearer {token}"})
+        assert answer.status_code == 200
+        assert answer.get_json() == {"client": "svc-a", "current": "svc-a"}
+    assert client.get("/who").status_code == 401  # the middleware still refuses
+
+
+def _policy_app(server: ResourceServer) -> Flask:
+    app = Flask("policy")
+    table = PolicyTable(
+        [
+            ScopeGrants({"orders.read": [("GET", r"/orders(/\d+)?")]}),
+            ScopeGrants({"orders.write": [("POST", r"/orders")]}),
+        ],
+        protect="/orders",
+    )
+    BearerGuard(app, server=server, policy=table, public_paths=["/health"], resource=RESOURCE)
+
+    @app.route("/orders", methods=["GET", "POST"])
+    def orders() -> dict[str, Any]:  # no decorator: the table decides
+        return {"client": current_token.client_id, "method": request.method}
+
+    @app.get("/orders/<int:number>")
+    def order(number: int) -> dict[str, Any]:
+        return {"number": number}
+
+    @app.get("/reports")
+    @require("reports.read")
+    def reports() -> dict[str, Any]:
+        return {"client": current_token.client_id}
+
+    @app.get("/health")
+    def health() -> str:
+        return "ok"
+
+    return app
+
+
+def test_flask_bearerguard_policy_enforces_the_table_without_a_second_wrapper(
+    local_issuer: LocalIssuer, server: ResourceServer
+) -> None:
+    client = _policy_app(server).test_client()
+
+    def call(method: str, path: str, *scopes: str) -> Any:
+        token = local_issuer.mint(scope=list(scopes), subject="svc")
+        return client.open(path, method=method, headers={"authorization": f"Bearer {token}"})
+
+    assert call("GET", "/orders", "orders.read").get_json() == {"client": "svc", "method": "GET"}
+    assert call("GET", "/orders/7", "orders.read").get_json() == {"number": 7}
+    assert call("POST", "/orders", "orders.write").status_code == 200
+    refused = call("POST", "/orders", "orders.read")
+    assert refused.status_code == 403
+    assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]
+    assert 'scope="orders.write"' in refused.headers["www-authenticate"]
+    assert call("GET", "/orders", "orders.write").status_code == 403
+    assert client.get("/orders").status_code == 401
+    assert call("GET", "/orders/../reports", "orders.read").status_code == 400
+    # Outside the table's prefix a valid token is enough for the middleware; require() still
+    # checks its own scopes, rendered by the same guard.
+    assert call("GET", "/reports", "orders.read").status_code == 403
+    assert call("GET", "/reports", "reports.read").get_json() == {"client": "svc"}
+    assert client.get("/health").data == b"ok"
+    document = client.get("/.well-known/oauth-protected-resource/v1").get_json()
+    assert document["scopes_supported"] == ["orders.read", "orders.write", "reports.read"]
 
 
 def _typo_app(name: str) -> Flask:

@@ -14,6 +14,8 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import pytest
 from flask import Flask
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -21,6 +23,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from bearerguard import (
+    ConfigurationError,
     InvalidRequestError,
     PolicyTable,
     Requirement,
@@ -297,3 +300,89 @@ def test_rules_match_the_whole_path_and_their_methods() -> None:
     grants = ScopeGrants({"a": ["/x.*"], "b": ["/xy"]})
     assert grants.requirement_for("GET", "/xy") == Requirement.of(any_of=["a", "b"])
     assert grants.requirement_for("GET", "/y") is None
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+def test_scope_grants_per_method_in_one_table(
+    local_issuer: LocalIssuer, server: ResourceServer, kind: str
+) -> None:
+    # "orders.read grants GET on /orders, orders.write grants POST on it", one mapping.
+    policy = PolicyTable.from_scopes(
+        {
+            "orders.read": [("GET", r"/orders(/.*)?")],
+            "orders.write": [(["POST", "put"], r"/orders(/.*)?")],
+            "ops": [r"/metrics"],
+            "admin": [r".*"],
+        }
+    )
+    reached: list[str] = []
+    if kind == "asgi":
+        send = asgi_sender(starlette_app(reached, server=server, policy=policy))
+    else:
+        send = wsgi_sender(flask_app(reached, server=server, policy=policy))
+    read, write = local_issuer.mint(scope="orders.read"), local_issuer.mint(scope="orders.write")
+    admin = local_issuer.mint(scope="admin")
+    assert send("GET", "/orders", read).status == 200
+    assert send("HEAD", "/orders", read).status == 200  # as the router answers HEAD
+    assert send("POST", "/orders", write).status == 200
+    assert send("POST", "/orders", admin).status == 200
+    get_denied = send("GET", "/orders", write)
+    assert get_denied.status == 403
+    assert 'scope="admin orders.read"' in get_denied.headers["www-authenticate"]
+    post_denied = send("POST", "/orders", read)
+    assert post_denied.status == 403
+    assert 'scope="admin orders.write"' in post_denied.headers["www-authenticate"]
+    assert send("GET", "/metrics", read).status == 403
+    assert reached == ["/orders", "/orders", "/orders", "/orders"]
+
+
+def test_scope_grants_methods_default_applies_to_plain_entries() -> None:
+    grants = ScopeGrants({"r": ["/a"], "w": [("POST", "/a")]}, methods=["GET"])
+    assert grants.requirement_for("GET", "/a") == Requirement.of(any_of=["r"])
+    assert grants.requirement_for("POST", "/a") == Requirement.of(any_of=["w"])
+    assert grants.requirement_for("DELETE", "/a") is None
+    with pytest.raises(ConfigurationError, match="pair"):
+        ScopeGrants({"r": [("GET", "/a", "extra")]})  # type: ignore[list-item]
+    with pytest.raises(ConfigurationError):
+        ScopeGrants({"r": [("GET", "(")]})
+    with pytest.raises(ConfigurationError, match="list"):
+        ScopeGrants({"r": "/a"})
+
+
+_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE"]
+_PATHS = ["/a", "/a/1", "/b", "/a/b/c", "/"]
+_REGEXES = [r"/a", r"/a(/.*)?", r"/a/\d+", r".*", r"/b"]
+_entries = st.one_of(
+    st.sampled_from(_REGEXES),
+    st.tuples(
+        st.lists(st.sampled_from(_METHODS), min_size=1, max_size=3), st.sampled_from(_REGEXES)
+    ),
+)
+
+
+@given(
+    grants=st.dictionaries(
+        st.sampled_from(["s1", "s2", "s3", "s4"]), st.lists(_entries, max_size=3), max_size=4
+    ),
+    method=st.sampled_from(_METHODS),
+    path=st.sampled_from(_PATHS),
+)
+def test_scope_grants_match_the_oracle(
+    grants: dict[str, list[Any]], method: str, path: str
+) -> None:
+    import re
+
+    def grants_request(entry: Any) -> bool:
+        methods, regex = entry if isinstance(entry, tuple) else (None, entry)
+        if methods is not None:
+            allowed = {m.upper() for m in methods}
+            allowed |= {"HEAD"} if "GET" in allowed else set()
+            if method not in allowed:
+                return False
+        return re.fullmatch(regex, path) is not None
+
+    expected = [s for s, entries in grants.items() if any(map(grants_request, entries))]
+    got = ScopeGrants(
+        {s: [tuple(e) if isinstance(e, tuple) else e for e in v] for s, v in grants.items()}
+    ).requirement_for(method, path)
+    assert got == (Requirement.of(any_of=expected) if expected else None)

@@ -173,6 +173,33 @@ PRESETS = [
         "The access token was issued by an untrusted issuer.",
     ),
     Case(
+        "entra app permissions only: scp grants nothing",
+        lambda k: presets.entra_id(TENANT, API_APP, app_permissions_only=True, jwks_uri=k.jwks_uri),
+        mint(issuer=V2, audience=API_APP, scp="Orders.Read", roles=["Orders.Write"]),
+        {"Orders.Write"},
+    ),
+    Case(
+        "entra us government v2",
+        lambda k: presets.entra_id(TENANT, API_APP, cloud="usgov", jwks_uri=k.jwks_uri),
+        mint(
+            issuer=f"https://login.microsoftonline.us/{TENANT}/v2.0", audience=API_APP, roles=["R"]
+        ),
+        {"R"},
+    ),
+    Case(
+        "entra us government refuses the global issuer",
+        lambda k: presets.entra_id(TENANT, API_APP, cloud="usgov", jwks_uri=k.jwks_uri),
+        mint(issuer=V2, audience=API_APP, roles=["R"]),
+        None,
+        "The access token was issued by an untrusted issuer.",
+    ),
+    Case(
+        "entra china v1",
+        lambda k: presets.entra_id(TENANT, API_APP, cloud="china", jwks_uri=k.jwks_uri),
+        mint(issuer=f"https://sts.chinacloudapi.cn/{TENANT}/", audience=API_APP, roles=["R"]),
+        {"R"},
+    ),
+    Case(
         "auth0 permissions",
         lambda k: presets.auth0("acme.eu.auth0.com", "https://orders", jwks_uri=k.jwks_uri),
         mint(
@@ -314,6 +341,7 @@ def test_presets_are_ordinary_issuers() -> None:
         audience="x",
         jwks_uri=f"{AUTH0}.well-known/jwks.json",
         scope_claims=("scope", "permissions"),
+        client_id_claims=("client_id", "azp"),
     )
     assert presets.okta("acme.okta.com", "x", leeway=5).leeway == 5.0  # overrides win
     assert presets.cognito("eu-west-1", "eu-west-1_AbCdEf123", "c").claim_values == {
@@ -322,5 +350,32 @@ def test_presets_are_ordinary_issuers() -> None:
     }
     with pytest.raises(ConfigurationError, match="tenant id"):
         presets.entra_id("common", API_APP)
+
+
+def test_entra_id_overrides_every_field_and_knows_the_clouds() -> None:
+    custom = f"https://login.microsoftonline.com/{TENANT}/v2.0/custom"
+    (v2,) = presets.entra_id(TENANT, API_APP, versions=["v2"], issuer=custom, leeway=5)
+    assert (v2.issuer, v2.leeway, v2.scope_claims) == (custom, 5.0, ("roles", "scp"))
+    (v1,) = presets.entra_id(TENANT, API_APP, versions="v1", algorithms=["RS256"])
+    assert (v1.issuer, v1.algorithms) == (V1, ("RS256",))
+    with pytest.raises(ConfigurationError, match="versions"):  # not a TypeError
+        presets.entra_id(TENANT, API_APP, issuer=custom)
+    with pytest.raises(ConfigurationError, match="cloud"):
+        presets.entra_id(TENANT, API_APP, cloud="germany")
+    with pytest.raises(ConfigurationError, match="versions"):
+        presets.entra_id(TENANT, API_APP, versions=["v3"])
+    gov, gov1 = presets.entra_id(TENANT, API_APP, cloud="usgov")
+    assert gov.discovery_url == (
+        f"https://login.microsoftonline.us/{TENANT}/v2.0/.well-known/openid-configuration"
+    )
+    assert gov1.issuer == V1  # Azure Government's v1 tokens name the same STS host
+    cn2, cn1 = presets.entra_id(TENANT, API_APP, cloud="china")
+    assert cn2.issuer == f"https://login.partner.microsoftonline.cn/{TENANT}/v2.0"
+    assert cn1.issuer == f"https://sts.chinacloudapi.cn/{TENANT}/"
+    assert cn1.discovery_url == (
+        f"https://login.partner.microsoftonline.cn/{TENANT}/.well-known/openid-configuration"
+    )
+    (only_roles,) = presets.entra_id(TENANT, API_APP, versions=["v2"], app_permissions_only=True)
+    assert only_roles.scope_claims == ("roles",)
     with pytest.raises(ConfigurationError, match="https"):  # a plain-http Jamf needs opting in
         presets.jamf_pro("http://jamf.example.test", "c", RoleResolver(lambda r: []))

@@ -440,3 +440,25 @@ def test_introspect_jwts_with_an_as_that_will_not_is_503_not_401(
     with pytest.raises(InvalidTokenError) as info:
         twin.authenticate(opaque_only, "Bearer " + local_issuer.mint())
     assert info.value.reason is Reason.INACTIVE
+
+
+@pytest.mark.parametrize(
+    "bad", ["https://[bad/introspect", "https://a\uff03b/introspect", "http://x]/introspect"]
+)
+def test_discovered_endpoint_that_is_no_url_is_503_not_an_exception(twin: Twin, bad: str) -> None:
+    # The AS's metadata is upstream data: an endpoint in it that urlsplit cannot read is a
+    # broken answer (503, nothing sent), never a ValueError out of the request (a 500).
+    class Unreadable(LocalIssuer):
+        def metadata(self) -> dict[str, Any]:
+            return super().metadata() | {"introspection_endpoint": bad}
+
+    with Unreadable() as issuer:
+        server = ResourceServer(
+            introspection=Introspection(
+                issuer=issuer.issuer, client_id="test-client", client_secret="test-secret"
+            )
+        )
+        with pytest.raises(UpstreamUnavailableError):
+            twin.authenticate(server, bearer(issuer.mint_opaque()))
+        assert issuer.count("openid-configuration") >= 1
+        assert issuer.count("introspect") == 0

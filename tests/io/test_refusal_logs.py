@@ -186,6 +186,21 @@ def test_an_unknown_issuer_gets_the_configured_one_it_nearly_names(
         assert fields(record)["did_you_mean"] is None
 
 
+@pytest.mark.parametrize("iss", ["http://[x", "https://a\uff03b/", "https://x]/t"])
+def test_an_unknown_issuer_that_is_no_url_is_401_not_an_exception(
+    local_issuer: LocalIssuer, twin: Twin, caplog: pytest.LogCaptureFixture, iss: str
+) -> None:
+    # urlsplit raises ValueError for these; "did you mean" must not turn that into a 500.
+    server = ResourceServer(Issuer(issuer=local_issuer.issuer, audience=local_issuer.audience))
+    with caplog.at_level(logging.INFO, "bearerguard"):
+        refused = refuse(twin, server, local_issuer.mint(issuer=iss))
+    assert isinstance(refused, InvalidTokenError)
+    assert refused.reason.name == "UNKNOWN_ISSUER"
+    (record,) = refusals(caplog)
+    assert fields(record)["did_you_mean"] is None
+    assert local_issuer.count() == 0
+
+
 # -- untrusted values cannot forge a line or a field ----------------------------------------
 
 JSON_SCALARS = (

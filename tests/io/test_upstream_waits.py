@@ -300,6 +300,28 @@ def test_issuer_trickling_its_headers_no_task_waits_past_one_deadline(
     assert max(waits) < TIMEOUT + MARGIN  # the async driver cancels at the deadline
 
 
+def test_introspection_trickling_its_headers_threads_queued_behind_wait_one_deadline() -> None:
+    # Threads with one unseen opaque token share one introspection call; the sync driver cannot
+    # cut the thread that makes it before the trickle ends, but those queued behind it give up
+    # at the deadline, as behind a key fetch.
+    with _trickling(TRICKLE) as url:
+        introspection = Introspection(
+            endpoint=url + "/introspect", client_id="rs", client_secret="rs-secret"
+        )
+        barrier = threading.Barrier(5)
+        with ResourceServer(introspection=introspection, timeout=TIMEOUT) as server:
+
+            def call(_: int) -> tuple[float, str]:
+                barrier.wait()
+                return timed(lambda: server.authenticate(bearer("one-opaque-token")))
+
+            with ThreadPoolExecutor(5) as pool:
+                results = sorted(pool.map(call, range(5)))
+    assert {outcome for _, outcome in results} == {"503"}
+    assert max(wait for wait, _ in results[:-1]) < TIMEOUT + MARGIN
+    assert results[-1][0] < TRICKLE + 1  # the calling thread, bounded by the trickle's end
+
+
 # -- a key replaced under the same kid (issue 14) -------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 try:
+    from django.core.exceptions import ImproperlyConfigured
     from rest_framework import exceptions
     from rest_framework.authentication import BaseAuthentication
     from rest_framework.permissions import BasePermission
@@ -112,7 +113,7 @@ def _requirement(declared: object, method: str) -> Requirement:
     if isinstance(declared, Requirement):
         return declared
     if isinstance(declared, str) or not isinstance(declared, Iterable):
-        raise TypeError(
+        raise ImproperlyConfigured(  # as DRF says of a view it cannot use (fails closed)
             "required_scopes must be a list of scopes, a Requirement, or a dict of them by "
             f"HTTP method, not {type(declared).__name__}"
         )

@@ -5,7 +5,8 @@
 token `BearerAuthMiddleware` stored when the middleware is in front, and verifies it otherwise.
 """
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 try:
@@ -21,16 +22,23 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._challenge import Challenge
-from .._errors import ConfigurationError
+from .._errors import BearerError, ConfigurationError
 from .._guard import Guard, Refused
-from .._metadata import REQUIREMENT_ATTR
+from .._metadata import REQUIREMENT_ATTR, SCHEME_ATTR, declared_scopes
 from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
 from ..asgi import credentials, guard_of
 from .starlette import as_response
 
-__all__ = ["BearerAuth", "RefusedHTTPException"]
+__all__ = ["PENDING_TOKEN_URL", "BearerAuth", "RefusedHTTPException"]
+
+logger = logging.getLogger("bearerguard")
+
+# The scheme's `tokenUrl` while it is unknown: no `token_url=` was given and discovery (RFC 8414)
+# has not run yet, or the issuer is down. A relative URL, as OpenAPI allows; `install()` builds
+# the document again once discovery has found the token endpoint.
+PENDING_TOKEN_URL = "token-endpoint-not-discovered-yet"
 
 
 class RefusedHTTPException(HTTPException):
@@ -47,7 +55,11 @@ class BearerAuth(SecurityBase):
     `Security(auth, scopes=[...])` requires all the listed scopes; `auth.requires(...)` also
     takes `any_of` and `optional`. Both return the `AccessToken`. Call `auth.install(app)` to
     answer refusals with the RFC 6750 JSON body (without it FastAPI's `{"detail": ...}` body is
-    sent, with the same status and headers) and to serve the RFC 9728 document.
+    sent, with the same status and headers), to serve the RFC 9728 document, and to list the
+    scopes of `Security(auth, scopes=[...])` in the scheme.
+
+    In tests, `app.dependency_overrides.update(auth.overrides(access_token(scope="...")))`
+    makes every route of this scheme see that token, its scopes still checked.
 
     Example::
 
@@ -76,17 +88,26 @@ class BearerAuth(SecurityBase):
         if scopes is not None and not isinstance(scopes, Mapping):
             raise ConfigurationError("scopes must map scope names to descriptions", field="scopes")
         self._scopes = dict(scopes or {})
-        self._requirements: dict[tuple[str, ...], Requirement] = {}
+        self._requirements: dict[tuple[str, ...], Requirement] = {}  # of Security(auth, ...)
+        self._requires: dict[Requirement, _Requires] = {}  # one dependency per requirement
+        self._pending = False  # the last model built had no token URL yet
+        setattr(self, SCHEME_ATTR, True)  # its `Security(auth, scopes=...)` scopes are declared
 
     @property
     def model(self) -> OAuth2Model:  # type: ignore[override]
-        """Built when the OpenAPI document is, so the discovered token endpoint can be used."""
+        """Built when the OpenAPI document is, so the discovered token endpoint can be used;
+        `PENDING_TOKEN_URL` until it is known (never an error: /docs must not answer 500)."""
         token_url = self._token_url or self.guard.server.token_endpoint()
-        if token_url is None:
-            raise ConfigurationError(
-                "BearerAuth needs token_url=, or a server whose discovery has run (warm it)"
+        if token_url is None and not self._pending:
+            logger.warning(
+                "openapi: the token endpoint is not known yet (no token_url=, discovery has not "
+                "run); tokenUrl is %r until it is",
+                PENDING_TOKEN_URL,
             )
-        flow = OAuthFlowClientCredentials(tokenUrl=token_url, scopes=self._scopes)
+        self._pending = token_url is None
+        flow = OAuthFlowClientCredentials(
+            tokenUrl=token_url or PENDING_TOKEN_URL, scopes=self._scopes
+        )
         return OAuth2Model(flows=OAuthFlows(clientCredentials=flow), description=self.description)
 
     async def __call__(self, request: Request, security_scopes: SecurityScopes) -> AccessToken:
@@ -110,7 +131,38 @@ class BearerAuth(SecurityBase):
         requirement = Requirement.of(*all_of, any_of=any_of, optional=optional)
         for scope in requirement.scopes:
             self._scopes.setdefault(scope, "")
-        return Security(_Requires(self, requirement), scopes=sorted(requirement.scopes))
+        # The same requirement gets the same dependency: `dependency_overrides` can name it.
+        dependency = self._requires.get(requirement)
+        if dependency is None:
+            dependency = self._requires[requirement] = _Requires(self, requirement)
+        return Security(dependency, scopes=sorted(requirement.scopes))
+
+    def overrides(self, token: AccessToken | None) -> dict[Callable[..., Any], Callable[..., Any]]:
+        """`app.dependency_overrides` for tests: every route of this scheme sees `token`.
+
+        Each route's requirement is still checked against it (403 for a missing scope, 401 for
+        `token=None` unless optional), and refusals are rendered as usual; no header is needed
+        and nothing is verified. Call it once the routes are declared.
+        """
+
+        def fake(requirement: Requirement | None) -> Callable[..., Any]:
+            async def dependency(
+                request: Request, security_scopes: SecurityScopes
+            ) -> AccessToken | None:
+                needs = requirement or self._requirement(security_scopes)
+                guard = guard_of(request.scope) or self.guard
+                try:
+                    guard.check(needs, token)
+                except BearerError as exc:
+                    raise RefusedHTTPException(guard.render(exc), exc.reason.value) from None
+                return token
+
+            return dependency
+
+        found: dict[Callable[..., Any], Callable[..., Any]] = {self: fake(None)}
+        for requirement, dependency in self._requires.items():
+            found[dependency] = fake(requirement)
+        return found
 
     async def admit(self, request: Request, requirement: Requirement) -> AccessToken | None:
         """The request's token if it meets `requirement`, else `RefusedHTTPException`."""
@@ -131,6 +183,19 @@ class BearerAuth(SecurityBase):
 
         for path in sorted(self.guard.metadata_paths):
             app.add_api_route(path, metadata, include_in_schema=False)
+        build = app.openapi
+
+        def openapi() -> dict[str, Any]:
+            pending = app.openapi_schema is not None and self._pending
+            if pending and self.guard.server.token_endpoint() is not None:
+                app.openapi_schema = None  # discovery has run since: the real token URL
+            if app.openapi_schema is None:
+                # `Security(auth, scopes=[...])` scopes, as the RFC 9728 document finds them.
+                for scope in sorted(declared_scopes(app)):
+                    self._scopes.setdefault(scope, "")
+            return build()
+
+        app.openapi = openapi  # type: ignore[method-assign]
 
 
 class _Requires(SecurityBase):

@@ -24,10 +24,12 @@ from .._challenge import Challenge
 from .._env import check_names
 from .._guard import Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
+from .._policy import PolicyTable
 from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
-from ..wsgi import credentials, guard_of
+from .._validate import strings
+from ..wsgi import SCOPE_KEY, BearerAuthWSGIMiddleware, credentials, guard_of
 
 __all__ = ["BearerGuard", "current_token", "get_token", "require"]
 
@@ -51,6 +53,10 @@ class BearerGuard:
             app.config["BEARERGUARD_AUDIENCE"] = "api://orders"
             guard.init_app(app)
             return app
+
+    `policy=` (a `PolicyTable`) is enforced before any view runs, by the WSGI middleware that
+    `init_app` puts in front of `app.wsgi_app`; every request then needs a valid token, except
+    under `public_paths`.
     """
 
     def __init__(
@@ -60,9 +66,12 @@ class BearerGuard:
         server: ResourceServer | None = None,
         realm: str | None = None,
         resource: str | None = None,
+        policy: PolicyTable | None = None,
+        public_paths: Iterable[str] = (),
         strict: bool = False,
     ) -> None:
         self.server, self.realm, self.resource = server, realm, resource
+        self.policy, self.public_paths = policy, strings(public_paths, "public_paths")
         self.strict = strict  # an unknown BEARERGUARD_* key is an error, not a warning
         if app is not None:
             self.init_app(app)
@@ -72,11 +81,22 @@ class BearerGuard:
         config = {k: _text(k, v) for k, v in app.config.items() if k.startswith("BEARERGUARD_")}
         check_names(config, strict=self.strict, extra=_OWN_KEYS, source="app.config key")
         variables = {k: v for k, v in config.items() if k not in _OWN_KEYS}
-        guard = Guard(
-            self.server or ResourceServer._from_variables(variables, {}),
-            realm=self.realm or config.get("BEARERGUARD_REALM"),
-            resource=self.resource or config.get("BEARERGUARD_RESOURCE"),
-        )
+        server = self.server or ResourceServer._from_variables(variables, {})
+        realm = self.realm or config.get("BEARERGUARD_REALM")
+        resource = self.resource or config.get("BEARERGUARD_RESOURCE")
+        if self.policy is None and not self.public_paths:
+            guard = Guard(server, realm=realm, resource=resource)
+        else:  # the table judges every request, so the middleware's guard is the app's guard
+            middleware = BearerAuthWSGIMiddleware(
+                app.wsgi_app,
+                server,
+                realm=realm,
+                resource=resource,
+                policy=self.policy,
+                public_paths=self.public_paths,
+            )
+            app.wsgi_app = middleware  # type: ignore[method-assign]
+            guard = middleware.guard
         app.extensions[EXTENSION] = guard
         for index, path in enumerate(sorted(guard.metadata_paths)):
             view = functools.partial(_metadata, guard, app)
@@ -113,13 +133,20 @@ def require(
 
 
 def get_token() -> AccessToken | None:
-    """The token of the current request, in a view decorated with `require()`."""
-    return cast(AccessToken | None, g.get(_G_TOKEN))
+    """The token of the current request: the one `require()` admitted, else the one the WSGI
+    middleware (or `BearerGuard(policy=...)`) verified; None if neither judged this request."""
+    token = g.get(_G_TOKEN)
+    if token is None:
+        token = request.environ.get(SCOPE_KEY)
+    return cast(AccessToken | None, token)
 
 
 def _current() -> AccessToken:
     if (token := get_token()) is None:
-        raise RuntimeError("no token: use current_token in a view decorated with require()")
+        raise RuntimeError(
+            "no token: use current_token in a view decorated with require(), or behind the "
+            "WSGI middleware"
+        )
     return token
 
 

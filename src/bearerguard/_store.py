@@ -1,0 +1,366 @@
+"""The state seam: where caches and the DPoP replay check keep what outlives one request.
+
+A store maps text keys to bytes that expire. The text before a key's first ":" is its *kind*
+(`intro`, `neg`, `role`, `jti`, `lock`): a shared store puts it in plain sight in its key names, so
+that an operator can count or drop one kind, and keys the rest (see `bearerguard.redis`). Values
+are opaque bytes; `_codec` makes and reads them, and carries each value's own deadline, so an
+entry is never believed past the token's `exp` or the configured TTL, whatever a store does.
+
+Every operation has a sync and an async twin (`get`/`aget`, ...), as `SingleFlight.run`/`arun`.
+
+`StoreError` is a store outage (unreachable, too slow, refused). The rule for callers:
+- caches (introspection answers, role privileges, refusals) treat it as a miss and do not write:
+  the authorization server is asked, as without a store, so an outage never accepts a token that
+  would be refused without it, and never turns into a 500;
+- the DPoP replay check fails closed by default (a proof whose `jti` cannot be recorded is
+  refused with a 503), since accepting it would let a replay through on another replica.
+
+`MemoryStore` is the in-process store (the default, and the local tier of `TieredStore`);
+`TieredStore` puts one in front of a shared store (Redis) so a hit costs no round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, runtime_checkable
+
+from ._cache import ExpiringCache
+from ._types import Clock
+
+logger = logging.getLogger("bearerguard.store")
+
+V = TypeVar("V")
+
+
+class StoreError(Exception):
+    """The store could not answer (down, too slow, refused): the caller decides (module docs)."""
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """What a store reports of its health: for `status()` endpoints, metrics and tests.
+
+    `since` is the wall-clock time of the last change of `up` (the store's creation if none);
+    `last_error` names the last failure (an exception type and a safe text), or is None.
+    """
+
+    up: bool
+    since: float
+    last_error: str | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Bytes by text key, each until its TTL (seconds) runs out; sync and async twins.
+
+    `add` is atomic add-if-absent: of callers adding one key at once, exactly one gets True.
+    `lock` is `add` of a fresh random token, which it returns (None if the key is taken), and
+    `unlock` deletes the key only if it still holds that token (a lock that expired and was
+    taken by another caller is theirs). A TTL that is not positive writes nothing (`add` and
+    `lock` then answer False and None). Any operation may raise `StoreError` (an outage), and
+    nothing else for a well-formed key; a key without a kind is a programming error, which a
+    shared store refuses with `ValueError`.
+    """
+
+    def get(self, key: str) -> bytes | None: ...
+    def set(self, key: str, value: bytes, ttl: float) -> None: ...
+    def add(self, key: str, value: bytes, ttl: float) -> bool: ...
+    def delete(self, key: str) -> None: ...
+    def lock(self, key: str, ttl: float) -> str | None: ...
+    def unlock(self, key: str, token: str) -> None: ...
+    async def aget(self, key: str) -> bytes | None: ...
+    async def aset(self, key: str, value: bytes, ttl: float) -> None: ...
+    async def aadd(self, key: str, value: bytes, ttl: float) -> bool: ...
+    async def adelete(self, key: str) -> None: ...
+    async def alock(self, key: str, ttl: float) -> str | None: ...
+    async def aunlock(self, key: str, token: str) -> None: ...
+    def status(self) -> StoreStatus: ...
+
+
+def lock_token() -> str:
+    """A lock holder's proof of ownership: 128 random bits."""
+    return secrets.token_urlsafe(16)
+
+
+class MemoryStore:
+    """The in-process store: at most `max_entries`, each until its TTL on `timer`.
+
+    The entries live in the library's one bounded expiring map (`_cache.ExpiringCache`), so the
+    store evicts as the verified-token and introspection caches do, and any better policy there
+    (one that a flood of never-again keys cannot use to push out entries being hit) applies here
+    at once. Reads take no lock; writes take one, which also makes `add` atomic. Nothing blocks
+    for long, so the async twins run inline on the event loop. It is never down.
+
+    A replay store must not evict live entries (an evicted `jti` could be replayed): size it
+    for the proofs a process accepts within one proof lifetime.
+    """
+
+    def __init__(self, max_entries: int = 10_000, *, timer: Clock = time.monotonic) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self._entries: ExpiringCache[str, bytes] = ExpiringCache(max_entries)
+        self._timer = timer
+        self._lock = threading.Lock()
+        self._status = StoreStatus(up=True, since=time.time())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> bytes | None:
+        return self._entries.get(key, self._timer())
+
+    def set(self, key: str, value: bytes, ttl: float) -> None:
+        if not ttl > 0:
+            return
+        now = self._timer()
+        with self._lock:  # serialised with `add`, so that add-if-absent stays atomic
+            self._entries.put(key, value, deadline=now + ttl, now=now)
+
+    def add(self, key: str, value: bytes, ttl: float) -> bool:
+        if not ttl > 0:
+            return False
+        now = self._timer()
+        with self._lock:
+            if self._entries.get(key, now) is not None:
+                return False
+            self._entries.put(key, value, deadline=now + ttl, now=now)  # evicts, then inserts
+            return True
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._entries.discard(key)
+
+    def lock(self, key: str, ttl: float) -> str | None:
+        token = lock_token()
+        return token if self.add(key, token.encode(), ttl) else None
+
+    def unlock(self, key: str, token: str) -> None:
+        with self._lock:
+            if self._entries.get(key, self._timer()) == token.encode():
+                self._entries.discard(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def status(self) -> StoreStatus:
+        return self._status
+
+    async def aget(self, key: str) -> bytes | None:
+        return self.get(key)
+
+    async def aset(self, key: str, value: bytes, ttl: float) -> None:
+        self.set(key, value, ttl)
+
+    async def aadd(self, key: str, value: bytes, ttl: float) -> bool:
+        return self.add(key, value, ttl)
+
+    async def adelete(self, key: str) -> None:
+        self.delete(key)
+
+    async def alock(self, key: str, ttl: float) -> str | None:
+        return self.lock(key, ttl)
+
+    async def aunlock(self, key: str, token: str) -> None:
+        self.unlock(key, token)
+
+
+class TieredStore:
+    """A local `MemoryStore` in front of a shared store (Redis): hits stay in the process.
+
+    Reads look in `local` first, then in `shared` (a value found there is kept locally for at
+    most `local_ttl` seconds); writes go to both (locally for at most `local_ttl` too). So a
+    change made by another replica (a role invalidated, an entry deleted) is seen here within
+    `local_ttl`, and every value still carries its own deadline (`_codec`). A lock (a key of kind
+    `lock`) is read from `shared` alone, where `lock` and `unlock` put it: a copy kept locally
+    would show it held for `local_ttl` after its holder let it go.
+
+    When `shared` fails, `get` and `set` go on with the local tier alone (a miss is a miss: the
+    caller asks the authorization server); `add`, `delete`, `lock` and `unlock`, which mean
+    nothing unless the whole fleet sees them, raise `StoreError` (`add` records the key locally
+    first, so a replay within this process is still caught). `status()` is the shared store's:
+    it logs its own changes of state and recovers by itself.
+    """
+
+    def __init__(self, local: MemoryStore, shared: Store, *, local_ttl: float = 2.0) -> None:
+        if not local_ttl > 0:
+            raise ValueError("local_ttl must be positive")
+        self.local = local
+        self.shared = shared
+        self.local_ttl = local_ttl
+
+    def get(self, key: str) -> bytes | None:
+        fleet = key.startswith(LOCK)  # a lock is the fleet's: read where lock() put it
+        value = None if fleet else self.local.get(key)
+        if value is not None:
+            return value
+        try:
+            value = self.shared.get(key)
+        except StoreError:
+            return None
+        if value is not None and not fleet:
+            self.local.set(key, value, self.local_ttl)
+        return value
+
+    async def aget(self, key: str) -> bytes | None:
+        fleet = key.startswith(LOCK)
+        value = None if fleet else self.local.get(key)
+        if value is not None:
+            return value
+        try:
+            value = await self.shared.aget(key)
+        except StoreError:
+            return None
+        if value is not None and not fleet:
+            self.local.set(key, value, self.local_ttl)
+        return value
+
+    def set(self, key: str, value: bytes, ttl: float) -> None:
+        self.local.set(key, value, min(ttl, self.local_ttl))
+        with suppress(StoreError):  # kept locally; the shared store's status says it is down
+            self.shared.set(key, value, ttl)
+
+    async def aset(self, key: str, value: bytes, ttl: float) -> None:
+        self.local.set(key, value, min(ttl, self.local_ttl))
+        with suppress(StoreError):
+            await self.shared.aset(key, value, ttl)
+
+    def add(self, key: str, value: bytes, ttl: float) -> bool:
+        # Locally for the whole TTL: a replay within this process is caught without a round
+        # trip, and even while the shared store is down.
+        return self.local.add(key, value, ttl) and self.shared.add(key, value, ttl)
+
+    async def aadd(self, key: str, value: bytes, ttl: float) -> bool:
+        return self.local.add(key, value, ttl) and await self.shared.aadd(key, value, ttl)
+
+    def delete(self, key: str) -> None:
+        self.local.delete(key)
+        self.shared.delete(key)
+
+    async def adelete(self, key: str) -> None:
+        self.local.delete(key)
+        await self.shared.adelete(key)
+
+    def lock(self, key: str, ttl: float) -> str | None:
+        return self.shared.lock(key, ttl)
+
+    async def alock(self, key: str, ttl: float) -> str | None:
+        return await self.shared.alock(key, ttl)
+
+    def unlock(self, key: str, token: str) -> None:
+        self.shared.unlock(key, token)
+
+    async def aunlock(self, key: str, token: str) -> None:
+        await self.shared.aunlock(key, token)
+
+    def status(self) -> StoreStatus:
+        return self.shared.status()
+
+
+# -- fleet-wide single flight ------------------------------------------------------------------
+#
+# N replicas missing the same entry at once should make about one upstream call. The first takes
+# a short lock in the store and computes (and its caller caches the result); the others poll the
+# cache until the value appears, the lock goes (its holder failed, or died and the lock expired),
+# or `wait` passes, and then compute themselves. Polling rather than pub/sub: a waiter needs no
+# connection of its own, cannot miss a message published just before it subscribed, and the
+# case that matters most (a holder that died) sends no message anyway, so the bound is needed
+# either way; at a 20 ms interval a waiter costs a handful of GETs for an introspection of
+# ~100 ms. A store that is down gives no lock and no wait: everyone computes (the process's own
+# `SingleFlight` still makes that one call per process).
+
+POLL_INTERVAL = 0.02
+LOCK = "lock:"  # the kind of the fleet-wide single flight's locks
+
+
+def fleet_run(
+    store: Store,
+    key: str,
+    *,
+    cached: Callable[[], V | None],
+    compute: Callable[[], V],
+    hold: float,
+    wait: float,
+    poll: float = POLL_INTERVAL,
+    timer: Clock = time.monotonic,
+    sleep: Callable[[float], object] = time.sleep,
+) -> V:
+    """`compute()` unless another replica already does so for `key`; then its cached result.
+
+    `hold` is the lock's TTL (longer than a computation takes: the upstream deadline); a waiter
+    waits at most `wait` seconds (and never past the lock's expiry) before computing itself.
+    `cached()` reads the cache the computation fills, and must not raise.
+    """
+    lock_key = LOCK + key
+    try:
+        token = store.lock(lock_key, hold)
+    except StoreError:
+        return compute()
+    if token is not None:
+        try:
+            return compute()
+        finally:
+            _quietly(store.unlock, lock_key, token)
+    deadline = timer() + wait
+    while timer() < deadline:
+        sleep(poll)
+        if (value := cached()) is not None:
+            return value
+        if not _held(store, lock_key):
+            break
+    return compute()
+
+
+async def afleet_run(
+    store: Store,
+    key: str,
+    *,
+    cached: Callable[[], Awaitable[V | None]],
+    compute: Callable[[], Awaitable[V]],
+    hold: float,
+    wait: float,
+    poll: float = POLL_INTERVAL,
+    timer: Clock = time.monotonic,
+) -> V:
+    """The async twin of `fleet_run`."""
+    lock_key = LOCK + key
+    try:
+        token = await store.alock(lock_key, hold)
+    except StoreError:
+        return await compute()
+    if token is not None:
+        try:
+            return await compute()
+        finally:
+            with suppress(StoreError):  # it expires after `hold`
+                await store.aunlock(lock_key, token)
+    deadline = timer() + wait
+    while timer() < deadline:
+        await asyncio.sleep(poll)
+        if (value := await cached()) is not None:
+            return value
+        try:
+            if await store.aget(lock_key) is None:
+                break
+        except StoreError:
+            break
+    return await compute()
+
+
+def _held(store: Store, lock_key: str) -> bool:
+    try:
+        return store.get(lock_key) is not None
+    except StoreError:
+        return False
+
+
+def _quietly(unlock: Callable[[str, str], None], key: str, token: str) -> None:
+    with suppress(StoreError):  # it expires after `hold`
+        unlock(key, token)

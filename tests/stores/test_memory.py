@@ -1,0 +1,519 @@
+"""MemoryStore, TieredStore and the fleet-wide single flight, on a fake timer (no Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bearerguard._store import (
+    MemoryStore,
+    Store,
+    StoreError,
+    StoreStatus,
+    TieredStore,
+    afleet_run,
+    fleet_run,
+)
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Flaky(MemoryStore):
+    """A shared store that can be switched off (a fault the Redis tests produce for real)."""
+
+    def __init__(self, timer: Timer) -> None:
+        super().__init__(timer=timer)
+        self.down = False
+        self.calls = 0
+
+    def _check(self) -> None:
+        self.calls += 1
+        if self.down:
+            raise StoreError("down")
+
+    def get(self, key: str) -> bytes | None:
+        self._check()
+        return super().get(key)
+
+    def set(self, key: str, value: bytes, ttl: float) -> None:
+        self._check()
+        super().set(key, value, ttl)
+
+    def add(self, key: str, value: bytes, ttl: float) -> bool:
+        self._check()
+        return super().add(key, value, ttl)
+
+    def delete(self, key: str) -> None:
+        self._check()
+        super().delete(key)
+
+    def status(self) -> StoreStatus:
+        return StoreStatus(up=not self.down, since=0.0)
+
+
+@pytest.fixture
+def timer() -> Timer:
+    return Timer()
+
+
+def test_memory_store_is_a_store() -> None:
+    assert isinstance(MemoryStore(), Store)
+
+
+def test_entries_expire_on_the_timer(timer: Timer) -> None:
+    store = MemoryStore(timer=timer)
+    store.set("intro:a", b"1", 10)
+    timer.now += 9.99
+    assert store.get("intro:a") == b"1"
+    timer.now += 0.01
+    assert store.get("intro:a") is None
+
+
+def test_set_replaces_delete_forgets_and_no_ttl_writes_nothing(timer: Timer) -> None:
+    store = MemoryStore(timer=timer)
+    store.set("intro:a", b"1", 10)
+    store.set("intro:a", b"2", 10)
+    assert store.get("intro:a") == b"2"
+    store.delete("intro:a")
+    assert store.get("intro:a") is None
+    store.delete("intro:never")
+    store.set("intro:b", b"1", 0)
+    store.set("intro:c", b"1", -5)
+    assert store.get("intro:b") is None
+    assert store.get("intro:c") is None
+    assert not store.add("jti:d", b"1", 0)
+    assert store.get("jti:d") is None
+
+
+def test_add_if_absent(timer: Timer) -> None:
+    store = MemoryStore(timer=timer)
+    assert store.add("jti:x", b"1", 5)
+    assert not store.add("jti:x", b"2", 5)
+    assert store.get("jti:x") == b"1"
+    timer.now += 5
+    assert store.add("jti:x", b"3", 5)  # expired: absent again
+
+
+def test_add_is_atomic_under_threads() -> None:
+    store = MemoryStore()
+    barrier = threading.Barrier(20)
+    wins: list[bool] = []
+
+    def contend() -> None:
+        barrier.wait()
+        wins.append(store.add("jti:same", b"1", 60))
+
+    threads = [threading.Thread(target=contend) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(wins) == [False] * 19 + [True]
+
+
+def test_bounded(timer: Timer) -> None:
+    store = MemoryStore(100, timer=timer)
+    for i in range(1000):
+        store.set(f"intro:{i}", b"v", 60)
+        assert len(store) <= 100
+    assert store.get("intro:999") == b"v"  # the newest is kept
+    with pytest.raises(ValueError, match="max_entries"):
+        MemoryStore(0)
+
+
+def test_lock_and_unlock(timer: Timer) -> None:
+    store = MemoryStore(timer=timer)
+    token = store.lock("lock:a", 1.0)
+    assert token is not None
+    assert store.lock("lock:a", 1.0) is None
+    store.unlock("lock:a", "not the token")
+    assert store.lock("lock:a", 1.0) is None
+    store.unlock("lock:a", token)
+    again = store.lock("lock:a", 1.0)
+    assert again is not None
+    timer.now += 1.0  # expired, and taken by another: the old holder's unlock leaves it
+    other = store.lock("lock:a", 1.0)
+    assert other is not None
+    store.unlock("lock:a", again)
+    assert store.get("lock:a") == other.encode()
+
+
+def test_async_twins(timer: Timer) -> None:
+    store = MemoryStore(timer=timer)
+
+    async def main() -> None:
+        await store.aset("intro:a", b"1", 10)
+        assert await store.aget("intro:a") == b"1"
+        assert await store.aadd("jti:a", b"1", 10)
+        assert not await store.aadd("jti:a", b"1", 10)
+        await store.adelete("intro:a")
+        assert await store.aget("intro:a") is None
+        token = await store.alock("lock:a", 1)
+        assert token is not None
+        await store.aunlock("lock:a", token)
+        assert await store.aget("lock:a") is None
+        wins = await asyncio.gather(*(store.aadd("jti:b", b"1", 10) for _ in range(20)))
+        assert sorted(wins) == [False] * 19 + [True]
+
+    asyncio.run(main())
+    assert store.status().up
+
+
+# -- TieredStore -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiers(timer: Timer) -> tuple[TieredStore, MemoryStore, Flaky]:
+    local, shared = MemoryStore(timer=timer), Flaky(timer)
+    return TieredStore(local, shared, local_ttl=2.0), local, shared
+
+
+def test_tiered_reads_local_first_and_fills_it_briefly(
+    tiers: tuple[TieredStore, MemoryStore, Flaky], timer: Timer
+) -> None:
+    tiered, local, shared = tiers
+    shared.set("role:1", b"p", 60)
+    calls = shared.calls
+    assert tiered.get("role:1") == b"p"
+    assert local.get("role:1") == b"p"
+    assert tiered.get("role:1") == b"p"
+    assert shared.calls == calls + 1  # the second read stayed local
+    shared.delete("role:1")  # another replica invalidates it: seen here within local_ttl
+    timer.now += 2.0
+    assert tiered.get("role:1") is None
+
+
+def test_tiered_writes_both_local_for_at_most_local_ttl(
+    tiers: tuple[TieredStore, MemoryStore, Flaky], timer: Timer
+) -> None:
+    tiered, local, shared = tiers
+    tiered.set("intro:a", b"v", 30)
+    assert shared.get("intro:a") == b"v"
+    timer.now += 2.0
+    assert local.get("intro:a") is None
+    assert tiered.get("intro:a") == b"v"  # from shared again
+    timer.now += 28.0
+    assert tiered.get("intro:a") is None
+    tiered.set("intro:b", b"v", 1.0)  # a TTL under local_ttl is kept locally no longer
+    timer.now += 1.0
+    assert local.get("intro:b") is None
+
+
+def test_tiered_shared_down_get_and_set_go_on_locally(
+    tiers: tuple[TieredStore, MemoryStore, Flaky],
+) -> None:
+    tiered, _local, shared = tiers
+    shared.down = True
+    assert not tiered.status().up
+    assert tiered.get("intro:a") is None  # a miss, not an error
+    tiered.set("intro:a", b"v", 30)
+    assert tiered.get("intro:a") == b"v"  # local only
+    shared.down = False
+    assert tiered.status().up
+    assert shared.get("intro:a") is None  # the write while down was not replayed
+
+
+def test_tiered_shared_down_fleet_operations_raise(
+    tiers: tuple[TieredStore, MemoryStore, Flaky],
+) -> None:
+    tiered, _local, shared = tiers
+    shared.down = True
+    with pytest.raises(StoreError):
+        tiered.add("jti:a", b"1", 10)
+    # recorded locally: a replay within this process is refused without the shared store
+    assert not tiered.add("jti:a", b"1", 10)
+    with pytest.raises(StoreError):
+        tiered.delete("role:1")
+    with pytest.raises(StoreError):
+        tiered.lock("lock:a", 1)
+    shared.down = False
+    assert tiered.add("jti:b", b"1", 10)
+    shared.add("jti:c", b"1", 10)  # seen by another replica
+    assert not tiered.add("jti:c", b"1", 10)
+
+
+def test_tiered_async_twins(tiers: tuple[TieredStore, MemoryStore, Flaky], timer: Timer) -> None:
+    tiered, _local, shared = tiers
+
+    async def main() -> None:
+        await tiered.aset("intro:a", b"v", 30)
+        timer.now += 2.0
+        assert await tiered.aget("intro:a") == b"v"
+        assert await tiered.aadd("jti:a", b"1", 10)
+        assert not await tiered.aadd("jti:a", b"1", 10)
+        token = await tiered.alock("lock:a", 1)
+        assert token is not None
+        await tiered.aunlock("lock:a", token)
+        await tiered.adelete("intro:a")
+        assert await tiered.aget("intro:a") is None
+        shared.down = True
+        assert await tiered.aget("intro:zz") is None
+        await tiered.aset("intro:b", b"v", 30)
+        assert await tiered.aget("intro:b") == b"v"
+        with pytest.raises(StoreError):
+            await tiered.aadd("jti:b", b"1", 10)
+
+    asyncio.run(main())
+    with pytest.raises(ValueError, match="local_ttl"):
+        TieredStore(MemoryStore(), MemoryStore(), local_ttl=0)
+
+
+# -- fleet_run over the in-memory store (threads as replicas) --------------------------------
+
+
+def test_fleet_run_one_computes_the_others_read_its_result() -> None:
+    store = MemoryStore()
+    barrier = threading.Barrier(10)
+    calls: list[int] = []
+    results: list[str] = []
+
+    def compute() -> str:
+        calls.append(1)
+        barrier_done.wait(2)  # everyone is waiting before the result lands
+        store.set("intro:k", b"answer", 30)
+        return "answer"
+
+    barrier_done = threading.Event()
+
+    def replica() -> None:
+        barrier.wait()
+        value = fleet_run(
+            store,
+            "intro:k",
+            cached=lambda: v.decode() if (v := store.get("intro:k")) else None,
+            compute=compute,
+            hold=5,
+            wait=5,
+            poll=0.005,
+        )
+        results.append(value)
+
+    threads = [threading.Thread(target=replica) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    threading.Timer(0.1, barrier_done.set).start()
+    for thread in threads:
+        thread.join()
+    assert calls == [1]
+    assert results == ["answer"] * 10
+    assert store.get("lock:intro:k") is None  # released
+
+
+def test_fleet_run_holder_that_dies_holds_the_others_at_most_the_bound() -> None:
+    store = MemoryStore()
+    assert store.lock("lock:intro:k", 60) is not None  # a replica took it and died
+    timer, slept = Timer(), []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        timer.now += seconds
+
+    value = fleet_run(
+        store,
+        "intro:k",
+        cached=lambda: None,
+        compute=lambda: "mine",
+        hold=5,
+        wait=0.5,
+        poll=0.1,
+        timer=timer,
+        sleep=sleep,
+    )
+    assert value == "mine"
+    assert sum(slept) == pytest.approx(0.5)
+
+
+def test_fleet_run_proceeds_when_the_lock_goes_without_a_result() -> None:
+    timer = Timer()
+    store = MemoryStore(timer=timer)
+    assert store.lock("lock:intro:k", 0.25) is not None  # its holder failed; the lock expires
+
+    def sleep(seconds: float) -> None:
+        timer.now += seconds
+
+    polls: list[int] = []
+
+    def cached() -> str | None:
+        polls.append(1)
+        return None
+
+    value = fleet_run(
+        store,
+        "intro:k",
+        cached=cached,
+        compute=lambda: "mine",
+        hold=5,
+        wait=10,
+        poll=0.1,
+        timer=timer,
+        sleep=sleep,
+    )
+    assert value == "mine"
+    assert len(polls) == 3  # 0.1, 0.2, 0.3: gone at 0.25, not the whole 10 s
+
+
+def test_fleet_run_behind_a_tiered_store_sees_a_released_lock_at_the_next_poll() -> None:
+    # Locks are the whole fleet's (TieredStore.lock and unlock go to the shared tier), so a
+    # lock read while held must not stay in the local tier: a waiter would believe it held for
+    # local_ttl after its holder failed and released it.
+    timer = Timer()
+    shared = MemoryStore(timer=timer)
+    tiered = TieredStore(MemoryStore(timer=timer), shared, local_ttl=2.0)
+    holder = shared.lock("lock:intro:k", 5)  # another replica computes
+    assert holder is not None
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        timer.now += seconds
+        if len(polls) == 1:  # after the first poll saw it held: its holder fails, releases it
+            shared.unlock("lock:intro:k", holder)
+
+    def cached() -> str | None:
+        polls.append(timer.now)
+        return None
+
+    value = fleet_run(
+        tiered,
+        "intro:k",
+        cached=cached,
+        compute=lambda: "mine",
+        hold=5,
+        wait=10,
+        poll=0.1,
+        timer=timer,
+        sleep=sleep,
+    )
+    assert value == "mine"
+    assert len(polls) == 2  # gone at the second poll, not after local_ttl (2 s: 20 polls)
+
+    async def main() -> str:
+        holder = shared.lock("lock:intro:a", 5)
+        assert holder is not None
+        assert await tiered.aget("lock:intro:a") is not None
+        shared.unlock("lock:intro:a", holder)
+        return "gone" if await tiered.aget("lock:intro:a") is None else "held"
+
+    assert asyncio.run(main()) == "gone"
+
+
+def test_fleet_run_store_down_computes_at_once(timer: Timer) -> None:
+    shared = Flaky(timer)
+    shared.down = True
+    assert fleet_run(shared, "k:1", cached=lambda: None, compute=lambda: 7, hold=1, wait=1) == 7
+
+    async def main() -> int:
+        async def nothing() -> int | None:
+            return None
+
+        async def seven() -> int:
+            return 7
+
+        return await afleet_run(shared, "k:1", cached=nothing, compute=seven, hold=1, wait=1)
+
+    assert asyncio.run(main()) == 7
+
+
+def test_fleet_run_releases_the_lock_when_compute_fails() -> None:
+    store = MemoryStore()
+
+    def boom() -> str:
+        raise RuntimeError("upstream")
+
+    with pytest.raises(RuntimeError):
+        fleet_run(store, "intro:k", cached=lambda: None, compute=boom, hold=5, wait=5)
+    assert store.get("lock:intro:k") is None
+
+
+def test_afleet_run_one_computes_among_tasks() -> None:
+    store = MemoryStore()
+    calls: list[int] = []
+
+    async def main() -> list[str]:
+        async def cached() -> str | None:
+            value = await store.aget("intro:k")
+            return None if value is None else value.decode()
+
+        async def compute() -> str:
+            calls.append(1)
+            await asyncio.sleep(0.05)
+            await store.aset("intro:k", b"answer", 30)
+            return "answer"
+
+        return await asyncio.gather(
+            *(
+                afleet_run(store, "intro:k", cached=cached, compute=compute, hold=5, wait=5,
+                           poll=0.005)
+                for _ in range(20)
+            )
+        )  # fmt: skip
+
+    assert asyncio.run(main()) == ["answer"] * 20
+    assert calls == [1]
+
+
+def test_a_flood_of_never_again_keys_does_not_evict_entries_being_hit(timer: Timer) -> None:
+    """MemoryStore evicts as `_cache.ExpiringCache` does (segmented FIFO): one policy."""
+    store = MemoryStore(1000, timer=timer)
+    hot = [f"intro:hot-{i}" for i in range(100)]
+    for key in hot:
+        store.set(key, b"v", 3600)
+        assert store.get(key) == b"v"  # hit once: in use
+    for i in range(20_000):
+        store.set(f"neg:flood-{i}", b"x", 3600)
+        if i % 1000 == 0:
+            for key in hot[:10]:
+                store.get(key)
+    assert all(store.get(key) == b"v" for key in hot)
+
+
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["get", "set", "add", "delete", "advance"]),
+        st.sampled_from(["intro:a", "intro:b", "jti:c", "role:d"]),
+        st.sampled_from([-1.0, 0.0, 0.5, 1.0, 3.0]),
+    ),
+    max_size=60,
+)
+
+
+@given(ops)
+def test_memory_store_behaves_as_a_map_with_deadlines(steps: list[tuple[str, str, float]]) -> None:
+    """Strict oracle: a dict of (value, deadline) on the same timer."""
+    timer = Timer()
+    store = MemoryStore(timer=timer)
+    model: dict[str, tuple[bytes, float]] = {}
+
+    def live(key: str) -> bytes | None:
+        entry = model.get(key)
+        return entry[0] if entry is not None and timer.now < entry[1] else None
+
+    for i, (op, key, ttl) in enumerate(steps):
+        value = str(i).encode()
+        if op == "get":
+            assert store.get(key) == live(key)
+        elif op == "set":
+            store.set(key, value, ttl)
+            if ttl > 0:
+                model[key] = (value, timer.now + ttl)
+        elif op == "add":
+            expected = ttl > 0 and live(key) is None
+            assert store.add(key, value, ttl) is expected
+            if expected:
+                model[key] = (value, timer.now + ttl)
+        elif op == "delete":
+            store.delete(key)
+            model.pop(key, None)
+        else:
+            timer.now += ttl if ttl > 0 else 0.25
+    for key in ("intro:a", "intro:b", "jti:c", "role:d"):
+        assert store.get(key) == live(key)
