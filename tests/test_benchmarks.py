@@ -88,6 +88,15 @@ def test_quick_run_of_one_group_writes_json_and_markdown(tmp_path: Path) -> None
     assert "garbage collector on" in table
 
 
+def test_the_ab_script_compares_two_trees_in_one_process() -> None:
+    src = Path(__file__).resolve().parents[1] / "src"
+    command = [sys.executable, str(BENCHMARKS / "ab.py"), str(src), "--quick", "--rounds", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)  # noqa: S603
+    assert done.returncode == 0, done.stderr
+    for pair in ("miss new / old", "hit new / old", "asgi hit new / bare", "HTTPBearer"):
+        assert pair in done.stdout
+
+
 def test_list_names_every_group() -> None:
     done = subprocess.run(  # noqa: S603
         [sys.executable, str(RUN), "--list"], capture_output=True, text=True, check=True

@@ -22,8 +22,9 @@ write on every hit.)
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from itertools import islice
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -36,22 +37,98 @@ if TYPE_CHECKING:
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+E = TypeVar("E")
 
 
-class ExpiringCache(Generic[K, V]):
-    """At most `maxsize` values, each served until its deadline (a time on the caller's clock)."""
+class _Segments(Generic[K, E]):
+    """The segmented FIFO of the module's docstring, over entries of any shape: a subclass says
+    how to read an entry's deadline (`_expired`).
 
-    def __init__(self, maxsize: int = 10_000) -> None:
+    Each segment keeps a lower bound of its entries' deadlines (lowered by each entry that comes
+    in, recomputed by each scan), so that making room looks for expired entries only when one
+    may be there: with tokens that live longer than the cache takes to turn over, a full cache
+    evicts its oldest without reading every entry's deadline once per batch.
+    """
+
+    def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         # The share probation always keeps, and so the most the main segment may hold.
         self._probation_size = max(1, maxsize // 10)
         self._main_size = maxsize - self._probation_size
-        self._entries: dict[K, tuple[V, float]] = {}  # main: entries hit since they came in
-        self._probation: dict[K, tuple[V, float]] = {}  # new entries, not hit yet
+        self._entries: dict[K, E] = {}  # main: entries hit since they came in
+        self._probation: dict[K, E] = {}  # new entries, not hit yet
+        # No entry of a segment has a deadline before its bound: [probation, main].
+        self._earliest = [math.inf, math.inf]
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries) + len(self._probation)
+
+    def _expired(self, segment: dict[K, E], now: float) -> tuple[list[K], float]:
+        """The keys of `segment` whose deadline is `now` or earlier, and the earliest deadline
+        of the others."""
+        raise NotImplementedError
+
+    def _make_room(self, main: bool, now: float) -> None:
+        """Free a tenth of a segment: its expired entries, then as many of its oldest as needed.
+
+        A batch, not one entry, so that a full cache is not swept on every insert (and dropping
+        a dict's oldest key one at a time is quadratic: it scans its freed slots from the front).
+        """
+        segment = self._entries if main else self._probation
+        batch = max(1, len(segment) // 10)
+        expired: list[K] = []
+        if self._earliest[main] <= now:  # else no entry of the segment has expired
+            expired, self._earliest[main] = self._expired(segment, now)
+        for key in expired:
+            del segment[key]
+        for key in list(islice(segment, max(0, batch - len(expired)))):
+            del segment[key]
+
+    def _promote(self, key: K, entry: E, deadline: float, now: float) -> None:
+        if self._main_size <= 0:
+            return  # too small for two segments: everything stays in probation
+        with self._lock:
+            if self._probation.get(key) is not entry:
+                return  # replaced, discarded or promoted meanwhile
+            if len(self._entries) >= self._main_size:
+                self._make_room(True, now)
+            self._earliest[True] = min(self._earliest[True], deadline)
+            # Into main before out of probation: a lock-free reader looking in main and then
+            # in probation may miss it for a moment (and verify again), never find it twice.
+            self._entries[key] = entry
+            del self._probation[key]
+
+    def _insert(self, key: K, entry: E, deadline: float, now: float) -> None:
+        with self._lock:
+            main = key in self._entries  # already promoted: a new answer keeps its place
+            if not main and key not in self._probation and len(self) >= self.maxsize:
+                # Main never holds more than its share, so a full cache has probation at or
+                # above its own: new entries make room among the new.
+                self._make_room(False, now)
+            (self._entries if main else self._probation)[key] = entry
+            self._earliest[main] = min(self._earliest[main], deadline)
+
+    def _discard(self, key: K, holds: Callable[[E], bool] | None) -> None:
+        """Forget `key` (only where its entry `holds` what the caller means, when given)."""
+        with self._lock:
+            for segment in (self._entries, self._probation):
+                entry = segment.get(key)
+                if entry is not None and (holds is None or holds(entry)):
+                    del segment[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._probation.clear()
+            self._earliest = [math.inf, math.inf]
+
+
+class ExpiringCache(_Segments[K, tuple[V, float]]):
+    """At most `maxsize` values, each served until its deadline (a time on the caller's clock)."""
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        super().__init__(maxsize)
 
     def get(self, key: K, now: float) -> V | None:
         entry = self._entries.get(key)
@@ -68,105 +145,68 @@ class ExpiringCache(Generic[K, V]):
         if entry is None:
             return None
         if now < entry[1]:
-            self._promote(key, entry, now)
+            self._promote(key, entry, entry[1], now)
             return entry[0]
         self.discard(key, entry[0])
         return None
 
-    def _promote(self, key: K, entry: tuple[V, float], now: float) -> None:
-        if self._main_size <= 0:
-            return  # too small for two segments: everything stays in probation
-        with self._lock:
-            if self._probation.get(key) is not entry:
-                return  # replaced, discarded or promoted meanwhile
-            if len(self._entries) >= self._main_size:
-                _make_room(self._entries, now)
-            # Into main before out of probation: a lock-free reader looking in main and then
-            # in probation may miss it for a moment (and verify again), never find it twice.
-            self._entries[key] = entry
-            del self._probation[key]
-
     def put(self, key: K, value: V, *, deadline: float, now: float) -> None:
-        if self.maxsize <= 0 or deadline <= now:
-            return
-        entry = (value, deadline)
-        with self._lock:
-            if key in self._entries:  # already promoted: a new answer keeps its place
-                self._entries[key] = entry
-                return
-            if key not in self._probation and len(self) >= self.maxsize:
-                # Main never holds more than its share, so a full cache has probation at or
-                # above its own: new entries make room among the new.
-                _make_room(self._probation, now)
-            self._probation[key] = entry
+        if self.maxsize > 0 and deadline > now:
+            self._insert(key, (value, deadline), deadline, now)
 
     def discard(self, key: K, value: V | None = None) -> None:
         """Forget `key` (only if it still holds `value`, when given)."""
-        with self._lock:
-            for segment in (self._entries, self._probation):
-                entry = segment.get(key)
-                if entry is not None and (value is None or entry[0] is value):
-                    del segment[key]
+        self._discard(key, None if value is None else lambda entry: entry[0] is value)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._probation.clear()
+    def _expired(self, segment: dict[K, tuple[V, float]], now: float) -> tuple[list[K], float]:
+        expired, earliest = [], math.inf
+        for key, (_, deadline) in segment.items():
+            if deadline <= now:
+                expired.append(key)
+            elif deadline < earliest:
+                earliest = deadline
+        return expired, earliest
 
 
-def _make_room(segment: dict[K, tuple[V, float]], now: float) -> None:
-    """Free a tenth of a segment: its expired entries, then as many of its oldest as needed.
+class TokenCache(_Segments[str, AccessToken]):
+    """Verified tokens by the whole token, at most `maxsize`, each at most until its deadline.
 
-    A batch, not one entry, so that a full cache is not swept on every insert (and dropping a
-    dict's oldest key one at a time is quadratic: it scans its freed slots from the front).
+    An entry is the `AccessToken` itself: its deadline and the JWKS, kid and key that verified
+    it are slots of the token (`_token._CacheSlots`), set before it is inserted and never after,
+    so a cached token is one object for the garbage collector to track, beside its claims.
     """
-    batch = max(1, len(segment) // 10)
-    expired = [key for key, (_, deadline) in segment.items() if deadline <= now]
-    for key in expired:
-        del segment[key]
-    for key in list(islice(segment, max(0, batch - len(expired)))):
-        del segment[key]
-
-
-# What the verified-token cache holds for a token: the result, and the JWKS and key that verified
-# it (the JWKS is None for a shared secret). A plain tuple: built on every miss in one step, and
-# unpacked on every hit faster than attributes are read.
-_Verified = tuple["AccessToken", "JWKSCache | None", "str | None", "Key"]
-
-
-class TokenCache(ExpiringCache[str, _Verified]):
-    """Verified tokens by the whole token, at most `maxsize`, each at most until its deadline."""
 
     def get_token(self, token: str, clock: Clock, timer: Clock) -> AccessToken | None:
         """The token verified before, if within its deadline and its key is still published.
 
-        Every request runs this, so it reads the entry itself rather than through
-        `ExpiringCache.get` (the same rule), and reads the clocks (`clock` for the deadline,
-        `timer` for the keys' freshness) only when there is an entry to judge.
+        Every request runs this, so it reads the clocks (`clock` for the deadline, `timer`
+        for the keys' freshness) only when there is an entry to judge.
         """
-        entry = self._entries.get(token)
-        if entry is None:
-            if (entry := self._probation.get(token)) is None:
+        access = self._entries.get(token)
+        if access is None:
+            if (access := self._probation.get(token)) is None:
                 return None  # never seen: one more lookup, no call
-            return self._probation_token(token, entry, clock, timer)
-        verified, deadline = entry
-        access, keys, kid, key = verified
-        if clock() < deadline and (keys is None or keys.is_current(kid, key, timer())):
+            return self._probation_token(token, access, clock, timer)
+        keys: JWKSCache | None = access._keys
+        if clock() < access._deadline and (
+            keys is None or keys.is_current(access._kid, access._key, timer())
+        ):
             return access
-        self.discard(token, verified)
+        self.discard(token, access)
         return None
 
     def _probation_token(
-        self, token: str, entry: tuple[_Verified, float], clock: Clock, timer: Clock
+        self, token: str, access: AccessToken, clock: Clock, timer: Clock
     ) -> AccessToken | None:
         """`get_token` for a token in probation: seen once so far. Promoted if still good."""
-        verified, deadline = entry
-        access, keys, kid, key = verified
+        keys: JWKSCache | None = access._keys
         now = clock()
-        if now < deadline and (keys is None or keys.is_current(kid, key, timer())):
-            self._promote(token, entry, now)
+        if now < access._deadline and (
+            keys is None or keys.is_current(access._kid, access._key, timer())
+        ):
+            self._promote(token, access, access._deadline, now)
             return access
-        self.discard(token, verified)
+        self.discard(token, access)
         return None
 
     def put_token(
@@ -180,4 +220,30 @@ class TokenCache(ExpiringCache[str, _Verified]):
         key: Key,
         now: float,
     ) -> None:
-        self.put(token, (value, keys, kid, key), deadline=deadline, now=now)
+        """Keep `value`, a token just built by `issued` and not yet handed out to anyone."""
+        if self.maxsize <= 0 or deadline <= now:
+            return
+        _set_deadline(value, deadline)
+        _set_keys(value, keys)
+        _set_kid(value, kid)
+        _set_key(value, key)
+        self._insert(token, value, deadline, now)
+
+    def discard(self, key: str, value: AccessToken | None = None) -> None:
+        """Forget `key` (only if it still holds `value`, when given)."""
+        self._discard(key, None if value is None else lambda entry: entry is value)
+
+    def _expired(self, segment: dict[str, AccessToken], now: float) -> tuple[list[str], float]:
+        expired, earliest = [], math.inf
+        for key, access in segment.items():
+            if (deadline := access._deadline) <= now:
+                expired.append(key)
+            elif deadline < earliest:
+                earliest = deadline
+        return expired, earliest
+
+
+# The setters of the cache's slots of a token (a frozen dataclass's `__setattr__` refuses them).
+_set_deadline, _set_keys, _set_kid, _set_key = (
+    getattr(AccessToken, name).__set__ for name in ("_deadline", "_keys", "_kid", "_key")
+)

@@ -225,7 +225,12 @@ class Guard:
             if SCOPE_KEY in store:
                 token = cast(AccessToken | None, store[SCOPE_KEY])
             else:
-                token = await self.aauthenticate(*credentials(store), optional=requirement.optional)
+                values, query = credentials(store)
+                # A hit needing nothing more is answered without awaiting (as the middleware
+                # does): no coroutine is made for it.
+                token = self.cached(values, query)
+                if token is None:
+                    token = await self.aauthenticate(values, query, optional=requirement.optional)
             self.check(requirement, token)
         except (BearerError, UpstreamUnavailableError) as exc:
             raise Refused(self.render(exc), exc.reason.value) from exc

@@ -17,8 +17,28 @@ MAX_JSON_DEPTH = 64
 CLIENT_ID_CLAIMS = ("client_id", "azp", "appid", "cid")
 
 
-@dataclass(frozen=True)
-class AccessToken:
+class _CacheSlots:
+    """What the verified-token cache keeps beside a token it holds (see `_cache.TokenCache`):
+    the time after which it must not be served, and the JWKS, kid and key that verified it.
+
+    Slots of the token itself rather than a tuple around it: a cached token is then one object
+    the garbage collector tracks (beside its claims), not three. Not dataclass fields: they are
+    not compared, shown, pickled or copied by `dataclasses.replace`, and only the cache sets and
+    reads them.
+    """
+
+    __slots__ = ("_deadline", "_key", "_keys", "_kid")
+
+    # Typed loosely here (`typing.get_type_hints(AccessToken)` must resolve without importing
+    # the key modules); `TokenCache` reads them as `JWKSCache | None`, `str | None` and `Key`.
+    _deadline: float
+    _keys: Any
+    _kid: Any
+    _key: Any
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken(_CacheSlots):
     """A verified access token. `claims` is read-only; JSON arrays in it are tuples.
 
     Immutable; `dataclasses.replace` gives a changed copy.
@@ -47,32 +67,50 @@ def issued(
     expires_at: float | None,
     source: Literal["jwt", "introspection"],
 ) -> AccessToken:
-    """`AccessToken(...)` for the request path: the same object, built in one step.
+    """`AccessToken(...)` for the request path: the same object, built faster.
 
     A frozen dataclass's `__init__` sets each field with its own `object.__setattr__` call
-    (~1.4 µs for seven fields); its instance dictionary is filled here at once (~0.5 µs).
+    (~1.4 µs for seven fields); the slots' own setters are called here directly (~0.45 µs).
     """
     token = _new(AccessToken)
-    _set(token, "__dict__", {
-        "issuer": issuer,
-        "subject": subject,
-        "client_id": client_id,
-        "scopes": scopes,
-        "claims": claims,
-        "expires_at": expires_at,
-        "source": source,
-    })  # fmt: skip
+    _set_issuer(token, issuer)
+    _set_subject(token, subject)
+    _set_client_id(token, client_id)
+    _set_scopes(token, scopes)
+    _set_claims(token, claims)
+    _set_expires_at(token, expires_at)
+    _set_source(token, source)
     return token
 
 
 def with_scopes(token: AccessToken, scopes: frozenset[str]) -> AccessToken:
-    """`dataclasses.replace(token, scopes=scopes)`, at the cost of one dictionary copy."""
-    copy = _new(AccessToken)
-    _set(copy, "__dict__", token.__dict__ | {"scopes": scopes})
-    return copy
+    """`dataclasses.replace(token, scopes=scopes)`, at the cost of `issued` (not cached)."""
+    return issued(
+        issuer=token.issuer,
+        subject=token.subject,
+        client_id=token.client_id,
+        scopes=scopes,
+        claims=token.claims,
+        expires_at=token.expires_at,
+        source=token.source,
+    )
 
 
-_new, _set = object.__new__, object.__setattr__  # `issued` names every field (a test checks)
+_new = object.__new__
+# The slot setters, which a frozen dataclass's `__setattr__` does not guard (`issued` names
+# every field: a test checks).
+(
+    _set_issuer,
+    _set_subject,
+    _set_client_id,
+    _set_scopes,
+    _set_claims,
+    _set_expires_at,
+    _set_source,
+) = (
+    AccessToken.__dict__[name].__set__
+    for name in ("issuer", "subject", "client_id", "scopes", "claims", "expires_at", "source")
+)
 
 
 def freeze(value: Any, *, flat: bool = False) -> Any:

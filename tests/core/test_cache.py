@@ -3,6 +3,8 @@ out the entries that are being hit (the segmented FIFO of `_cache.py`)."""
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,3 +119,77 @@ def test_discard_and_clear_reach_both_segments() -> None:
     cache.put("b", 1, deadline=NOW + 60, now=NOW)
     cache.clear()
     assert len(cache) == 0
+
+
+class _Scanning(ExpiringCache[int, object]):
+    """The cache as it was before the segments kept a bound of their deadlines: every batch
+    of evictions reads every deadline of its segment."""
+
+    def _make_room(self, main: bool, now: float) -> None:
+        self._earliest = [-math.inf, -math.inf]
+        super()._make_room(main, now)
+
+
+# Whole seconds: entries then expire, and batches find them, in most runs.
+_timed_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), st.integers(0, 40), st.integers(1, 30).map(float)),
+        st.tuples(st.just("get"), st.integers(0, 40), st.just(0.0)),
+        st.tuples(st.just("tick"), st.just(0), st.integers(0, 10).map(float)),
+    ),
+    max_size=300,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(maxsize=st.integers(1, 25), steps=_timed_steps)
+def test_the_deadline_bound_evicts_exactly_what_a_full_scan_evicts(
+    maxsize: int, steps: list[tuple[str, int, float]]
+) -> None:
+    # Differential oracle: skipping the scan when the bound says nothing expired must change
+    # nothing, so the two caches hold the same keys, in the same order, after every step.
+    bounded: ExpiringCache[int, object] = ExpiringCache(maxsize)
+    scanning = _Scanning(maxsize)
+    now = NOW
+    for op, key, amount in steps:
+        if op == "tick":
+            now += amount
+        elif op == "put":
+            value = object()
+            for cache in (bounded, scanning):
+                cache.put(key, value, deadline=now + amount, now=now)
+        else:
+            assert bounded.get(key, now) is scanning.get(key, now)
+        assert list(bounded._entries) == list(scanning._entries)
+        assert list(bounded._probation) == list(scanning._probation)
+
+
+def test_a_full_cache_of_long_lived_entries_evicts_without_reading_deadlines() -> None:
+    read = []
+
+    class Counting(ExpiringCache[int, int]):
+        def _expired(
+            self, segment: dict[int, tuple[int, float]], now: float
+        ) -> tuple[list[int], float]:
+            read.append(len(segment))
+            return super()._expired(segment, now)
+
+    cache = Counting(100)
+    for i in range(1_000):
+        cache.put(i, i, deadline=NOW + 3_600, now=NOW + i / 1_000)
+    assert len(cache) == 100 and read == []  # none had expired: no scan
+    cache.put(-1, -1, deadline=NOW + 1.5, now=NOW + 1)  # expires soon: the next batch looks
+    for i in range(1_000, 1_011):
+        cache.put(i, i, deadline=NOW + 3_600, now=NOW + 2)
+    assert read and cache.get(-1, NOW + 2) is None
+
+
+def test_expired_entries_of_the_main_segment_go_before_live_ones() -> None:
+    cache: ExpiringCache[int, int] = ExpiringCache(20)  # main holds 18
+    for i in range(18):
+        cache.put(i, i, deadline=NOW + (1 if i == 5 else 60), now=NOW)
+        assert cache.get(i, NOW) == i  # promoted
+    later = NOW + 2
+    cache.put(100, 100, deadline=later + 60, now=later)
+    assert cache.get(100, later) == 100  # promoted into a full main: the expired one goes
+    assert all(cache.get(i, later) == i for i in range(18) if i != 5)

@@ -85,6 +85,23 @@ def test_fastapi_security_scopes_are_enforced_and_token_url_can_be_configured(
     assert flows["clientCredentials"]["tokenUrl"] == "https://idp.example/token"
 
 
+def test_fastapi_cache_hits_are_judged_as_misses_and_the_requirement_is_built_once(
+    local_issuer: LocalIssuer, server: ResourceServer
+) -> None:
+    # Without a middleware, a cached token is answered without awaiting the server: the second
+    # request of each token below is a hit, and must be admitted or refused as the first was.
+    auth = BearerAuth(server, token_url="https://idp.example/token")
+    good = {"authorization": "Bearer " + local_issuer.mint(scope="orders.read")}
+    lacking = {"authorization": "Bearer " + local_issuer.mint()}
+    with TestClient(_bare_app(auth)) as client:
+        admitted = [client.get("/orders", headers=good).status_code for _ in range(2)]
+        refused = [client.get("/orders", headers=lacking).status_code for _ in range(2)]
+        missing = client.get("/orders", headers={"authorization": "Bearer"}).status_code
+        aclose_on(client, server)
+    assert (admitted, refused, missing) == ([200, 200], [403, 403], 400)
+    assert list(auth._requirements) == [("orders.read",)]  # one per scope list, not per request
+
+
 def test_fastapi_uses_the_middleware_token_and_its_challenge(
     local_issuer: LocalIssuer, server: ResourceServer
 ) -> None:

@@ -88,6 +88,7 @@ class BearerAuth(SecurityBase):
         if scopes is not None and not isinstance(scopes, Mapping):
             raise ConfigurationError("scopes must map scope names to descriptions", field="scopes")
         self._scopes = dict(scopes or {})
+        self._requirements: dict[tuple[str, ...], Requirement] = {}  # of Security(auth, ...)
         self._requires: dict[Requirement, _Requires] = {}  # one dependency per requirement
         self._pending = False  # the last model built had no token URL yet
         setattr(self, SCHEME_ATTR, True)  # its `Security(auth, scopes=...)` scopes are declared
@@ -111,7 +112,16 @@ class BearerAuth(SecurityBase):
 
     async def __call__(self, request: Request, security_scopes: SecurityScopes) -> AccessToken:
         # A requirement that is not optional admits a token or raises.
-        return cast(AccessToken, await self.admit(request, Requirement.of(*security_scopes.scopes)))
+        return cast(AccessToken, await self.admit(request, self._requirement(security_scopes)))
+
+    def _requirement(self, security_scopes: SecurityScopes) -> Requirement:
+        """The requirement of a route's `Security(auth, scopes=[...])`, built once per scope list
+        (the lists are the app's routes', so the map is as large as the app)."""
+        names = tuple(security_scopes.scopes)
+        requirement = self._requirements.get(names)
+        if requirement is None:
+            requirement = self._requirements[names] = Requirement.of(*names)
+        return requirement
 
     def requires(self, *all_of: str, any_of: Iterable[str] = (), optional: bool = False) -> Any:
         """A dependency requiring these scopes; they appear on the route in the OpenAPI document.
@@ -139,7 +149,7 @@ class BearerAuth(SecurityBase):
             async def dependency(
                 request: Request, security_scopes: SecurityScopes
             ) -> AccessToken | None:
-                needs = requirement or Requirement.of(*security_scopes.scopes)
+                needs = requirement or self._requirement(security_scopes)
                 guard = guard_of(request.scope) or self.guard
                 try:
                     guard.check(needs, token)
