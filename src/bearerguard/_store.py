@@ -305,7 +305,8 @@ def fleet_run(
         return compute()
     if token is not None:
         try:
-            return compute()
+            # Another replica's flight may have landed between the caller's read and this lock.
+            return value if (value := cached()) is not None else compute()
         finally:
             _quietly(store.unlock, lock_key, token)
     deadline = timer() + wait
@@ -315,7 +316,8 @@ def fleet_run(
             return value
         if not _held(store, lock_key):
             break
-    return compute()
+    # The holder may have stored its result and let go since the last read.
+    return value if (value := cached()) is not None else compute()
 
 
 async def afleet_run(
@@ -337,7 +339,7 @@ async def afleet_run(
         return await compute()
     if token is not None:
         try:
-            return await compute()
+            return value if (value := await cached()) is not None else await compute()
         finally:
             with suppress(StoreError):  # it expires after `hold`
                 await store.aunlock(lock_key, token)
@@ -351,7 +353,7 @@ async def afleet_run(
                 break
         except StoreError:
             break
-    return await compute()
+    return value if (value := await cached()) is not None else await compute()
 
 
 def _held(store: Store, lock_key: str) -> bool:

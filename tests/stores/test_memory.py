@@ -359,7 +359,84 @@ def test_fleet_run_proceeds_when_the_lock_goes_without_a_result() -> None:
         sleep=sleep,
     )
     assert value == "mine"
-    assert len(polls) == 3  # 0.1, 0.2, 0.3: gone at 0.25, not the whole 10 s
+    assert len(polls) == 4  # 0.1, 0.2, 0.3: gone at 0.25, not the whole 10 s; one last read
+
+
+def test_fleet_run_lock_winner_takes_a_result_that_landed_before_its_lock() -> None:
+    # The caller read the cache, another replica stored its answer and let go, then this one
+    # took the free lock: it must take that answer, not ask the AS again.
+    store = MemoryStore(timer=Timer())
+    computed: list[int] = []
+
+    def mine() -> str:
+        computed.append(1)
+        return "mine"
+
+    value = fleet_run(store, "intro:k", cached=lambda: "theirs", compute=mine, hold=5, wait=1)
+    assert (value, computed) == ("theirs", [])
+
+
+def test_fleet_run_waiter_reads_once_more_when_the_holder_lets_go() -> None:
+    # Between a waiter's cache read and its look at the lock, the holder stores and lets go.
+    timer = Timer()
+    store = MemoryStore(timer=timer)
+    holder = store.lock("lock:intro:k", 5)
+    assert holder is not None
+    landed: list[str] = []
+
+    def cached() -> str | None:
+        if landed:
+            return landed[0]
+        landed.append("theirs")  # stored just after this read ...
+        store.unlock("lock:intro:k", holder)  # ... and the lock let go
+        return None
+
+    def sleep(seconds: float) -> None:
+        timer.now += seconds
+
+    computed: list[int] = []
+
+    def mine() -> str:
+        computed.append(1)
+        return "mine"
+
+    value = fleet_run(
+        store, "intro:k", cached=cached, compute=mine,
+        hold=5, wait=1, poll=0.1, timer=timer, sleep=sleep,
+    )  # fmt: skip
+    assert (value, computed) == ("theirs", [])
+
+
+def test_afleet_run_lock_winner_and_waiter_take_a_result_that_landed() -> None:
+    async def scenario() -> tuple[str, str, list[int]]:
+        store = MemoryStore(timer=Timer())
+        computed: list[int] = []
+
+        async def theirs() -> str | None:
+            return "theirs"
+
+        async def mine() -> str:
+            computed.append(1)
+            return "mine"
+
+        won = await afleet_run(store, "intro:k", cached=theirs, compute=mine, hold=5, wait=1)
+        holder = store.lock("lock:intro:k", 5)
+        assert holder is not None
+        landed: list[str] = []
+
+        async def racing() -> str | None:
+            if landed:
+                return landed[0]
+            landed.append("theirs")
+            store.unlock("lock:intro:k", holder)
+            return None
+
+        waited = await afleet_run(
+            store, "intro:k", cached=racing, compute=mine, hold=5, wait=1, poll=0.01
+        )
+        return won, waited, computed
+
+    assert asyncio.run(scenario()) == ("theirs", "theirs", [])
 
 
 def test_fleet_run_behind_a_tiered_store_sees_a_released_lock_at_the_next_poll() -> None:
@@ -394,7 +471,7 @@ def test_fleet_run_behind_a_tiered_store_sees_a_released_lock_at_the_next_poll()
         sleep=sleep,
     )
     assert value == "mine"
-    assert len(polls) == 2  # gone at the second poll, not after local_ttl (2 s: 20 polls)
+    assert len(polls) == 3  # gone at the second poll (then one last read), not after local_ttl
 
     async def main() -> str:
         holder = shared.lock("lock:intro:a", 5)
