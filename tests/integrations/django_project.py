@@ -63,6 +63,19 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+ADMIN = Requirement.of("admin")
+
+
+def checked(request: HttpRequest) -> JsonResponse:
+    ADMIN.check(get_token(request))  # a refusal raised in the view itself
+    return JsonResponse({"admin": True})
+
+
+async def achecked(request: HttpRequest) -> JsonResponse:
+    ADMIN.check(get_token(request))
+    return JsonResponse({"admin": True})
+
+
 @require("orders.read")
 class ClassOrders(View):  # type: ignore[misc]
     def get(self, request: HttpRequest) -> JsonResponse:
@@ -134,4 +147,6 @@ urlpatterns = [
     path("drf/methods", DRFPerMethod.as_view()),
     path("maybe", maybe),
     path("health", health),
+    path("checked", checked),
+    path("achecked", achecked),
 ]

@@ -322,3 +322,18 @@ def test_django_middleware_answers_any_header_as_the_wsgi_middleware(
 def _ok(environ: Any, start_response: Any) -> list[bytes]:
     start_response("200 OK", [("content-type", "application/json")])
     return [b"{}"]
+
+
+@pytest.mark.parametrize("view", ["checked", "achecked"])
+def test_a_refusal_raised_in_a_view_is_its_rfc6750_answer(
+    view: str, local_issuer: LocalIssuer, server: ResourceServer
+) -> None:
+    # `Requirement.check()` inside a view behind the settings middleware: 403, not a 500.
+    headers = {"Authorization": f"Bearer {local_issuer.mint(scope='orders.read')}"}
+    with configured(server):
+        response = Client().get(f"/{view}", headers=headers)
+        aresponse = asyncio.run(AsyncClient().get(f"/{view}", headers=headers))
+    for answer in (response, aresponse):
+        assert answer.status_code == 403
+        assert 'error="insufficient_scope"' in answer["WWW-Authenticate"]
+        assert 'scope="admin"' in answer["WWW-Authenticate"]

@@ -18,7 +18,7 @@ from quart import Quart
 from starlette.testclient import TestClient
 from werkzeug.datastructures import Headers
 
-from bearerguard import ConfigurationError, ResourceServer
+from bearerguard import ConfigurationError, Requirement, ResourceServer
 from bearerguard.asgi import BearerAuthMiddleware
 from bearerguard.integrations.quart import BearerGuard, current_token, get_token, require
 from bearerguard.testing import LocalIssuer
@@ -94,6 +94,25 @@ def test_quart_answers_the_error_table(
         aclose_on(client, server)
     if row.name == "ok":
         assert answer.json() == {"client_id": "test-client"}
+
+
+def test_quart_refusal_raised_in_a_view_is_its_rfc6750_answer(
+    local_issuer: LocalIssuer, server: ResourceServer
+) -> None:
+    # `Requirement.check()` inside the view: the extension's error handler answers 403, not 500.
+    app = create_app(server)
+
+    @app.get("/checked")
+    @require("orders.read")
+    async def checked() -> dict[str, Any]:
+        Requirement.of("admin").check(current_token)
+        return {"admin": True}
+
+    with quart_caller(app, server) as call:
+        answer = call("/checked", [f"Bearer {local_issuer.mint(scope='orders.read')}"])
+    assert answer.status == 403
+    assert 'error="insufficient_scope"' in answer.headers["www-authenticate"]
+    assert 'scope="admin"' in answer.headers["www-authenticate"]
 
 
 def test_quart_optional_requirement(local_issuer: LocalIssuer, server: ResourceServer) -> None:

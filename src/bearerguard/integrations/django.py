@@ -100,6 +100,13 @@ class BearerAuthMiddleware:
         _keep(request, token, guard)
         return await self.get_response(request)
 
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """A refusal raised inside a view (`Requirement.check(token)`, say) answered as RFC 6750
+        says, not as a 500."""
+        if isinstance(exception, BearerError | UpstreamUnavailableError):
+            return as_response(self.guard.render(exception))
+        return None
+
     def _document(self, request: HttpRequest) -> HttpResponse | None:
         """The RFC 9728 document, when `RESOURCE` is set and the request asks for it."""
         if self.guard.metadata_paths and request.path_info in self.guard.metadata_paths:

@@ -25,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from .._appconfig import guard_from_settings
 from .._challenge import Challenge
 from .._env import PREFIX
+from .._errors import BearerError, UpstreamUnavailableError
 from .._guard import Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
@@ -75,6 +76,9 @@ class BearerGuard:
         config |= {key: value for key, value in self.given.items() if value not in (None, False)}
         guard = guard_from_settings(config, source="app.config")
         app.extensions[EXTENSION] = guard
+        # A refusal raised inside a view (`Requirement.check(token)`, say): RFC 6750, not a 500.
+        app.register_error_handler(BearerError, functools.partial(_refused, guard))
+        app.register_error_handler(UpstreamUnavailableError, functools.partial(_refused, guard))
         for index, path in enumerate(sorted(guard.metadata_paths)):
             view = functools.partial(_metadata, guard, app)
             app.add_url_rule(path, f"bearerguard_metadata_{index}", view)
@@ -131,6 +135,10 @@ def as_response(refusal: Challenge) -> Response:
     if refusal.header("content-type") is None:
         del response.headers["content-type"]  # an empty 401 has no media type
     return response
+
+
+async def _refused(guard: Guard, error: BearerError | UpstreamUnavailableError) -> Response:
+    return as_response(guard.render(error))
 
 
 async def _metadata(guard: Guard, app: Quart) -> Response:
