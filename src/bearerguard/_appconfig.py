@@ -14,6 +14,7 @@ from typing import TypeVar
 from ._env import PREFIX, _bool, _list, check_names
 from ._errors import ConfigurationError
 from ._guard import Guard
+from ._policy import PolicyTable
 from ._server import ResourceServer
 
 T = TypeVar("T")
@@ -24,14 +25,17 @@ GUARD_SETTINGS = frozenset(
 )
 
 
-def guard_from_settings(settings: Mapping[str, object], *, source: str) -> Guard:
+def guard_from_settings(
+    settings: Mapping[str, object], *, source: str, policy: PolicyTable | None = None
+) -> Guard:
     """The `Guard` that settings keyed without the `BEARERGUARD_` prefix describe.
 
     `SERVER` is a `ResourceServer` or the dotted path of one; without it the server is built
     from the other keys as `ResourceServer.from_env` builds it from variables, and a key that
     nothing reads is reported with the closest known one (a WARNING, or an error when `STRICT`
     is true). `REALM`, `RESOURCE`, `PUBLIC_PATHS`, `OPTIONAL` and `SCOPES_SUPPORTED` are the
-    `Guard`'s. Errors name `source` and the key.
+    `Guard`'s, and so is `policy` (a table is code, not a setting). Errors name `source` and
+    the key.
     """
     config = dict(settings)
     options = {key: config.pop(key) for key in GUARD_SETTINGS & config.keys()}
@@ -67,6 +71,7 @@ def guard_from_settings(settings: Mapping[str, object], *, source: str) -> Guard
             public_paths=option("PUBLIC_PATHS", _list) or (),
             optional=option("OPTIONAL", _bool) or False,
             scopes_supported=option("SCOPES_SUPPORTED", _list),
+            policy=policy,
         )
     except ConfigurationError as exc:
         raise ConfigurationError(f"{source}: {exc}") from None

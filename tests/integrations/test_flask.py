@@ -264,3 +264,32 @@ def test_flask_unknown_config_key_is_reported_with_the_closest_name(
     ]
     with pytest.raises(ConfigurationError, match="BEARERGUARD_LEEWAY_SECONDS"):
         BearerGuard(_typo_app("strict"), strict=True)
+
+
+def test_flask_reads_the_guard_settings_quart_and_django_read(
+    local_issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One reader for Flask, Quart and Django: BEARERGUARD_PUBLIC_PATHS is a setting here too
+    # (it was reported as an unknown key and ignored), and puts the middleware in front.
+    app = Flask("public")
+    app.config.update(
+        BEARERGUARD_ISSUER=local_issuer.issuer,
+        BEARERGUARD_AUDIENCE=local_issuer.audience,
+        BEARERGUARD_PUBLIC_PATHS=["/health"],
+    )
+
+    @app.get("/health")
+    def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/orders")
+    def orders() -> dict[str, bool]:
+        return {"ok": True}
+
+    with caplog.at_level(logging.WARNING, logger="bearerguard"):
+        BearerGuard(app)
+    assert not [r for r in caplog.records if "unknown" in r.getMessage()]
+    assert isinstance(app.wsgi_app, BearerAuthWSGIMiddleware)
+    client = app.test_client()
+    assert client.get("/health").status_code == 200
+    assert client.get("/orders").status_code == 401  # every other path needs a token

@@ -19,9 +19,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'bearerguard.integrations.flask needs Flask: pip install "bearerguard[flask]"'
     ) from exc
 
-from .._appconfig import config_text as _text  # shared with Django's settings
+from .._appconfig import guard_from_settings
 from .._challenge import Challenge
-from .._env import check_names
+from .._env import PREFIX
 from .._guard import Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._policy import PolicyTable
@@ -36,7 +36,6 @@ __all__ = ["BearerGuard", "current_token", "get_token", "require"]
 P = ParamSpec("P")
 R = TypeVar("R")
 EXTENSION = "bearerguard"
-_OWN_KEYS = ("BEARERGUARD_REALM", "BEARERGUARD_RESOURCE")  # read here, not by from_env
 _G_TOKEN = "_bearerguard_token"
 
 
@@ -78,25 +77,21 @@ class BearerGuard:
 
     def init_app(self, app: Flask) -> None:
         """Build this app's request policy (and server, from config unless one was given)."""
-        config = {k: _text(k, v) for k, v in app.config.items() if k.startswith("BEARERGUARD_")}
-        check_names(config, strict=self.strict, extra=_OWN_KEYS, source="app.config key")
-        variables = {k: v for k, v in config.items() if k not in _OWN_KEYS}
-        server = self.server or ResourceServer._from_variables(variables, {})
-        realm = self.realm or config.get("BEARERGUARD_REALM")
-        resource = self.resource or config.get("BEARERGUARD_RESOURCE")
-        if self.policy is None and not self.public_paths:
-            guard = Guard(server, realm=realm, resource=resource)
-        else:  # the table judges every request, so the middleware's guard is the app's guard
-            middleware = BearerAuthWSGIMiddleware(
-                app.wsgi_app,
-                server,
-                realm=realm,
-                resource=resource,
-                policy=self.policy,
-                public_paths=self.public_paths,
-            )
+        # The settings Quart and Django read too, through the one reader they use.
+        config = {k[len(PREFIX) :]: v for k, v in app.config.items() if k.startswith(PREFIX)}
+        given = {"SERVER": self.server, "REALM": self.realm, "RESOURCE": self.resource}
+        config |= {key: value for key, value in given.items() if value is not None}
+        if self.public_paths:
+            config["PUBLIC_PATHS"] = list(self.public_paths)
+        if self.strict:
+            config["STRICT"] = True
+        guard = guard_from_settings(config, source="app.config", policy=self.policy)
+        if guard.policy is not None or guard.public_paths:
+            # The table (or the public paths) judges every request: the WSGI middleware goes in
+            # front, with this guard, so that the views and the middleware share it.
+            middleware = BearerAuthWSGIMiddleware(app.wsgi_app, guard.server)
+            middleware.guard = guard
             app.wsgi_app = middleware  # type: ignore[method-assign]
-            guard = middleware.guard
         app.extensions[EXTENSION] = guard
         for index, path in enumerate(sorted(guard.metadata_paths)):
             view = functools.partial(_metadata, guard, app)
