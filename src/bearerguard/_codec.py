@@ -23,13 +23,14 @@ from typing import Any
 
 from ._errors import Reason
 from ._jose import json_object
-from ._token import AccessToken, freeze, issued
+from ._token import MAX_JSON_DEPTH, AccessToken, freeze, issued
 
 VERSION = b"bg1"
 # Introspection answers are a few hundred bytes; an AS that puts more into one is not cached.
 MAX_VALUE_BYTES = 64 * 1024
-# How deeply claims may nest (the claims object counting 1); the rest of a value is flat.
-MAX_DEPTH = 32
+# How deeply claims may nest (the claims object counting 1): the shared JSON bound, less the
+# value's own document around them, so that `json_object` bounds what `decode` reads.
+MAX_DEPTH = MAX_JSON_DEPTH - 1
 
 _SOURCES = frozenset({"jwt", "introspection"})
 
@@ -132,8 +133,7 @@ def _token(document: dict[str, Any]) -> AccessToken | None:
         or not (expires_at is None or _is_number(expires_at))
         or source not in _SOURCES
         or type(claims) is not dict
-        or scopes is None
-        or _depth(claims) > MAX_DEPTH
+        or scopes is None  # claims: no deeper than MAX_DEPTH, or json_object refused them
     ):
         return None
     return issued(
