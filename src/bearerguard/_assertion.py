@@ -1,4 +1,5 @@
-"""`private_key_jwt` client authentication (RFC 7523 §2.2, §3; OpenID Connect Core §9).
+"""Client authentication to the authorization server: `client_secret_basic`'s header (RFC 6749
+§2.3.1), and `private_key_jwt` (RFC 7523 §2.2, §3; OpenID Connect Core §9).
 
 The resource server proves who it is to the authorization server with a short-lived JWT signed
 by its own private key: `iss` = `sub` = its client_id, a fresh `jti` per request, and the `aud`
@@ -7,8 +8,10 @@ that this authorization server accepts (servers disagree, see `assertion_audienc
 
 from __future__ import annotations
 
+import base64
 import secrets
 from typing import TypeAlias, cast
+from urllib.parse import quote_plus
 
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -16,6 +19,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from ._errors import ConfigurationError
+
+
+def basic_authorization(client_id: str, secret: str) -> str:
+    """The `Authorization` value of `client_secret_basic` (RFC 6749 §2.3.1): id and secret are
+    form-urlencoded *before* base64, so a ':' or a non-ASCII character in either survives."""
+    pair = f"{quote_plus(client_id)}:{quote_plus(secret)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
 
 PrivateKey: TypeAlias = (
     rsa.RSAPrivateKey

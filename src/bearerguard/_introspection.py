@@ -22,19 +22,18 @@ server holds a slot around each one, and above the bound an unseen token gets a 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import math
 import time
 from collections.abc import Callable
 from typing import Any, cast
-from urllib.parse import quote_plus
 
 from ._assertion import (
     ASSERTION_TYPE,
     PrivateKey,
     assertion_audience,
+    basic_authorization,
     client_assertion,
     new_jti,
 )
@@ -85,10 +84,7 @@ def introspection_request(
     headers: tuple[tuple[str, str], ...] = ()
     secret = config.client_secret or ""  # set for the client_secret_* methods (checked at init)
     if config.auth_method == "client_secret_basic":
-        # RFC 6749 §2.3.1: id and secret are form-urlencoded *before* base64, so a ':' or a
-        # non-ASCII character in either survives the round trip.
-        pair = f"{quote_plus(config.client_id)}:{quote_plus(secret)}"
-        headers = (("authorization", "Basic " + base64.b64encode(pair.encode()).decode()),)
+        headers = (("authorization", basic_authorization(config.client_id, secret)),)
     elif config.auth_method == "client_secret_post":
         form += [("client_id", config.client_id), ("client_secret", secret)]
     else:

@@ -9,17 +9,18 @@ server does not know (it grants nothing), anything else is a 503, never a grant.
 
 from __future__ import annotations
 
-import base64
 import logging
 import math
 import threading
 from collections.abc import Mapping
 from typing import Literal
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
+from ._assertion import basic_authorization
 from ._config import check_url
 from ._errors import ConfigurationError, UpstreamUnavailableError
 from ._flow import Fetch, Fetched, Flow, Outcome, describe
+from ._logfields import upstream_fields
 from ._redact import safe_url
 
 logger = logging.getLogger("bearerguard.roles")
@@ -142,9 +143,8 @@ class HTTPRoleLookup:
         headers: tuple[tuple[str, str], ...] = ()
         if self._auth_method == "client_secret_post":
             form += [("client_id", client_id), ("client_secret", secret)]  # type: ignore[list-item]
-        else:  # RFC 6749 §2.3.1: each part form-encoded, then Basic
-            pair = f"{quote_plus(client_id or '')}:{quote_plus(secret or '')}"
-            headers = (("authorization", "Basic " + base64.b64encode(pair.encode()).decode()),)
+        else:
+            headers = (("authorization", basic_authorization(client_id or "", secret or "")),)
         outcome = yield Fetch(self.token_endpoint, "POST", headers=headers, form=tuple(form))
         if isinstance(outcome, Fetched) and outcome.status == 200 and outcome.document:
             token = outcome.document.get("access_token")
@@ -166,5 +166,6 @@ class HTTPRoleLookup:
     def _failed(url: str, outcome: Outcome) -> UpstreamUnavailableError:
         # The status or transport failure only: bodies may echo what was sent (a secret).
         where = f"role lookup at {safe_url(url)}"
-        logger.error("%s: %s", where, describe(outcome))
+        fields = upstream_fields("roles_failed", issuer=None, upstream=url)
+        logger.error("%s: %s", where, describe(outcome), extra=fields)
         return UpstreamUnavailableError(where)

@@ -159,6 +159,12 @@ def test_any_answer_but_200_or_404_is_503(
         twin.verify(server, caller_token(jamf, "2"))
     assert f"role lookup at {jamf_api.url}/api/v1/api-roles/2: HTTP {status}" in caplog.text
     assert SECRET not in caplog.text and "jamf-token" not in caplog.text
+    (failed,) = [r for r in caplog.records if r.getMessage().startswith("role lookup at")]
+    fields = failed.bearerguard  # type: ignore[attr-defined]  # structured, as every failure
+    assert (fields["event"], fields["upstream"]) == (
+        "roles_failed",
+        f"{jamf_api.url}/api/v1/api-roles/2",
+    )
     jamf_api.role_status = None
     assert twin.verify(server, caller_token(jamf, "2")).scopes == {"Read Computers"}  # not cached
 
