@@ -174,7 +174,7 @@ def test_a_thread_joining_a_flight_waits_at_most_its_wait() -> None:
             start = time.monotonic()
             with pytest.raises(TimeoutError):
                 flights.run("k", lambda: 7, wait=0.05)  # joins, waits, gives up
-            assert time.monotonic() - start < 5
+            assert time.monotonic() - start < 1.0  # its 0.05 s, with room for a busy machine
             assert flights.callers("k") == 1  # it left the flight
         finally:
             release.set()

@@ -135,7 +135,11 @@ def test_signed_json_shapes_are_accepted_exactly_when_rfc9449_says(data: st.Data
     for name in data.draw(st.sets(st.sampled_from(sorted(VALID)), max_size=3)):
         values[name] = data.draw(st.sampled_from([OMIT, *NEAR[name]]) | json_values)
     extra: dict[str, Any] = data.draw(
-        st.dictionaries(st.sampled_from(["nbf", "x", "nonce"]), json_values, max_size=2)
+        st.dictionaries(
+            st.sampled_from(["nbf", "x", "nonce"]),
+            json_values | st.sampled_from(["n" * 512, "n" * 513]),  # the nonce's length bound
+            max_size=2,
+        )
     )
     typ, jwk = values.pop("typ"), values.pop("jwk")
     proof = KEY.proof("GET", URL, header={"typ": typ, "jwk": jwk}, **values, **extra)
@@ -157,7 +161,7 @@ def test_signed_json_shapes_are_accepted_exactly_when_rfc9449_says(data: st.Data
                 type(nonce) is str
                 and nonce.isascii()
                 and nonce.isprintable()
-                and nonce != ""
+                and 0 < len(nonce) <= 512
                 and '"' not in nonce
                 and "\\" not in nonce
                 and " " not in nonce
@@ -178,12 +182,16 @@ def test_signed_json_shapes_are_accepted_exactly_when_rfc9449_says(data: st.Data
 
 
 @FAST
-@given(st.dictionaries(st.text(max_size=5), json_values, max_size=6), json_values)
-def test_binding_checks_raise_only_refusals(cnf: dict[str, Any], other: Any) -> None:
+@given(
+    st.dictionaries(st.text(max_size=5) | st.just("x5t#S256"), json_values | st.just("abc")),
+    json_values,
+    st.sampled_from([None, "abc", "other"]),
+)
+def test_binding_checks_raise_only_refusals(cnf: dict[str, Any], other: Any, cert: Any) -> None:
     for value in (cnf, other):
         for scheme in ("Bearer", "DPoP"):
             try:
-                check_binding(value, None, "abc", scheme)
+                check_binding(value, None, cert, scheme)
             except BearerError as error:
                 status = error.status_code
             else:
@@ -192,7 +200,9 @@ def test_binding_checks_raise_only_refusals(cnf: dict[str, Any], other: Any) -> 
                 assert status == 401
             else:  # accepted: nothing it could not check, and no jkt to prove
                 assert value in (None, {}) or (
-                    isinstance(value, dict) and set(value) == {"x5t#S256"}
+                    isinstance(value, dict)
+                    and set(value) == {"x5t#S256"}
+                    and value["x5t#S256"] == cert  # the certificate it names was presented
                 )
                 assert scheme == "Bearer"
 
@@ -242,6 +252,29 @@ def test_normalisation_is_total_and_idempotent(url: str) -> None:
     if normal is not None:
         assert normalize_htu(normal) == normal
         assert normal.startswith(("http://", "https://"))
+
+
+@FAST
+@given(
+    st.sampled_from(["http", "HTTPS"]),
+    st.lists(st.sampled_from(["a", "B", ".", "..", "%7e", "%2F", "%41"]), max_size=6),
+    st.sampled_from(["", "?q=1", "#f"]),
+)
+def test_dot_segments_are_resolved_as_rfc3986_says(scheme: str, path: list[str], tail: str) -> None:
+    # URLs with dot segments (text() almost never draws a URL): RFC 3986 §5.2.4 and §6.2.2.
+    normal = normalize_htu(f"{scheme}://API.example.com/" + "/".join(path) + tail)
+    assert normal is not None
+    assert normalize_htu(normal) == normal
+    parts = normal.split("/")[3:]
+    assert "." not in parts and ".." not in parts
+    if path and path[-1] in (".", ".."):  # "a/.." names the directory: "/" stays
+        assert normal.endswith("/")
+    assert "?" not in normal and "#" not in normal
+
+
+def test_a_trailing_dot_dot_keeps_the_directory_slash() -> None:
+    assert normalize_htu("https://api.example.com/orders/7/..") == "https://api.example.com/orders/"
+    assert normalize_htu("https://api.example.com/orders/.") == "https://api.example.com/orders/"
 
 
 # --- thumbprints and forwarded certificates ------------------------------------------------------
