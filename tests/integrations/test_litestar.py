@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar import Litestar, Request, WebSocket, get, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
@@ -19,11 +21,11 @@ from litestar.testing import TestClient
 
 from bearerguard import AccessToken, Requirement, ResourceServer
 from bearerguard._guard import GuardOptions
-from bearerguard.asgi import TokenUser
+from bearerguard.asgi import BearerAuthMiddleware, TokenUser
 from bearerguard.integrations.litestar import BearerAuthPlugin, get_token, requires
 from bearerguard.testing import LocalIssuer
 
-from .conftest import REALM, RESOURCE, ROWS, Answer, Call, Row, check_row
+from .conftest import REALM, RESOURCE, ROWS, Answer, Call, Row, check_row, raw_asgi_caller
 from .mcp_support import free_port, serve
 
 LitestarRequest = Request[TokenUser, AccessToken, State]
@@ -180,3 +182,36 @@ def test_litestar_guard_without_the_plugin_says_so() -> None:
         asyncio.run(requires("orders.read")(connection, orders))
     with pytest.raises(RuntimeError, match="BearerAuthPlugin"):
         get_token(connection)
+
+
+_LATIN1 = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=30)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_litestar_answers_any_header_as_the_asgi_middleware(
+    local_issuer: LocalIssuer, server: ResourceServer, data: st.DataObject
+) -> None:
+    # The oracle: the plain ASGI middleware; what it refuses the plugin refuses identically,
+    # what it admits reaches the handler.
+    good = "Bearer " + local_issuer.mint(scope="orders.read")
+    line = st.one_of(st.just(good), _LATIN1, _LATIN1.map("Bearer ".__add__), st.just(good + "x"))
+    lines = data.draw(st.lists(line, max_size=2), label="lines")
+    query = data.draw(st.sampled_from(["", "access_token=x", "a=b&access_token"]), label="q")
+    path = "/orders" + ("?" + query if query else "")
+    plain = BearerAuthMiddleware(_ok, server, realm=REALM, resource=RESOURCE)
+    expected = raw_asgi_caller(plain)(path, lines)
+    answer = raw_asgi_caller(create_app(server))(path, lines)
+    if expected.status == 200:
+        assert (answer.status, answer.json()) == (200, {"client_id": "test-client"})
+        return
+    assert (answer.status, answer.body) == (expected.status, expected.body)
+    for name in ("www-authenticate", "content-type", "cache-control", "retry-after"):
+        assert answer.headers.get(name) == expected.headers.get(name), name
+
+
+async def _ok(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
