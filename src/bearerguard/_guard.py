@@ -251,6 +251,15 @@ class Guard:
     def render(self, exc: BearerError | UpstreamUnavailableError) -> Challenge:
         return render_refusal(exc, self.realm, self.metadata_url)
 
+    def answer(
+        self, exc: BearerError | UpstreamUnavailableError, token: AccessToken | None
+    ) -> Challenge:
+        """A refusal raised in a view (`Requirement.check(token)`), logged as `check` logs one
+        (an upstream failure was logged where it happened), and rendered."""
+        if isinstance(exc, BearerError) and not isinstance(exc, MissingTokenError):
+            self.log(exc, token)
+        return self.render(exc)
+
     @staticmethod
     def log(exc: BearerError, token: AccessToken | None = None) -> None:
         # Never the token: the verified issuer and client id, and what the route required.

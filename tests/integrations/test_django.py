@@ -326,14 +326,16 @@ def _ok(environ: Any, start_response: Any) -> list[bytes]:
 
 @pytest.mark.parametrize("view", ["checked", "achecked"])
 def test_a_refusal_raised_in_a_view_is_its_rfc6750_answer(
-    view: str, local_issuer: LocalIssuer, server: ResourceServer
+    view: str, local_issuer: LocalIssuer, server: ResourceServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     # `Requirement.check()` inside a view behind the settings middleware: 403, not a 500.
     headers = {"Authorization": f"Bearer {local_issuer.mint(scope='orders.read')}"}
-    with configured(server):
+    with configured(server), caplog.at_level(logging.INFO, "bearerguard"):
         response = Client().get(f"/{view}", headers=headers)
         aresponse = asyncio.run(AsyncClient().get(f"/{view}", headers=headers))
     for answer in (response, aresponse):
         assert answer.status_code == 403
         assert 'error="insufficient_scope"' in answer["WWW-Authenticate"]
         assert 'scope="admin"' in answer["WWW-Authenticate"]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
+    assert len(lines) == 2 and all(line.startswith("refused: SCOPE") for line in lines)

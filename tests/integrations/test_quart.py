@@ -6,6 +6,7 @@ middleware, and with Quart's own test client.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
@@ -97,7 +98,7 @@ def test_quart_answers_the_error_table(
 
 
 def test_quart_refusal_raised_in_a_view_is_its_rfc6750_answer(
-    local_issuer: LocalIssuer, server: ResourceServer
+    local_issuer: LocalIssuer, server: ResourceServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     # `Requirement.check()` inside the view: the extension's error handler answers 403, not 500.
     app = create_app(server)
@@ -108,11 +109,31 @@ def test_quart_refusal_raised_in_a_view_is_its_rfc6750_answer(
         Requirement.of("admin").check(current_token)
         return {"admin": True}
 
-    with quart_caller(app, server) as call:
+    with quart_caller(app, server) as call, caplog.at_level(logging.INFO, "bearerguard"):
         answer = call("/checked", [f"Bearer {local_issuer.mint(scope='orders.read')}"])
     assert answer.status == 403
     assert 'error="insufficient_scope"' in answer.headers["www-authenticate"]
     assert 'scope="admin"' in answer.headers["www-authenticate"]
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
+    assert line.startswith("refused: SCOPE")  # logged, as the guard logs every refusal
+
+
+def test_quart_get_token_behind_the_middleware_without_require(
+    local_issuer: LocalIssuer, server: ResourceServer
+) -> None:
+    app = create_app(server)
+
+    @app.get("/plain")
+    async def plain() -> dict[str, Any]:
+        token = get_token()
+        return {"client_id": token.client_id if token else None}
+
+    options: Any = {"realm": REALM, "resource": RESOURCE}
+    wrapped: Any = BearerAuthMiddleware(cast(Any, app.asgi_app), server, **options)
+    app.asgi_app = wrapped  # type: ignore[method-assign]
+    with quart_caller(app, server) as call:
+        answer = call("/plain", [f"Bearer {local_issuer.mint()}"])
+    assert answer.json() == {"client_id": "test-client"}
 
 
 def test_quart_optional_requirement(local_issuer: LocalIssuer, server: ResourceServer) -> None:

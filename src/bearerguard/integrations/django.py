@@ -104,7 +104,7 @@ class BearerAuthMiddleware:
         """A refusal raised inside a view (`Requirement.check(token)`, say) answered as RFC 6750
         says, not as a 500."""
         if isinstance(exception, BearerError | UpstreamUnavailableError):
-            return as_response(self.guard.render(exception))
+            return as_response(self.guard.answer(exception, request.META.get(SCOPE_KEY)))
         return None
 
     def _document(self, request: HttpRequest) -> HttpResponse | None:

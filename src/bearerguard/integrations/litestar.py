@@ -33,7 +33,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._challenge import Challenge, challenge_for
-from .._errors import BearerError, MissingTokenError, UpstreamUnavailableError
+from .._errors import BearerError, UpstreamUnavailableError
 from .._guard import SCOPE_KEY, Guard, GuardOptions, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
@@ -169,6 +169,4 @@ def _refusal(
     guard = guard_of(scope)
     if guard is None:
         return as_response(challenge_for(exc))
-    if isinstance(exc, BearerError) and not isinstance(exc, MissingTokenError):
-        guard.log(exc, scope.get(SCOPE_KEY))
-    return as_response(guard.render(exc))
+    return as_response(guard.answer(exc, scope.get(SCOPE_KEY)))

@@ -26,7 +26,7 @@ from .._appconfig import guard_from_settings
 from .._challenge import Challenge
 from .._env import PREFIX
 from .._errors import BearerError, UpstreamUnavailableError
-from .._guard import Guard, Refused
+from .._guard import SCOPE_KEY, Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._server import ResourceServer
@@ -115,8 +115,12 @@ def require(
 
 
 def get_token() -> AccessToken | None:
-    """The token of the current request, in a view decorated with `require()`."""
-    return cast(AccessToken | None, g.get(_G_TOKEN))
+    """The token of the current request: the one `require()` admitted, else the one
+    `BearerAuthMiddleware` (wrapping `app.asgi_app`) verified; None if neither judged it."""
+    token = g.get(_G_TOKEN)
+    if token is None:
+        token = request.scope.get(SCOPE_KEY)
+    return cast(AccessToken | None, token)
 
 
 def _current() -> AccessToken:
@@ -138,7 +142,7 @@ def as_response(refusal: Challenge) -> Response:
 
 
 async def _refused(guard: Guard, error: BearerError | UpstreamUnavailableError) -> Response:
-    return as_response(guard.render(error))
+    return as_response(guard.answer(error, get_token()))
 
 
 async def _metadata(guard: Guard, app: Quart) -> Response:
