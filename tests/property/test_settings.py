@@ -36,6 +36,7 @@ KEYS = st.sampled_from(
 
 @given(VALUES)
 def test_a_value_is_text_or_a_configuration_error_naming_its_key(value: Any) -> None:
+    refusal: str | None
     try:
         text = config_text("BEARERGUARD_X", value)
     except ConfigurationError as exc:
@@ -53,6 +54,7 @@ def test_a_value_is_text_or_a_configuration_error_naming_its_key(value: Any) -> 
 @given(KEYS, VALUES)
 def test_settings_build_what_from_env_builds_or_name_the_key(key: str, value: Any) -> None:
     settings = {"ISSUER": ISSUER, "AUDIENCE": "api://orders", key: value}
+    refusal: str | None
     try:
         guard = guard_from_settings(settings, source="settings")
     except ConfigurationError as exc:
