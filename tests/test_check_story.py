@@ -36,14 +36,18 @@ def against(issuer: LocalIssuer) -> list[str]:
     return ["--issuer", issuer.issuer, "--audience", issuer.audience]
 
 
-def check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(["check", *argv])
+def check(capsys: pytest.CaptureFixture[str], token: str, *flags: str) -> tuple[int, str, str]:
+    """`bearerguard check` with the token after "--", as the help says: a random opaque token
+    may start with "-" (base64url), and would then be read as an option."""
+    code = main(["check", *flags, "--", token])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
-def check_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
-    code, out, _ = check(capsys, *argv, *(() if "--json" in argv else ("--json",)))
+def check_json(
+    capsys: pytest.CaptureFixture[str], token: str, *flags: str
+) -> tuple[int, dict[str, Any]]:
+    code, out, _ = check(capsys, token, *flags, "--json")
     return code, json.loads(out)
 
 
@@ -218,8 +222,7 @@ def test_check_and_server_agree_on_introspected_tokens(
         expected = None
     except (InvalidTokenError, UpstreamUnavailableError) as exc:
         expected = exc.reason.name
-    # An opaque token may start with "-" (base64url): after "--" it is not read as an option.
-    code, document = check_json(capsys, "--json", "--", token)
+    code, document = check_json(capsys, token)
     assert document["verdict"]["reason"] == expected, document["steps"]
     assert code == (0 if expected is None else 1)
     if expected is not None:  # the failed step is one the explainer names, not a fallback
@@ -328,7 +331,8 @@ def test_no_cached_keys_note_for_a_shared_secret(
 def test_a_token_that_starts_with_a_dash_is_read_after_double_dash(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, err = check(capsys, "--json", "--", "-Sdxq-opaque")
+    code = main(["check", "--json", "--", "-Sdxq-opaque"])
+    out, err = capsys.readouterr()
     assert "unrecognized arguments" not in err
     assert code == 2
     assert json.loads(out)["error"].startswith("no issuer")  # read as the token, then no config
