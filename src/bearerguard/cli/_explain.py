@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._claims import (
+from .._claims import (
     audiences,
     check_audience,
     check_expiry,
@@ -24,22 +24,22 @@ from ._claims import (
     check_values,
     time_claim,
 )
-from ._errors import (
+from .._errors import (
     BearerError,
     InsufficientScopeError,
     InvalidTokenError,
     Reason,
     UpstreamUnavailableError,
 )
+from .._introspection import Introspector
+from .._jose import UnverifiedJWT, parse
+from .._keys import Key
+from .._redact import safe_url
+from .._scopes import Requirement, read_scopes
+from .._server import ResourceServer
+from .._trusted import Trusted
 from ._explain_introspection import explain_introspection
-from ._introspection import Introspector
-from ._jose import UnverifiedJWT, parse
-from ._keys import Key
-from ._redact import safe_url
-from ._scopes import Requirement, read_scopes
-from ._server import ResourceServer
 from ._timefmt import duration, relative, utc
-from ._trusted import Trusted
 
 Status = Literal["ok", "failed", "skipped"]
 Refusal = BearerError | UpstreamUnavailableError

@@ -19,15 +19,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from ._config import Introspection, Issuer
-from ._env import INTROSPECTION_PREFIX, PREFIX, issuer_prefixes, server_options_from_env
-from ._errors import ConfigurationError, InvalidTokenError
+from .._config import Introspection, Issuer
+from .._env import INTROSPECTION_PREFIX, PREFIX, issuer_prefixes, server_options_from_env
+from .._errors import ConfigurationError, InvalidTokenError
+from .._fetch import DEFAULT_TIMEOUT
+from .._jose import parse
+from .._redact import redact_claims, safe_url
+from .._server import ResourceServer
 from ._explain import Report, Step, explain
-from ._fetch import DEFAULT_TIMEOUT
-from ._jose import parse
 from ._logcapture import captured_log
-from ._redact import redact_claims, safe_url
-from ._server import ResourceServer
 from ._timefmt import duration, utc
 
 # Flag -> the variable it overrides, for every issuer the environment names.

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._claims import check_expiry, check_issued_at, check_not_before, time_claim
-from ._errors import InvalidTokenError, UpstreamUnavailableError
-from ._flow import Fetch, Fetched, Flow, Outcome, T, describe
-from ._introspection import (
+from .._claims import check_expiry, check_issued_at, check_not_before, time_claim
+from .._errors import InvalidTokenError, UpstreamUnavailableError
+from .._flow import Fetch, Fetched, Flow, Outcome, T, describe
+from .._introspection import (
     _STRING_MEMBERS,
     Introspector,
     check_audience,
@@ -22,9 +22,9 @@ from ._introspection import (
     check_members,
     token_key,
 )
-from ._redact import safe_url
-from ._scopes import read_scopes
-from ._server import ResourceServer
+from .._redact import safe_url
+from .._scopes import read_scopes
+from .._server import ResourceServer
 from ._timefmt import duration, relative, utc
 
 if TYPE_CHECKING:  # _explain imports this module
