@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._config import Issuer
-from ._jwks import JWKSPolicy
-from ._scopes import DEFAULT_SCOPE_CLAIMS, read_scopes
-from ._token import AccessToken, client_id_of, freeze
+from .._config import Issuer
+from .._jwks import JWKSPolicy
+from .._scopes import DEFAULT_SCOPE_CLAIMS, read_scopes
+from .._token import AccessToken, client_id_of, freeze
 
 if TYPE_CHECKING:
-    from .testing import LocalIssuer
+    from ._issuer import LocalIssuer
 
 # A test rotates a key and, a moment later, sends a token of the new key: the production
 # cool-down of 10 s between JWKS fetches would refuse it (UNKNOWN_KID). Everything else keeps

@@ -36,13 +36,13 @@ import jwt
 from anyio import to_thread
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from .._validate import strings
 from ._testkit import access_token, issuer_config
-from ._validate import strings
 
 if TYPE_CHECKING:
     from jwt.types import Options  # PyJWT 2.10+; the lower bound is 2.8
 
-    from ._config import Issuer
+    from .._config import Issuer
 
 __all__ = ["LocalIssuer", "RecordedRequest", "access_token"]
 
