@@ -26,7 +26,7 @@ from ._keys import SUPPORTED_ALGORITHMS
 from ._redact import safe_url
 from ._scopes import DEFAULT_SCOPE_CLAIMS
 from ._token import CLIENT_ID_CLAIMS
-from ._validate import strings
+from ._validate import claim_names, seconds, strings
 
 if TYPE_CHECKING:
     from ._roles import RoleResolver
@@ -38,18 +38,6 @@ ASYMMETRIC_ALGORITHMS = (
     "EdDSA",
 )
 _HMAC_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
-
-
-def seconds(value: float | timedelta | None, name: str) -> float | None:
-    """A duration in seconds from a number or a timedelta; `ConfigurationError` if negative."""
-    if value is None:
-        return None
-    result = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not result >= 0:  # also refuses NaN
-        raise ConfigurationError(
-            f"{name} must be a non-negative duration, got {value!r}", field=name
-        )
-    return result
 
 
 def check_url(url: str | None, *, allow_http: bool, owner: str, field: str | None = None) -> None:
@@ -131,7 +119,11 @@ class Issuer:
         object.__setattr__(self, "max_token_age", seconds(self.max_token_age, "max_token_age"))
         for name in ("required_claims", "scope_claims"):
             object.__setattr__(self, name, strings(getattr(self, name), name, owner=self.issuer))
-        _claim_names(self, "client_id_claims", self.issuer)
+        object.__setattr__(
+            self,
+            "client_id_claims",
+            claim_names(self.client_id_claims, "client_id_claims", self.issuer),
+        )
         self._check_url(self.jwks_uri, "jwks_uri")
         for url in self.discovery_urls:
             self._check_url(url, "discovery_url" if self.discovery_url else "issuer")
@@ -292,7 +284,9 @@ class Introspection:
         object.__setattr__(
             self, "scope_claims", strings(self.scope_claims, "scope_claims", owner=owner)
         )
-        _claim_names(self, "client_id_claims", owner)
+        object.__setattr__(
+            self, "client_id_claims", claim_names(self.client_id_claims, "client_id_claims", owner)
+        )
         for name in ("leeway", "cache_max_ttl", "negative_ttl"):
             object.__setattr__(self, name, seconds(getattr(self, name), name))
         if isinstance(self.cache_size, bool) or self.cache_size < 0:
@@ -355,11 +349,3 @@ class Introspection:
             raise ConfigurationError(f"{owner}: {name}='issuer' needs an issuer", field=name)
         if value not in (AUDIENCE_ENDPOINT, AUDIENCE_ISSUER):  # then a URL naming the AS
             check_url(value, allow_http=self.allow_http, owner=f"{owner}: {name}", field=name)
-
-
-def _claim_names(config: Issuer | Introspection, name: str, owner: str) -> None:
-    """Check and freeze a non-empty sequence of claim names (see `strings`)."""
-    names = strings(getattr(config, name), name, owner=owner)
-    if not names:
-        raise ConfigurationError(f"{owner}: {name} must name at least one claim", field=name)
-    object.__setattr__(config, name, names)

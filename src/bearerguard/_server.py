@@ -31,7 +31,7 @@ import httpx
 
 from ._cache import TokenCache
 from ._claims import check_type
-from ._config import Introspection, Issuer, seconds
+from ._config import Introspection, Issuer
 from ._env import check_names, introspection_from_env, issuers_from_env, server_options_from_env
 from ._errors import (
     BearerError,
@@ -55,6 +55,7 @@ from ._singleflight import SingleFlight
 from ._token import AccessToken
 from ._trusted import Trusted
 from ._types import Clock
+from ._validate import seconds
 
 logger = logging.getLogger("bearerguard")
 
