@@ -6,7 +6,7 @@ claims and scopes, introspect opaque tokens (RFC 7662), and answer refusals the 
 
 from ._challenge import Challenge, challenge_for
 from ._claims import ClaimsPolicy
-from ._config import ASYMMETRIC_ALGORITHMS, Introspection, Issuer
+from ._config import ASYMMETRIC_ALGORITHMS, Introspection, Issuer, JWKSPolicy
 from ._errors import (
     BearerError,
     BearerGuardError,
@@ -18,7 +18,7 @@ from ._errors import (
     Reason,
     UpstreamUnavailableError,
 )
-from ._jwks import JWKSPolicy, JWKSStatus
+from ._jwks import JWKSStatus
 from ._policy import PolicyTable, Rule, ScopeGrants
 from ._rolelookup import HTTPRoleLookup
 from ._roles import RoleResolver

@@ -21,7 +21,6 @@ from ._assertion import AUDIENCE_ENDPOINT, AUDIENCE_ISSUER, PrivateKey, signing_
 from ._claims import RFC9068_CLAIMS, ClaimsPolicy
 from ._discovery import metadata_urls, secure_url
 from ._errors import ConfigurationError
-from ._jwks import JWKSPolicy
 from ._keys import SUPPORTED_ALGORITHMS
 from ._redact import safe_url
 from ._scopes import DEFAULT_SCOPE_CLAIMS
@@ -49,6 +48,27 @@ def check_url(url: str | None, *, allow_http: bool, owner: str, field: str | Non
         f"or with allow_http=True)",
         field=field,
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JWKSPolicy:
+    """How long keys are trusted, and how often the issuer may be asked. Durations in seconds."""
+
+    default_ttl: float = 300.0  # when the JWKS response has no Cache-Control: max-age
+    min_ttl: float = 60.0
+    max_ttl: float = 86400.0
+    min_refetch_interval: float = 10.0  # at most one fetch per interval, for any reason
+    stale_if_error: float = 3600.0  # how long past their TTL keys serve while the issuer is down
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_ttl <= self.default_ttl <= self.max_ttl:
+            raise ValueError("JWKSPolicy needs 0 <= min_ttl <= default_ttl <= max_ttl")
+        if self.min_refetch_interval < 0 or self.stale_if_error < 0:
+            raise ValueError("JWKSPolicy durations must not be negative")
+
+    def ttl(self, max_age: float | None) -> float:
+        ttl = self.default_ttl if max_age is None else max_age
+        return min(max(ttl, self.min_ttl), self.max_ttl)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

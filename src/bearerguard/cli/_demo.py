@@ -13,8 +13,7 @@ from typing import TextIO
 
 import httpx
 
-from .._config import Introspection, Issuer
-from .._jwks import JWKSPolicy
+from .._config import Introspection, Issuer, JWKSPolicy
 from .._roles import RoleResolver
 from .._server import ResourceServer
 from ..testing import LocalIssuer

@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._config import Issuer
-from .._jwks import JWKSPolicy
+from .._config import Issuer, JWKSPolicy
 from .._scopes import DEFAULT_SCOPE_CLAIMS, read_scopes
 from .._token import AccessToken, client_id_of, freeze
 
