@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Literal
 
 from ._assertion import AUDIENCE_ENDPOINT, AUDIENCE_ISSUER, PrivateKey, signing_key
 from ._claims import RFC9068_CLAIMS, ClaimsPolicy
-from ._discovery import metadata_urls, secure_url
 from ._errors import ConfigurationError
 from ._keys import SUPPORTED_ALGORITHMS
 from ._redact import safe_url
 from ._scopes import DEFAULT_SCOPE_CLAIMS
 from ._token import CLIENT_ID_CLAIMS
+from ._urls import check_url, metadata_urls
 from ._validate import claim_names, seconds, strings
 
 if TYPE_CHECKING:
@@ -37,17 +37,6 @@ ASYMMETRIC_ALGORITHMS = (
     "EdDSA",
 )
 _HMAC_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
-
-
-def check_url(url: str | None, *, allow_http: bool, owner: str, field: str | None = None) -> None:
-    """`ConfigurationError` unless `url` is https (or http to loopback, or allowed explicitly)."""
-    if url is None or secure_url(url, allow_http=allow_http):
-        return
-    raise ConfigurationError(
-        f"{owner}: {safe_url(url)!r} must be an https URL (plain http only for loopback "
-        f"or with allow_http=True)",
-        field=field,
-    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,10 +20,11 @@ from ._errors import (
 )
 from ._logfields import log_refusal
 from ._metadata import Document, ProtectedResource, ScopesSource
-from ._policy import PolicyTable, normal_path, wsgi_path
+from ._policy import PolicyTable
 from ._scopes import Requirement
 from ._server import ResourceServer
 from ._token import AccessToken
+from ._urls import normal_path, wsgi_path
 from ._validate import strings
 
 # Where adapters store the request's AccessToken (or None): the ASGI scope or the WSGI environ.

@@ -12,10 +12,10 @@ from typing import Unpack
 from ._challenge import Challenge
 from ._errors import BearerError, UpstreamUnavailableError
 from ._guard import SCOPE_KEY, Guard, GuardOptions
-from ._policy import route_path
 from ._server import ResourceServer
 from ._token import AccessToken
 from ._types import ASGIApp, Receive, Scope, Send
+from ._urls import route_path
 
 __all__ = ["SCOPE_KEY", "BearerAuthMiddleware", "TokenUser"]
 
