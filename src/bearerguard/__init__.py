@@ -6,7 +6,8 @@ claims and scopes, introspect opaque tokens (RFC 7662), and answer refusals the 
 
 from ._challenge import Challenge, challenge_for
 from ._claims import ClaimsPolicy
-from ._config import ASYMMETRIC_ALGORITHMS, Introspection, Issuer, JWKSPolicy
+from ._config import ASYMMETRIC_ALGORITHMS, Issuer, JWKSPolicy
+from ._config_introspection import Introspection
 from ._errors import (
     BearerError,
     BearerGuardError,

@@ -19,7 +19,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from ._config import Introspection, Issuer, JWKSPolicy
+from ._config import Issuer, JWKSPolicy
+from ._config_introspection import Introspection
 from ._errors import ConfigurationError
 
 T = TypeVar("T")

@@ -39,7 +39,7 @@ from ._assertion import (
 )
 from ._cache import ExpiringCache
 from ._claims import audiences, check_times
-from ._config import Introspection
+from ._config_introspection import Introspection
 from ._discovery import DiscoveryError, Metadata, discovery_flow
 from ._errors import (
     ConfigurationError,

@@ -31,7 +31,8 @@ import httpx
 
 from ._cache import TokenCache
 from ._claims import check_type
-from ._config import Introspection, Issuer
+from ._config import Issuer
+from ._config_introspection import Introspection
 from ._env import check_names, introspection_from_env, issuers_from_env, server_options_from_env
 from ._errors import (
     BearerError,

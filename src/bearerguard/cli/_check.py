@@ -19,7 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from .._config import Introspection, Issuer
+from .._config import Issuer
+from .._config_introspection import Introspection
 from .._env import INTROSPECTION_PREFIX, PREFIX, issuer_prefixes, server_options_from_env
 from .._errors import ConfigurationError, InvalidTokenError
 from .._fetch import DEFAULT_TIMEOUT

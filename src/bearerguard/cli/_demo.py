@@ -13,7 +13,8 @@ from typing import TextIO
 
 import httpx
 
-from .._config import Introspection, Issuer, JWKSPolicy
+from .._config import Issuer, JWKSPolicy
+from .._config_introspection import Introspection
 from .._roles import RoleResolver
 from .._server import ResourceServer
 from ..testing import LocalIssuer
