@@ -27,8 +27,9 @@ from .._fetch import DEFAULT_TIMEOUT
 from .._jose import parse
 from .._redact import redact_claims, safe_url
 from .._server import ResourceServer
-from ._explain import Report, Step, explain
+from ._explain import explain
 from ._logcapture import captured_log
+from ._report import Report, Step
 from ._timefmt import duration, utc
 
 # Flag -> the variable it overrides, for every issuer the environment names.
