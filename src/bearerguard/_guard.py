@@ -18,7 +18,7 @@ from ._errors import (
     Seen,
     UpstreamUnavailableError,
 )
-from ._logfields import log_refusal
+from ._events import TokenRefused
 from ._metadata import Document, ProtectedResource, ScopesSource
 from ._policy import PolicyTable
 from ._scopes import Requirement
@@ -261,8 +261,10 @@ class Guard:
             self.log(exc, token)
         return self.render(exc)
 
-    @staticmethod
-    def log(exc: BearerError, token: AccessToken | None = None) -> None:
-        # Never the token: the verified issuer and client id, and what the route required.
-        seen = Seen("token", token.issuer, None, None, token.client_id) if token else None
-        log_refusal(exc, seen, required=getattr(exc, "required", ()))
+    def log(self, exc: BearerError, token: AccessToken | None = None) -> None:
+        """Report a refusal judged here (the server reports those it judges) to its events."""
+        events = self.server.events
+        if events.refused:
+            # Never the token: the verified issuer and client id, and what the route required.
+            seen = Seen("token", token.issuer, None, None, token.client_id) if token else None
+            events.emit(TokenRefused(exc, seen, tuple(getattr(exc, "required", ()))))

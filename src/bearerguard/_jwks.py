@@ -19,21 +19,19 @@ the same three steps, `needs_fetch`, `refresh_flow` and `select`, for one caller
 
 from __future__ import annotations
 
-import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from ._config import JWKSPolicy
 from ._discovery import DiscoveryError, Metadata, discovery_flow
 from ._errors import InvalidTokenError, Reason, UpstreamUnavailableError
+from ._events import Events, KeysFetched
 from ._flow import Fetch, Fetched, Flow, describe
 from ._keys import Key, KeySet
-from ._logfields import log_keys_loaded, upstream_fields
 from ._redact import safe_url
 from ._types import Clock
-
-logger = logging.getLogger("bearerguard.jwks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +63,7 @@ class JWKSCache:
         discovery_urls: tuple[str, ...] = (),
         policy: JWKSPolicy | None = None,
         allow_http: bool = False,
+        events: Events | None = None,
     ) -> None:
         if jwks_uri is None and not discovery_urls:
             raise ValueError("JWKSCache needs a jwks_uri or discovery URLs")
@@ -77,6 +76,7 @@ class JWKSCache:
         self._discovery_urls = discovery_urls
         self._allow_http = allow_http
         self._last_attempt = -math.inf  # when the last fetch ended, on the monotonic timer
+        self._events = events  # told of every fetch: keys loaded, or why not
 
     @property
     def jwks_uri(self) -> str | None:
@@ -129,11 +129,26 @@ class JWKSCache:
         `timer` is read when the fetch starts (the keys' age counts from then) and when it ends
         (the cool-down counts from then, whatever the outcome).
         """
-        now = timer()
+        now, started = timer(), time.time()
+        previous = self.keys
         try:
             yield from self._fetch_flow(now)
         finally:
             self._last_attempt = timer()
+        events = self._events
+        if events is not None and events.keys:
+            loaded = self.keys if self.keys is not previous else None
+            events.emit(
+                KeysFetched(
+                    self.issuer,
+                    safe_url(url) if (url := self._upstream()) else None,
+                    None if loaded is not None else self.last_error,
+                    tuple(loaded.kids) if loaded is not None else (),
+                    tuple(previous.kids) if previous is not None else None,
+                    started,
+                    self._last_attempt - now,
+                )
+            )
 
     def _fetch_flow(self, now: float) -> Flow[None]:
         try:
@@ -157,22 +172,13 @@ class JWKSCache:
             )
             if not keys.keys:  # a broken publication must not wipe out the last good keys
                 raise DiscoveryError(f"{shown}: the JWKS has no usable verification keys")
-            previous, self.keys = self.keys, keys
+            self.keys = keys
         except (DiscoveryError, ValueError) as exc:
             self.last_error = str(exc)
             if self._configured_uri is None:
                 self.metadata = None  # the JWKS URI may have moved: discover again next time
-            logger.warning(
-                "fetching keys of issuer %s failed: %s",
-                self.issuer,
-                exc,
-                extra=upstream_fields(
-                    "keys_failed", issuer=self.issuer, upstream=self._upstream(), error=str(exc)
-                ),
-            )
             return
         self.last_error = None
-        log_keys_loaded(logger, self.issuer, shown, keys.kids, previous.kids if previous else None)
 
     def reselect(self, kid: str | None, alg: str, key: Key, now: float) -> Key | None:
         """After `key` failed to verify a signature (and a refetch, if the cool-down allowed

@@ -9,7 +9,8 @@ The token itself is never logged.
 
 Every line also carries one dictionary under `record.bearerguard` (a name no `LogRecord`
 attribute has), for JSON formatters; its keys are listed in the README's logging section.
-Nothing here runs for an accepted token: only refusals, key loads and upstream failures log.
+Nothing here runs for an accepted token but a DEBUG line: refusals, key loads and upstream
+failures log. `log_event` is the subscriber of a server's `Events` that writes these lines.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._errors import BearerError, MissingTokenError, Seen, UpstreamUnavailableError
+from ._events import Event, KeysFetched, TokenAccepted, TokenRefused
 from ._jose import _Malformed as Malformed
 from ._redact import safe_url
 
 logger = logging.getLogger("bearerguard")
+keys_logger = logging.getLogger("bearerguard.jwks")
 
 EXTRA = "bearerguard"  # the one LogRecord attribute bearerguard adds
 LIMIT = 120  # characters of an untrusted value shown, issuer URLs included
@@ -125,10 +128,31 @@ def log_refusal(
     )
 
 
+def log_event(event: Event) -> None:
+    """The logging subscriber of `Events`: one line per refusal, key fetch and accepted token
+    (DEBUG); introspection and role lookups log their failures where they read the answer."""
+    if type(event) is TokenRefused:
+        log_refusal(event.error, event.seen, required=event.required, detail=event.detail)
+    elif type(event) is KeysFetched:
+        if event.error is None:
+            log_keys_loaded(keys_logger, event.issuer, event.url, event.kids, event.previous)
+        else:
+            keys_logger.warning(
+                "fetching keys of issuer %s failed: %s",
+                event.issuer,
+                event.error,
+                extra=upstream_fields(
+                    "keys_failed", issuer=event.issuer, upstream=event.url, error=event.error
+                ),
+            )
+    elif type(event) is TokenAccepted and logger.isEnabledFor(logging.DEBUG):
+        logger.debug("accepted token of client %r from %s", event.client_id, event.issuer)
+
+
 def log_keys_loaded(
     log: logging.Logger,
     issuer: str,
-    source: str,
+    source: str | None,
     kids: Iterable[str | None],
     previous: Iterable[str | None] | None,
 ) -> None:

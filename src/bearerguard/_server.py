@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from time import perf_counter
 from types import TracebackType
 from typing import Any, cast
 
@@ -43,6 +43,7 @@ from ._errors import (
     UpstreamUnavailableError,
     seen_in,
 )
+from ._events import Events, TokenAccepted, TokenRefused
 from ._fetch import DEFAULT_TIMEOUT, HTTP
 from ._header import bearer_candidate, extract_bearer, is_b64token
 from ._introspection import Introspector, token_key
@@ -50,15 +51,13 @@ from ._jose import UnverifiedJWT, looks_like_jws, parse
 from ._jwks import JWKSCache, JWKSStatus
 from ._keys import Key
 from ._limit import CallLimit
-from ._logfields import did_you_mean, log_refusal, near_issuers
+from ._logfields import did_you_mean, log_event, near_issuers
 from ._roles import RoleResolver
 from ._singleflight import SingleFlight
 from ._token import AccessToken
 from ._trusted import Trusted
 from ._types import Clock
 from ._validate import seconds
-
-logger = logging.getLogger("bearerguard")
 
 DEFAULT_MAX_TOKEN_BYTES = 8192
 
@@ -107,7 +106,12 @@ class ResourceServer:
         token_cache_size: int = 10_000,
         clock: Clock = time.time,
         timer: Clock = time.monotonic,
+        events: Events | None = None,
     ) -> None:
+        if events is None:
+            events = Events()
+            events.subscribe(log_event)  # the log lines of the README
+        self.events = events
         configs = [issuers] if isinstance(issuers, Issuer) else _issuers(issuers)
         if not configs and introspection is None:
             raise ConfigurationError("at least one issuer, or introspection, is required")
@@ -115,7 +119,7 @@ class ResourceServer:
         for config in configs:
             if config.issuer in self._trusted:
                 raise ConfigurationError(f"issuer {config.issuer} is configured twice")
-            self._trusted[config.issuer] = Trusted.compile(config)
+            self._trusted[config.issuer] = Trusted.compile(config, events)
         self._near = near_issuers(self._trusted)  # for "did you mean" in refusal logs
         self._introspector: Introspector | None = None
         self._revoker: Introspector | None = None  # introspect_jwts: verified JWTs are confirmed
@@ -236,14 +240,24 @@ class ResourceServer:
                 return hit
             if is_b64token(token):
                 return token
-        return _bearer(authorization)  # raises: no header, another scheme, or a malformed one
+        try:  # raises: no header, another scheme, or a malformed one
+            return extract_bearer(authorization)
+        except BearerError as exc:
+            self._refused(exc)
+            raise
+
+    def _refused(
+        self, exc: BearerError | UpstreamUnavailableError, seen: Seen | None = None
+    ) -> None:
+        if self.events.refused:
+            self.events.emit(TokenRefused(exc, exc.seen or seen))
 
     def _resolved(self, access: AccessToken) -> AccessToken:
         if (roles := self._roles_of(access)) is not None:
             try:
                 return roles.resolve(access, self._timer())
             except UpstreamUnavailableError as exc:
-                log_refusal(exc, _seen_of(access))
+                self._refused(exc, _seen_of(access))
                 raise
         return access
 
@@ -252,7 +266,7 @@ class ResourceServer:
             try:
                 return await roles.aresolve(access, self._timer())
             except UpstreamUnavailableError as exc:
-                log_refusal(exc, _seen_of(access))
+                self._refused(exc, _seen_of(access))
                 raise
         return access
 
@@ -265,15 +279,31 @@ class ResourceServer:
 
     def _hit(self, token: str) -> AccessToken | None:
         """The verified-token cache's answer for `token`: the one lookup of every entry point."""
-        return self._tokens.get_token(token, self._clock, self._timer)
+        events = self.events
+        if not events.hits:  # nobody counts hits: nothing but the lookup
+            return self._tokens.get_token(token, self._clock, self._timer)
+        started = perf_counter()
+        hit = self._tokens.get_token(token, self._clock, self._timer)
+        if hit is not None:
+            duration = perf_counter() - started
+            events.emit(TokenAccepted(hit.source, hit.issuer, hit.client_id, True, duration))
+        return hit
+
+    def _accepted(self, access: AccessToken, started: float) -> AccessToken:
+        """`access`, reported as verified now (a miss of the verified-token cache)."""
+        if self.events.accepted:
+            duration = perf_counter() - started
+            event = TokenAccepted(access.source, access.issuer, access.client_id, False, duration)
+            self.events.emit(event)
+        return access
 
     def _verify(self, token: str) -> AccessToken:
         """Everything after a cache miss (sync twin)."""
-        jwt, signed = None, False
+        jwt, signed, started = None, False, perf_counter()
         try:
             route = self._prepare(token)
             if isinstance(route, Introspector):
-                return self._introspect(route, token)
+                return self._accepted(self._introspect(route, token), started)
             trusted, jwt = route
             key = self._key_for(trusted, jwt)
             try:
@@ -283,18 +313,18 @@ class ResourceServer:
             signed = True
             if self._revoker is not None:  # central revocation: the AS must still say active
                 self._introspect(self._revoker, token)
-            return access
+            return self._accepted(access, started)
         except (BearerError, UpstreamUnavailableError) as exc:
-            _log_refusal(exc, jwt, signed)
+            self._refused(exc, _seen(exc, jwt, signed))
             raise
 
     async def _averify(self, token: str) -> AccessToken:
         """Everything after a cache miss (async twin)."""
-        jwt, signed = None, False
+        jwt, signed, started = None, False, perf_counter()
         try:
             route = self._prepare(token)
             if isinstance(route, Introspector):
-                return await self._aintrospect(route, token)
+                return self._accepted(await self._aintrospect(route, token), started)
             trusted, jwt = route
             key = trusted.ready_key(jwt, self._timer) or await self._akey(trusted, jwt)
             try:
@@ -305,9 +335,9 @@ class ResourceServer:
             signed = True
             if self._revoker is not None:
                 await self._aintrospect(self._revoker, token)
-            return access
+            return self._accepted(access, started)
         except (BearerError, UpstreamUnavailableError) as exc:
-            _log_refusal(exc, jwt, signed)
+            self._refused(exc, _seen(exc, jwt, signed))
             raise
 
     # -- keys and introspection: the only places the twins differ -----------------------
@@ -444,7 +474,6 @@ class ResourceServer:
             self._tokens.put_token(
                 token, access, deadline=deadline, keys=keys, kid=jwt.kid, key=key, now=now
             )
-        logger.debug("accepted token of client %r from %s", access.client_id, access.issuer)
         return access
 
     # -- key warm-up and health --------------------------------------------------------------
@@ -513,14 +542,6 @@ class ResourceServer:
         await self.aclose()
 
 
-def _bearer(authorization: str | None) -> str:
-    try:
-        return extract_bearer(authorization)
-    except BearerError as exc:
-        log_refusal(exc)
-        raise
-
-
 # The refusals of `Trusted.accept` that say the key does not fit the token, not the claims.
 _KEY_MISMATCH = frozenset({Reason.BAD_SIGNATURE, Reason.ALGORITHM})
 
@@ -548,16 +569,14 @@ _SIGNED = frozenset({
 })  # fmt: skip
 
 
-def _log_refusal(
+def _seen(
     exc: BearerError | UpstreamUnavailableError, jwt: UnverifiedJWT | None, signed: bool
-) -> None:
-    # Never the token: what it names (marked unverified unless the signature held), and what a
-    # refusal raised before `jwt` was known attached to itself (`exc.seen`).
-    seen = None
-    if jwt is not None:
-        verified = signed or exc.reason in _SIGNED
-        seen = seen_in(jwt.header, jwt.claims, verified=verified)
-    log_refusal(exc, seen)
+) -> Seen | None:
+    # Never the token: what it names, marked unverified unless the signature held (a refusal
+    # raised before `jwt` was known carries its own `exc.seen`).
+    if jwt is None:
+        return None
+    return seen_in(jwt.header, jwt.claims, verified=signed or exc.reason in _SIGNED)
 
 
 def _seen_of(access: AccessToken) -> Seen:

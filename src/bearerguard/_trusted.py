@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ._claims import ClaimsPolicy, check_claims
 from ._config import Issuer
 from ._errors import InvalidTokenError, Reason
+from ._events import Events
 from ._jose import UnverifiedJWT
 from ._jwks import JWKSCache
 from ._keys import Key
@@ -33,7 +34,7 @@ class Trusted:
     scope_sets: ScopeSets = field(default_factory=ScopeSets, repr=False)
 
     @classmethod
-    def compile(cls, config: Issuer) -> Trusted:
+    def compile(cls, config: Issuer, events: Events | None = None) -> Trusted:
         keys = None
         if config.uses_jwks:
             keys = JWKSCache(
@@ -42,6 +43,7 @@ class Trusted:
                 discovery_urls=config.discovery_urls,
                 policy=config.jwks_policy,
                 allow_http=config.allow_http,
+                events=events,
             )
         secret = config.secret_bytes
         return cls(

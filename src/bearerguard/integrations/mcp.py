@@ -33,7 +33,8 @@ from .. import (
 from .._challenge import challenge_for
 from .._claims import audiences
 from .._errors import Seen
-from .._logfields import log_refusal
+from .._events import Events, TokenRefused
+from .._logfields import log_event
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from .._validate import strings
 from ..asgi import refuse
@@ -87,11 +88,15 @@ async def verified(
         access = await server.averify(raw)
     except BearerError:
         return None  # already logged by the server, with its reason
-    return sdk_access_token(access, raw, resource_url, model)
+    return sdk_access_token(access, raw, resource_url, model, server.events)
 
 
 def sdk_access_token(
-    token: AccessToken, raw: str, resource_url: str, model: type[SDKTokenT]
+    token: AccessToken,
+    raw: str,
+    resource_url: str,
+    model: type[SDKTokenT],
+    events: Events | None = None,
 ) -> SDKTokenT | None:
     """Our `AccessToken` as the SDK's `model`, or None if it was not issued for `resource_url`.
 
@@ -105,7 +110,11 @@ def sdk_access_token(
         reason = Reason.AUDIENCE if client_id else Reason.MISSING_CLAIM
         why = f"aud does not name {resource_url}" if client_id else "no client_id and no sub"
         seen = Seen("token", token.issuer, None, None, token.client_id)
-        log_refusal(InvalidTokenError(reason), seen, detail=why)
+        refusal = TokenRefused(InvalidTokenError(reason), seen, detail=why)
+        if events is None:
+            log_event(refusal)
+        elif events.refused:
+            events.emit(refusal)
         return None
     claims = _thaw(token.claims)
     claims.setdefault("iss", token.issuer)
