@@ -21,9 +21,9 @@ import pytest
 
 from bearerguard import BearerGuardError, Issuer, ResourceServer
 from bearerguard.__main__ import main
-from bearerguard._logcapture import captured_log
-from bearerguard._timefmt import duration, relative
 from bearerguard._verifier import STEPS
+from bearerguard.cli._logcapture import captured_log
+from bearerguard.cli._timefmt import duration, relative
 from bearerguard.testing import LocalIssuer
 
 from .conftest import Twin

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from ._errors import BearerError, Reason, UpstreamUnavailableError
-from ._fetch import HTTP
-from ._jose import UnverifiedJWT
-from ._jwks import JWKSCache, JWKSStatus
-from ._keys import Key
 from ._singleflight import SingleFlight
-from ._trusted import Trusted
-from ._types import Clock
+
+if TYPE_CHECKING:  # the server imports them: no import level spent here
+    from ._fetch import HTTP
+    from ._jose import UnverifiedJWT
+    from ._jwks import JWKSCache, JWKSStatus
+    from ._keys import Key
+    from ._trusted import Trusted
+    from ._types import Clock
 
 # The refusals of `Trusted.accept` that say the key does not fit the token, not the claims.
 KEY_MISMATCH = frozenset({Reason.BAD_SIGNATURE, Reason.ALGORITHM})
@@ -43,7 +45,11 @@ class KeySource:
         """The key for `jwt` (sync twin): the shared secret, or one from the JWKS."""
         if (key := trusted.ready_key(jwt, self._timer)) is not None:
             return key
-        keys, kid, alg = cast(JWKSCache, trusted.keys), jwt.kid, jwt.alg  # not None: see ready_key
+        keys, kid, alg = (
+            cast("JWKSCache", trusted.keys),
+            jwt.kid,
+            jwt.alg,
+        )  # not None: see ready_key
         if keys.needs_fetch(kid, alg, self._timer()):
             in_flight = self._refreshes.callers(keys) > 0
             if in_flight and (key := keys.stale(kid, alg, self._timer())) is not None:
@@ -55,7 +61,11 @@ class KeySource:
         """The key for `jwt` (async twin)."""
         if (key := trusted.ready_key(jwt, self._timer)) is not None:
             return key
-        keys, kid, alg = cast(JWKSCache, trusted.keys), jwt.kid, jwt.alg  # not None: see ready_key
+        keys, kid, alg = (
+            cast("JWKSCache", trusted.keys),
+            jwt.kid,
+            jwt.alg,
+        )  # not None: see ready_key
         if keys.needs_fetch(kid, alg, self._timer()):
             in_flight = self._refreshes.ain_flight(keys)
             if in_flight and (key := keys.stale(kid, alg, self._timer())) is not None:

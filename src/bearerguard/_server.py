@@ -28,7 +28,8 @@ from typing import Any
 import httpx
 
 from ._cache import TokenCache
-from ._config import Introspection, Issuer, seconds
+from ._config import Issuer
+from ._config_introspection import Introspection
 from ._credentials import Credentials, read_credentials
 from ._env import check_names, introspection_from_env, issuers_from_env, server_options_from_env
 from ._errors import (
@@ -56,6 +57,7 @@ from ._roles import RoleResolver
 from ._token import AccessToken
 from ._trusted import Trusted
 from ._types import Clock
+from ._validate import seconds
 from ._verifier import Verifier
 
 DEFAULT_MAX_TOKEN_BYTES = 8192

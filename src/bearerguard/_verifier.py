@@ -18,13 +18,16 @@ the same ones and names them by `STEPS`, so the first failure it reports is the 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ._claims import check_type
 from ._errors import InvalidTokenError, Reason, seen_in
-from ._introspection import Introspector
 from ._jose import UnverifiedJWT, looks_like_jws, parse
 from ._logfields import did_you_mean, near_issuers
-from ._trusted import Trusted
+
+if TYPE_CHECKING:  # the server imports them: no import level spent here
+    from ._introspection import Introspector
+    from ._trusted import Trusted
 
 PREPARE_STEPS = ("size", "parse", "header", "issuer", "algorithm", "type")
 KEY_STEPS = ("keys", "kid", "key", "signature")

@@ -14,8 +14,8 @@ from bearerguard._events import (
     TokenAccepted,
     TokenRefused,
 )
-from bearerguard._testkit import issuer_config
 from bearerguard.testing import LocalIssuer
+from bearerguard.testing._testkit import issuer_config
 
 from ..conftest import Twin
 
