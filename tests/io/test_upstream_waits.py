@@ -584,13 +584,13 @@ def test_injected_clients_without_timeouts_still_get_the_servers_deadline(
     # the server's `timeout`, so a hanging issuer is a 503 after it, not a thread held forever.
     local_issuer.go_down("hang")
     config = Issuer(issuer=local_issuer.issuer, audience=local_issuer.audience, allow_http=True)
-    with httpx.Client(timeout=None) as client:
+    with httpx.Client(timeout=None) as client:  # noqa: S113 - the case under test
         server = ResourceServer(config, http_client=client, timeout=TIMEOUT)
         wait, outcome = timed(lambda: server.authenticate(bearer(local_issuer.mint())))
     assert outcome == "503" and wait < TIMEOUT + MARGIN
 
     async def main() -> tuple[float, str]:
-        async with httpx.AsyncClient(timeout=None) as aclient:
+        async with httpx.AsyncClient(timeout=None) as aclient:  # noqa: S113
             server = ResourceServer(config, async_http_client=aclient, timeout=TIMEOUT)
             start = time.monotonic()
             try:
