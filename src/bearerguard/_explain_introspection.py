@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._claims import check_expiry, check_issued_at, check_not_before, time_claim
 from ._errors import InvalidTokenError, UpstreamUnavailableError
-from ._flow import Fetch, Fetched, Flow, Outcome, T, describe
+from ._flow import Fetch, Fetched, Outcome, describe, recorded
 from ._introspection import (
     _STRING_MEMBERS,
     Introspector,
@@ -31,18 +31,6 @@ if TYPE_CHECKING:  # _explain imports this module
     from ._explain import Report
 
 STEPS = ("endpoint", "answer", "active", "members", "iss", "aud", "exp", "nbf", "iat", "scopes")
-
-
-def recorded(flow: Flow[T], seen: list[tuple[Fetch, Outcome]]) -> Flow[T]:
-    """`flow`, keeping each request it made with the outcome it got."""
-    try:
-        fetch = next(flow)
-        while True:
-            outcome = yield fetch
-            seen.append((fetch, outcome))
-            fetch = flow.send(outcome)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
 
 
 def explain_introspection(

@@ -10,22 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import inspect
 import logging
 import re
+import secrets
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import cast
 
-from ._cache import ExpiringCache
+from ._codec import decode_privileges, encode
 from ._config import seconds
 from ._errors import ConfigurationError, UpstreamUnavailableError
 from ._fetch import HTTP
 from ._logfields import clip, fields, shown
+from ._redact import safe_url
 from ._rolelookup import HTTPRoleLookup
 from ._singleflight import SingleFlight
+from ._store import MemoryStore, Store, StoreError, afleet_run, fleet_run
 from ._token import AccessToken, with_scopes
 
 logger = logging.getLogger("bearerguard.roles")
@@ -54,6 +59,13 @@ class RoleResolver:
     `lookup` may also be an `HTTPRoleLookup` (a role endpoint over HTTP, Jamf Pro's for one):
     it then runs on the `ResourceServer`'s HTTP clients and timeout, with no worker thread.
 
+    The cache is the server's store (a shared one, Redis, serves the fleet); `name` tells this
+    resolver's roles apart there from another's: by default the `HTTPRoleLookup`'s URL, or the
+    lookup function's module and name, the same in every replica of one application.
+    `invalidate(role_id)` deletes the role from the store (every replica sees it, within the
+    store's `local_ttl`); `invalidate()` without a role starts this process over with fresh
+    keys (a store cannot list its keys), so other replicas keep theirs up to `ttl`.
+
     Configure one resolver per role namespace (a Jamf server) on its `Issuer(roles=...)` or
     `Introspection(roles=...)`: role ids of two servers are not the same roles.
 
@@ -75,6 +87,7 @@ class RoleResolver:
         timeout: float | timedelta = 5.0,
         max_roles: int = 1000,
         workers: int = 4,
+        name: str | None = None,
     ) -> None:
         self._http_lookup = lookup if isinstance(lookup, HTTPRoleLookup) else None
         self._http: HTTP | None = None  # the server's, handed over by `use_http`
@@ -92,7 +105,11 @@ class RoleResolver:
             raise ConfigurationError("max_roles and workers must be at least 1", field="roles")
         self._lookup = lookup
         self._is_async = inspect.iscoroutinefunction(lookup)  # decided once, here
-        self._cache: ExpiringCache[str, frozenset[str]] = ExpiringCache(max_roles)
+        self.max_roles = max_roles
+        self.name = name if name is not None else _name_of(lookup)
+        self._store: Store | None = None  # the server's, handed over by `use_store`
+        self._shared = False
+        self._epoch = secrets.token_hex(4)  # renewed by invalidate(): every key changes at once
         self._flights: SingleFlight[tuple[str, int], frozenset[str]] = SingleFlight()
         self._sign_ins: SingleFlight[str, str] = SingleFlight()  # an HTTPRoleLookup's token
         self._generation = 0  # bumped by invalidate(): a flight that started before never lands
@@ -113,6 +130,33 @@ class RoleResolver:
         if self._http is None:
             self._http = http
 
+    def use_store(self, store: Store) -> None:
+        """Cache privileges in `store` (the first server configured with this resolver)."""
+        if self._store is None:
+            self._store, self._shared = store, not isinstance(store, MemoryStore)
+
+    def _cache(self) -> Store:
+        if self._store is None:  # a resolver used without a server: a store of its own
+            self.use_store(MemoryStore(self.max_roles))
+        return self._store  # type: ignore[return-value]
+
+    def _key(self, role_id: str) -> str:
+        return f"role:{self.name}:{self._epoch}:{role_id}"
+
+    def _cached(self, role_id: str) -> frozenset[str] | None:
+        try:
+            data = self._cache().get(self._key(role_id))
+        except StoreError:  # a miss: the lookup is asked, as without a store
+            return None
+        return None if data is None else decode_privileges(data, time.time())
+
+    async def _acached(self, role_id: str) -> frozenset[str] | None:
+        try:
+            data = await self._cache().aget(self._key(role_id))
+        except StoreError:
+            return None
+        return None if data is None else decode_privileges(data, time.time())
+
     def _own_http(self) -> HTTP:
         if self._http is None:  # a resolver used without a server: clients of its own
             self._http, self._owns_http = HTTP(), True
@@ -122,41 +166,83 @@ class RoleResolver:
         """Forget one role's privileges (or every role's): the next request looks them up."""
         self._generation += 1
         if role_id is None:
-            self._cache.clear()
-        else:
-            self._cache.discard(role_id)
+            self._epoch = secrets.token_hex(4)
+            return
+        try:
+            self._cache().delete(self._key(role_id))
+        except StoreError:  # a store that is down holds nothing we read meanwhile
+            logger.warning(
+                "role %s: the store is down; other replicas may keep the role until its TTL",
+                shown(role_id),
+            )
 
     # -- the twins: the server calls these with every token of the issuer ---------------------
 
     def resolve(self, token: AccessToken, now: float) -> AccessToken:
         """`token` with its roles replaced by their privileges (sync twin)."""
-        role_ids, rest = self._split(token.scopes)
-        if not role_ids:
-            return token
-        found = [self._privileges(role_id, now) for role_id in role_ids]
-        return with_scopes(token, rest.union(*found))
+        return self.counted(token, now)[0]
 
     async def aresolve(self, token: AccessToken, now: float) -> AccessToken:
         """`token` with its roles replaced by their privileges (async twin)."""
+        return (await self.acounted(token, now))[0]
+
+    def role_ids(self, token: AccessToken) -> tuple[str, ...]:
+        """The role ids among `token`'s scopes, sorted."""
+        return self._split(token.scopes)[0]
+
+    def counted(self, token: AccessToken, now: float) -> tuple[AccessToken, int, int]:
+        """`resolve`, and how many role ids the token names and how many were not cached."""
         role_ids, rest = self._split(token.scopes)
         if not role_ids:
-            return token
-        cached = [self._cache.get(role_id, now) for role_id in role_ids]
-        if all(privileges is not None for privileges in cached):  # no task for a cache hit
-            return with_scopes(token, rest.union(*cached))  # type: ignore[arg-type]
+            return token, 0, 0
+        cached = [self._cached(role_id) for role_id in role_ids]
+        found = [c or self._privileges(r, now) for r, c in zip(role_ids, cached, strict=True)]
+        missed = sum(c is None for c in cached)
+        return with_scopes(token, rest.union(*found)), len(role_ids), missed
+
+    async def acounted(self, token: AccessToken, now: float) -> tuple[AccessToken, int, int]:
+        """The async twin of `counted`."""
+        role_ids, rest = self._split(token.scopes)
+        if not role_ids:
+            return token, 0, 0
+        cached = [await self._acached(role_id) for role_id in role_ids]
+        missed = sum(c is None for c in cached)
+        if not missed:  # no task for a cache hit
+            return with_scopes(token, rest.union(*cached)), len(role_ids), 0  # type: ignore[arg-type]
         # Every lookup lands before the request is answered, so none outlives a refusal.
         found = await asyncio.gather(
-            *(self._aprivileges(r, now) for r in role_ids), return_exceptions=True
+            *(
+                self._aprivileges(r, now)
+                for r, c in zip(role_ids, cached, strict=True)
+                if c is None
+            ),
+            return_exceptions=True,
         )
+        privileges = [c for c in cached if c is not None]
         for answer in found:
             if isinstance(answer, BaseException):
                 raise answer
-        return with_scopes(token, rest.union(*found))  # type: ignore[arg-type]
+            privileges.append(answer)
+        return with_scopes(token, rest.union(*privileges)), len(role_ids), missed
 
     def _privileges(self, role_id: str, now: float) -> frozenset[str]:
-        if (hit := self._cache.get(role_id, now)) is not None:
+        if (hit := self._cached(role_id)) is not None:
             return hit
         generation = self._generation
+
+        def flight() -> frozenset[str]:  # one per role in this process; in the fleet, if shared
+            if (hit := self._cached(role_id)) is not None:
+                return hit
+            if not self._shared:
+                return call()
+            return fleet_run(
+                self._cache(),
+                self._key(role_id),
+                cached=lambda: self._cached(role_id),
+                compute=call,
+                hold=self.timeout + 1.0,
+                wait=self.timeout + 1.0,
+            )
 
         def call() -> frozenset[str]:
             if self._http_lookup is not None:  # the server's client has its own timeouts
@@ -165,21 +251,35 @@ class RoleResolver:
                     answer = self._http_privileges(self._http_lookup, role_id, now)
                 except UpstreamUnavailableError as exc:
                     answer = exc
-                return self._store(role_id, answer, generation, now)
+                return self._store_answer(role_id, answer, generation, now)
             future = self._executor().submit(self._call_in_thread, role_id)
             try:
                 answer = future.result(timeout=self.timeout)
             except concurrent.futures.TimeoutError:
                 future.cancel()
                 answer = TimeoutError()
-            return self._store(role_id, answer, generation, now)
+            return self._store_answer(role_id, answer, generation, now)
 
-        return self._flights.run((role_id, generation), call)
+        return self._flights.run((role_id, generation), flight)
 
     async def _aprivileges(self, role_id: str, now: float) -> frozenset[str]:
-        if (hit := self._cache.get(role_id, now)) is not None:
+        if (hit := await self._acached(role_id)) is not None:
             return hit
         generation = self._generation
+
+        async def flight() -> frozenset[str]:
+            if (hit := await self._acached(role_id)) is not None:
+                return hit
+            if not self._shared:
+                return await call()
+            return await afleet_run(
+                self._cache(),
+                self._key(role_id),
+                cached=lambda: self._acached(role_id),
+                compute=call,
+                hold=self.timeout + 1.0,
+                wait=self.timeout + 1.0,
+            )
 
         async def call() -> frozenset[str]:
             answer: Iterable[str] | BaseException
@@ -197,9 +297,13 @@ class RoleResolver:
                 answer = await asyncio.wait_for(pending, self.timeout)
             except Exception as exc:  # TimeoutError included
                 answer = exc
-            return self._store(role_id, answer, generation, now)
+            privileges = self._checked(role_id, answer)
+            if generation == self._generation:  # else invalidated meanwhile: serve, do not keep
+                with contextlib.suppress(StoreError):  # not written: asked again next time
+                    await self._cache().aset(*self._entry(role_id, privileges))
+            return privileges
 
-        return await self._flights.arun((role_id, generation), call)
+        return await self._flights.arun((role_id, generation), flight)
 
     def _http_privileges(self, lookup: HTTPRoleLookup, role_id: str, now: float) -> frozenset[str]:
         http = self._own_http()
@@ -226,10 +330,22 @@ class RoleResolver:
         except Exception as exc:
             return exc
 
-    def _store(
+    def _store_answer(
         self, role_id: str, answer: Iterable[str] | BaseException, generation: int, now: float
     ) -> frozenset[str]:
-        """Check and cache a lookup's answer; `UpstreamUnavailableError` for a failed one."""
+        """Check and cache a lookup's answer (sync twin); `UpstreamUnavailableError` if failed."""
+        privileges = self._checked(role_id, answer)
+        if generation == self._generation:  # else invalidated meanwhile: serve, do not keep
+            with contextlib.suppress(StoreError):  # not written: asked again next time
+                self._cache().set(*self._entry(role_id, privileges))
+        return privileges
+
+    def _entry(self, role_id: str, privileges: frozenset[str]) -> tuple[str, bytes, float]:
+        """The store key, value and TTL of a role's privileges (until `ttl` on the wall clock)."""
+        return self._key(role_id), encode(privileges, time.time() + self.ttl), self.ttl
+
+    def _checked(self, role_id: str, answer: Iterable[str] | BaseException) -> frozenset[str]:
+        """A lookup's answer as privileges; `UpstreamUnavailableError` for a failed one."""
         privileges = None
         if not isinstance(answer, BaseException | str):  # a str is iterable, and wrong
             try:
@@ -247,8 +363,6 @@ class RoleResolver:
                 extra=fields("roles_failed", role_id=clip(role_id), error=type(answer).__name__),
             )
             raise UpstreamUnavailableError(f"role {role_id}")
-        if generation == self._generation:  # else invalidated meanwhile: serve, do not keep
-            self._cache.put(role_id, privileges, deadline=now + self.ttl, now=now)
         return privileges
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -268,6 +382,15 @@ class RoleResolver:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
+
+
+def _name_of(lookup: object) -> str:
+    """A resolver's default name in store keys: the same in every process of one application."""
+    if isinstance(lookup, HTTPRoleLookup):
+        return safe_url(lookup.url)
+    module = getattr(lookup, "__module__", None) or type(lookup).__module__
+    qualname = getattr(lookup, "__qualname__", None) or type(lookup).__qualname__
+    return f"{module}.{qualname}"
 
 
 async def _awaited(pending: Awaitable[Iterable[str]]) -> Iterable[str]:
