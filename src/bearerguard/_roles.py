@@ -109,7 +109,8 @@ class RoleResolver:
         self.name = name if name is not None else _name_of(lookup)
         self._store: Store | None = None  # the server's, handed over by `use_store`
         self._shared = False
-        self._epoch = secrets.token_hex(4)  # renewed by invalidate(): every key changes at once
+        # The same in every process, so replicas share keys; invalidate() picks a random one here.
+        self._epoch = "0"
         self._flights: SingleFlight[tuple[str, int], frozenset[str]] = SingleFlight()
         self._sign_ins: SingleFlight[str, str] = SingleFlight()  # an HTTPRoleLookup's token
         self._generation = 0  # bumped by invalidate(): a flight that started before never lands
