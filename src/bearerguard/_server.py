@@ -160,7 +160,9 @@ class ResourceServer:
         for resolver in (*self._roles.values(), introspection and introspection.roles):
             if resolver:
                 resolver.use_http(self._http)  # an HTTPRoleLookup runs on the server's clients
-                resolver.use_store(store or MemoryStore(resolver.max_roles, timer=timer))
+                # An empty MemoryStore is falsy (len 0): `is None`, not `or`.
+                own = MemoryStore(resolver.max_roles, timer=timer) if store is None else store
+                resolver.use_store(own)
 
     @classmethod
     def from_env(
@@ -549,7 +551,7 @@ class ResourceServer:
         """The state of the shared store (Redis: up or down, since when, the last error), for
         health checks; the in-memory store is always up. A down store costs requests nothing
         but extra calls to the authorization server (see the README, "Stores")."""
-        return (self.store or _MEMORY).status()
+        return (_MEMORY if self.store is None else self.store).status()
 
     def _introspector_for(
         self,

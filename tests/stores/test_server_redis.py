@@ -72,7 +72,9 @@ class Fleet:
             allow_http=True,
             **introspection,
         )
-        return ResourceServer(introspection=config, store=store or self.store(url), **times)
+        return ResourceServer(
+            introspection=config, store=self.store(url) if store is None else store, **times
+        )
 
     def close(self) -> None:
         for store in self.stores:
@@ -124,10 +126,9 @@ def test_redis_keys_hold_no_token(
 
 
 def test_concurrent_replicas_make_one_call_per_token(
-    local_issuer: LocalIssuer, redis_server: RedisServer, fleet: Fleet, twin: Twin
+    local_issuer: LocalIssuer, redis_server: RedisServer, redis_db: redis.Redis
 ) -> None:
-    if twin.portal is not None:
-        pytest.skip("threads drive the sync twin; the async twin has its own test below")
+    fleet = Fleet(Twin("sync"))  # threads drive the sync twin; the async one: the next test
     replicas = [fleet.replica(local_issuer, redis_server.url) for _ in range(3)]
     local_issuer.set_delay(0.2)  # every replica asks while the first call is in flight
     tokens = [local_issuer.mint_opaque(scope="s", client_id=f"c{i}") for i in range(4)]
@@ -139,8 +140,13 @@ def test_concurrent_replicas_make_one_call_per_token(
         barrier.wait()
         return server.authenticate(bearer(token)).client_id
 
-    with ThreadPoolExecutor(12) as pool:
-        seen = list(pool.map(ask, range(12)))
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            seen = list(pool.map(ask, range(12)))
+    finally:
+        for replica in replicas:
+            replica.close()
+        fleet.close()
     assert Counter(seen) == {f"c{i}": 3 for i in range(4)}
     assert local_issuer.count("introspect") == 4  # one per token, not one per replica
 
