@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from bearerguard import (
     UpstreamUnavailableError,
 )
 from bearerguard._answers import Answers
+from bearerguard._env import STORE_VARIABLES
 from bearerguard._events import Event, IntrospectionCalled, RolesResolved
 from bearerguard._store import MemoryStore, StoreError, TieredStore
 from bearerguard.redis import RedisStore
@@ -254,6 +256,8 @@ def test_from_env_builds_a_redis_store_with_its_secret(caplog: pytest.LogCapture
     server = ResourceServer.from_env(env, strict=True)
     assert isinstance(server.store, TieredStore) and isinstance(server.store.shared, RedisStore)
     assert ResourceServer.from_env(ENV).store is None
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert all(f"| `{name}` |" in readme for name in STORE_VARIABLES)  # in the table
 
 
 @pytest.mark.parametrize(
