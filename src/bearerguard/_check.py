@@ -82,7 +82,8 @@ def run(
     if pasted:
         report.notes.insert(0, f"the pasted value began with {pasted!r}: checked what follows it")
     log = [f"{level.lower()}: {message}" for level, message in lines.take()]
-    introspection = server._introspector.config if server._introspector else None
+    introspector = server.verifier.introspector
+    introspection = introspector.config if introspector else None
     if args.json:
         document = _document(report, server.issuers, introspection, exchanges, log)
         stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")

@@ -1,7 +1,9 @@
 """The engine of `bearerguard check`: run a ResourceServer's own checks on one token, one by one.
 
-No check is written twice. Each step calls what `ResourceServer.verify` calls, in its order
-(`_prepare`, the key, `Key.accepts`/`Key.verify`, the claim steps of `_claims`, `read_scopes`), so
+No check is written twice. Each step calls what `ResourceServer.verify` calls, in its order and
+under its name (`_verifier.STEPS`: `Verifier.prepare`, `KeySource.key`, `Key.accepts`/`Key.verify`,
+the claim steps of `_claims`, `read_scopes`), through the server's public `verifier` and
+`key_source`, so
 the first failure here is the refusal the server answers (RFC 6750 §3.1). Later steps still run
 where that means something, marked as deciding nothing.
 """
@@ -40,20 +42,15 @@ from ._scopes import Requirement, read_scopes
 from ._server import ResourceServer
 from ._timefmt import duration, relative, utc
 from ._trusted import Trusted
+from ._verifier import CLAIM_STEPS, KEY_STEPS, PREPARE_STEP_OF
 
 Status = Literal["ok", "failed", "skipped"]
 Refusal = BearerError | UpstreamUnavailableError
 NOT_TRUSTED = "not trusted: signature not verified"
 AFTER_FAILURE = "decides nothing: the server stops at the first failure"
-# `ResourceServer._prepare` raises a distinct reason at each of its steps: it names the step.
-_PREPARE_STEP = {
-    Reason.TOO_LARGE: "size",
-    Reason.MALFORMED: "parse",
-    Reason.UNSUPPORTED_HEADER: "header",
-    Reason.UNKNOWN_ISSUER: "issuer",
-    Reason.ALGORITHM: "algorithm",
-    Reason.TYPE: "type",
-}
+# The server's steps, named and ordered as it runs them (`_verifier.STEPS`), and the route's.
+_PREPARE_STEP = PREPARE_STEP_OF
+_CLAIM_STEPS = (*CLAIM_STEPS, "require")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +113,7 @@ def explain(
     """
     report = Report(now=now, token_bytes=len(token))
     try:
-        route = server._prepare(token)
+        route = server.verifier.prepare(token)
     except InvalidTokenError:
         route = None
     if isinstance(route, Introspector):  # the server would introspect it: so does check
@@ -136,14 +133,14 @@ def explain(
     key = _key(server, trusted, jwt, report) if trusted and jwt else None
     if key is not None and jwt is not None:
         _signature(key, jwt, report)
-    for name in ("keys", "kid", "key", "signature"):  # every report names every step
+    for name in KEY_STEPS:  # every report names every step
         if name not in (step.name for step in report.steps):
             report.add(name, "skipped", "not checked: an earlier check failed")
     scopes = _claims(server, trusted, jwt.claims, report) if jwt is not None else None
     _require(report, required, scopes)
     if trusted is not None and jwt is not None:
         _cached_keys_note(trusted, jwt, report)
-        if server._revoker is not None:
+        if server.verifier.confirms_jwts:
             report.notes.append(
                 "introspect_jwts is on: the server also asks the AS whether this JWT is still "
                 "active; check verifies it locally only"
@@ -202,7 +199,7 @@ def _prepare(
     trusted: Trusted | None = None
     jwt: UnverifiedJWT | None = None
     try:
-        route = server._prepare(token)
+        route = server.verifier.prepare(token)
         if not isinstance(route, tuple):  # unreachable: check's server never introspects
             raise InvalidTokenError(Reason.UNKNOWN_ISSUER)
         trusted, jwt = route
@@ -211,7 +208,7 @@ def _prepare(
     if jwt is not None:
         report.header, report.claims = jwt.header, jwt.claims
     iss = jwt.claims.get("iss") if jwt else None
-    known = server._trusted.get(iss) if isinstance(iss, str) else None
+    known = server.verifier.trusted.get(iss) if isinstance(iss, str) else None
     failed_at = _PREPARE_STEP.get(error.reason) if error else None
     if error is not None and failed_at is None:  # a check this explainer does not name yet
         report.add("prepare", "failed", error.reason.value, error)
@@ -243,7 +240,7 @@ def _prepare_failure(
     if name in ("parse", "header"):
         return str(error.__cause__ or error)
     if name == "issuer":
-        configured = ", ".join(safe_url(t.config.issuer) for t in server._trusted.values())
+        configured = ", ".join(safe_url(t.config.issuer) for t in server.verifier.trusted.values())
         what = f"iss {iss!r}" if isinstance(iss, str) else "the token has no string iss, so it"
         return f"{what} is not a configured issuer ({configured})"
     if name == "algorithm" and known is not None:
@@ -272,7 +269,7 @@ def _key(
 ) -> Key | None:
     # The same expression as ResourceServer.verify: the shared secret for HS*, else the JWKS.
     try:
-        key = server._key_for(trusted, jwt)  # the server's own key selection
+        key = server.key_source.key(trusted, jwt)  # the server's own key selection
     except UpstreamUnavailableError as exc:
         last_error = trusted.keys.last_error if trusted.keys else None
         report.add("keys", "failed", f"could not fetch the keys: {last_error}", exc)
@@ -325,19 +322,17 @@ def _signature(key: Key, jwt: UnverifiedJWT, report: Report) -> None:
     report.add("signature", "ok", f"{jwt.alg} signature verifies")
 
 
-_CLAIM_STEPS = ("required", "iss", "aud", "exp", "nbf", "iat", "max age", "scopes", "require")
-
-
 def _claims(
     server: ResourceServer, trusted: Trusted | None, claims: Mapping[str, Any], report: Report
 ) -> frozenset[str] | None:
     # After an unknown issuer there is no policy; with a single issuer, its policy still tells.
-    candidates = list(server._trusted.values())
+    candidates = list(server.verifier.trusted.values())
     if trusted is None and len(candidates) == 1:
         trusted = candidates[0]
     if trusted is None:
         for name in _CLAIM_STEPS:
-            report.add(name, "skipped", "not checked: no configured issuer applies")
+            if name != "values":  # named only when Issuer.claim_values is configured
+                report.add(name, "skipped", "not checked: no configured issuer applies")
         return None
     policy, now = trusted.policy, report.now
     exp, nbf, iat = (_time(claims, name) for name in ("exp", "nbf", "iat"))
