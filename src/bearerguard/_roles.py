@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import cast
 
-from ._codec import decode_privileges, encode
+from ._codec import decode_entry, encode
 from ._config import seconds
 from ._errors import ConfigurationError, UpstreamUnavailableError
 from ._fetch import HTTP
@@ -110,7 +110,9 @@ class RoleResolver:
         self._store: Store | None = None  # the server's, handed over by `use_store`
         self._shared = False
         # The same in every process, so replicas share keys; invalidate() picks a random one here.
-        self._epoch = "0"
+        self._prefix = f"role:{self.name}:0:"
+        # Stored values already decoded, by their bytes (see `_read`).
+        self._decoded: dict[bytes, tuple[frozenset[str], float]] = {}
         self._flights: SingleFlight[tuple[str, int], frozenset[str]] = SingleFlight()
         self._sign_ins: SingleFlight[str, str] = SingleFlight()  # an HTTPRoleLookup's token
         self._generation = 0  # bumped by invalidate(): a flight that started before never lands
@@ -142,21 +144,42 @@ class RoleResolver:
         return self._store  # type: ignore[return-value]
 
     def _key(self, role_id: str) -> str:
-        return f"role:{self.name}:{self._epoch}:{role_id}"
+        return self._prefix + role_id
 
     def _cached(self, role_id: str) -> frozenset[str] | None:
+        store = self._store if self._store is not None else self._cache()
         try:
-            data = self._cache().get(self._key(role_id))
+            data = store.get(self._prefix + role_id)
         except StoreError:  # a miss: the lookup is asked, as without a store
             return None
-        return None if data is None else decode_privileges(data, time.time())
+        if data is None:
+            return None
+        known = self._decoded.get(data)  # the common case, inline: see `_read`
+        if known is not None and time.time() < known[1]:
+            return known[0]
+        return self._read(data)
 
     async def _acached(self, role_id: str) -> frozenset[str] | None:
         try:
             data = await self._cache().aget(self._key(role_id))
         except StoreError:
             return None
-        return None if data is None else decode_privileges(data, time.time())
+        return None if data is None else self._read(data)
+
+    def _read(self, data: bytes) -> frozenset[str] | None:
+        """The privileges `data` holds, if still good. Every request with a role reads them:
+        a value read before is not parsed again (a store hands the same bytes object back, whose
+        hash Python keeps), so a hit costs a dict lookup here rather than a JSON parse."""
+        now = time.time()
+        known = self._decoded.get(data)
+        if known is None:
+            entry = decode_entry(data, now)
+            if entry is None or not isinstance(entry[0], frozenset):
+                return None
+            if len(self._decoded) >= self.max_roles:  # a memo: starting over loses nothing
+                self._decoded.clear()
+            known = self._decoded[data] = (entry[0], entry[1])
+        return known[0] if now < known[1] else None
 
     def _own_http(self) -> HTTP:
         if self._http is None:  # a resolver used without a server: clients of its own
@@ -167,7 +190,7 @@ class RoleResolver:
         """Forget one role's privileges (or every role's): the next request looks them up."""
         self._generation += 1
         if role_id is None:
-            self._epoch = secrets.token_hex(4)
+            self._prefix = f"role:{self.name}:{secrets.token_hex(4)}:"
             return
         try:
             self._cache().delete(self._key(role_id))
@@ -196,9 +219,13 @@ class RoleResolver:
         role_ids, rest = self._split(token.scopes)
         if not role_ids:
             return token, 0, 0
-        cached = [self._cached(role_id) for role_id in role_ids]
-        found = [c or self._privileges(r, now) for r, c in zip(role_ids, cached, strict=True)]
-        missed = sum(c is None for c in cached)
+        found, missed = [], 0
+        for role_id in role_ids:
+            privileges = self._cached(role_id)
+            if privileges is None:  # (an empty set is a role that grants nothing: a hit)
+                missed += 1
+                privileges = self._privileges(role_id, now)
+            found.append(privileges)
         return with_scopes(token, rest.union(*found)), len(role_ids), missed
 
     async def acounted(self, token: AccessToken, now: float) -> tuple[AccessToken, int, int]:

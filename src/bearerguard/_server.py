@@ -49,7 +49,7 @@ from ._errors import (
     UpstreamUnavailableError,
     seen_in,
 )
-from ._events import Events, RolesResolved, TokenAccepted, TokenRefused
+from ._events import Events, KeysFetched, RolesResolved, TokenAccepted, TokenRefused
 from ._fetch import DEFAULT_TIMEOUT, HTTP
 from ._header import bearer_candidate, is_b64token
 from ._introspection import Introspector, token_key
@@ -118,7 +118,9 @@ class ResourceServer:
     ) -> None:
         if events is None:
             events = Events()
-            events.subscribe(log_event)  # the log lines of the README
+            # The log lines of the README, for the kinds that have one: the others (role
+            # resolutions, introspection calls) then cost one attribute test until watched.
+            events.subscribe(log_event, TokenAccepted, TokenRefused, KeysFetched)
         self.events = events
         configs = [issuers] if isinstance(issuers, Issuer) else _issuers(issuers)
         if not configs and introspection is None:
@@ -308,7 +310,7 @@ class ResourceServer:
 
     def _resolved(self, access: AccessToken) -> AccessToken:
         if (roles := self._roles_of(access)) is not None:
-            started = perf_counter()
+            started = perf_counter() if self.events.roles else 0.0
             try:
                 resolved, count, looked_up = roles.counted(access, self._timer())
             except UpstreamUnavailableError as exc:
@@ -322,7 +324,7 @@ class ResourceServer:
 
     async def _aresolved(self, access: AccessToken) -> AccessToken:
         if (roles := self._roles_of(access)) is not None:
-            started = perf_counter()
+            started = perf_counter() if self.events.roles else 0.0
             try:
                 resolved, count, looked_up = await roles.acounted(access, self._timer())
             except UpstreamUnavailableError as exc:
