@@ -14,10 +14,12 @@ Which failures are whose (the decisions that matter, each tested):
   (`exp: "1700000000"`, `scope: 5`) is 401 too, as the same claim in a JWT is: it describes this
   token, it is the same on every retry, and failing closed beats guessing (token-shapes §6).
 Answers that refuse the token are cached for `negative_ttl`; positive ones until `exp`, at most
-`cache_max_ttl`. The cache key is the token's SHA-256, so no raw token is kept as a key. The two
-are kept apart, each `cache_size` at most: refusals (a flood of random tokens makes nothing
-else) never take the place of an accepted token. Calls to the AS are bounded (`CallLimit`): the
-server holds a slot around each one, and above the bound an unseen token gets a 503.
+`cache_max_ttl`. The cache key is the token's SHA-256, so no raw token is kept as a key. The cache
+is the server's store (`_answers`, which reads and writes it around `Introspector.flow`: the flow
+itself only decides); without one, answers and refusals are kept apart, each `cache_size` at
+most: refusals (a flood of random tokens makes nothing else) never take the place of an accepted
+token. Calls to the AS are bounded (`CallLimit`): the server holds a slot around each one, and
+above the bound an unseen token gets a 503.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
+from ._answers import Answers, Found
 from ._assertion import (
     ASSERTION_TYPE,
     PrivateKey,
@@ -37,7 +40,6 @@ from ._assertion import (
     client_assertion,
     new_jti,
 )
-from ._cache import ExpiringCache
 from ._claims import audiences, check_times
 from ._config_introspection import Introspection
 from ._discovery import DiscoveryError, Metadata, discovery_flow
@@ -45,7 +47,6 @@ from ._errors import (
     ConfigurationError,
     InvalidTokenError,
     Reason,
-    Seen,
     UpstreamUnavailableError,
 )
 from ._flow import Fetch, Fetched, Flow, Outcome, describe
@@ -54,6 +55,7 @@ from ._logfields import seen_in_answer, upstream_fields
 from ._redact import safe_url
 from ._scopes import read_scopes
 from ._singleflight import SingleFlight
+from ._store import Store
 from ._token import AccessToken, client_id_of, freeze, issued
 from ._types import Clock
 from ._urls import check_url, metadata_urls
@@ -241,9 +243,10 @@ def _failed(
 class Introspector:
     """The introspection client of one resource server: endpoint, cache and flights.
 
-    It decides and never fetches: `flow()` yields the requests (discovery, then the POST) and the
-    server's drivers carry them out under `flights`, one per token at a time, each holding a slot
-    of `limit` (shared by the introspectors of one AS).
+    It decides and never fetches, nor caches: `flow()` yields the requests (discovery, then the
+    POST) and `_answers` carries them out on the server's drivers under `flights`, one per token
+    at a time, each holding a slot of `limit` (shared by the introspectors of one AS), around
+    reads and writes of `answers` (the cache, in the server's store or in memory).
     """
 
     def __init__(
@@ -254,56 +257,49 @@ class Introspector:
         confirms_jwts: bool = False,
         limit: CallLimit | None = None,
         timer: Clock = time.monotonic,
+        store: Store | None = None,
     ) -> None:
         self.config = config
         # True for `introspect_jwts`: the JWTs asked about were verified here already, so an AS
         # that will not introspect JWTs is a configuration problem (503), not a dead token.
         self.confirms_jwts = confirms_jwts
-        self.flights: SingleFlight[bytes, AccessToken] = SingleFlight()
+        self.flights: SingleFlight[bytes, Found] = SingleFlight()
         self.limit = limit or CallLimit(
             f"introspection at {safe_url(config.endpoint) if config.endpoint else config.issuer}",
             concurrent=config.max_concurrent_calls,
             per_second=config.max_calls_per_second,
             timer=timer,
         )
-        self._cache: ExpiringCache[bytes, AccessToken] = ExpiringCache(config.cache_size)
         # A refusal is cached with what the answer named, so a cached one is logged as well.
-        self._refusals: ExpiringCache[bytes, tuple[Reason, Seen | None]] = ExpiringCache(
-            config.cache_size
-        )
+        self.answers = Answers(config, confirms_jwts=confirms_jwts, store=store, timer=timer)
+        self._cache, self._refusals = self.answers.answers, self.answers.refusals
         self._endpoint = config.endpoint
         self._known_metadata = metadata  # an issuer's metadata already discovered for its keys
 
     def cached(self, key: bytes, now: float) -> AccessToken | None:
         """The cached answer for a token key: the token, None, or the cached refusal raised."""
-        if (hit := self._cache.get(key, now)) is not None:
-            return hit
-        if (refusal := self._refusals.get(key, now)) is not None:
-            refused = InvalidTokenError(refusal[0])
-            refused.seen = refusal[1]
-            raise refused
-        return None
+        found = self.answers.get(key, now)
+        if found is None:
+            return None
+        if isinstance(found[0], InvalidTokenError):
+            raise found[0]
+        return found[0]
 
     def flow(self, token: str, key: bytes, now: float) -> Flow[AccessToken]:
-        """Answer from the cache, or introspect (after discovering the endpoint if needed)."""
-        if (hit := self.cached(key, now)) is not None:  # again: a flight may just have landed
-            return hit
+        """Introspect (after discovering the endpoint if needed): the token the AS describes.
+
+        Raises `InvalidTokenError` for an answer that refuses it, `UpstreamUnavailableError`
+        for one that cannot be trusted. `key` (the token's) is not read here: the caller caches.
+        """
         endpoint = yield from self._endpoint_flow()
         outcome = yield introspection_request(self.config, endpoint, token, now)
-        config = self.config
         try:
-            access, exp = read_answer(
-                outcome, config, endpoint, now, confirms_jwts=self.confirms_jwts
+            access, _ = read_answer(
+                outcome, self.config, endpoint, now, confirms_jwts=self.confirms_jwts
             )
-        except InvalidTokenError as exc:
-            refusal = (exc.reason, exc.seen)
-            self._refusals.put(key, refusal, deadline=now + config.negative_ttl, now=now)  # type: ignore[operator]
-            raise
         except UpstreamUnavailableError:
-            self._endpoint = config.endpoint  # a discovered endpoint may have moved
+            self._endpoint = self.config.endpoint  # a discovered endpoint may have moved
             raise
-        deadline = min(exp, now + config.cache_max_ttl)  # type: ignore[operator]
-        self._cache.put(key, access, deadline=deadline, now=now)
         logger.debug("introspected a token of client %r", access.client_id)
         return access
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._claims import check_expiry, check_issued_at, check_not_before, time_claim
 from .._errors import InvalidTokenError, UpstreamUnavailableError
-from .._flow import Fetch, Fetched, Flow, Outcome, T, describe
+from .._flow import Fetch, Fetched, Outcome, describe, recorded
 from .._introspection import (
     _STRING_MEMBERS,
     Introspector,
@@ -29,18 +29,6 @@ from ._report import Report
 from ._timefmt import duration, relative, utc
 
 STEPS = ("endpoint", "answer", "active", "members", "iss", "aud", "exp", "nbf", "iat", "scopes")
-
-
-def recorded(flow: Flow[T], seen: list[tuple[Fetch, Outcome]]) -> Flow[T]:
-    """`flow`, keeping each request it made with the outcome it got."""
-    try:
-        fetch = next(flow)
-        while True:
-            outcome = yield fetch
-            seen.append((fetch, outcome))
-            fetch = flow.send(outcome)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
 
 
 def explain_introspection(
