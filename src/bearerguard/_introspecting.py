@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from ._answers import _DEFAULT_CALL, Found, answer
 from ._errors import InvalidTokenError, UpstreamUnavailableError
 from ._events import Events, IntrospectionCalled
+from ._fleet import afleet_run, fleet_run
 from ._flow import Fetch, Fetched, Flow, Outcome, describe, recorded
 from ._redact import safe_url
-from ._store import afleet_run, fleet_run
 from ._token import AccessToken
 from ._types import Clock
 

@@ -17,12 +17,13 @@ from typing import cast
 
 from ._errors import ConfigurationError
 from ._fetch import HTTP
+from ._fleet import afleet_run, fleet_run
 from ._logfields import shown
 from ._rolecalls import Lookup, LookupRunner, name_of
 from ._rolelookup import HTTPRoleLookup
 from ._rolestore import RoleStore
 from ._singleflight import SingleFlight
-from ._store import Store, StoreError, afleet_run, fleet_run
+from ._store import Store, StoreError
 from ._token import AccessToken, with_scopes
 from ._validate import seconds
 

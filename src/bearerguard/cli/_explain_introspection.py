@@ -14,13 +14,12 @@ from typing import Any
 from .._claims import check_expiry, check_issued_at, check_not_before, time_claim
 from .._errors import InvalidTokenError, UpstreamUnavailableError
 from .._flow import Fetch, Fetched, Outcome, describe, recorded
-from .._introspection import (
-    _STRING_MEMBERS,
-    Introspector,
+from .._introspection import Introspector, token_key
+from .._introspection_answer import (
+    STRING_MEMBERS,
     check_audience,
     check_issuer,
     check_members,
-    token_key,
 )
 from .._redact import safe_url
 from .._scopes import read_scopes
@@ -80,7 +79,7 @@ def explain_introspection(
 def _members(
     answer: dict[str, Any], config: Any, report: Report, now: float
 ) -> frozenset[str] | None:
-    """The checks of `_introspection.read_answer` on an active answer, in its order."""
+    """The checks of `_introspection_answer.read_answer` on an active answer, in its order."""
 
     def step(name: str, check: Callable[[], object], describe: Callable[[bool], str]) -> None:
         try:
@@ -99,7 +98,7 @@ def _members(
     def audience() -> None:
         check_audience(answer, config)
 
-    wrong = [n for n in _STRING_MEMBERS if n in answer and not isinstance(answer[n], str)]
+    wrong = [n for n in STRING_MEMBERS if n in answer and not isinstance(answer[n], str)]
     step(
         "members",
         members,
