@@ -91,6 +91,13 @@ class BearerAuthMiddleware:
         self.app = app
         self.guard = Guard(server, **options)
 
+    @classmethod
+    def _sharing(cls, app: ASGIApp, guard: Guard) -> BearerAuthMiddleware:
+        """A middleware for `app` that shares `guard` (one per route, one Guard: Litestar)."""
+        middleware = cls.__new__(cls)
+        middleware.app, middleware.guard = app, guard
+        return middleware
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind not in _AUTHENTICATED:
