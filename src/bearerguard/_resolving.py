@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 from ._errors import Seen, UpstreamUnavailableError
 from ._events import Events, RolesResolved
-from ._roles import RoleResolver
 from ._token import AccessToken
 from ._types import Clock
+
+if TYPE_CHECKING:  # the server loads the resolvers: no import level spent here
+    from ._roles import RoleResolver
 
 
 class Roles:
