@@ -23,6 +23,7 @@ imports count for what:
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -258,3 +259,11 @@ def report() -> str:
 
 if __name__ == "__main__":
     sys.stdout.write(report() + "\n")
+
+
+def test_the_cli_reads_no_private_member_of_the_server() -> None:
+    # `bearerguard check` runs the server's own steps through its public surface (`verifier`,
+    # `key_source`): a private member read there would let the two drift apart unseen.
+    for path in sorted((SOURCE / "cli").glob("*.py")):
+        found = re.findall(r"\bserver\._[A-Za-z]\w*", path.read_text())
+        assert not found, f"{path.name} reads {found}"
