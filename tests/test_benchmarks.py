@@ -107,6 +107,19 @@ def test_list_names_every_group() -> None:
     assert {"asgi.starlette", "asgi.fastapi", "wsgi.plain", "wsgi.flask", "http.uvicorn"} <= groups
     assert {"cache.introspection", "cache.roles", "cache.fill", "cache.memory"} <= groups
     assert {"gc.pause", "gc.misses"} <= groups
+    assert {"stores.hit", "stores.fleet"} <= groups
+
+
+def test_quick_run_of_the_store_groups_counts_the_fleets_calls(tmp_path: Path) -> None:
+    results = _quick(tmp_path, "stores")
+    fleet = {c["label"]: c for c in _group(results, "stores.fleet")["checks"]}
+    # 100 tokens, each asked 10 times: one AS call per token with Redis, whatever the replicas;
+    # about one per token and replica without it.
+    for replicas in (1, 3, 10):
+        assert fleet[f"{replicas} replicas, with Redis"]["value"] == 100
+    assert fleet["10 replicas, without a shared store"]["value"] > 500
+    hits = {c["label"]: c for c in _group(results, "stores.hit")["checks"]}
+    assert hits["opaque token, verified-token cache hit"]["value"] > 0
 
 
 def test_quick_run_of_the_middleware_groups_measures_hits_and_misses(tmp_path: Path) -> None:
