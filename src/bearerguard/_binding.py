@@ -7,10 +7,12 @@ proved (a `DPoPProof` from `verify_proof`, a certificate thumbprint from `_thumb
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from ._dpop import DPoPProof
 from ._errors import DPoPBindingError, InvalidTokenError, Reason
+
+if TYPE_CHECKING:
+    from ._dpop import DPoPProof
 
 
 def check_binding(

@@ -30,7 +30,8 @@ import httpx
 from ._cache import TokenCache
 from ._config import Issuer
 from ._config_introspection import Introspection
-from ._credentials import Credentials, read_credentials
+from ._credentials import NO_CONTEXT, Credentials, RequestContext, read_credentials
+from ._dpop import DPoPPolicy, DPoPProof
 from ._env import check_names, introspection_from_env, issuers_from_env, server_options_from_env
 from ._errors import (
     BearerError,
@@ -54,6 +55,8 @@ from ._keysource import KeySource
 from ._limit import CallLimit
 from ._logfields import log_event
 from ._roles import RoleResolver
+from ._sender import DPoPMode, SenderCheck, sender_check
+from ._store import Store
 from ._token import AccessToken
 from ._trusted import Trusted
 from ._types import Clock
@@ -108,6 +111,8 @@ class ResourceServer:
         clock: Clock = time.time,
         timer: Clock = time.monotonic,
         events: Events | None = None,
+        dpop: DPoPMode | DPoPPolicy = "off",
+        dpop_store: Store | None = None,
     ) -> None:
         if events is None:
             events = Events()
@@ -146,6 +151,10 @@ class ResourceServer:
         self._roles = {c.issuer: c.roles for c in configs if c.roles is not None}
         self._resolving = bool(self._roles) or bool(introspection and introspection.roles)
         self._tokens = TokenCache(token_cache_size)
+        # DPoP (RFC 9449): the schemes read, and the proof, binding and replay checks.
+        self._sender: SenderCheck | None = sender_check(dpop, dpop_store)
+        self.dpop: DPoPPolicy | None = self._sender.policy if self._sender else None
+        self._schemes = self._sender.schemes if self._sender else ("Bearer",)
         self._clock = clock
         self._timer = timer
         if not isinstance(timeout, httpx.Timeout):
@@ -216,41 +225,63 @@ class ResourceServer:
         Raises a `BearerError` (an RFC 6750 refusal) or `UpstreamUnavailableError` (503).
         """
         seen = self._seen(authorization)
-        access = self._verify(seen) if isinstance(seen, Credentials) else seen
-        return self._resolved(access) if self._resolving else access
+        if isinstance(seen, Credentials):
+            sender = self._sender
+            seen = self._verify(seen) if sender is None else self._constrained(sender, seen)
+        return self._resolved(seen) if self._resolving else seen
 
     async def aauthenticate(self, authorization: str | None) -> AccessToken:
         """Verify the token of an `Authorization: Bearer …` header value (async twin)."""
         # A cache hit without role resolution returns before any await: no coroutine below.
         seen = self._seen(authorization)
-        access = await self._averify(seen) if isinstance(seen, Credentials) else seen
-        return await self._aresolved(access) if self._resolving else access
+        if isinstance(seen, Credentials):
+            sender = self._sender
+            seen = await (
+                self._averify(seen) if sender is None else self._aconstrained(sender, seen)
+            )
+        return await self._aresolved(seen) if self._resolving else seen
 
     def verify_credentials(self, credentials: Credentials) -> AccessToken:
         """Verify a request's `Credentials`, as its adapter read them (sync twin)."""
-        access = self._hit(credentials.token) or self._verify(self._checked(credentials))
+        if (sender := self._sender) is None:
+            access = self._hit(credentials.token) or self._verify(self._checked(credentials))
+        else:
+            access = self._constrained(sender, credentials)
         return self._resolved(access) if self._resolving else access
 
     async def averify_credentials(self, credentials: Credentials) -> AccessToken:
         """Verify a request's `Credentials`, as its adapter read them (async twin)."""
-        access = self._hit(credentials.token) or await self._averify(self._checked(credentials))
+        if (sender := self._sender) is None:
+            access = self._hit(credentials.token) or await self._averify(self._checked(credentials))
+        else:
+            access = await self._aconstrained(sender, credentials)
         return await self._aresolved(access) if self._resolving else access
 
     def verify(self, token: str) -> AccessToken:
-        """Verify a bare access token (sync twin)."""
+        """Verify a bare access token (sync twin); with DPoP, as one sent with the Bearer scheme."""
+        if self._sender is not None:
+            return self.verify_credentials(Credentials("Bearer", token))
         access = self._hit(token) or self._verify(Credentials("Bearer", token))
         return self._resolved(access) if self._resolving else access
 
     async def averify(self, token: str) -> AccessToken:
         """Verify a bare access token (async twin)."""
+        if self._sender is not None:
+            return await self.averify_credentials(Credentials("Bearer", token))
         access = self._hit(token) or await self._averify(Credentials("Bearer", token))
         return await self._aresolved(access) if self._resolving else access
 
     def _cached(self, authorization: str | None) -> AccessToken | None:
         """The token of a header value verified before, if nothing is left to do for it (no
-        role resolution): the middleware then answers without awaiting anything."""
+        role resolution): the middleware then answers without awaiting anything. With DPoP,
+        never a token the binding check must judge (one with `cnf`), nor any with `required`."""
         token = None if self._resolving else bearer_candidate(authorization)
-        return None if token is None else self._hit(token)
+        if token is None:
+            return None
+        hit = self._hit(token)
+        if hit is None or self._sender is None:
+            return hit
+        return None if self._sender.policy.required or "cnf" in hit.claims else hit
 
     def _seen(self, authorization: str | None) -> AccessToken | Credentials:
         """The cached token of a header value verified before, else its credentials.
@@ -258,14 +289,14 @@ class ResourceServer:
         A hit needs no header check beyond the scheme (see `bearer_candidate`); a miss checks
         the same string, so the verification below finds its hash computed.
         """
-        token = bearer_candidate(authorization)
+        token = bearer_candidate(authorization) if self._sender is None else None
         if token is not None:
             if (hit := self._hit(token)) is not None:
                 return hit
             if is_b64token(token):
                 return Credentials("Bearer", token)
         try:  # raises: no header, another scheme, or a malformed one
-            return read_credentials(authorization)
+            return self._read(authorization)
         except BearerError as exc:
             self._refused(exc)
             raise
@@ -274,14 +305,63 @@ class ResourceServer:
         """`credentials` if they are ones this server verifies (as `read_credentials` makes
         them); a value built by hand with another scheme or a token outside the b64token
         grammar is refused as the header it stands for would be."""
-        if credentials.scheme != "Bearer" or not is_b64token(credentials.token):
+        if credentials.scheme not in self._schemes or not is_b64token(credentials.token):
             exc: BearerError = (
-                MissingTokenError() if credentials.scheme != "Bearer"
+                self._missing() if credentials.scheme not in self._schemes
                 else InvalidRequestError(Reason.MALFORMED_HEADER)
             )  # fmt: skip
             self._refused(exc)
             raise exc
         return credentials
+
+    def _read(self, authorization: str | None, context: RequestContext = NO_CONTEXT) -> Credentials:
+        """`read_credentials` of the schemes this server accepts (unreported refusals)."""
+        try:
+            return read_credentials(authorization, context, self._schemes)
+        except MissingTokenError:
+            if self._sender is None:
+                raise
+            raise self._sender.missing() from None
+
+    def _missing(self) -> MissingTokenError:
+        return MissingTokenError() if self._sender is None else self._sender.missing()
+
+    # -- DPoP (RFC 9449): the proof before the token, the binding and the replay check after ---
+
+    def _constrained(self, sender: SenderCheck, credentials: Credentials) -> AccessToken:
+        """`verify_credentials` with DPoP enabled (sync twin); see `_sender`."""
+        credentials = self._checked(credentials)
+        proof = self._proof(sender, credentials)
+        access = self._hit(credentials.token) or self._verify(credentials)
+        try:
+            sender.bind(access, credentials, proof)
+            if proof is not None:
+                sender.record(proof, self._clock())
+        except (BearerError, UpstreamUnavailableError) as exc:
+            self._refused(exc, _seen_of(access))
+            raise
+        return access
+
+    async def _aconstrained(self, sender: SenderCheck, credentials: Credentials) -> AccessToken:
+        """`averify_credentials` with DPoP enabled (async twin)."""
+        credentials = self._checked(credentials)
+        proof = self._proof(sender, credentials)
+        access = self._hit(credentials.token) or await self._averify(credentials)
+        try:
+            sender.bind(access, credentials, proof)
+            if proof is not None:
+                await sender.arecord(proof, self._clock())
+        except (BearerError, UpstreamUnavailableError) as exc:
+            self._refused(exc, _seen_of(access))
+            raise
+        return access
+
+    def _proof(self, sender: SenderCheck, credentials: Credentials) -> DPoPProof | None:
+        try:
+            return sender.proof(credentials, self._clock())
+        except BearerError as exc:
+            self._refused(exc)
+            raise
 
     def _refused(
         self, exc: BearerError | UpstreamUnavailableError, seen: Seen | None = None
