@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from bearerguard import DPoPPolicy, ResourceServer
-from bearerguard._store import MemoryStore
+from bearerguard._store import MemoryStore, StoreError
 from bearerguard.asgi import BearerAuthMiddleware
 from bearerguard.testing import DPoPKey, LocalIssuer
 from bearerguard.wsgi import BearerAuthWSGIMiddleware
@@ -204,3 +204,37 @@ def test_the_metadata_document_without_dpop_names_none(local_issuer: LocalIssuer
         document = json.loads(client.get("/.well-known/oauth-protected-resource").content)
     assert "dpop_signing_alg_values_supported" not in document
     assert "dpop_bound_access_tokens_required" not in document
+
+
+class DownStore(MemoryStore):
+    """A replay store that cannot answer (a Redis outage, say)."""
+
+    def add(self, key: str, value: bytes, ttl: float) -> bool:
+        raise StoreError("down")
+
+    async def aadd(self, key: str, value: bytes, ttl: float) -> bool:
+        raise StoreError("down")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_replay_store_outage_is_503_never_an_acceptance(
+    local_issuer: LocalIssuer, kind: str
+) -> None:
+    key = DPoPKey("ES256")
+    token = local_issuer.mint(dpop_jkt=key.jkt)
+    server = ResourceServer(local_issuer.issuer_config(), dpop="allowed", dpop_store=DownStore())
+    with served(kind, server) as client:
+        response = client.get(
+            "/orders",
+            headers={
+                "authorization": f"DPoP {token}",
+                "dpop": key.proof("GET", orders_url(client), token),
+            },
+        )
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "www-authenticate" not in response.headers
+        assert response.json() == {
+            "error": "temporarily_unavailable",
+            "error_description": "The DPoP replay check is unavailable.",
+        }
+        assert call(client, local_issuer.mint(), scheme="Bearer") == (200, None)
