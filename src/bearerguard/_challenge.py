@@ -17,6 +17,7 @@ from ._errors import (
     DPoPMissingTokenError,
     InsufficientScopeError,
     UpstreamUnavailableError,
+    UseDPoPNonceError,
 )
 
 Headers = tuple[tuple[str, str], ...]
@@ -85,10 +86,12 @@ def render_refusal(
     value = _challenge(exc.scheme, exc, realm, resource_metadata)
     if isinstance(exc, DPoPMissingTokenError) and exc.bearer:  # both schemes accepted
         value = f"{_challenge('Bearer', exc, realm, resource_metadata, algs=False)}, {value}"
-    header = ("www-authenticate", value)
+    challenge: Headers = (("www-authenticate", value),)
+    if isinstance(exc, UseDPoPNonceError) and exc.nonce is not None:  # RFC 9449 §9
+        challenge += (("dpop-nonce", exc.nonce),)
     if exc.error is None:  # RFC 6750 §3.1: nothing to explain when nothing was sent
-        return Challenge(exc.status_code, (header, _NO_STORE), b"")
-    return Challenge(exc.status_code, (header, _JSON, _NO_STORE), _body(exc.error, exc))
+        return Challenge(exc.status_code, (*challenge, _NO_STORE), b"")
+    return Challenge(exc.status_code, (*challenge, _JSON, _NO_STORE), _body(exc.error, exc))
 
 
 def _challenge(

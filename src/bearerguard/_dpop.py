@@ -60,8 +60,9 @@ class DPoPPolicy:
     4096 fits a proof with an RSA-4096 key (~2.3 KB) and refuses RSA-8192 keys, whose
     verification costs ~15 times an RSA-2048 one. `require_nonce` refuses proofs without a nonce
     that the caller's `nonce_ok` accepts (RFC 9449 §9, §11.3). For `ResourceServer(dpop=...)`:
-    `required` refuses the Bearer scheme (else both are accepted), and `replay_entries` sizes the
-    default in-process replay store (the proofs accepted within one `max_age` + `leeway`).
+    `required` refuses the Bearer scheme (else both are accepted), `replay_entries` sizes the
+    default in-process replay store (the proofs accepted within one `max_age` + `leeway`), and
+    `nonce_secret` keys the server's nonces (`_nonce`; share it across replicas).
     """
 
     algorithms: Sequence[str] = DEFAULT_ALGORITHMS
@@ -71,6 +72,7 @@ class DPoPPolicy:
     require_nonce: bool = False
     required: bool = False
     replay_entries: int = 100_000
+    nonce_secret: bytes | None = field(default=None, repr=False, compare=False)
     _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +91,10 @@ class DPoPPolicy:
         for name in ("max_proof_bytes", "replay_entries"):
             if type(getattr(self, name)) is not int or getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be a positive integer", field=name)
+        if self.nonce_secret is not None and (
+            type(self.nonce_secret) is not bytes or len(self.nonce_secret) < 32
+        ):
+            raise ConfigurationError("nonce_secret must be 32 bytes or more", field="nonce_secret")
         for name in ("require_nonce", "required"):
             if type(getattr(self, name)) is not bool:
                 raise ConfigurationError(f"{name} must be True or False", field=name)

@@ -181,10 +181,12 @@ class InvalidDPoPProofError(DPoPError):
 
 
 class UseDPoPNonceError(DPoPError):
-    """The DPoP proof lacks a nonce this server requires, or its nonce is stale (RFC 9449 §9)."""
+    """The DPoP proof lacks a nonce this server requires, or its nonce is stale (RFC 9449 §9).
+    `nonce` is the fresh one the server sends in the `DPoP-Nonce` response header."""
 
     error = "use_dpop_nonce"
     status_code = 401
+    nonce: str | None = None
 
 
 class DPoPMissingTokenError(MissingTokenError, DPoPError):

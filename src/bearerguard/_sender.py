@@ -31,7 +31,9 @@ from ._errors import (
     InvalidDPoPProofError,
     Reason,
     UpstreamUnavailableError,
+    UseDPoPNonceError,
 )
+from ._nonce import Nonces
 from ._store import MemoryStore, Store, StoreError
 from ._token import AccessToken
 
@@ -57,11 +59,6 @@ def sender_check(dpop: DPoPMode | DPoPPolicy, store: Store | None) -> SenderChec
             f'dpop must be "off", "allowed", "required" or a DPoPPolicy, got {dpop!r}',
             field="dpop",
         )
-    if policy.require_nonce:  # needs nonces this server issues (`DPoP-Nonce`): a later step
-        raise ConfigurationError(
-            "require_nonce: server nonces (RFC 9449 §9) are not supported yet",
-            field="require_nonce",
-        )
     if store is not None and not isinstance(store, Store):
         raise ConfigurationError("dpop_store must be a Store", field="dpop_store")
     return SenderCheck(policy, store if store is not None else MemoryStore(policy.replay_entries))
@@ -70,11 +67,13 @@ def sender_check(dpop: DPoPMode | DPoPPolicy, store: Store | None) -> SenderChec
 class SenderCheck:
     """The DPoP steps of one server (see the module docstring); pure but for the store."""
 
-    __slots__ = ("algs", "policy", "schemes", "store")
+    __slots__ = ("algs", "nonces", "policy", "schemes", "store")
 
     def __init__(self, policy: DPoPPolicy, store: Store) -> None:
         self.policy = policy
         self.store = store
+        # Server nonces (RFC 9449 §9), one window per proof lifetime.
+        self.nonces = Nonces(policy.nonce_secret, policy.max_age) if policy.require_nonce else None
         self.algs = tuple(policy.algorithms)
         self.schemes: tuple[str, ...] = ("DPoP",) if policy.required else ("Bearer", "DPoP")
 
@@ -86,14 +85,20 @@ class SenderCheck:
         """Step 1: the proof of a `DPoP` request (None for the Bearer scheme)."""
         if credentials.scheme != "DPoP":
             return None
-        return verify_proof(
-            credentials.proofs,
-            method=credentials.method or "",  # no context (a bare header): no proof either
-            url=credentials.url or "",
-            access_token=credentials.token,
-            policy=self.policy,
-            now=now,
-        )
+        nonces = self.nonces
+        try:
+            return verify_proof(
+                credentials.proofs,
+                method=credentials.method or "",  # no context (a bare header): no proof either
+                url=credentials.url or "",
+                access_token=credentials.token,
+                policy=self.policy,
+                now=now,
+                nonce_ok=None if nonces is None else lambda nonce: nonces.ok(nonce, now),
+            )
+        except UseDPoPNonceError as exc:  # the client retries with this one (RFC 9449 §9)
+            exc.nonce = None if nonces is None else nonces.issue(now)
+            raise
 
     def bind(self, access: AccessToken, credentials: Credentials, proof: DPoPProof | None) -> None:
         """Step 3: the token's `cnf` against the proof's key (no client certificate yet: a

@@ -258,7 +258,6 @@ def test_the_jti_is_kept_for_the_proofs_lifetime(local_issuer: LocalIssuer) -> N
     ("options", "field"),
     [
         ({"dpop": "on"}, "dpop"),
-        ({"dpop": DPoPPolicy(require_nonce=True)}, "require_nonce"),
         ({"dpop_store": MemoryStore()}, "dpop_store"),
         ({"dpop": "allowed", "dpop_store": object()}, "dpop_store"),
     ],
@@ -271,8 +270,18 @@ def test_dpop_configuration_errors(
     assert exc.value.field == field
 
 
-@pytest.mark.parametrize("name", ["required", "replay_entries"])
-def test_dpop_policy_checks_its_new_fields(name: str) -> None:
-    with pytest.raises(ConfigurationError):
-        DPoPPolicy(**{name: 0 if name == "replay_entries" else "yes"})  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("required", "yes"),
+        ("replay_entries", 0),
+        ("nonce_secret", b"short"),
+        ("nonce_secret", "x" * 32),
+    ],
+)
+def test_dpop_policy_checks_its_new_fields(name: str, value: object) -> None:
+    with pytest.raises(ConfigurationError) as exc:
+        DPoPPolicy(**{name: value})  # type: ignore[arg-type]
+    assert exc.value.field == name
     assert DPoPPolicy(required=True).required
+    assert "nonce_secret" not in repr(DPoPPolicy(nonce_secret=b"s" * 32))

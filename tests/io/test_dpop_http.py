@@ -238,3 +238,22 @@ def test_a_replay_store_outage_is_503_never_an_acceptance(
             "error_description": "The DPoP replay check is unavailable.",
         }
         assert call(client, local_issuer.mint(), scheme="Bearer") == (200, None)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_server_nonces_over_http(local_issuer: LocalIssuer, kind: str) -> None:
+    key = DPoPKey("ES256")
+    token = local_issuer.mint(dpop_jkt=key.jkt)
+    policy = DPoPPolicy(require_nonce=True)
+    with served(kind, ResourceServer(local_issuer.issuer_config(), dpop=policy)) as client:
+        url = orders_url(client)
+        first = client.get(
+            "/orders",
+            headers={"authorization": f"DPoP {token}", "dpop": key.proof("GET", url, token)},
+        )
+        assert first.status_code == 401
+        assert first.headers["www-authenticate"].startswith(
+            'DPoP realm="api", error="use_dpop_nonce"'
+        )
+        nonce = first.headers["dpop-nonce"]
+        assert call(client, token, key.proof("GET", url, token, nonce=nonce)) == (200, None)
