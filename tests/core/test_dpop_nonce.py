@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -52,3 +54,20 @@ def test_a_proof_without_the_servers_nonce_gets_one_to_retry_with(
     other = ResourceServer(local_issuer.issuer_config(), dpop=policy)
     proof = key.proof("GET", URL, token, nonce=exc.value.nonce)
     assert twin.verify_credentials(other, Credentials("DPoP", token, "GET", URL, (proof,)))
+
+
+def test_a_nonce_refusal_is_logged_at_info_without_the_nonce(
+    local_issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bearerguard")
+    key = DPoPKey("ES256")
+    policy = DPoPPolicy(require_nonce=True, nonce_secret=SECRET)
+    token = local_issuer.mint(dpop_jkt=key.jkt)
+    with ResourceServer(local_issuer.issuer_config(), dpop=policy) as server:
+        proof = key.proof("GET", URL, token)
+        with pytest.raises(UseDPoPNonceError) as exc:
+            server.verify_credentials(Credentials("DPoP", token, "GET", URL, (proof,)))
+    [record] = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert record.levelname == "INFO" and "DPOP_NONCE" in record.getMessage()
+    assert exc.value.nonce is not None and exc.value.nonce not in caplog.text
+    assert proof[-20:] not in caplog.text and token[-20:] not in caplog.text
