@@ -222,7 +222,9 @@ class ResourceServer:
     def authenticate(self, authorization: str | None) -> AccessToken:
         """Verify the token of an `Authorization: Bearer …` header value (sync twin).
 
-        Raises a `BearerError` (an RFC 6750 refusal) or `UpstreamUnavailableError` (503).
+        Raises a `BearerError` (an RFC 6750 refusal) or `UpstreamUnavailableError` (503). With
+        `dpop=` on, a DPoP-bound token is refused here (a header alone carries no proof: the
+        middlewares call `verify_credentials` with the whole request).
         """
         seen = self._seen(authorization)
         if isinstance(seen, Credentials):
