@@ -333,8 +333,10 @@ class ResourceServer:
     def _constrained(self, sender: SenderCheck, credentials: Credentials) -> AccessToken:
         """`verify_credentials` with DPoP enabled (sync twin); see `_sender`."""
         credentials = self._checked(credentials)
+        started = perf_counter()  # the proof's check counts too
         proof = self._proof(sender, credentials)
-        access = self._hit(credentials.token) or self._verify(credentials)
+        hit = self._tokens.get_token(credentials.token, self._clock, self._timer)
+        access = hit or self._verify(credentials, report=False)
         try:
             sender.bind(access, credentials, proof)
             if proof is not None:
@@ -342,13 +344,15 @@ class ResourceServer:
         except (BearerError, UpstreamUnavailableError) as exc:
             self._refused(exc, _seen_of(access))
             raise
-        return access
+        return self._sent(access, hit is not None, started)
 
     async def _aconstrained(self, sender: SenderCheck, credentials: Credentials) -> AccessToken:
         """`averify_credentials` with DPoP enabled (async twin)."""
         credentials = self._checked(credentials)
+        started = perf_counter()  # the proof's check counts too
         proof = self._proof(sender, credentials)
-        access = self._hit(credentials.token) or await self._averify(credentials)
+        hit = self._tokens.get_token(credentials.token, self._clock, self._timer)
+        access = hit or await self._averify(credentials, report=False)
         try:
             sender.bind(access, credentials, proof)
             if proof is not None:
@@ -356,7 +360,18 @@ class ResourceServer:
         except (BearerError, UpstreamUnavailableError) as exc:
             self._refused(exc, _seen_of(access))
             raise
-        return access
+        return self._sent(access, hit is not None, started)
+
+    def _sent(self, access: AccessToken, cached: bool, started: float) -> AccessToken:
+        """`access`, reported accepted once the request's sender checks held too: a stolen
+        token refused at its binding is never reported as accepted."""
+        events = self.events
+        if cached and events.hits:
+            duration = perf_counter() - started
+            events.emit(
+                TokenAccepted(access.source, access.issuer, access.client_id, True, duration)
+            )
+        return access if cached else self._accepted(access, started)
 
     def _proof(self, sender: SenderCheck, credentials: Credentials) -> DPoPProof | None:
         try:
@@ -408,21 +423,22 @@ class ResourceServer:
             events.emit(TokenAccepted(hit.source, hit.issuer, hit.client_id, True, duration))
         return hit
 
-    def _accepted(self, access: AccessToken, started: float) -> AccessToken:
-        """`access`, reported as verified now (a miss of the verified-token cache)."""
-        if self.events.accepted:
+    def _accepted(self, access: AccessToken, started: float, report: bool = True) -> AccessToken:
+        """`access`, reported as verified now (a miss of the verified-token cache) unless the
+        caller reports it after checks of its own (`report=False`: DPoP's)."""
+        if report and self.events.accepted:
             duration = perf_counter() - started
             event = TokenAccepted(access.source, access.issuer, access.client_id, False, duration)
             self.events.emit(event)
         return access
 
-    def _verify(self, credentials: Credentials) -> AccessToken:
+    def _verify(self, credentials: Credentials, report: bool = True) -> AccessToken:
         """Everything after a cache miss (sync twin)."""
         token, jwt, signed, started = credentials.token, None, False, perf_counter()
         try:
             route = self.verifier.prepare(token)
             if isinstance(route, Introspector):
-                return self._accepted(self._introspect(route, token), started)
+                return self._accepted(self._introspect(route, token), started, report)
             trusted, jwt = route
             key = self.key_source.key(trusted, jwt)
             try:
@@ -434,18 +450,18 @@ class ResourceServer:
             signed = True
             if self._revoker is not None:  # central revocation: the AS must still say active
                 self._introspect(self._revoker, token)
-            return self._accepted(access, started)
+            return self._accepted(access, started, report)
         except (BearerError, UpstreamUnavailableError) as exc:
             self._refused(exc, _seen(exc, jwt, signed))
             raise
 
-    async def _averify(self, credentials: Credentials) -> AccessToken:
+    async def _averify(self, credentials: Credentials, report: bool = True) -> AccessToken:
         """Everything after a cache miss (async twin)."""
         token, jwt, signed, started = credentials.token, None, False, perf_counter()
         try:
             route = self.verifier.prepare(token)
             if isinstance(route, Introspector):
-                return self._accepted(await self._aintrospect(route, token), started)
+                return self._accepted(await self._aintrospect(route, token), started, report)
             trusted, jwt = route
             key = trusted.ready_key(jwt, self._timer) or await self.key_source.akey(trusted, jwt)
             try:
@@ -456,7 +472,7 @@ class ResourceServer:
             signed = True
             if self._revoker is not None:
                 await self._aintrospect(self._revoker, token)
-            return self._accepted(access, started)
+            return self._accepted(access, started, report)
         except (BearerError, UpstreamUnavailableError) as exc:
             self._refused(exc, _seen(exc, jwt, signed))
             raise

@@ -27,7 +27,7 @@ from bearerguard import (
 )
 from bearerguard._errors import DPoPBindingError, DPoPMissingTokenError
 from bearerguard._store import MemoryStore, StoreError
-from bearerguard.events import Event, TokenAccepted
+from bearerguard.events import Event, TokenAccepted, TokenRefused
 from bearerguard.testing import DPoPKey, LocalIssuer
 
 from ..conftest import Twin
@@ -72,6 +72,32 @@ def test_a_stolen_token_without_its_key_is_refused(local_issuer: LocalIssuer, tw
     assert isinstance(exc, DPoPBindingError) and exc.reason is Reason.DPOP_BINDING
     exc = refused(twin, server, Credentials("DPoP", token, "GET", URL))  # no proof at all
     assert isinstance(exc, InvalidDPoPProofError) and exc.reason is Reason.DPOP_MISSING
+
+
+def test_a_request_refused_after_its_token_verified_is_reported_refused_only(
+    local_issuer: LocalIssuer, twin: Twin
+) -> None:
+    key, thief, events = DPoPKey("ES256"), DPoPKey("ES256"), list[Event]()
+    server = server_for(local_issuer)
+    server.events.subscribe(events.append, TokenAccepted, TokenRefused, hits=True)
+    token = local_issuer.mint(dpop_jkt=key.jkt)
+    refused(twin, server, dpop(token, thief))  # a miss: the token verifies, the binding fails
+    refused(twin, server, dpop(token, thief))  # a hit, the same
+    proof = dpop(token, key)
+    twin.verify_credentials(server, proof)
+    refused(twin, server, proof)  # a replay
+    kinds = [(type(e).__name__, getattr(e, "cached", None)) for e in events]
+    assert kinds == [
+        ("TokenRefused", None),
+        ("TokenRefused", None),
+        ("TokenAccepted", True),
+        ("TokenRefused", None),
+    ]
+    assert [e.error.reason for e in events if isinstance(e, TokenRefused)] == [
+        Reason.DPOP_BINDING,
+        Reason.DPOP_BINDING,
+        Reason.DPOP_REPLAYED,
+    ]
 
 
 def test_a_replayed_proof_is_refused_hit_or_miss(local_issuer: LocalIssuer, twin: Twin) -> None:
