@@ -10,7 +10,7 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import settings
 
-from bearerguard import AccessToken, ResourceServer
+from bearerguard import AccessToken, Credentials, ResourceServer
 
 from .helpers import Signer
 
@@ -64,6 +64,12 @@ class Twin:
         if self.portal is None:
             return server.verify(token)
         return self.portal.call(server.averify, token)
+
+    def verify_credentials(self, server: ResourceServer, credentials: Credentials) -> AccessToken:
+        self._track(server)
+        if self.portal is None:
+            return server.verify_credentials(credentials)
+        return self.portal.call(server.averify_credentials, credentials)
 
     def _track(self, server: ResourceServer) -> None:
         if server not in self.servers:

@@ -13,11 +13,13 @@ from ._claims import ClaimsPolicy
 from ._config import ASYMMETRIC_ALGORITHMS, Issuer, JWKSPolicy
 from ._config_introspection import Introspection
 from ._credentials import Credentials, RequestContext
+from ._dpop import DPoPPolicy
 from ._errors import (
     BearerError,
     BearerGuardError,
     ConfigurationError,
     InsufficientScopeError,
+    InvalidDPoPProofError,
     InvalidRequestError,
     InvalidTokenError,
     MissingTokenError,
@@ -45,10 +47,12 @@ __all__ = [
     "ClaimsPolicy",
     "ConfigurationError",
     "Credentials",
+    "DPoPPolicy",
     "Events",
     "HTTPRoleLookup",
     "InsufficientScopeError",
     "Introspection",
+    "InvalidDPoPProofError",
     "InvalidRequestError",
     "InvalidTokenError",
     "Issuer",

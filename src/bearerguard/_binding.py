@@ -7,10 +7,12 @@ proved (a `DPoPProof` from `verify_proof`, a certificate thumbprint from `_thumb
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from ._dpop import DPoPProof
 from ._errors import DPoPBindingError, InvalidTokenError, Reason
+
+if TYPE_CHECKING:
+    from ._dpop import DPoPProof
 
 
 def check_binding(
@@ -49,7 +51,8 @@ def check_binding(
     jkt, x5t = cnf.get("jkt"), cnf.get("x5t#S256")
     if any(name not in ("jkt", "x5t#S256") for name in cnf):
         refuse(Reason.CONFIRMATION)
-    if (jkt is not None and type(jkt) is not str) or (x5t is not None and type(x5t) is not str):
+    # A member present is a string: `"jkt": null` is malformed, not absent (fail closed).
+    if ("jkt" in cnf and type(jkt) is not str) or ("x5t#S256" in cnf and type(x5t) is not str):
         refuse(Reason.CLAIM_TYPE)
     if jkt is None:
         if dpop:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from ._errors import (
     BearerError,
     ConfigurationError,
+    DPoPMissingTokenError,
     InsufficientScopeError,
     UpstreamUnavailableError,
+    UseDPoPNonceError,
 )
 
 Headers = tuple[tuple[str, str], ...]
@@ -81,20 +83,37 @@ def render_refusal(
         if exc.retry_after is not None:
             headers.append(("retry-after", str(max(1, math.ceil(exc.retry_after)))))
         return Challenge(exc.status_code, tuple(headers), _body("temporarily_unavailable", exc))
+    value = _challenge(exc.scheme, exc, realm, resource_metadata)
+    if isinstance(exc, DPoPMissingTokenError) and exc.bearer:  # both schemes accepted
+        value = f"{_challenge('Bearer', exc, realm, resource_metadata, algs=False)}, {value}"
+    challenge: Headers = (("www-authenticate", value),)
+    if isinstance(exc, UseDPoPNonceError) and exc.nonce is not None:  # RFC 9449 §9
+        challenge += (("dpop-nonce", exc.nonce),)
+    if exc.error is None:  # RFC 6750 §3.1: nothing to explain when nothing was sent
+        return Challenge(exc.status_code, (*challenge, _NO_STORE), b"")
+    return Challenge(exc.status_code, (*challenge, _JSON, _NO_STORE), _body(exc.error, exc))
+
+
+def _challenge(
+    scheme: str,
+    exc: BearerError,
+    realm: str | None,
+    resource_metadata: str | None,
+    *,
+    algs: bool = True,
+) -> str:
+    """One challenge (RFC 9110 §11.3) of `scheme` for `exc`."""
     params: list[tuple[str, str]] = [] if realm is None else [("realm", realm)]
     if exc.error is not None:
         params += [("error", exc.error), ("error_description", exc.description)]
     if isinstance(exc, InsufficientScopeError) and exc.required:  # none: a policy's deny
         params.append(("scope", " ".join(exc.required)))
-    if exc.algs:  # a DPoP challenge: the proof algorithms accepted (RFC 9449 §7.1)
+    if exc.algs and algs:  # a DPoP challenge: the proof algorithms accepted (RFC 9449 §7.1)
         params.append(("algs", " ".join(exc.algs)))
     if resource_metadata is not None:
         params.append(("resource_metadata", resource_metadata))
     value = ", ".join(f'{name}="{_quoted(text)}"' for name, text in params)
-    header = ("www-authenticate", f"{exc.scheme} {value}" if value else exc.scheme)
-    if exc.error is None:  # RFC 6750 §3.1: nothing to explain when nothing was sent
-        return Challenge(exc.status_code, (header, _NO_STORE), b"")
-    return Challenge(exc.status_code, (header, _JSON, _NO_STORE), _body(exc.error, exc))
+    return f"{scheme} {value}" if value else scheme
 
 
 def _body(error: str, exc: BearerError | UpstreamUnavailableError) -> bytes:

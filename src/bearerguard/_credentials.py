@@ -13,9 +13,10 @@ a request in one place each, in two steps:
 says), and `ResourceServer.verify_credentials` verifies it. `ResourceServer.authenticate(header)`
 is the convenience for callers that have only a header value.
 
-Sender-constrained tokens (RFC 9449 DPoP, RFC 8705 certificate-bound tokens) need the whole
-value; until the server verifies them, the `DPoP` scheme is another scheme (no bearer
-credentials, 401), and proofs and certificates are carried but not judged.
+Sender-constrained tokens need the whole value: with `ResourceServer(dpop=...)` the `DPoP`
+scheme is read too and its proof checked against the method and URL (RFC 9449); without it, the
+`DPoP` scheme is another scheme (no bearer credentials, 401). Client certificates (RFC 8705) are
+carried but not judged yet.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from ._header import extract_bearer
+from ._header import extract_credentials
 
 
 class RequestContext(NamedTuple):
@@ -75,15 +76,19 @@ class Credentials(NamedTuple):
 
 
 def read_credentials(
-    authorization: str | None, context: RequestContext = NO_CONTEXT
+    authorization: str | None,
+    context: RequestContext = NO_CONTEXT,
+    schemes: tuple[str, ...] = ("Bearer",),
 ) -> Credentials:
     """The credentials of an `Authorization` header value and the rest of its request.
 
-    Raises `MissingTokenError` for no header or another scheme, `InvalidRequestError` for a
-    malformed one or several credentials (RFC 6750 §2.1, §3.1).
+    `schemes` are the authorization schemes accepted (`"Bearer"`, `"DPoP"`), in their registered
+    spelling, which `Credentials.scheme` then has. Raises `MissingTokenError` for no header or
+    another scheme, `InvalidRequestError` for a malformed one or several credentials (RFC 6750
+    §2.1, §3.1).
     """
-    token = extract_bearer(authorization)
-    return Credentials("Bearer", token, *context)
+    scheme, token = extract_credentials(authorization, schemes)
+    return Credentials(scheme, token, *context)
 
 
 def proof_values(lines: Sequence[str]) -> tuple[str, ...]:

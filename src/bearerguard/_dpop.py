@@ -59,7 +59,10 @@ class DPoPPolicy:
     worse clocks are what server nonces are for). `max_proof_bytes` is checked before any work:
     4096 fits a proof with an RSA-4096 key (~2.3 KB) and refuses RSA-8192 keys, whose
     verification costs ~15 times an RSA-2048 one. `require_nonce` refuses proofs without a nonce
-    that the caller's `nonce_ok` accepts (RFC 9449 §9, §11.3).
+    that the caller's `nonce_ok` accepts (RFC 9449 §9, §11.3). For `ResourceServer(dpop=...)`:
+    `required` refuses the Bearer scheme (else both are accepted), `replay_entries` sizes the
+    default in-process replay store (the proofs accepted within one `max_age` + `leeway`), and
+    `nonce_secret` keys the server's nonces (`_nonce`; share it across replicas).
     """
 
     algorithms: Sequence[str] = DEFAULT_ALGORITHMS
@@ -67,6 +70,9 @@ class DPoPPolicy:
     leeway: float = 5.0
     max_proof_bytes: int = 4096
     require_nonce: bool = False
+    required: bool = False
+    replay_entries: int = 100_000
+    nonce_secret: bytes | None = field(default=None, repr=False, compare=False)
     _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -82,12 +88,16 @@ class DPoPPolicy:
             value = getattr(self, name)
             if type(value) not in (int, float) or not 0 <= value < math.inf:
                 raise ConfigurationError(f"{name} must be a non-negative number", field=name)
-        if type(self.max_proof_bytes) is not int or self.max_proof_bytes <= 0:
-            raise ConfigurationError(
-                "max_proof_bytes must be a positive integer", field="max_proof_bytes"
-            )
-        if type(self.require_nonce) is not bool:
-            raise ConfigurationError("require_nonce must be True or False", field="require_nonce")
+        for name in ("max_proof_bytes", "replay_entries"):
+            if type(getattr(self, name)) is not int or getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be a positive integer", field=name)
+        if self.nonce_secret is not None and (
+            type(self.nonce_secret) is not bytes or len(self.nonce_secret) < 32
+        ):
+            raise ConfigurationError("nonce_secret must be 32 bytes or more", field="nonce_secret")
+        for name in ("require_nonce", "required"):
+            if type(getattr(self, name)) is not bool:
+                raise ConfigurationError(f"{name} must be True or False", field=name)
         object.__setattr__(self, "algorithms", algorithms)
         object.__setattr__(self, "_allowed", frozenset(algorithms))
 

@@ -13,10 +13,21 @@ import logging
 from time import perf_counter
 
 from ._cache import TokenCache
-from ._credentials import Credentials
-from ._errors import BearerError, InvalidTokenError, Reason, Seen, UpstreamUnavailableError, seen_in
+from ._credentials import NO_CONTEXT, Credentials, RequestContext, read_credentials
+from ._dpop import DPoPProof
+from ._errors import (
+    BearerError,
+    InvalidRequestError,
+    InvalidTokenError,
+    MissingTokenError,
+    Reason,
+    Seen,
+    UpstreamUnavailableError,
+    seen_in,
+)
 from ._events import Events, TokenAccepted, TokenRefused
 from ._fetch import HTTP
+from ._header import is_b64token
 from ._introspecting import aintrospect, introspect
 from ._introspection import Introspector, token_key
 from ._jose import UnverifiedJWT
@@ -24,6 +35,7 @@ from ._keys import Key
 from ._keysource import KeySource
 from ._logfields import log_event
 from ._resolving import Roles
+from ._sender import SenderCheck
 from ._token import AccessToken
 from ._trusted import Trusted
 from ._types import Clock
@@ -45,6 +57,8 @@ class Engine:
     _http: HTTP
     _revoker: Introspector | None
     _roles: Roles
+    _sender: SenderCheck | None  # DPoP on: the schemes read, the proof, binding and replay
+    _schemes: tuple[str, ...]
 
     def _refused(
         self, exc: BearerError | UpstreamUnavailableError, seen: Seen | None = None
@@ -70,9 +84,10 @@ class Engine:
             events.emit(TokenAccepted(hit.source, hit.issuer, hit.client_id, True, duration))
         return hit
 
-    def _accepted(self, access: AccessToken, started: float) -> AccessToken:
-        """`access`, reported as verified now (a miss of the verified-token cache)."""
-        accepted = self.events.accepted
+    def _accepted(self, access: AccessToken, started: float, report: bool = True) -> AccessToken:
+        """`access`, reported as verified now (a miss of the verified-token cache) unless the
+        caller reports it after checks of its own (`report=False`: DPoP's)."""
+        accepted = self.events.accepted if report else ()
         # The log subscriber alone writes nothing for an accepted token but at DEBUG: no event
         # is built for it otherwise (~0.5 µs a miss, the cost of all the rest of this seam).
         if accepted and (accepted != _LOG_ONLY or logger.isEnabledFor(logging.DEBUG)):
@@ -81,13 +96,13 @@ class Engine:
             self.events.emit(event)
         return access
 
-    def _verify(self, credentials: Credentials) -> AccessToken:
+    def _verify(self, credentials: Credentials, report: bool = True) -> AccessToken:
         """Everything after a cache miss (sync twin)."""
         token, jwt, signed, started = credentials.token, None, False, perf_counter()
         try:
             route = self.verifier.prepare(token)
             if isinstance(route, Introspector):
-                return self._accepted(self._introspect(route, token), started)
+                return self._accepted(self._introspect(route, token), started, report)
             trusted, jwt = route
             key = self.key_source.key(trusted, jwt)
             try:
@@ -99,18 +114,18 @@ class Engine:
             signed = True
             if self._revoker is not None:  # central revocation: the AS must still say active
                 self._introspect(self._revoker, token)
-            return self._accepted(access, started)
+            return self._accepted(access, started, report)
         except (BearerError, UpstreamUnavailableError) as exc:
             self._refused(exc, _seen(exc, jwt, signed))
             raise
 
-    async def _averify(self, credentials: Credentials) -> AccessToken:
+    async def _averify(self, credentials: Credentials, report: bool = True) -> AccessToken:
         """Everything after a cache miss (async twin)."""
         token, jwt, signed, started = credentials.token, None, False, perf_counter()
         try:
             route = self.verifier.prepare(token)
             if isinstance(route, Introspector):
-                return self._accepted(await self._aintrospect(route, token), started)
+                return self._accepted(await self._aintrospect(route, token), started, report)
             trusted, jwt = route
             key = trusted.ready_key(jwt, self._timer) or await self.key_source.akey(trusted, jwt)
             try:
@@ -121,7 +136,7 @@ class Engine:
             signed = True
             if self._revoker is not None:
                 await self._aintrospect(self._revoker, token)
-            return self._accepted(access, started)
+            return self._accepted(access, started, report)
         except (BearerError, UpstreamUnavailableError) as exc:
             self._refused(exc, _seen(exc, jwt, signed))
             raise
@@ -178,6 +193,85 @@ class Engine:
             )
         return access
 
+    def _checked(self, credentials: Credentials) -> Credentials:
+        """`credentials` if they are ones this server verifies (as `read_credentials` makes
+        them); a value built by hand with another scheme or a token outside the b64token
+        grammar is refused as the header it stands for would be."""
+        if credentials.scheme not in self._schemes or not is_b64token(credentials.token):
+            exc: BearerError = (
+                self._missing() if credentials.scheme not in self._schemes
+                else InvalidRequestError(Reason.MALFORMED_HEADER)
+            )  # fmt: skip
+            self._refused(exc)
+            raise exc
+        return credentials
+
+    # -- key warm-up and health --------------------------------------------------------------
+
+    # -- DPoP (RFC 9449): the proof before the token, the binding and the replay check after ---
+
+    def _read(self, authorization: str | None, context: RequestContext = NO_CONTEXT) -> Credentials:
+        """`read_credentials` of the schemes this server accepts (unreported refusals)."""
+        try:
+            return read_credentials(authorization, context, self._schemes)
+        except MissingTokenError:
+            if self._sender is None:
+                raise
+            raise self._sender.missing() from None
+
+    def _missing(self) -> MissingTokenError:
+        return MissingTokenError() if self._sender is None else self._sender.missing()
+
+    def _constrained(self, sender: SenderCheck, credentials: Credentials) -> AccessToken:
+        """`verify_credentials` with DPoP enabled (sync twin); see `_sender`."""
+        credentials = self._checked(credentials)
+        started = perf_counter()  # the proof's check counts too
+        proof = self._proof(sender, credentials)
+        hit = self._tokens.get_token(credentials.token, self._clock, self._timer)
+        access = hit or self._verify(credentials, report=False)
+        try:
+            sender.bind(access, credentials, proof)
+            if proof is not None:
+                sender.record(proof, self._clock())
+        except (BearerError, UpstreamUnavailableError) as exc:
+            self._refused(exc, _seen_of(access))
+            raise
+        return self._sent(access, hit is not None, started)
+
+    async def _aconstrained(self, sender: SenderCheck, credentials: Credentials) -> AccessToken:
+        """`averify_credentials` with DPoP enabled (async twin)."""
+        credentials = self._checked(credentials)
+        started = perf_counter()  # the proof's check counts too
+        proof = self._proof(sender, credentials)
+        hit = self._tokens.get_token(credentials.token, self._clock, self._timer)
+        access = hit or await self._averify(credentials, report=False)
+        try:
+            sender.bind(access, credentials, proof)
+            if proof is not None:
+                await sender.arecord(proof, self._clock())
+        except (BearerError, UpstreamUnavailableError) as exc:
+            self._refused(exc, _seen_of(access))
+            raise
+        return self._sent(access, hit is not None, started)
+
+    def _sent(self, access: AccessToken, cached: bool, started: float) -> AccessToken:
+        """`access`, reported accepted once the request's sender checks held too: a stolen
+        token refused at its binding is never reported as accepted."""
+        events = self.events
+        if cached and events.hits:
+            duration = perf_counter() - started
+            events.emit(
+                TokenAccepted(access.source, access.issuer, access.client_id, True, duration)
+            )
+        return access if cached else self._accepted(access, started)
+
+    def _proof(self, sender: SenderCheck, credentials: Credentials) -> DPoPProof | None:
+        try:
+            return sender.proof(credentials, self._clock())
+        except BearerError as exc:
+            self._refused(exc)
+            raise
+
 
 # Refusals raised once the signature held: the token's claims are then what its issuer signed.
 _SIGNED = frozenset({
@@ -194,3 +288,7 @@ def _seen(
     if jwt is None:
         return None
     return seen_in(jwt.header, jwt.claims, verified=signed or exc.reason in _SIGNED)
+
+
+def _seen_of(access: AccessToken) -> Seen:
+    return Seen("token", access.issuer, None, None, access.client_id)

@@ -72,6 +72,7 @@ class Reason(enum.Enum):
     SCOPE = "The access token lacks a required scope."
     # 503, not the client's fault
     UPSTREAM = "The authorization server could not be reached."
+    DPOP_STORE = "The DPoP replay check is unavailable."
 
 
 class Seen(NamedTuple):
@@ -180,10 +181,22 @@ class InvalidDPoPProofError(DPoPError):
 
 
 class UseDPoPNonceError(DPoPError):
-    """The DPoP proof lacks a nonce this server requires, or its nonce is stale (RFC 9449 §9)."""
+    """The DPoP proof lacks a nonce this server requires, or its nonce is stale (RFC 9449 §9).
+    `nonce` is the fresh one the server sends in the `DPoP-Nonce` response header."""
 
     error = "use_dpop_nonce"
     status_code = 401
+    nonce: str | None = None
+
+
+class DPoPMissingTokenError(MissingTokenError, DPoPError):
+    """No credentials, at a server that accepts the DPoP scheme: its challenge names DPoP and
+    its proof algorithms (RFC 9449 §7.1), after a Bearer challenge when `bearer` tokens are
+    accepted too (one field value, two challenges: RFC 9110 §11.6.1)."""
+
+    def __init__(self, *, algs: Iterable[str], bearer: bool) -> None:
+        DPoPError.__init__(self, Reason.MISSING, algs=algs)
+        self.bearer = bearer
 
 
 class DPoPBindingError(DPoPError, InvalidTokenError):

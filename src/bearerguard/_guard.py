@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TypedDict, cast
 from urllib.parse import parse_qsl
 
 from ._challenge import Challenge, render_refusal
-from ._credentials import NO_CONTEXT, Adapter, Credentials, RequestContext, S, read_credentials
+from ._credentials import NO_CONTEXT, Adapter, Credentials, RequestContext, S
 from ._errors import (
     BearerError,
     ConfigurationError,
@@ -117,7 +117,7 @@ class Guard:
         self.document = None
         if resource is not None:
             issuers = tuple(issuer.issuer for issuer in server.issuers)
-            self.metadata = ProtectedResource(resource, issuers)
+            self.metadata = ProtectedResource(resource, issuers, server.dpop)
             declared = policy.scopes if policy is not None else ()  # fixed at construction
             self.document = Document(self.metadata, scopes_supported, declared)
         self.metadata_paths = self.metadata.paths() if self.metadata else frozenset()
@@ -175,7 +175,7 @@ class Guard:
         """The request's `Credentials`: its Authorization lines, query string and the rest of
         what its adapter read. A refusal (no token, a malformed header) is reported here."""
         try:
-            return read_credentials(self.authorization(values, query), context)
+            return self.server._read(self.authorization(values, query), context)
         except BearerError as exc:
             if not isinstance(exc, InvalidRequestError) or exc.reason is not Reason.TOKEN_IN_URL:
                 self.log(exc)  # `authorization` reported the token in the URL itself

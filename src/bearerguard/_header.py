@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ._errors import InvalidRequestError, MissingTokenError, Reason
+from ._errors import BearerError, InvalidRequestError, MissingTokenError, Reason
 
 _SCHEME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # The b64token alphabet but "=", which may only end it. Deleting these bytes with one C-speed
@@ -16,6 +16,7 @@ _SCHEME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _B64TOKEN = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
 # A list member that starts a credential: an auth-scheme followed by a space or nothing.
 _MEMBER_SCHEME = re.compile(r" *([!#$%&'*+\-.^_`|~0-9A-Za-z]+)(?: |$)")
+_BEARER = ("Bearer",)
 
 
 def bearer_candidate(authorization: str | None) -> str | None:
@@ -50,16 +51,40 @@ def extract_bearer(authorization: str | None) -> str:
     token = bearer_candidate(authorization)
     if token is not None and is_b64token(token):
         return token
+    raise _refusal(authorization, _BEARER)
+
+
+def extract_credentials(
+    authorization: str | None, schemes: tuple[str, ...] = ("Bearer",)
+) -> tuple[str, str]:
+    """The scheme (spelled as in `schemes`) and token of an Authorization header value of one
+    of `schemes`, refused as `extract_bearer` refuses. The `DPoP` scheme (RFC 9449 §7.1) takes
+    a token68, the same grammar as b64token, and is matched case-insensitively like Bearer."""
+    if schemes == _BEARER:
+        return "Bearer", extract_bearer(authorization)
+    if authorization:
+        name, space, rest = authorization.partition(" ")
+        if space and name.isascii():
+            lower = name.lower()
+            for scheme in schemes:
+                if lower == scheme.lower() and is_b64token(token := rest.strip(" ")):
+                    return scheme, token
+    raise _refusal(authorization, schemes)
+
+
+def _refusal(authorization: str | None, schemes: tuple[str, ...]) -> BearerError:
+    """Why `authorization` carries no token of `schemes`: missing, or malformed."""
     if not authorization:
-        raise MissingTokenError
+        return MissingTokenError()
     scheme = authorization.partition(" ")[0]
+    accepted = {name.lower() for name in schemes}
     # Repeated Authorization field lines arrive joined by commas (RFC 9110 §5.3; WSGI servers do
-    # it, and the ASGI middleware does the same): several credentials, one of them Bearer.
-    schemes = [
+    # it, and the ASGI middleware does the same): several credentials, one of them accepted.
+    members = [
         m[1].lower() for part in authorization.split(",") if (m := _MEMBER_SCHEME.match(part))
     ]
-    if len(schemes) > 1 and "bearer" in schemes:
-        raise InvalidRequestError(Reason.MULTIPLE_CREDENTIALS)
-    if scheme.lower() == "bearer" or not _SCHEME.fullmatch(scheme):
-        raise InvalidRequestError(Reason.MALFORMED_HEADER)
-    raise MissingTokenError  # another scheme: no bearer credentials (RFC 6750 §3.1)
+    if len(members) > 1 and accepted.intersection(members):
+        return InvalidRequestError(Reason.MULTIPLE_CREDENTIALS)
+    if scheme.lower() in accepted or not _SCHEME.fullmatch(scheme):
+        return InvalidRequestError(Reason.MALFORMED_HEADER)
+    return MissingTokenError()  # another scheme: no credentials of ours (RFC 6750 §3.1)

@@ -21,7 +21,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._errors import BearerError, MissingTokenError, Seen, UpstreamUnavailableError
+from ._errors import (
+    BearerError,
+    MissingTokenError,
+    Seen,
+    UpstreamUnavailableError,
+    UseDPoPNonceError,
+)
 from ._events import Event, KeysFetched, TokenAccepted, TokenRefused
 from ._jose import _Malformed as Malformed
 from ._redact import LIMIT, clip, safe_url, shown
@@ -52,12 +58,14 @@ def log_refusal(
     required: Iterable[str] = (),
     detail: str | None = None,
 ) -> None:
-    """Log one refusal: INFO for a request without credentials, WARNING otherwise.
+    """Log one refusal: INFO for a request without credentials and for a DPoP proof without the
+    server's fresh nonce (a step of the protocol, RFC 9449 §9), WARNING otherwise.
 
     `detail` is a fixed, secret-free text saying more than the reason (what a route wanted).
     """
     seen = exc.seen or seen
-    level = logging.INFO if isinstance(exc, MissingTokenError) else logging.WARNING
+    expected = isinstance(exc, MissingTokenError | UseDPoPNonceError)
+    level = logging.INFO if expected else logging.WARNING
     parts = [f"refused: {exc.reason.name}"]
     if seen is not None:
         parts.append(f"iss={shown(seen.issuer)}")

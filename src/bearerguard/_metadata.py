@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import ConfigurationError
 from ._scopes import Requirement
+
+if TYPE_CHECKING:
+    from ._dpop import DPoPPolicy
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
@@ -31,6 +34,8 @@ class ProtectedResource:
 
     resource: str
     authorization_servers: tuple[str, ...]
+    # With DPoP (RFC 9449), RFC 9728 §2 names the proof algorithms and whether DPoP is required.
+    dpop: DPoPPolicy | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.resource)
@@ -64,6 +69,9 @@ class ProtectedResource:
             "scopes_supported": sorted(set(scopes_supported)),
             "bearer_methods_supported": ["header"],
         }
+        if self.dpop is not None:
+            members["dpop_signing_alg_values_supported"] = list(self.dpop.algorithms)
+            members["dpop_bound_access_tokens_required"] = self.dpop.required
         return json.dumps(members).encode()
 
 

@@ -29,15 +29,13 @@ from ._assembly import arguments_from_env, assemble, wire_roles
 from ._cache import TokenCache
 from ._config import Issuer
 from ._config_introspection import Introspection
-from ._credentials import Credentials, read_credentials
+from ._credentials import Credentials
+from ._dpop import DPoPPolicy
 from ._engine import Engine
 from ._env import check_names
 from ._errors import (
     BearerError,
     ConfigurationError,
-    InvalidRequestError,
-    MissingTokenError,
-    Reason,
 )
 from ._events import Events, KeysFetched, TokenAccepted, TokenRefused
 from ._fetch import DEFAULT_TIMEOUT, HTTP
@@ -46,6 +44,7 @@ from ._jwks import JWKSStatus
 from ._keysource import KeySource
 from ._logfields import log_event
 from ._resolving import Roles
+from ._sender import DPoPMode, sender_check
 from ._store import MemoryStore, Store, StoreStatus
 from ._token import AccessToken
 from ._types import Clock
@@ -85,6 +84,8 @@ class ResourceServer(Engine):
         timer: Clock = time.monotonic,
         events: Events | None = None,
         store: Store | None = None,
+        dpop: DPoPMode | DPoPPolicy = "off",
+        dpop_store: Store | None = None,
     ) -> None:
         if events is None:
             events = Events()
@@ -109,6 +110,10 @@ class ResourceServer(Engine):
             confirms_jwts=parts.revoker is not None,
         )
         self._tokens = TokenCache(token_cache_size)
+        # DPoP (RFC 9449): the schemes read, and the proof, binding and replay checks.
+        self._sender = sender_check(dpop, dpop_store)
+        self.dpop: DPoPPolicy | None = self._sender.policy if self._sender else None
+        self._schemes = self._sender.schemes if self._sender else ("Bearer",)
         self._clock = clock
         self._timer = timer
         if not isinstance(timeout, httpx.Timeout):
@@ -164,44 +169,68 @@ class ResourceServer(Engine):
     def authenticate(self, authorization: str | None) -> AccessToken:
         """Verify the token of an `Authorization: Bearer …` header value (sync twin).
 
-        Raises a `BearerError` (an RFC 6750 refusal) or `UpstreamUnavailableError` (503).
+        Raises a `BearerError` (an RFC 6750 refusal) or `UpstreamUnavailableError` (503). With
+        `dpop=` on, a DPoP-bound token is refused here (a header alone carries no proof: the
+        middlewares call `verify_credentials` with the whole request).
         """
         seen = self._seen(authorization)
-        access = self._verify(seen) if isinstance(seen, Credentials) else seen
-        return self._resolved(access) if self._resolving else access
+        if isinstance(seen, Credentials):
+            sender = self._sender
+            seen = self._verify(seen) if sender is None else self._constrained(sender, seen)
+        return self._resolved(seen) if self._resolving else seen
 
     async def aauthenticate(self, authorization: str | None) -> AccessToken:
         """Verify the token of an `Authorization: Bearer …` header value (async twin)."""
         # A cache hit without role resolution returns before any await: no coroutine below.
         seen = self._seen(authorization)
-        access = await self._averify(seen) if isinstance(seen, Credentials) else seen
-        return await self._aresolved(access) if self._resolving else access
+        if isinstance(seen, Credentials):
+            sender = self._sender
+            seen = await (
+                self._averify(seen) if sender is None else self._aconstrained(sender, seen)
+            )
+        return await self._aresolved(seen) if self._resolving else seen
 
     def verify_credentials(self, credentials: Credentials) -> AccessToken:
         """Verify a request's `Credentials`, as its adapter read them (sync twin)."""
-        access = self._hit(credentials.token) or self._verify(self._checked(credentials))
+        if (sender := self._sender) is None:
+            access = self._hit(credentials.token) or self._verify(self._checked(credentials))
+        else:
+            access = self._constrained(sender, credentials)
         return self._resolved(access) if self._resolving else access
 
     async def averify_credentials(self, credentials: Credentials) -> AccessToken:
         """Verify a request's `Credentials`, as its adapter read them (async twin)."""
-        access = self._hit(credentials.token) or await self._averify(self._checked(credentials))
+        if (sender := self._sender) is None:
+            access = self._hit(credentials.token) or await self._averify(self._checked(credentials))
+        else:
+            access = await self._aconstrained(sender, credentials)
         return await self._aresolved(access) if self._resolving else access
 
     def verify(self, token: str) -> AccessToken:
-        """Verify a bare access token (sync twin)."""
+        """Verify a bare access token (sync twin); with DPoP, as one sent with the Bearer scheme."""
+        if self._sender is not None:
+            return self.verify_credentials(Credentials("Bearer", token))
         access = self._hit(token) or self._verify(Credentials("Bearer", token))
         return self._resolved(access) if self._resolving else access
 
     async def averify(self, token: str) -> AccessToken:
         """Verify a bare access token (async twin)."""
+        if self._sender is not None:
+            return await self.averify_credentials(Credentials("Bearer", token))
         access = self._hit(token) or await self._averify(Credentials("Bearer", token))
         return await self._aresolved(access) if self._resolving else access
 
     def _cached(self, authorization: str | None) -> AccessToken | None:
         """The token of a header value verified before, if nothing is left to do for it (no
-        role resolution): the middleware then answers without awaiting anything."""
+        role resolution): the middleware then answers without awaiting anything. With DPoP,
+        never a token the binding check must judge (one with `cnf`), nor any with `required`."""
         token = None if self._resolving else bearer_candidate(authorization)
-        return None if token is None else self._hit(token)
+        if token is None:
+            return None
+        hit = self._hit(token)
+        if hit is None or self._sender is None:
+            return hit
+        return None if self._sender.policy.required or "cnf" in hit.claims else hit
 
     def _seen(self, authorization: str | None) -> AccessToken | Credentials:
         """The cached token of a header value verified before, else its credentials.
@@ -209,32 +238,17 @@ class ResourceServer(Engine):
         A hit needs no header check beyond the scheme (see `bearer_candidate`); a miss checks
         the same string, so the verification below finds its hash computed.
         """
-        token = bearer_candidate(authorization)
+        token = bearer_candidate(authorization) if self._sender is None else None
         if token is not None:
             if (hit := self._hit(token)) is not None:
                 return hit
             if is_b64token(token):
                 return Credentials("Bearer", token)
         try:  # raises: no header, another scheme, or a malformed one
-            return read_credentials(authorization)
+            return self._read(authorization)
         except BearerError as exc:
             self._refused(exc)
             raise
-
-    def _checked(self, credentials: Credentials) -> Credentials:
-        """`credentials` if they are ones this server verifies (as `read_credentials` makes
-        them); a value built by hand with another scheme or a token outside the b64token
-        grammar is refused as the header it stands for would be."""
-        if credentials.scheme != "Bearer" or not is_b64token(credentials.token):
-            exc: BearerError = (
-                MissingTokenError() if credentials.scheme != "Bearer"
-                else InvalidRequestError(Reason.MALFORMED_HEADER)
-            )  # fmt: skip
-            self._refused(exc)
-            raise exc
-        return credentials
-
-    # -- key warm-up and health --------------------------------------------------------------
 
     def warm(self) -> list[JWKSStatus]:
         """Fetch every issuer's keys now (at start-up, say); never raises for a down issuer."""

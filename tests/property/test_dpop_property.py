@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from bearerguard._binding import check_binding
@@ -187,6 +187,7 @@ def test_signed_json_shapes_are_accepted_exactly_when_rfc9449_says(data: st.Data
     json_values,
     st.sampled_from([None, "abc", "other"]),
 )
+@example(cnf={"x5t#S256": None}, other={"jkt": None}, cert="abc")  # null members: malformed
 def test_binding_checks_raise_only_refusals(cnf: dict[str, Any], other: Any, cert: Any) -> None:
     for value in (cnf, other):
         for scheme in ("Bearer", "DPoP"):

@@ -12,15 +12,19 @@ malformed bodies) and request counters make caching and retry behaviour testable
         server = ResourceServer(issuer.issuer_config())  # trusts it, keys by discovery
         token = issuer.mint(scope="read")
         assert server.verify(token).scopes == {"read"}
+
+:class:`DPoPKey` is a DPoP client key that makes proofs (RFC 9449 §4.2) for tests; with it,
+``issuer.mint(dpop_jkt=key.jkt)`` is a DPoP-bound token.
 """
 
 from __future__ import annotations
 
+from .._dpop_client import DPoPKey
 from ._http import RecordedRequest
 from ._issuer import LocalIssuer
 from ._testkit import access_token
 
-__all__ = ["LocalIssuer", "RecordedRequest", "access_token"]
+__all__ = ["DPoPKey", "LocalIssuer", "RecordedRequest", "access_token"]
 
-for _obj in (LocalIssuer, RecordedRequest):
+for _obj in (DPoPKey, LocalIssuer, RecordedRequest):
     _obj.__module__ = __name__  # documented as bearerguard.testing.X, as before the split

@@ -9,6 +9,7 @@ from typing import Any
 import jwt
 
 from ._clients import CLOCK_CHECKS_OFF, ClientAuthentication, is_current
+from ._dpop import DPOP_ALGORITHMS, proof_jkt
 from ._http import RecordedRequest, Response, json_bytes, json_response, oauth_error
 from ._keys import KeysAndTokens
 
@@ -29,6 +30,7 @@ class Endpoints(KeysAndTokens, ClientAuthentication):
             "response_types_supported": [],
             "token_endpoint_auth_methods_supported": _AUTH_METHODS,
             "introspection_endpoint_auth_methods_supported": _AUTH_METHODS,
+            "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
         }
 
     # -- HTTP --------------------------------------------------------------------------------
@@ -72,14 +74,21 @@ class Endpoints(KeysAndTokens, ClientAuthentication):
         if form["grant_type"] != "client_credentials":
             return oauth_error(400, "unsupported_grant_type")
         scope = " ".join(form.get("scope", "").split()) or None
+        jkt = None  # RFC 9449 §5: a token request with a DPoP proof gets a token bound to its key
+        if "dpop" in request.headers:
+            try:
+                proofs = [p.strip() for p in request.headers["dpop"].split(",")]
+                jkt = proof_jkt(proofs, url=self.token_endpoint, now=self._clock())
+            except ValueError as exc:
+                return oauth_error(400, "invalid_dpop_proof", str(exc))
         if form.get("token_format") == "opaque":
-            token = self.mint_opaque(scope=scope, client_id=client_id)
+            token = self.mint_opaque(scope=scope, client_id=client_id, dpop_jkt=jkt)
         else:
             audience = form.get("resource") or form.get("audience") or self.audience
-            token = self.mint(subject=client_id, audience=audience, scope=scope)
+            token = self.mint(subject=client_id, audience=audience, scope=scope, dpop_jkt=jkt)
         answer: dict[str, Any] = {
             "access_token": token,
-            "token_type": "Bearer",
+            "token_type": "Bearer" if jkt is None else "DPoP",
             "expires_in": int(self.token_lifetime),
         }
         if scope:
@@ -109,7 +118,9 @@ class Endpoints(KeysAndTokens, ClientAuthentication):
             claims = self._own_jwt_claims(token)
         if revoked or claims is None or not is_current(claims, self._clock()):
             return {"active": False}
-        return {"active": True, "token_type": "Bearer", **claims}
+        cnf = claims.get("cnf")
+        bound = isinstance(cnf, dict) and "jkt" in cnf  # RFC 9449 §6.2
+        return {"active": True, "token_type": "DPoP" if bound else "Bearer", **claims}
 
     def _own_jwt_claims(self, token: str) -> dict[str, Any] | None:
         """The claims of a JWT signed by one of our published keys, else ``None``."""

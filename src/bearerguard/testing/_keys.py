@@ -102,6 +102,7 @@ class KeysAndTokens(IssuerBase):
         expires_in: float | _Unset | None = _UNSET,
         issuer: str | _Unset | None = _UNSET,
         omit: Iterable[str] = (),
+        dpop_jkt: str | None = None,
         **claims: Any,
     ) -> str:
         """Mint a signed JWT access token; this does not need the server to be running.
@@ -111,6 +112,8 @@ class KeysAndTokens(IssuerBase):
         default to the issuer's settings and are omitted when ``None``. ``headers`` override
         header members verbatim (``None`` removes one); ``claims`` add or override claims and
         ``omit`` removes them. A list ``scope`` is emitted as a JSON array, as some issuers do.
+        ``dpop_jkt`` binds the token to a DPoP key (``cnf.jkt``, RFC 9449 §6): pass a
+        ``DPoPKey``'s ``jkt``.
         """
         key = self._signing_key(alg, kid)
         header: dict[str, Any] = {"alg": alg or (key.alg if key else "none")}
@@ -130,7 +133,9 @@ class KeysAndTokens(IssuerBase):
             "client_id": subject,
             "scope": scope,
         }
-        payload = {name: value for name, value in defaults.items() if value is not None}
+        payload: dict[str, Any] = {k: v for k, v in defaults.items() if v is not None}
+        if dpop_jkt is not None:
+            payload["cnf"] = {"jkt": dpop_jkt}
         payload.update(claims)
         for name in strings(omit, "omit", one=True):  # mint(omit="exp") omits one claim
             payload.pop(name, None)
@@ -155,6 +160,7 @@ class KeysAndTokens(IssuerBase):
         client_id: str | None = "test-client",
         expires_in: float | _Unset | None = _UNSET,
         token: str | None = None,
+        dpop_jkt: str | None = None,
         **extra: Any,
     ) -> str:
         """Mint a random opaque token that the introspection endpoint will know.
@@ -163,7 +169,8 @@ class KeysAndTokens(IssuerBase):
         ``extra`` sets it alone). ``expires_in`` defaults to the token lifetime (``None``: never
         expires); ``extra`` members are added to the introspection answer (``None`` removes
         one). ``token`` gives the token string itself (to mimic another issuer's format)
-        instead of a random one.
+        instead of a random one. ``dpop_jkt`` binds it to a DPoP key (``cnf.jkt`` in the
+        answer, RFC 9449 §6.2).
         """
         now = self._clock()
         lifetime = self.token_lifetime if isinstance(expires_in, _Unset) else expires_in
@@ -174,6 +181,7 @@ class KeysAndTokens(IssuerBase):
             "token_type": "Bearer",
             "iat": int(now),
             "exp": None if lifetime is None else int(now + lifetime),
+            "cnf": None if dpop_jkt is None else {"jkt": dpop_jkt},
             **extra,
         }
         token = secrets.token_urlsafe(32) if token is None else token
