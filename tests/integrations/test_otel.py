@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client.parser import text_string_to_metric_families
 
 from bearerguard import (
     AccessToken,
@@ -63,7 +68,9 @@ class Telemetry:
                     for point in metric.data.data_points:
                         value = getattr(point, "value", None)
                         value = point.count if value is None else value  # type: ignore[union-attr]
-                        found.setdefault(metric.name, []).append((dict(point.attributes or {}), value))
+                        found.setdefault(metric.name, []).append(
+                            (dict(point.attributes or {}), value)
+                        )
         return found
 
     def counts(self, name: str, *keys: str) -> Counter[tuple[Any, ...]]:
@@ -412,3 +419,62 @@ def test_importing_bearerguard_does_not_import_opentelemetry() -> None:
         "assert not [m for m in sys.modules if m.startswith('opentelemetry')], 'imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603
+
+
+def test_prometheus_example_serves_the_metrics() -> None:
+    examples = Path(__file__).parents[2] / "examples"
+    env = {**os.environ, "PYTHONPATH": str(examples.parent / "src")}
+    process = subprocess.Popen(  # noqa: S603 - our own example, by path
+        [sys.executable, str(examples / "otel_prometheus.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(8)]
+        match = re.search(r"curl -i (\S+)/orders -H 'Authorization: (Bearer \S+)'", lines[3])
+        assert match, lines
+        base, authorization = match.groups()
+        assert lines[7].strip() == f"curl {base}/metrics"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                first = httpx.get(f"{base}/orders", headers={"authorization": authorization})
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the example did not start in 20 s"
+                time.sleep(0.1)
+        again = httpx.get(f"{base}/orders", headers={"authorization": authorization})
+        assert (first.status_code, again.status_code) == (200, 200)
+        assert httpx.get(f"{base}/orders").status_code == 401
+        scraped = httpx.get(f"{base}/metrics")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()  # type: ignore[union-attr]
+    assert scraped.status_code == 200
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+        if sample.name.startswith("bearerguard_")
+    }
+
+    def value(name: str, **labels: str) -> float:
+        found = [
+            v
+            for (n, lbls), v in samples.items()
+            if n == name and labels.items() <= dict(lbls).items()
+        ]
+        assert len(found) == 1, (name, labels, found)
+        return found[0]
+
+    requests = "bearerguard_requests_total"
+    assert value(requests, bearerguard_outcome="accepted", bearerguard_cache_hit="false") == 1
+    assert value(requests, bearerguard_outcome="accepted", bearerguard_cache_hit="true") == 1
+    assert value(requests, bearerguard_reason="MISSING", http_response_status_code="401") == 1
+    assert value("bearerguard_keys_fetches_total", bearerguard_outcome="loaded") == 1
+    assert value("bearerguard_cache_entries", bearerguard_cache_name="tokens") == 1
+    assert value("bearerguard_verify_duration_seconds_count", bearerguard_cache_hit="true") == 1
