@@ -36,7 +36,8 @@ secret or client identifier is ever an attribute.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -78,15 +79,19 @@ def instrument(
     *,
     meter_provider: MeterProvider | None = None,
     tracer_provider: TracerProvider | None = None,
+    hit_durations: bool = False,
 ) -> Callable[[], None]:
     """Record `server`'s metrics and upstream spans; returns the function that stops it.
 
     The global providers are used unless others are given (without an SDK, those record
     nothing). Safe to call once per server; a server instrumented twice counts twice.
+    `hit_durations=True` records verified-token cache hits in `bearerguard.verify.duration`
+    too: an SDK histogram costs microseconds per measurement, several times the hit itself,
+    so by default hits are only counted (`bearerguard.requests`, at no SDK cost per request).
     """
     meter = metrics.get_meter("bearerguard", __version__, meter_provider)
     tracer = trace.get_tracer("bearerguard", __version__, tracer_provider)
-    recorder = _Recorder(meter, tracer, server)
+    recorder = _Recorder(meter, tracer, server, hit_durations=hit_durations)
     unsubscribe = server.events.subscribe(recorder, hits=True)
 
     def uninstrument() -> None:
@@ -99,15 +104,26 @@ def instrument(
 class _Recorder:
     """The subscriber: one method per event kind, chosen by the event's type."""
 
-    def __init__(self, meter: metrics.Meter, tracer: trace.Tracer, server: ResourceServer) -> None:
+    def __init__(
+        self,
+        meter: metrics.Meter,
+        tracer: trace.Tracer,
+        server: ResourceServer,
+        *,
+        hit_durations: bool,
+    ) -> None:
         self._tracer = tracer
         self._server: ResourceServer | None = server
         self._issuers = _Bounded(config.issuer for config in server.issuers)
-        # The attributes of an acceptance, made once per (source, issuer, hit): the hit path
-        # builds no dict.
-        self._accepted: dict[tuple[str, str, bool], Attributes] = {}
-        self._requests = meter.create_counter(
+        self._hit_durations = hit_durations
+        # Per-request counts are kept here and reported when the reader collects: an SDK
+        # counter's `add` costs microseconds (it cleans and hashes the attributes each time),
+        # several times a cache hit; a tally costs a dict lookup under a lock.
+        self._requests = _Tally()
+        self._accepted: dict[tuple[str, str, bool], list[Any]] = {}  # the tally's entries
+        meter.create_observable_counter(
             "bearerguard.requests",
+            [self._requests.observe],
             "{request}",
             "Tokens accepted and requests refused, by outcome and reason",
         )
@@ -135,8 +151,10 @@ class _Recorder:
             "Duration of RFC 7662 introspection calls",
             explicit_bucket_boundaries_advisory=UPSTREAM_BUCKETS,
         )
-        self._resolutions = meter.create_counter(
+        self._resolutions = _Tally()  # one per request whose token names role ids
+        meter.create_observable_counter(
             "bearerguard.roles.resolutions",
+            [self._resolutions.observe],
             "{resolution}",
             "Tokens whose role-ID scopes were resolved, by cache hit and outcome",
         )
@@ -170,32 +188,26 @@ class _Recorder:
         self._server = None  # the gauge's callback stays registered (the API cannot remove it)
 
     def _token_accepted(self, event: TokenAccepted) -> None:
-        key = (event.source, event.issuer, event.cached)
-        attributes = self._accepted.get(key)
-        if attributes is None:
-            attributes = self._accepted.setdefault(
-                key,
-                {
-                    "bearerguard.outcome": "accepted",
-                    "bearerguard.token.source": event.source,
-                    "bearerguard.issuer": self._issuers.value(event.issuer),
-                    "bearerguard.cache.hit": event.cached,
-                },
-            )
-        self._requests.add(1, attributes)
-        if event.duration is not None:
-            self._verify.record(event.duration, attributes)
+        # The hit path: one lookup by the event's own values, then the count.
+        entry = self._accepted.get((event.source, event.issuer, event.cached))
+        if entry is None:
+            entry = self._accepted_entry(event)
+        self._requests.add(entry)
+        if event.duration is not None and (self._hit_durations or not event.cached):
+            self._verify.record(event.duration, entry[0])
+
+    def _accepted_entry(self, event: TokenAccepted) -> list[Any]:
+        issuer = self._issuers.value(event.issuer)
+        entry = self._requests.entry((event.source, issuer, event.cached), _accepted, event, issuer)
+        if issuer == event.issuer:  # remembered only for issuers named as they are: bounded
+            self._accepted[event.source, event.issuer, event.cached] = entry
+        return entry
 
     def _token_refused(self, event: TokenRefused) -> None:
         # Never what the token names (`event.seen`'s issuer, kid, client): attacker-chosen.
-        attributes: Attributes = {
-            "bearerguard.outcome": "refused",
-            "bearerguard.reason": event.error.reason.name,
-            "http.response.status_code": event.error.status_code,
-        }
-        if event.seen is not None:
-            attributes["bearerguard.token.source"] = event.seen.source
-        self._requests.add(1, attributes)
+        source = event.seen.source if event.seen is not None else None
+        key = (event.error.reason, event.error.status_code, source)
+        self._requests.add(self._requests.entry(key, _refused, event))
 
     def _keys_fetched(self, event: KeysFetched) -> None:
         attributes = {"bearerguard.issuer": self._issuers.value(event.issuer)}
@@ -230,7 +242,7 @@ class _Recorder:
         }
         if event.error is not None:
             attributes["error.type"] = error_type(event.error)
-        self._resolutions.add(1, attributes)
+        self._resolutions.add(self._resolutions.entry(tuple(attributes.values()), dict, attributes))
         if event.looked_up:
             self._lookups.add(event.looked_up, attributes)
             self._roles_duration.record(event.duration, attributes)
@@ -263,6 +275,57 @@ class _Recorder:
             Observation(size, {"bearerguard.cache.name": name})
             for name, size in cache_sizes(server).items()
         ]
+
+
+def _accepted(event: TokenAccepted, issuer: str) -> Attributes:
+    return {
+        "bearerguard.outcome": "accepted",
+        "bearerguard.token.source": event.source,
+        "bearerguard.issuer": issuer,
+        "bearerguard.cache.hit": event.cached,
+    }
+
+
+def _refused(event: TokenRefused) -> Attributes:
+    attributes: Attributes = {
+        "bearerguard.outcome": "refused",
+        "bearerguard.reason": event.error.reason.name,
+        "http.response.status_code": event.error.status_code,
+    }
+    if event.seen is not None:
+        attributes["bearerguard.token.source"] = event.seen.source
+    return attributes
+
+
+class _Tally:
+    """Counts by attribute set, reported by an observable counter when the reader collects.
+
+    Keys are small tuples of bounded values; each key's attributes are made once, by
+    `make(*args)`, the first time it is counted.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[Hashable, list[Any]] = {}  # key -> [attributes, count]
+        self._lock = threading.Lock()
+
+    def entry(self, key: Hashable, make: Callable[..., Attributes], *args: Any) -> list[Any]:
+        """The `[attributes, count]` of `key`, made now if it is new."""
+        with self._lock:
+            entry = self._counts.get(key)
+            if entry is None:
+                entry = self._counts[key] = [make(*args), 0]
+            return entry
+
+    def add(self, entry: list[Any]) -> None:
+        self._lock.acquire()  # not `with`: the context manager costs twice as much on 3.11
+        try:
+            entry[1] += 1
+        finally:
+            self._lock.release()
+
+    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            return [Observation(count, attributes) for attributes, count in self._counts.values()]
 
 
 class _Bounded:

@@ -54,9 +54,12 @@ class Telemetry:
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
 
-    def instrument(self, server: ResourceServer) -> Callable[[], None]:
+    def instrument(self, server: ResourceServer, **options: Any) -> Callable[[], None]:
         return instrument(
-            server, meter_provider=self.meter_provider, tracer_provider=self.tracer_provider
+            server,
+            meter_provider=self.meter_provider,
+            tracer_provider=self.tracer_provider,
+            **options,
         )
 
     def points(self) -> dict[str, list[Point]]:
@@ -118,7 +121,7 @@ def test_real_traffic_reads_back_exactly(
     down = local_issuer_factory()
     down.go_down(status=503)
     server = ResourceServer([local_issuer.issuer_config(), down.issuer_config()])
-    telemetry.instrument(server)
+    telemetry.instrument(server, hit_durations=True)
     tokens = [local_issuer.mint(scope="orders.read") for _ in range(3)]
     before = time.time()
     for _ in range(3):  # a miss (the first fetches the keys), then two hits, per token
@@ -371,10 +374,14 @@ def test_uninstrument_stops_recording(local_issuer: LocalIssuer, telemetry: Tele
     stop = telemetry.instrument(server)
     token = local_issuer.mint()
     server.authenticate("Bearer " + token)
+    server.authenticate("Bearer " + token)
     stop()
     server.authenticate("Bearer " + token)
     server.authenticate("Bearer " + token)
-    assert telemetry.counts("bearerguard.requests", "bearerguard.cache.hit") == {(False,): 1}
+    counted = telemetry.counts("bearerguard.requests", "bearerguard.cache.hit")
+    assert counted == {(False,): 1, (True,): 1}
+    # By default a hit is counted, its duration not recorded (an SDK histogram costs more).
+    assert telemetry.counts("bearerguard.verify.duration", "bearerguard.cache.hit") == {(False,): 1}
     assert "bearerguard.cache.entries" not in telemetry.points()
     assert not server.events.hits and server.events.accepted  # the log subscriber stays
     server.close()
@@ -477,4 +484,10 @@ def test_prometheus_example_serves_the_metrics() -> None:
     assert value(requests, bearerguard_reason="MISSING", http_response_status_code="401") == 1
     assert value("bearerguard_keys_fetches_total", bearerguard_outcome="loaded") == 1
     assert value("bearerguard_cache_entries", bearerguard_cache_name="tokens") == 1
-    assert value("bearerguard_verify_duration_seconds_count", bearerguard_cache_hit="true") == 1
+    # Hits are counted; their durations are recorded only with hit_durations=True.
+    assert value("bearerguard_verify_duration_seconds_count", bearerguard_cache_hit="false") == 1
+    assert not [
+        name
+        for name, labels in samples
+        if ("bearerguard_cache_hit", "true") in labels and name.startswith("bearerguard_verify")
+    ]
