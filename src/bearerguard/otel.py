@@ -9,11 +9,12 @@ nothing for this module.
 What it records (names under `bearerguard.`, attribute names of the semantic conventions where
 one exists, units as they ask: `s` for durations):
 
-- `bearerguard.requests` (counter): every token accepted and every request refused, by
+- `bearerguard.requests` (an observable counter: counted here, read when the SDK collects,
+  because an SDK `add` costs more than a cache hit): every token accepted and request refused, by
   `bearerguard.outcome`, and `bearerguard.reason` with `http.response.status_code` for a
   refusal, `bearerguard.token.source` and `bearerguard.cache.hit` for an acceptance;
 - `bearerguard.verify.duration` (histogram, s): the time the server spent on an accepted token,
-  split by `bearerguard.cache.hit`;
+  split by `bearerguard.cache.hit` (cache hits only with `hit_durations=True`);
 - `bearerguard.keys.fetches` and `bearerguard.keys.fetch.duration`: JWKS fetches (discovery
   included) by outcome, with `error.type` on a failure;
 - `bearerguard.introspection.calls` and `bearerguard.introspection.duration`: RFC 7662 calls by
@@ -41,6 +42,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+import httpx
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
@@ -348,8 +350,14 @@ class _Bounded:
 
 
 _HTTP_STATUS = re.compile(r"\bHTTP ([1-5][0-9][0-9])\b")
-# httpx's exception class names (and the driver's "Timeout"), as the fetch driver reports them.
-_EXCEPTION_NAME = re.compile(r"\b((?:[A-Z][A-Za-z]{0,40})?(?:Error|Timeout))\b")
+_WORD = re.compile(r"[A-Za-z]+")
+# The fetch driver reports a transport failure by the name of httpx's exception, or "Timeout"
+# for its own deadline; only those names become an `error.type`, whatever else a text holds.
+_TRANSPORT_ERRORS = frozenset(
+    name
+    for name, value in vars(httpx).items()
+    if isinstance(value, type) and issubclass(value, Exception)
+) | {"Timeout"}
 
 
 def error_type(error: str, status: int | None = None) -> str:
@@ -360,9 +368,8 @@ def error_type(error: str, status: int | None = None) -> str:
         return str(status)
     if (found := _HTTP_STATUS.search(error)) is not None:
         return found.group(1) if found.group(1)[0] in "45" else "invalid_response"
-    if (name := _EXCEPTION_NAME.search(error)) is not None:
-        return name.group(1)
-    return OTHER
+    words: list[str] = _WORD.findall(error)
+    return next((word for word in words if word in _TRANSPORT_ERRORS), OTHER)
 
 
 def _url_attributes(url: str | None) -> Attributes:

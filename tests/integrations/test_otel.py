@@ -410,6 +410,8 @@ def test_global_providers_are_the_default(local_issuer: LocalIssuer) -> None:
             "invalid_response",
         ),
         ("http://as/jwks: ConnectError", None, "ConnectError"),
+        ("http://as/jwks: InvalidURL", None, "InvalidURL"),
+        ("the AS said SomethingError", None, "_OTHER"),
         ("Timeout: the upstream deadline passed", None, "Timeout"),
         ("metadata names a different issuer", None, "_OTHER"),
         ("anything", 401, "401"),
@@ -418,6 +420,18 @@ def test_global_providers_are_the_default(local_issuer: LocalIssuer) -> None:
 )
 def test_error_type(error: str, status: int | None, expected: str) -> None:
     assert error_type(error, status) == expected
+
+
+@given(text=st.text(max_size=200), status=st.none() | st.integers(0, 999))
+def test_error_type_is_one_of_a_bounded_set(text: str, status: int | None) -> None:
+    # Whatever a failure's text says (it may quote an upstream answer), error.type is a status,
+    # a transport exception's name, or one of two fixed values.
+    value = error_type(text, status)
+    assert (
+        re.fullmatch(r"[1-9][0-9]{2}", value)
+        or value in {"invalid_response", "_OTHER", "Timeout"}
+        or (value in dir(httpx) and issubclass(getattr(httpx, value), Exception))
+    ), value
 
 
 def test_importing_bearerguard_does_not_import_opentelemetry() -> None:
