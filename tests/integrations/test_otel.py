@@ -27,6 +27,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from bearerguard import (
     AccessToken,
@@ -36,6 +42,8 @@ from bearerguard import (
     UpstreamUnavailableError,
 )
 from bearerguard._events import Event, IntrospectionCalled, RolesResolved
+from bearerguard.asgi import BearerAuthMiddleware
+from bearerguard.integrations.starlette import requires
 from bearerguard.otel import MAX_ISSUERS, error_type, instrument
 from bearerguard.testing import LocalIssuer
 
@@ -505,3 +513,29 @@ def test_prometheus_example_serves_the_metrics() -> None:
         for name, labels in samples
         if ("bearerguard_cache_hit", "true") in labels and name.startswith("bearerguard_verify")
     ]
+
+
+def test_a_scope_refusal_counts_after_the_acceptance(
+    local_issuer: LocalIssuer, telemetry: Telemetry
+) -> None:
+    # What the README says: a 403 for a missing scope is one accepted token and one refusal.
+    @requires("admin")
+    async def admin(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    server = ResourceServer(local_issuer.issuer_config())
+    telemetry.instrument(server)
+    app = Starlette(
+        routes=[Route("/admin", admin)],
+        middleware=[Middleware(BearerAuthMiddleware, server=server)],
+    )
+    with TestClient(app) as client:
+        token = local_issuer.mint(scope="orders.read")
+        answer = client.get("/admin", headers={"authorization": f"Bearer {token}"})
+    assert answer.status_code == 403
+    keys = ("bearerguard.outcome", "bearerguard.reason", "http.response.status_code")
+    assert telemetry.counts("bearerguard.requests", *keys) == {
+        ("accepted", None, None): 1,
+        ("refused", "SCOPE", 403): 1,
+    }
+    server.close()
