@@ -7,6 +7,7 @@ claims and scopes, introspect opaque tokens (RFC 7662), and answer refusals the 
 from ._challenge import Challenge, challenge_for
 from ._claims import ClaimsPolicy
 from ._config import ASYMMETRIC_ALGORITHMS, Introspection, Issuer
+from ._credentials import Credentials, RequestContext
 from ._errors import (
     BearerError,
     BearerGuardError,
@@ -18,6 +19,7 @@ from ._errors import (
     Reason,
     UpstreamUnavailableError,
 )
+from ._events import Events
 from ._jwks import JWKSPolicy, JWKSStatus
 from ._policy import PolicyTable, Rule, ScopeGrants
 from ._rolelookup import HTTPRoleLookup
@@ -36,6 +38,8 @@ __all__ = [
     "Challenge",
     "ClaimsPolicy",
     "ConfigurationError",
+    "Credentials",
+    "Events",
     "HTTPRoleLookup",
     "InsufficientScopeError",
     "Introspection",
@@ -47,6 +51,7 @@ __all__ = [
     "MissingTokenError",
     "PolicyTable",
     "Reason",
+    "RequestContext",
     "Requirement",
     "ResourceServer",
     "RoleResolver",

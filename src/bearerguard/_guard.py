@@ -5,10 +5,12 @@ optional authentication, route requirements, and rendering refusals (RFC 6750 §
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypedDict, TypeVar, cast
+from dataclasses import dataclass
+from typing import Any, Generic, TypedDict, TypeVar, cast
 from urllib.parse import parse_qsl
 
 from ._challenge import Challenge, render_refusal
+from ._credentials import NO_CONTEXT, Credentials, RequestContext, read_credentials
 from ._errors import (
     BearerError,
     ConfigurationError,
@@ -31,10 +33,18 @@ SCOPE_KEY = "bearerguard.token"
 # Where the ASGI middleware leaves its Guard, so route helpers render refusals the same way.
 GUARD_KEY = "bearerguard.guard"
 
-# A request's store (ASGI scope, WSGI environ) and its `Authorization` lines and query string,
-# as `asgi.credentials` and `wsgi.credentials` read them from it.
+# A request's store (ASGI scope, WSGI environ), and how its adapter reads credentials from it.
 S = TypeVar("S", bound=Mapping[str, Any])
-Credentials = tuple[Sequence[str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Adapter(Generic[S]):
+    """The one place an adapter reads a request's credentials from its store (`asgi.ADAPTER`,
+    `wsgi.ADAPTER`): `credentials` the Authorization lines and the query string, all that a
+    cache hit needs, and `context` the rest (`RequestContext`), read only on a miss."""
+
+    credentials: Callable[[S], tuple[Sequence[str], str]]
+    context: Callable[[S], RequestContext]
 
 
 class Refused(Exception):
@@ -170,12 +180,29 @@ class Guard:
             raise InvalidRequestError(Reason.TOKEN_IN_URL)
         return ", ".join(values) if values else None
 
+    def credentials(
+        self, values: Sequence[str], query: str, context: RequestContext = NO_CONTEXT
+    ) -> Credentials:
+        """The request's `Credentials`: its Authorization lines, query string and the rest of
+        what its adapter read. A refusal (no token, a malformed header) is reported here."""
+        try:
+            return read_credentials(self.authorization(values, query), context)
+        except BearerError as exc:
+            if not isinstance(exc, InvalidRequestError) or exc.reason is not Reason.TOKEN_IN_URL:
+                self.log(exc)  # `authorization` reported the token in the URL itself
+            raise
+
     def authenticate(
-        self, values: Sequence[str], query: str, *, optional: bool | None = None
+        self,
+        values: Sequence[str],
+        query: str,
+        *,
+        optional: bool | None = None,
+        context: RequestContext = NO_CONTEXT,
     ) -> AccessToken | None:
         """Verify the request's credentials (sync twin); None if optional and none were sent."""
         try:
-            return self.server.authenticate(self.authorization(values, query))
+            return self.server.verify_credentials(self.credentials(values, query, context))
         except MissingTokenError:
             if self.optional if optional is None else optional:
                 return None
@@ -189,48 +216,61 @@ class Guard:
         return self.server._cached(values[0])
 
     async def aauthenticate(
-        self, values: Sequence[str], query: str, *, optional: bool | None = None
+        self,
+        values: Sequence[str],
+        query: str,
+        *,
+        optional: bool | None = None,
+        context: RequestContext = NO_CONTEXT,
     ) -> AccessToken | None:
         """Verify the request's credentials (async twin)."""
         try:
-            return await self.server.aauthenticate(self.authorization(values, query))
+            credentials = self.credentials(values, query, context)
+            return await self.server.averify_credentials(credentials)
         except MissingTokenError:
             if self.optional if optional is None else optional:
                 return None
             raise
 
-    def admit(
-        self, requirement: Requirement, store: S, credentials: Callable[[S], Credentials]
-    ) -> AccessToken | None:
+    def admit(self, requirement: Requirement, store: S, adapter: Adapter[S]) -> AccessToken | None:
         """The request's token if it meets `requirement`, else `Refused` (sync twin).
 
         The token a middleware left in `store` (the environ or scope) is used when there is one;
-        otherwise `credentials(store)` are verified here. Every refusal is rendered by this guard.
+        otherwise the credentials `adapter` reads from `store` are verified here. Every refusal
+        is rendered by this guard.
         """
         try:
             if SCOPE_KEY in store:
                 token = cast(AccessToken | None, store[SCOPE_KEY])
             else:
-                token = self.authenticate(*credentials(store), optional=requirement.optional)
+                values, query = adapter.credentials(store)
+                token = self.cached(values, query) or self.authenticate(
+                    values, query, optional=requirement.optional, context=adapter.context(store)
+                )
             self.check(requirement, token)
         except (BearerError, UpstreamUnavailableError) as exc:
             raise Refused(self.render(exc), exc.reason.value) from exc
         return token
 
     async def aadmit(
-        self, requirement: Requirement, store: S, credentials: Callable[[S], Credentials]
+        self, requirement: Requirement, store: S, adapter: Adapter[S]
     ) -> AccessToken | None:
         """The request's token if it meets `requirement`, else `Refused` (async twin)."""
         try:
             if SCOPE_KEY in store:
                 token = cast(AccessToken | None, store[SCOPE_KEY])
             else:
-                values, query = credentials(store)
+                values, query = adapter.credentials(store)
                 # A hit needing nothing more is answered without awaiting (as the middleware
                 # does): no coroutine is made for it.
                 token = self.cached(values, query)
                 if token is None:
-                    token = await self.aauthenticate(values, query, optional=requirement.optional)
+                    token = await self.aauthenticate(
+                        values,
+                        query,
+                        optional=requirement.optional,
+                        context=adapter.context(store),
+                    )
             self.check(requirement, token)
         except (BearerError, UpstreamUnavailableError) as exc:
             raise Refused(self.render(exc), exc.reason.value) from exc

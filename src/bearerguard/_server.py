@@ -32,11 +32,14 @@ import httpx
 from ._cache import TokenCache
 from ._claims import check_type
 from ._config import Introspection, Issuer, seconds
+from ._credentials import Credentials, read_credentials
 from ._env import check_names, introspection_from_env, issuers_from_env, server_options_from_env
 from ._errors import (
     BearerError,
     ConfigurationError,
+    InvalidRequestError,
     InvalidTokenError,
+    MissingTokenError,
     Reason,
     Seen,
     UpstreamUnavailableError,
@@ -44,7 +47,7 @@ from ._errors import (
 )
 from ._events import Events, TokenAccepted, TokenRefused
 from ._fetch import DEFAULT_TIMEOUT, HTTP
-from ._header import bearer_candidate, extract_bearer, is_b64token
+from ._header import bearer_candidate, is_b64token
 from ._introspection import Introspector, token_key
 from ._jose import UnverifiedJWT, looks_like_jws, parse
 from ._jwks import JWKSCache, JWKSStatus
@@ -200,24 +203,34 @@ class ResourceServer:
         Raises a `BearerError` (an RFC 6750 refusal) or `UpstreamUnavailableError` (503).
         """
         seen = self._seen(authorization)
-        access = self._verify(seen) if isinstance(seen, str) else seen
+        access = self._verify(seen) if isinstance(seen, Credentials) else seen
         return self._resolved(access) if self._resolving else access
 
     async def aauthenticate(self, authorization: str | None) -> AccessToken:
         """Verify the token of an `Authorization: Bearer …` header value (async twin)."""
         # A cache hit without role resolution returns before any await: no coroutine below.
         seen = self._seen(authorization)
-        access = await self._averify(seen) if isinstance(seen, str) else seen
+        access = await self._averify(seen) if isinstance(seen, Credentials) else seen
+        return await self._aresolved(access) if self._resolving else access
+
+    def verify_credentials(self, credentials: Credentials) -> AccessToken:
+        """Verify a request's `Credentials`, as its adapter read them (sync twin)."""
+        access = self._hit(credentials.token) or self._verify(self._checked(credentials))
+        return self._resolved(access) if self._resolving else access
+
+    async def averify_credentials(self, credentials: Credentials) -> AccessToken:
+        """Verify a request's `Credentials`, as its adapter read them (async twin)."""
+        access = self._hit(credentials.token) or await self._averify(self._checked(credentials))
         return await self._aresolved(access) if self._resolving else access
 
     def verify(self, token: str) -> AccessToken:
         """Verify a bare access token (sync twin)."""
-        access = self._hit(token) or self._verify(token)
+        access = self._hit(token) or self._verify(Credentials("Bearer", token))
         return self._resolved(access) if self._resolving else access
 
     async def averify(self, token: str) -> AccessToken:
         """Verify a bare access token (async twin)."""
-        access = self._hit(token) or await self._averify(token)
+        access = self._hit(token) or await self._averify(Credentials("Bearer", token))
         return await self._aresolved(access) if self._resolving else access
 
     def _cached(self, authorization: str | None) -> AccessToken | None:
@@ -226,8 +239,8 @@ class ResourceServer:
         token = None if self._resolving else bearer_candidate(authorization)
         return None if token is None else self._hit(token)
 
-    def _seen(self, authorization: str | None) -> AccessToken | str:
-        """The cached token of a header value verified before, else its checked bearer token.
+    def _seen(self, authorization: str | None) -> AccessToken | Credentials:
+        """The cached token of a header value verified before, else its credentials.
 
         A hit needs no header check beyond the scheme (see `bearer_candidate`); a miss checks
         the same string, so the verification below finds its hash computed.
@@ -237,12 +250,25 @@ class ResourceServer:
             if (hit := self._hit(token)) is not None:
                 return hit
             if is_b64token(token):
-                return token
+                return Credentials("Bearer", token)
         try:  # raises: no header, another scheme, or a malformed one
-            return extract_bearer(authorization)
+            return read_credentials(authorization)
         except BearerError as exc:
             self._refused(exc)
             raise
+
+    def _checked(self, credentials: Credentials) -> Credentials:
+        """`credentials` if they are ones this server verifies (as `read_credentials` makes
+        them); a value built by hand with another scheme or a token outside the b64token
+        grammar is refused as the header it stands for would be."""
+        if credentials.scheme != "Bearer" or not is_b64token(credentials.token):
+            exc: BearerError = (
+                MissingTokenError() if credentials.scheme != "Bearer"
+                else InvalidRequestError(Reason.MALFORMED_HEADER)
+            )  # fmt: skip
+            self._refused(exc)
+            raise exc
+        return credentials
 
     def _refused(
         self, exc: BearerError | UpstreamUnavailableError, seen: Seen | None = None
@@ -295,9 +321,9 @@ class ResourceServer:
             self.events.emit(event)
         return access
 
-    def _verify(self, token: str) -> AccessToken:
+    def _verify(self, credentials: Credentials) -> AccessToken:
         """Everything after a cache miss (sync twin)."""
-        jwt, signed, started = None, False, perf_counter()
+        token, jwt, signed, started = credentials.token, None, False, perf_counter()
         try:
             route = self._prepare(token)
             if isinstance(route, Introspector):
@@ -316,9 +342,9 @@ class ResourceServer:
             self._refused(exc, _seen(exc, jwt, signed))
             raise
 
-    async def _averify(self, token: str) -> AccessToken:
+    async def _averify(self, credentials: Credentials) -> AccessToken:
         """Everything after a cache miss (async twin)."""
-        jwt, signed, started = None, False, perf_counter()
+        token, jwt, signed, started = credentials.token, None, False, perf_counter()
         try:
             route = self._prepare(token)
             if isinstance(route, Introspector):

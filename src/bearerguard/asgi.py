@@ -8,10 +8,12 @@ No framework is imported: `scope["auth"]`/`scope["user"]` are duck-typed like St
 from __future__ import annotations
 
 from typing import Unpack
+from urllib.parse import quote
 
 from ._challenge import Challenge
+from ._credentials import RequestContext, proof_values
 from ._errors import BearerError, UpstreamUnavailableError
-from ._guard import SCOPE_KEY, Guard, GuardOptions
+from ._guard import SCOPE_KEY, Adapter, Guard, GuardOptions
 from ._policy import route_path
 from ._server import ResourceServer
 from ._token import AccessToken
@@ -116,7 +118,7 @@ class BearerAuthMiddleware:
             values, query = credentials(scope)
             token = guard.cached(values, query)  # a hit: nothing to await
             if token is None:
-                token = await guard.aauthenticate(values, query)
+                token = await guard.aauthenticate(values, query, context=context(scope))
             if policy is not None:  # websocket handshakes are GETs
                 guard.enforce(scope.get("method", "GET"), path, token)
         except (BearerError, UpstreamUnavailableError) as exc:
@@ -143,6 +145,48 @@ def credentials(scope: Scope) -> tuple[list[str], str]:
             values.append(value.decode("latin-1"))
     query = scope.get("query_string")
     return values, query.decode("latin-1") if query else ""
+
+
+def context(scope: Scope) -> RequestContext:
+    """The rest of an ASGI request's credentials (read on a cache miss only): the method, the
+    URL as received (`raw_path` when the server gives it), the `DPoP` field lines and the client
+    certificate of the `tls` extension, when the server offers it."""
+    proofs, host = [], None
+    for raw_name, value in scope["headers"]:
+        name = raw_name.lower()
+        if name == b"dpop":
+            proofs.append(value.decode("latin-1"))
+        elif name == b"host":
+            host = value.decode("latin-1")
+    tls = scope.get("extensions", {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or ()
+    return RequestContext(
+        scope.get("method", "GET"),
+        _url(scope, host),
+        proof_values(proofs),
+        chain[0] if chain else None,
+    )
+
+
+def _url(scope: Scope, host: str | None) -> str:
+    scheme = scope.get("scheme", "http")
+    if host is None:  # HTTP/1.0 without Host: the address the server listened on
+        server = scope.get("server")
+        host = "localhost" if not server else (
+            server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
+        )  # fmt: skip
+    raw = scope.get("raw_path")
+    if raw:
+        path = raw.decode("latin-1")
+    else:  # servers differ on whether `path` includes `root_path` (see `route_path`)
+        path, root = scope["path"], scope.get("root_path", "")
+        path = quote(path if path.startswith(root) else root + path, safe="/;=,")
+    query = scope.get("query_string")
+    return f"{scheme}://{host}{path}" + (f"?{query.decode('latin-1')}" if query else "")
+
+
+# How the framework integrations read an ASGI request's credentials (`Guard.admit`).
+ADAPTER: Adapter[Scope] = Adapter(credentials, context)
 
 
 async def refuse(scope: Scope, send: Send, refusal: Challenge) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Unpack
+from urllib.parse import quote
 
 from ._challenge import Challenge
+from ._credentials import RequestContext, proof_values
 from ._errors import BearerError, UpstreamUnavailableError
-from ._guard import GUARD_KEY, SCOPE_KEY, Guard, GuardOptions
+from ._guard import GUARD_KEY, SCOPE_KEY, Adapter, Guard, GuardOptions
 from ._server import ResourceServer
 from ._types import Environ, StartResponse, WSGIApp
 
@@ -57,7 +59,9 @@ class BearerAuthWSGIMiddleware:
             return self.app(environ, start_response)
         try:
             values, query = credentials(environ)
-            token = guard.cached(values, query) or guard.authenticate(values, query)
+            token = guard.cached(values, query) or guard.authenticate(
+                values, query, context=context(environ)
+            )
             if policy is not None:
                 guard.enforce(environ.get("REQUEST_METHOD", "GET"), path, token)
         except (BearerError, UpstreamUnavailableError) as exc:
@@ -77,6 +81,40 @@ def credentials(environ: Environ) -> tuple[list[str], str]:
     """The `Authorization` value (already joined by the server) and the query string."""
     authorization = environ.get("HTTP_AUTHORIZATION")
     return [] if authorization is None else [authorization], environ.get("QUERY_STRING", "")
+
+
+def context(environ: Environ) -> RequestContext:
+    """The rest of a WSGI request's credentials (read on a cache miss only): the method, the URL
+    (PEP 3333's reconstruction), the `DPoP` value (joined by the server if repeated) and the
+    client certificate a server such as mod_wsgi passes as `SSL_CLIENT_CERT`."""
+    proof = environ.get("HTTP_DPOP")
+    return RequestContext(
+        environ.get("REQUEST_METHOD", "GET"),
+        _url(environ),
+        proof_values([proof]) if proof is not None else (),
+        environ.get("SSL_CLIENT_CERT") or None,
+    )
+
+
+def _url(environ: Environ) -> str:
+    """PEP 3333's URL reconstruction, tolerating an environ that lacks what it requires."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host, port = environ.get("SERVER_NAME", "localhost"), environ.get("SERVER_PORT", "")
+        if port and port != ("443" if scheme == "https" else "80"):
+            host += f":{port}"
+    path = quote(
+        environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+        safe="/;=,",
+        encoding="latin1",
+    )
+    query = environ.get("QUERY_STRING")
+    return f"{scheme}://{host}{path or '/'}" + (f"?{query}" if query else "")
+
+
+# How the framework integrations read a WSGI request's credentials (`Guard.admit`).
+ADAPTER: Adapter[Environ] = Adapter(credentials, context)
 
 
 def respond(start_response: StartResponse, response: Challenge) -> list[bytes]:

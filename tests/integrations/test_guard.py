@@ -11,7 +11,7 @@ import pytest
 from bearerguard import AccessToken, Issuer, Requirement, ResourceServer
 from bearerguard._guard import SCOPE_KEY, Guard, Refused
 from bearerguard.testing import LocalIssuer
-from bearerguard.wsgi import credentials
+from bearerguard.wsgi import ADAPTER
 
 from ..conftest import Twin
 from .conftest import REALM, RM, wsgi_environ
@@ -23,8 +23,8 @@ def _admit(
     twin: Twin, guard: Guard, requirement: Requirement, environ: dict[str, Any]
 ) -> AccessToken | None:
     if twin.portal is None:
-        return guard.admit(requirement, environ, credentials)
-    return twin.portal.call(partial(guard.aadmit, requirement, environ, credentials))
+        return guard.admit(requirement, environ, ADAPTER)
+    return twin.portal.call(partial(guard.aadmit, requirement, environ, ADAPTER))
 
 
 def _guard(twin: Twin, issuer: LocalIssuer) -> Guard:

@@ -40,7 +40,7 @@ from .._appconfig import guard_from_settings
 from .._challenge import Challenge
 from .._env import PREFIX
 from .._errors import BearerError, ConfigurationError, UpstreamUnavailableError
-from .._guard import GUARD_KEY, SCOPE_KEY, Credentials, Guard, Refused
+from .._guard import GUARD_KEY, SCOPE_KEY, Adapter, Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._token import AccessToken
@@ -79,8 +79,11 @@ class BearerAuthMiddleware:
         if guard.public_paths and guard.is_public(request.path_info):
             return self.get_response(request)
         try:
-            values, query = _credentials(request)
-            token = guard.cached(values, query) or guard.authenticate(values, query)
+            store, adapter = _store_of(request)
+            values, query = adapter.credentials(store)
+            token = guard.cached(values, query) or guard.authenticate(
+                values, query, context=adapter.context(store)
+            )
         except (BearerError, UpstreamUnavailableError) as exc:
             return as_response(guard.render(exc))
         _keep(request, token, guard)
@@ -93,8 +96,11 @@ class BearerAuthMiddleware:
         if guard.public_paths and guard.is_public(request.path_info):
             return await self.get_response(request)
         try:
-            values, query = _credentials(request)
-            token = guard.cached(values, query) or await guard.aauthenticate(values, query)
+            store, adapter = _store_of(request)
+            values, query = adapter.credentials(store)
+            token = guard.cached(values, query) or await guard.aauthenticate(
+                values, query, context=adapter.context(store)
+            )
         except (BearerError, UpstreamUnavailableError) as exc:
             return as_response(guard.render(exc))
         _keep(request, token, guard)
@@ -123,9 +129,10 @@ def _keep(request: HttpRequest, token: AccessToken | None, guard: Guard) -> None
     request.auth = token
 
 
-def _credentials(request: HttpRequest) -> Credentials:
+def _store_of(request: HttpRequest) -> tuple[Mapping[str, Any], Adapter[Any]]:
+    """The request's store and the adapter that reads its credentials."""
     scope = getattr(request, "scope", None)  # ASGI: each header line, as sent
-    return asgi.credentials(scope) if scope is not None else wsgi.credentials(request.META)
+    return (scope, asgi.ADAPTER) if scope is not None else (request.META, wsgi.ADAPTER)
 
 
 def require(
@@ -202,9 +209,9 @@ def as_response(refusal: Challenge) -> HttpResponse:
 
 
 def _admit(request: HttpRequest, requirement: Requirement) -> HttpResponse | None:
-    store, guard, credentials = verified(request)
+    store, guard, adapter = verified(request)
     try:
-        token = guard.admit(requirement, store, credentials)  # the middleware's token: no I/O
+        token = guard.admit(requirement, store, adapter)  # the middleware's token: no I/O
     except Refused as refused:
         return as_response(refused.challenge)
     request.auth = token
@@ -214,27 +221,27 @@ def _admit(request: HttpRequest, requirement: Requirement) -> HttpResponse | Non
 @overload
 def verified(
     request: HttpRequest, *, required: Literal[True] = True
-) -> tuple[Mapping[str, Any], Guard, Callable[[Any], Credentials]]: ...
+) -> tuple[Mapping[str, Any], Guard, Adapter[Any]]: ...
 @overload
 def verified(
     request: HttpRequest, *, required: bool
-) -> tuple[Mapping[str, Any], Guard | None, Callable[[Any], Credentials]]: ...
+) -> tuple[Mapping[str, Any], Guard | None, Adapter[Any]]: ...
 def verified(
     request: HttpRequest, *, required: bool = True
-) -> tuple[Mapping[str, Any], Guard | None, Callable[[Any], Credentials]]:
-    """Where a middleware left the request's token (the store), its guard, and how to read
-    the request's credentials from the store; no guard if no middleware ran and not `required`.
-    """
+) -> tuple[Mapping[str, Any], Guard | None, Adapter[Any]]:
+    """Where a middleware left the request's token (the store), its guard, and the adapter
+    that reads the request's credentials from the store; no guard if no middleware ran and
+    not `required`."""
     guard = wsgi.guard_of(request.META)  # this module's middleware, or the WSGI one
     if guard is not None:
-        return request.META, guard, wsgi.credentials
+        return request.META, guard, wsgi.ADAPTER
     scope = getattr(request, "scope", None)
     if scope is not None:
         guard = asgi.guard_of(scope)  # the ASGI middleware around the application
         if guard is not None or not required:
-            return scope, guard, asgi.credentials
+            return scope, guard, asgi.ADAPTER
     elif not required:
-        return request.META, None, wsgi.credentials
+        return request.META, None, wsgi.ADAPTER
     raise ImproperlyConfigured(
         "bearerguard's require() needs a middleware: "
         "bearerguard.integrations.django.BearerAuthMiddleware in settings.MIDDLEWARE, or "

@@ -65,13 +65,15 @@ class BearerAuthentication(BaseAuthentication):  # type: ignore[misc]
     """
 
     def authenticate(self, request: Any) -> tuple[TokenUser, AccessToken] | None:
-        store, found, credentials = verified(request._request, required=False)
+        store, found, adapter = verified(request._request, required=False)
         guard = found or configured_guard()
         try:
             if found is not None:
                 token = store[SCOPE_KEY]  # the middleware verified it: no I/O
             else:
-                token = guard.authenticate(*credentials(store), optional=True)
+                values, query = adapter.credentials(store)
+                context = adapter.context(store)
+                token = guard.authenticate(values, query, optional=True, context=context)
         except (BearerError, UpstreamUnavailableError) as exc:
             raise Refusal(exc, guard) from exc
         return None if token is None else (TokenUser(token, guard), token)

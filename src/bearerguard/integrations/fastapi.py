@@ -21,6 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'bearerguard.integrations.fastapi needs FastAPI: pip install "bearerguard[fastapi]"'
     ) from exc
 
+from .. import asgi
 from .._challenge import Challenge
 from .._errors import BearerError, ConfigurationError
 from .._guard import Guard, Refused
@@ -28,7 +29,7 @@ from .._metadata import REQUIREMENT_ATTR, SCHEME_ATTR, declared_scopes
 from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
-from ..asgi import credentials, guard_of
+from ..asgi import guard_of
 from .starlette import as_response
 
 __all__ = ["PENDING_TOKEN_URL", "BearerAuth", "RefusedHTTPException"]
@@ -169,7 +170,7 @@ class BearerAuth(SecurityBase):
         scope = request.scope
         guard = guard_of(scope) or self.guard  # the middleware's, when it is in front
         try:
-            return await guard.aadmit(requirement, scope, credentials)
+            return await guard.aadmit(requirement, scope, asgi.ADAPTER)
         except Refused as refused:
             raise RefusedHTTPException(refused.challenge, refused.description) from None
 

@@ -19,6 +19,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'bearerguard.integrations.flask needs Flask: pip install "bearerguard[flask]"'
     ) from exc
 
+from .. import wsgi
 from .._appconfig import guard_from_settings
 from .._challenge import Challenge
 from .._env import PREFIX
@@ -29,7 +30,7 @@ from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
 from .._validate import strings
-from ..wsgi import SCOPE_KEY, BearerAuthWSGIMiddleware, credentials, guard_of
+from ..wsgi import SCOPE_KEY, BearerAuthWSGIMiddleware, guard_of
 
 __all__ = ["BearerGuard", "current_token", "get_token", "require"]
 
@@ -115,7 +116,7 @@ def require(
             # The middleware's guard when it is in front (its token is in the environ).
             guard: Guard = guard_of(environ) or current_app.extensions[EXTENSION]
             try:
-                token = guard.admit(requirement, environ, credentials)
+                token = guard.admit(requirement, environ, wsgi.ADAPTER)
             except Refused as refused:
                 return _response(refused.challenge)
             setattr(g, _G_TOKEN, token)

@@ -32,6 +32,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'bearerguard.integrations.litestar needs Litestar: pip install "bearerguard[litestar]"'
     ) from exc
 
+from .. import asgi
 from .._challenge import Challenge, challenge_for
 from .._errors import BearerError, UpstreamUnavailableError
 from .._guard import SCOPE_KEY, Guard, GuardOptions, Refused
@@ -40,7 +41,7 @@ from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
 from .._types import ASGIApp, Receive, Scope, Send
-from ..asgi import BearerAuthMiddleware, credentials, guard_of
+from ..asgi import BearerAuthMiddleware, guard_of
 
 __all__ = ["BearerAuthPlugin", "as_response", "get_token", "requires"]
 
@@ -120,7 +121,7 @@ def requires(*all_of: str, any_of: Iterable[str] = (), optional: bool = False) -
                 "requires() needs BearerAuthPlugin (and the path must not be a public path)"
             )
         try:
-            bearer.admit(requirement, scope, credentials)  # the middleware's token: no I/O
+            bearer.admit(requirement, scope, asgi.ADAPTER)  # the middleware's token: no I/O
         except Refused as refused:
             if scope["type"] == "websocket":  # before accept: close 1008, as the middleware does
                 raise WebSocketException(detail=refused.description, code=1008) from refused

@@ -22,6 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'bearerguard.integrations.quart needs Quart: pip install "bearerguard[quart]"'
     ) from exc
 
+from .. import asgi
 from .._appconfig import guard_from_settings
 from .._challenge import Challenge
 from .._env import PREFIX
@@ -32,7 +33,7 @@ from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
 from .._types import Scope
-from ..asgi import credentials, guard_of
+from ..asgi import guard_of
 
 __all__ = ["BearerGuard", "as_response", "current_token", "get_token", "require"]
 
@@ -102,7 +103,7 @@ def require(
             # The middleware's guard when it is in front (its token is in the scope).
             guard: Guard = guard_of(scope) or current_app.extensions[EXTENSION]
             try:
-                token = await guard.aadmit(requirement, scope, credentials)
+                token = await guard.aadmit(requirement, scope, asgi.ADAPTER)
             except Refused as refused:
                 return as_response(refused.challenge)
             setattr(g, _G_TOKEN, token)

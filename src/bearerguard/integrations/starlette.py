@@ -20,12 +20,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'bearerguard.integrations.starlette needs Starlette: pip install "bearerguard[starlette]"'
     ) from exc
 
+from .. import asgi
 from .._challenge import Challenge
 from .._guard import SCOPE_KEY, Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._token import AccessToken
-from ..asgi import credentials, guard_of, refuse
+from ..asgi import guard_of, refuse
 
 __all__ = ["get_token", "requires"]
 
@@ -70,7 +71,7 @@ def requires(
             conn: HTTPConnection = kwargs[name] if name in kwargs else args[index]
             try:
                 # The middleware's token is in the scope, so admitting it never waits on I/O.
-                _guard(conn).admit(requirement, conn.scope, credentials)
+                _guard(conn).admit(requirement, conn.scope, asgi.ADAPTER)
             except Refused as refused:
                 return conn, refused.challenge
             return conn, None

@@ -1,0 +1,80 @@
+"""The credentials seam: what a request presents, as the one value the core verifies.
+
+An adapter (the ASGI and WSGI middlewares, which every framework integration goes through) reads
+a request in one place each, in two steps:
+
+- `credentials(store)` (in `asgi`/`wsgi`): the `Authorization` field lines and the query string.
+  That is all a verified-token cache hit needs, so a hit costs one dict lookup and builds nothing;
+- `context(store)`, only when the token must be verified: the method, the URL as the client
+  addressed it, the `DPoP` proof header values and the client certificate a TLS terminator
+  passed on (the ASGI `tls` extension, the WSGI `SSL_CLIENT_CERT`).
+
+`read_credentials` turns both into a `Credentials` (refusing a malformed header as RFC 6750 §3.1
+says), and `ResourceServer.verify_credentials` verifies it. `ResourceServer.authenticate(header)`
+is the convenience for callers that have only a header value.
+
+Sender-constrained tokens (RFC 9449 DPoP, RFC 8705 certificate-bound tokens) need the whole
+value; until the server verifies them, the `DPoP` scheme is another scheme (no bearer
+credentials, 401), and proofs and certificates are carried but not judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from ._header import extract_bearer
+
+
+class RequestContext(NamedTuple):
+    """What a request says besides its `Authorization` header, read by its adapter."""
+
+    method: str | None = None
+    url: str | None = None  # scheme://host[:port]/path?query, as the client addressed it
+    proofs: tuple[str, ...] = ()  # the `DPoP` header field values, as sent
+    certificate: str | None = None  # the client certificate (PEM), from a TLS terminator
+
+
+NO_CONTEXT = RequestContext()
+
+
+class Credentials(NamedTuple):
+    """One request's credentials: what `ResourceServer.verify_credentials` verifies.
+
+    `scheme` is the authorization scheme in its registered spelling (`"Bearer"`), `token` the
+    access token; the other fields are the request's `RequestContext`. Never logged: `repr`
+    shows the scheme and the token's length only.
+    """
+
+    scheme: str
+    token: str
+    method: str | None = None
+    url: str | None = None
+    proofs: tuple[str, ...] = ()
+    certificate: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(scheme={self.scheme!r}, token=<{len(self.token)} chars>, "
+            f"method={self.method!r}, proofs={len(self.proofs)}, "
+            f"certificate={self.certificate is not None})"
+        )
+
+
+def read_credentials(
+    authorization: str | None, context: RequestContext = NO_CONTEXT
+) -> Credentials:
+    """The credentials of an `Authorization` header value and the rest of its request.
+
+    Raises `MissingTokenError` for no header or another scheme, `InvalidRequestError` for a
+    malformed one or several credentials (RFC 6750 §2.1, §3.1).
+    """
+    token = extract_bearer(authorization)
+    return Credentials("Bearer", token, *context)
+
+
+def proof_values(lines: Sequence[str]) -> tuple[str, ...]:
+    """The `DPoP` proofs of a request's field lines, each split at commas: a JWS holds none, and
+    a server that joined repeated lines (WSGI does) must not hide a second proof (RFC 9449
+    §4.3 requires exactly one)."""
+    return tuple(part.strip() for line in lines for part in line.split(","))
