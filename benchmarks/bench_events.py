@@ -22,8 +22,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NoOpTracerProvider
 
-from bearerguard import ResourceServer
-from bearerguard._events import Events
+from bearerguard import Events, ResourceServer
 from bearerguard.otel import instrument
 from bearerguard.testing import LocalIssuer
 

@@ -41,8 +41,8 @@ from bearerguard import (
     ResourceServer,
     UpstreamUnavailableError,
 )
-from bearerguard._events import Event, IntrospectionCalled, RolesResolved
 from bearerguard.asgi import BearerAuthMiddleware
+from bearerguard.events import Event, IntrospectionCalled, RolesResolved
 from bearerguard.integrations.starlette import requires
 from bearerguard.otel import MAX_ISSUERS, error_type, instrument
 from bearerguard.testing import LocalIssuer
