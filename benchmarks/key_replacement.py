@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import logging
 import time
+from typing import Any
 
 from bearerguard import InvalidTokenError, Issuer, ResourceServer, testing
 from bearerguard.testing import LocalIssuer
@@ -28,10 +29,12 @@ def _replace(issuer: LocalIssuer) -> None:
     if hasattr(issuer, "replace_key"):
         issuer.replace_key()
         return
-    # Older test kits: the same through LocalIssuer's internals (one RS256 key).
+    # Older test kits: the same through LocalIssuer's internals (one RS256 key), which were
+    # then module-level names of testing.py (today's kit has replace_key).
+    old_kit: Any = testing
     ((kid, old),) = issuer._keys.items()
-    new = testing._generate_key(old.alg)
-    issuer._keys[kid] = testing._SigningKey(kid, old.alg, new.private, old.published)
+    new = old_kit._generate_key(old.alg)
+    issuer._keys[kid] = old_kit._SigningKey(kid, old.alg, new.private, old.published)
 
 
 def _ok(call: object) -> bool:

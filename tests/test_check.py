@@ -21,8 +21,9 @@ import pytest
 
 from bearerguard import BearerGuardError, Issuer, ResourceServer
 from bearerguard.__main__ import main
-from bearerguard._logcapture import captured_log
-from bearerguard._timefmt import duration, relative
+from bearerguard._verifier import STEPS
+from bearerguard.cli._logcapture import captured_log
+from bearerguard.cli._timefmt import duration, relative
 from bearerguard.testing import LocalIssuer
 
 from .conftest import Twin
@@ -101,6 +102,8 @@ def test_valid_token_json(local_issuer: LocalIssuer, capsys: pytest.CaptureFixtu
         "size", "parse", "header", "issuer", "algorithm", "type", "keys", "kid", "key",
         "signature", "required", "iss", "aud", "exp", "nbf", "iat", "max age", "scopes",
     ]  # fmt: skip
+    # The server's own list, in its order ("values" only when Issuer.claim_values is set).
+    assert [step["name"] for step in document["steps"]] == [s for s in STEPS if s != "values"]
     assert [e["status"] for e in document["http"]] == [200, 200]  # discovery, then the JWKS
     assert signature_of(token) not in json.dumps(document)
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 import bearerguard
-from bearerguard._demo_steps import describe_token
+from bearerguard.cli._demo_steps import describe_token
 from bearerguard.testing import LocalIssuer
 
 # The subprocess imports the bearerguard these tests import (the checkout, or the installed wheel).

@@ -193,3 +193,8 @@ def test_contents_lists_every_section_and_every_link_leads_somewhere() -> None:
             assert github_anchor(text) in listed, f"## {text} is missing from ## Contents"
     for target in re.findall(r"\]\(#([^)]+)\)", README):
         assert target in anchors, f"#{target} is no heading of README.md"
+
+
+def test_events_block_runs() -> None:
+    (block,) = python_blocks(section("### Events: logs, metrics and audits from one place"))
+    exec(compile(block, "README.md (events)", "exec"), {})  # noqa: S102 - our own README

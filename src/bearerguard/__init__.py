@@ -6,7 +6,8 @@ claims and scopes, introspect opaque tokens (RFC 7662), and answer refusals the 
 
 from ._challenge import Challenge, challenge_for
 from ._claims import ClaimsPolicy
-from ._config import ASYMMETRIC_ALGORITHMS, Introspection, Issuer
+from ._config import ASYMMETRIC_ALGORITHMS, Issuer, JWKSPolicy
+from ._config_introspection import Introspection
 from ._credentials import Credentials, RequestContext
 from ._errors import (
     BearerError,
@@ -20,7 +21,7 @@ from ._errors import (
     UpstreamUnavailableError,
 )
 from ._events import Events
-from ._jwks import JWKSPolicy, JWKSStatus
+from ._jwks import JWKSStatus
 from ._policy import PolicyTable, Rule, ScopeGrants
 from ._rolelookup import HTTPRoleLookup
 from ._roles import RoleResolver

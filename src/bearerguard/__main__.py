@@ -96,11 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.command == "demo":
-        from ._demo import run
+        from .cli._demo import run
 
         return run(sys.stdout, serve=args.serve, fault=args.fault)
     if args.command == "check":
-        from ._check import run as check
+        from .cli._check import run as check
 
         return check(
             args, environ=os.environ, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr

@@ -26,13 +26,12 @@ import math
 import threading
 from collections.abc import Callable, Hashable
 from itertools import islice
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ._token import AccessToken
 from ._types import Clock
 
 if TYPE_CHECKING:
-    from ._jwks import JWKSCache
     from ._keys import Key
 
 K = TypeVar("K", bound=Hashable)
@@ -168,6 +167,13 @@ class ExpiringCache(_Segments[K, tuple[V, float]]):
         return expired, earliest
 
 
+class KeySource(Protocol):
+    """What the token cache asks of the keys that verified a token (`_jwks.JWKSCache`); a
+    protocol, so that the cache does not import the key handling it sits below."""
+
+    def is_current(self, kid: str | None, key: Key, now: float) -> bool: ...
+
+
 class TokenCache(_Segments[str, AccessToken]):
     """Verified tokens by the whole token, at most `maxsize`, each at most until its deadline.
 
@@ -187,7 +193,7 @@ class TokenCache(_Segments[str, AccessToken]):
             if (access := self._probation.get(token)) is None:
                 return None  # never seen: one more lookup, no call
             return self._probation_token(token, access, clock, timer)
-        keys: JWKSCache | None = access._keys
+        keys: KeySource | None = access._keys
         if clock() < access._deadline and (
             keys is None or keys.is_current(access._kid, access._key, timer())
         ):
@@ -199,7 +205,7 @@ class TokenCache(_Segments[str, AccessToken]):
         self, token: str, access: AccessToken, clock: Clock, timer: Clock
     ) -> AccessToken | None:
         """`get_token` for a token in probation: seen once so far. Promoted if still good."""
-        keys: JWKSCache | None = access._keys
+        keys: KeySource | None = access._keys
         now = clock()
         if now < access._deadline and (
             keys is None or keys.is_current(access._kid, access._key, timer())
@@ -215,7 +221,7 @@ class TokenCache(_Segments[str, AccessToken]):
         value: AccessToken,
         *,
         deadline: float,
-        keys: JWKSCache | None,
+        keys: KeySource | None,
         kid: str | None,
         key: Key,
         now: float,

@@ -20,8 +20,9 @@ credentials, 401), and proofs and certificates are carried but not judged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from ._header import extract_bearer
 
@@ -36,6 +37,18 @@ class RequestContext(NamedTuple):
 
 
 NO_CONTEXT = RequestContext()
+
+S = TypeVar("S", bound=Mapping[str, Any])  # a request's store: an ASGI scope, a WSGI environ
+
+
+@dataclass(frozen=True, slots=True)
+class Adapter(Generic[S]):
+    """The one place an adapter reads a request's credentials from its store (`asgi.ADAPTER`,
+    `wsgi.ADAPTER`): `credentials` the Authorization lines and the query string, all that a
+    cache hit needs, and `context` the rest (`RequestContext`), read only on a miss."""
+
+    credentials: Callable[[S], tuple[Sequence[str], str]]
+    context: Callable[[S], RequestContext]
 
 
 class Credentials(NamedTuple):

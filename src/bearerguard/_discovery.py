@@ -7,15 +7,14 @@ accepted: it means a misconfiguration or an impersonation attempt.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ._flow import Fetch, Fetched, Flow, describe
 from ._logfields import upstream_fields
 from ._redact import safe_url
+from ._urls import secure_url
 
 logger = logging.getLogger("bearerguard.discovery")
 
@@ -33,38 +32,6 @@ class Metadata:
 
 class DiscoveryError(Exception):
     """No metadata document could be had; the message is safe to log."""
-
-
-def secure_url(url: str, *, allow_http: bool = False) -> bool:
-    """May keys or metadata be fetched from `url`? https always; plain http only for loopback
-    hosts or when allowed explicitly, since anyone on the path could swap the keys."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises if what stands for host:port is not one
-    except ValueError:  # "https://[x", "https://h:x/", an NFKC delimiter in the host: no URL
-        return False
-    if parts.scheme == "https":
-        return bool(parts.hostname)
-    return parts.scheme == "http" and (allow_http or _is_loopback(parts.hostname))
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def metadata_urls(issuer: str) -> tuple[str, ...]:
-    """The OIDC and RFC 8414 well-known URLs of an issuer, in the order they are tried."""
-    parts = urlsplit(issuer)
-    path = parts.path.rstrip("/")
-    oidc = urlunsplit(parts._replace(path=f"{path}/.well-known/openid-configuration"))
-    # RFC 8414 §3.1: the well-known segment goes between the host and the issuer's path.
-    oauth = urlunsplit(parts._replace(path=f"/.well-known/oauth-authorization-server{path}"))
-    return (oidc, oauth)
 
 
 def parse_metadata(document: dict[str, Any], issuer: str, *, allow_http: bool = False) -> Metadata:

@@ -19,9 +19,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from ._config import Introspection, Issuer
+from ._config import Issuer, JWKSPolicy
+from ._config_introspection import Introspection
 from ._errors import ConfigurationError
-from ._jwks import JWKSPolicy
 
 T = TypeVar("T")
 PREFIX = "BEARERGUARD_"

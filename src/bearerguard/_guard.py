@@ -4,13 +4,12 @@ optional authentication, route requirements, and rendering refusals (RFC 6750 §
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypedDict, TypeVar, cast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypedDict, TypeVar, cast
 from urllib.parse import parse_qsl
 
 from ._challenge import Challenge, render_refusal
-from ._credentials import NO_CONTEXT, Credentials, RequestContext, read_credentials
+from ._credentials import NO_CONTEXT, Adapter, Credentials, RequestContext, read_credentials
 from ._errors import (
     BearerError,
     ConfigurationError,
@@ -22,10 +21,11 @@ from ._errors import (
 )
 from ._events import TokenRefused
 from ._metadata import Document, ProtectedResource, ScopesSource
-from ._policy import PolicyTable, normal_path, wsgi_path
+from ._policy import PolicyTable
 from ._scopes import Requirement
 from ._server import ResourceServer
 from ._token import AccessToken
+from ._urls import normal_path, wsgi_path
 from ._validate import strings
 
 # Where adapters store the request's AccessToken (or None): the ASGI scope or the WSGI environ.
@@ -35,16 +35,6 @@ GUARD_KEY = "bearerguard.guard"
 
 # A request's store (ASGI scope, WSGI environ), and how its adapter reads credentials from it.
 S = TypeVar("S", bound=Mapping[str, Any])
-
-
-@dataclass(frozen=True, slots=True)
-class Adapter(Generic[S]):
-    """The one place an adapter reads a request's credentials from its store (`asgi.ADAPTER`,
-    `wsgi.ADAPTER`): `credentials` the Authorization lines and the query string, all that a
-    cache hit needs, and `context` the rest (`RequestContext`), read only on a miss."""
-
-    credentials: Callable[[S], tuple[Sequence[str], str]]
-    context: Callable[[S], RequestContext]
 
 
 class Refused(Exception):

@@ -39,8 +39,8 @@ from ._assertion import (
 )
 from ._cache import ExpiringCache
 from ._claims import audiences, check_times
-from ._config import Introspection, check_url
-from ._discovery import DiscoveryError, Metadata, discovery_flow, metadata_urls
+from ._config_introspection import Introspection
+from ._discovery import DiscoveryError, Metadata, discovery_flow
 from ._errors import (
     ConfigurationError,
     InvalidTokenError,
@@ -56,6 +56,7 @@ from ._scopes import read_scopes
 from ._singleflight import SingleFlight
 from ._token import AccessToken, client_id_of, freeze, issued
 from ._types import Clock
+from ._urls import check_url, metadata_urls
 
 logger = logging.getLogger("bearerguard.introspection")
 

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ._config import JWKSPolicy
 from ._discovery import DiscoveryError, Metadata, discovery_flow
 from ._errors import InvalidTokenError, Reason, UpstreamUnavailableError
 from ._events import Events, KeysFetched
@@ -31,27 +32,6 @@ from ._flow import Fetch, Fetched, Flow, describe
 from ._keys import Key, KeySet
 from ._redact import safe_url
 from ._types import Clock
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JWKSPolicy:
-    """How long keys are trusted, and how often the issuer may be asked. Durations in seconds."""
-
-    default_ttl: float = 300.0  # when the JWKS response has no Cache-Control: max-age
-    min_ttl: float = 60.0
-    max_ttl: float = 86400.0
-    min_refetch_interval: float = 10.0  # at most one fetch per interval, for any reason
-    stale_if_error: float = 3600.0  # how long past their TTL keys serve while the issuer is down
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_ttl <= self.default_ttl <= self.max_ttl:
-            raise ValueError("JWKSPolicy needs 0 <= min_ttl <= default_ttl <= max_ttl")
-        if self.min_refetch_interval < 0 or self.stale_if_error < 0:
-            raise ValueError("JWKSPolicy durations must not be negative")
-
-    def ttl(self, max_age: float | None) -> float:
-        ttl = self.default_ttl if max_age is None else max_age
-        return min(max(ttl, self.min_ttl), self.max_ttl)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,9 @@
 """A policy table: (methods, path pattern) → `Requirement`, checked by the middleware itself.
 
-The path the table judges must be the path the router will route, or an encoding trick reaches a
-route the table meant to protect. Servers percent-decode the path before the app sees it, so a
-decoded path that is not in normal form (RFC 3986 §5.2.4: `.` or `..` segments, `//`, a NUL, or
-a `%2F` that decoded into a `/`) is refused with 400 rather than rewritten: a rewrite would make
-the table and any layer that re-reads the raw path disagree. Nothing is case-folded (routers
-are case-sensitive), and every pattern must match the whole path (`re.fullmatch`).
+The path the table judges must be the path the router will route: the middleware refuses a path
+that is not in normal form before the table sees it (`_urls.normal_path`). Nothing is
+case-folded (routers are case-sensitive), and every pattern must match the whole path
+(`re.fullmatch`).
 """
 
 from __future__ import annotations
@@ -14,53 +12,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ._errors import ConfigurationError, InvalidRequestError, Reason
+from ._errors import ConfigurationError
 from ._scopes import Requirement
 from ._validate import strings
 
 # What an unmatched path under a protected prefix gets: 403 insufficient_scope naming no scope
 # (RFC 6750 §3.1: the token is fine, this resource needs more than any token can hold here).
 DENY = Requirement.any()
-
-
-def normal_path(path: str, raw: bytes | str | None = None) -> str:
-    """`path` if it is in normal form; `InvalidRequestError(Reason.PATH)` (400) if not.
-
-    `raw` is the undecoded path when the server gives it (ASGI `raw_path`, WSGI `RAW_URI` or
-    `REQUEST_URI`), to catch an encoded slash; a query in it is ignored.
-    """
-    if raw is not None:
-        raw_text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
-        if "%2f" in raw_text.partition("?")[0].lower():
-            raise InvalidRequestError(Reason.PATH)
-    if not path.startswith("/") or "\x00" in path or "//" in path:
-        raise InvalidRequestError(Reason.PATH)
-    if "." in path and any(part in (".", "..") for part in path.split("/")):
-        raise InvalidRequestError(Reason.PATH)
-    return path
-
-
-def route_path(path: str, root_path: str | None) -> str:
-    """The ASGI path below `root_path` (where the app is mounted), as routers route it.
-
-    A `Mount` (or a server's `--root-path`) keeps the whole path in `path` and the mount point
-    in `root_path`; the router strips it, so a table (and the public paths) of a middleware in
-    front of a mounted app judge the path below its mount point, as WSGI's `PATH_INFO` is.
-    """
-    if not root_path or not path.startswith(root_path):
-        return path
-    rest = path[len(root_path) :]
-    if not rest:
-        return "/"
-    return rest if rest[0] == "/" else path
-
-
-def wsgi_path(path_info: str) -> str:
-    """PEP 3333 `PATH_INFO` (bytes decoded as latin-1) as the text a router matches (UTF-8)."""
-    try:
-        return path_info.encode("latin-1").decode("utf-8")
-    except UnicodeError:  # not UTF-8, or not a valid WSGI string: no route can mean it
-        raise InvalidRequestError(Reason.PATH) from None
 
 
 def _methods(methods: Iterable[str] | str | None) -> frozenset[str] | None:

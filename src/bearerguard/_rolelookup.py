@@ -17,11 +17,11 @@ from typing import Literal
 from urllib.parse import quote
 
 from ._assertion import basic_authorization
-from ._config import check_url
 from ._errors import ConfigurationError, UpstreamUnavailableError
 from ._flow import Fetch, Fetched, Flow, Outcome, describe
 from ._logfields import upstream_fields
 from ._redact import safe_url
+from ._urls import check_url
 
 logger = logging.getLogger("bearerguard.roles")
 

@@ -20,13 +20,13 @@ from datetime import timedelta
 from typing import cast
 
 from ._cache import ExpiringCache
-from ._config import seconds
 from ._errors import ConfigurationError, UpstreamUnavailableError
 from ._fetch import HTTP
 from ._logfields import clip, fields, shown
 from ._rolelookup import HTTPRoleLookup
 from ._singleflight import SingleFlight
 from ._token import AccessToken, with_scopes
+from ._validate import seconds
 
 logger = logging.getLogger("bearerguard.roles")
 

@@ -16,8 +16,6 @@ strict parse, are refused here.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import os
 import time
@@ -25,13 +23,13 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from time import perf_counter
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
 from ._cache import TokenCache
-from ._claims import check_type
-from ._config import Introspection, Issuer, seconds
+from ._config import Issuer
+from ._config_introspection import Introspection
 from ._credentials import Credentials, read_credentials
 from ._env import check_names, introspection_from_env, issuers_from_env, server_options_from_env
 from ._errors import (
@@ -49,16 +47,18 @@ from ._events import Events, TokenAccepted, TokenRefused
 from ._fetch import DEFAULT_TIMEOUT, HTTP
 from ._header import bearer_candidate, is_b64token
 from ._introspection import Introspector, token_key
-from ._jose import UnverifiedJWT, looks_like_jws, parse
-from ._jwks import JWKSCache, JWKSStatus
+from ._jose import UnverifiedJWT
+from ._jwks import JWKSStatus
 from ._keys import Key
+from ._keysource import KeySource
 from ._limit import CallLimit
-from ._logfields import did_you_mean, log_event, near_issuers
+from ._logfields import log_event
 from ._roles import RoleResolver
-from ._singleflight import SingleFlight
 from ._token import AccessToken
 from ._trusted import Trusted
 from ._types import Clock
+from ._validate import seconds
+from ._verifier import Verifier
 
 DEFAULT_MAX_TOKEN_BYTES = 8192
 
@@ -121,7 +121,6 @@ class ResourceServer:
             if config.issuer in self._trusted:
                 raise ConfigurationError(f"issuer {config.issuer} is configured twice")
             self._trusted[config.issuer] = Trusted.compile(config, events)
-        self._near = near_issuers(self._trusted)  # for "did you mean" in refusal logs
         self._introspector: Introspector | None = None
         self._revoker: Introspector | None = None  # introspect_jwts: verified JWTs are confirmed
         self._foreign: Introspector | None = None  # introspect_foreign_jwts: other issuers' JWTs
@@ -136,16 +135,24 @@ class ResourceServer:
         if max_token_bytes <= 0 or token_cache_size < 0:
             raise ConfigurationError("max_token_bytes must be > 0 and token_cache_size >= 0")
         self.max_token_bytes = max_token_bytes
+        # The pure steps, and the keys: what `bearerguard check` runs too (not for requests).
+        self.verifier = Verifier(
+            self._trusted,
+            max_token_bytes,
+            introspector=self._introspector,
+            foreign=self._foreign,
+            confirms_jwts=self._revoker is not None,
+        )
         self._roles = {c.issuer: c.roles for c in configs if c.roles is not None}
         self._resolving = bool(self._roles) or bool(introspection and introspection.roles)
         self._tokens = TokenCache(token_cache_size)
-        # One JWKS fetch in flight per issuer: callers that need its keys meanwhile share it.
-        self._refreshes: SingleFlight[JWKSCache, None] = SingleFlight()
         self._clock = clock
         self._timer = timer
         if not isinstance(timeout, httpx.Timeout):
             timeout = httpx.Timeout(seconds(timeout, "timeout"))
         self._http = HTTP(client=http_client, async_client=async_http_client, timeout=timeout)
+        caches = [t.keys for t in self._trusted.values() if t.keys is not None]
+        self.key_source = KeySource(caches, self._http, timer)
         for resolver in (*self._roles.values(), introspection and introspection.roles):
             if resolver:
                 resolver.use_http(self._http)  # an HTTPRoleLookup runs on the server's clients
@@ -194,6 +201,12 @@ class ResourceServer:
             if metadata is not None and metadata.token_endpoint is not None:
                 return metadata.token_endpoint
         return None
+
+    def cache_sizes(self) -> dict[str, int]:
+        """Entries held in this server's in-process caches, for gauges and health pages:
+        `tokens` (verified tokens) and `keys` (published keys held, all issuers)."""
+        keys = sum(len(c.keys.keys) for c in self.key_source.caches if c.keys is not None)
+        return {"tokens": len(self._tokens), "keys": keys}
 
     # -- the twin entry points ---------------------------------------------------------------
 
@@ -325,15 +338,17 @@ class ResourceServer:
         """Everything after a cache miss (sync twin)."""
         token, jwt, signed, started = credentials.token, None, False, perf_counter()
         try:
-            route = self._prepare(token)
+            route = self.verifier.prepare(token)
             if isinstance(route, Introspector):
                 return self._accepted(self._introspect(route, token), started)
             trusted, jwt = route
-            key = self._key_for(trusted, jwt)
+            key = self.key_source.key(trusted, jwt)
             try:
                 access = self._accept(token, trusted, jwt, key)
             except InvalidTokenError as exc:  # the issuer may have replaced the key of that kid
-                access = self._accept(token, trusted, jwt, self._replaced(trusted, jwt, key, exc))
+                access = self._accept(
+                    token, trusted, jwt, self.key_source.replaced(trusted, jwt, key, exc)
+                )
             signed = True
             if self._revoker is not None:  # central revocation: the AS must still say active
                 self._introspect(self._revoker, token)
@@ -346,15 +361,15 @@ class ResourceServer:
         """Everything after a cache miss (async twin)."""
         token, jwt, signed, started = credentials.token, None, False, perf_counter()
         try:
-            route = self._prepare(token)
+            route = self.verifier.prepare(token)
             if isinstance(route, Introspector):
                 return self._accepted(await self._aintrospect(route, token), started)
             trusted, jwt = route
-            key = trusted.ready_key(jwt, self._timer) or await self._akey(trusted, jwt)
+            key = trusted.ready_key(jwt, self._timer) or await self.key_source.akey(trusted, jwt)
             try:
                 access = self._accept(token, trusted, jwt, key)
             except InvalidTokenError as exc:
-                key = await self._areplaced(trusted, jwt, key, exc)
+                key = await self.key_source.areplaced(trusted, jwt, key, exc)
                 access = self._accept(token, trusted, jwt, key)
             signed = True
             if self._revoker is not None:
@@ -364,72 +379,7 @@ class ResourceServer:
             self._refused(exc, _seen(exc, jwt, signed))
             raise
 
-    # -- keys and introspection: the only places the twins differ -----------------------
-
-    def _key_for(self, trusted: Trusted, jwt: UnverifiedJWT) -> Key:
-        """The key for `jwt` (sync twin): the shared secret, or one from the JWKS."""
-        return trusted.ready_key(jwt, self._timer) or self._key(trusted, jwt)
-
-    # `_key` and `_akey` run when `Trusted.ready_key` found no key: the issuer's JWKS is past its
-    # TTL, or `kid` is not in it (rotation, or a stranger). One fetch in flight per issuer, at
-    # most one per cool-down; callers that need it wait for it (one upstream deadline at most,
-    # see `_fetch`) and share its outcome, unless the last good keys can answer them meanwhile.
-
-    def _key(self, trusted: Trusted, jwt: UnverifiedJWT) -> Key:
-        keys, kid, alg = cast(JWKSCache, trusted.keys), jwt.kid, jwt.alg  # not None: see ready_key
-        if keys.needs_fetch(kid, alg, self._timer()):
-            in_flight = self._refreshes.callers(keys) > 0
-            if in_flight and (key := keys.stale(kid, alg, self._timer())) is not None:
-                return key
-            self._refresh(keys)
-        return keys.select(kid, alg, self._timer())
-
-    async def _akey(self, trusted: Trusted, jwt: UnverifiedJWT) -> Key:
-        keys, kid, alg = cast(JWKSCache, trusted.keys), jwt.kid, jwt.alg  # not None: see ready_key
-        if keys.needs_fetch(kid, alg, self._timer()):
-            in_flight = self._refreshes.ain_flight(keys)
-            if in_flight and (key := keys.stale(kid, alg, self._timer())) is not None:
-                return key
-            await self._arefresh(keys)
-        return keys.select(kid, alg, self._timer())
-
-    def _refresh(self, keys: JWKSCache, *, now: bool = False) -> None:
-        """Fetch `keys` (if the cool-down allows, unless `now`), or wait for the fetch in flight."""
-
-        def fetch() -> None:  # checks again: a flight may have landed since the caller looked
-            if now or keys.may_fetch(self._timer()):
-                self._http.run(keys.refresh_flow(self._timer))
-
-        try:
-            self._refreshes.run(keys, fetch, wait=self._http.deadline())
-        except TimeoutError:  # a fetch outlasting its deadline (an issuer trickling its bytes)
-            raise UpstreamUnavailableError(f"keys of issuer {keys.issuer}") from None
-
-    async def _arefresh(self, keys: JWKSCache, *, now: bool = False) -> None:
-        async def fetch() -> None:
-            if now or keys.may_fetch(self._timer()):
-                await self._http.arun(keys.refresh_flow(self._timer))
-
-        await self._refreshes.arun(keys, fetch)
-
-    # `_replaced` and `_areplaced` run when a signature (or the key's type) did not match the key
-    # published under the token's `kid`: the issuer may have put new key material under an old
-    # kid (an AS restarted with fresh keys). The JWKS is fetched again under the same cool-down
-    # and single flight as for an unknown kid, so a flood of forged signatures costs one fetch.
-
-    def _replaced(self, trusted: Trusted, jwt: UnverifiedJWT, key: Key, exc: BearerError) -> Key:
-        keys = _refetchable(trusted, key, exc)
-        if keys.may_fetch(self._timer()):
-            self._refresh(keys)
-        return _reselected(keys, jwt, key, exc, self._timer())
-
-    async def _areplaced(
-        self, trusted: Trusted, jwt: UnverifiedJWT, key: Key, exc: BearerError
-    ) -> Key:
-        keys = _refetchable(trusted, key, exc)
-        if keys.may_fetch(self._timer()):
-            await self._arefresh(keys)
-        return _reselected(keys, jwt, key, exc, self._timer())
+    # -- introspection: where the twins differ (keys: `KeySource`) ------------------------
 
     def _introspect(self, introspector: Introspector, token: str) -> AccessToken:
         key = token_key(token)
@@ -460,35 +410,7 @@ class ResourceServer:
 
         return await introspector.flights.arun(key, call)
 
-    # -- the pure steps ----------------------------------------------------------------------
-
-    def _prepare(self, token: str) -> tuple[Trusted, UnverifiedJWT] | Introspector:
-        """The issuer that verifies `token` locally, or the introspector that must be asked."""
-        if len(token) > self.max_token_bytes:
-            raise InvalidTokenError(Reason.TOO_LARGE)  # before any other work
-        try:
-            jwt = parse(token)
-        except InvalidTokenError:
-            # Not a JWS: opaque, only the AS can tell. A JWS that fails the strict parse is
-            # refused whoever issued it: which issuer it names cannot be trusted either.
-            if self._introspector is None or looks_like_jws(token):
-                raise
-            return self._introspector
-        iss = jwt.claims.get("iss")
-        trusted = self._trusted.get(iss) if isinstance(iss, str) else None
-        try:
-            if trusted is None:
-                if self._foreign is not None:
-                    return self._foreign  # a JWT of an issuer we do not verify: asked on request
-                raise InvalidTokenError(Reason.UNKNOWN_ISSUER)  # no network traffic for strangers
-            if jwt.alg not in trusted.algorithms:
-                raise InvalidTokenError(Reason.ALGORITHM)
-            check_type(jwt.header, rfc9068=trusted.config.rfc9068)
-        except InvalidTokenError as exc:  # the log names what the token names, as unverified
-            hint = did_you_mean(iss, self._near) if trusted is None else None
-            exc.seen = seen_in(jwt.header, jwt.claims, verified=False)._replace(hint=hint)
-            raise
-        return trusted, jwt
+    # -- after the key: the signature and claims, and the cache -----------------------
 
     def _accept(self, token: str, trusted: Trusted, jwt: UnverifiedJWT, key: Key) -> AccessToken:
         now = self._clock()
@@ -504,22 +426,15 @@ class ResourceServer:
 
     def warm(self) -> list[JWKSStatus]:
         """Fetch every issuer's keys now (at start-up, say); never raises for a down issuer."""
-        for keys in self._key_caches():
-            # A fetch already in flight that does not end in time: status() says so.
-            with contextlib.suppress(UpstreamUnavailableError):
-                self._refresh(keys, now=True)
-        return self.status()
+        return self.key_source.warm()
 
     async def awarm(self) -> list[JWKSStatus]:
         """Fetch every issuer's keys now, concurrently."""
-
-        await asyncio.gather(*(self._arefresh(keys, now=True) for keys in self._key_caches()))
-        return self.status()
+        return await self.key_source.awarm()
 
     def status(self) -> list[JWKSStatus]:
         """The state of each issuer's keys, for health checks: age, kids, last error."""
-        now = self._timer()
-        return [keys.status(now) for keys in self._key_caches()]
+        return self.key_source.status()
 
     def _introspector_for(
         self,
@@ -536,9 +451,6 @@ class ResourceServer:
         return Introspector(
             config, metadata=metadata, confirms_jwts=confirms_jwts, limit=limit, timer=timer
         )
-
-    def _key_caches(self) -> list[JWKSCache]:
-        return [t.keys for t in self._trusted.values() if t.keys is not None]
 
     def close(self) -> None:
         """Close the sync HTTP client this server created (an injected one is left open)."""
@@ -564,26 +476,6 @@ class ResourceServer:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-# The refusals of `Trusted.accept` that say the key does not fit the token, not the claims.
-_KEY_MISMATCH = frozenset({Reason.BAD_SIGNATURE, Reason.ALGORITHM})
-
-
-def _refetchable(trusted: Trusted, key: Key, exc: BearerError) -> JWKSCache:
-    """The JWKS that may hold a replacement for `key`; raises `exc` if there is none to look for
-    (a shared secret is never fetched, and a refused claim has nothing to do with the key)."""
-    if trusted.keys is None or key is trusted.secret or exc.reason not in _KEY_MISMATCH:
-        raise exc
-    return trusted.keys
-
-
-def _reselected(keys: JWKSCache, jwt: UnverifiedJWT, key: Key, exc: BearerError, now: float) -> Key:
-    """The key the issuer now publishes under the token's `kid`; raises `exc` if it is `key`."""
-    replacement = keys.reselect(jwt.kid, jwt.alg, key, now)
-    if replacement is None:
-        raise exc
-    return replacement
 
 
 # Refusals raised once the signature held: the token's claims are then what its issuer signed.

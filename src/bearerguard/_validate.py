@@ -1,4 +1,5 @@
-"""Checks of configuration values that every constructor shares: what counts as a list of strings.
+"""Checks of configuration values that every constructor shares: what counts as a list of strings,
+a list of claim names, a duration.
 
 A `str` is iterable, so a bare string given where a list is meant silently becomes its
 characters: `public_paths="/health"` would make `/` public, `scope_claims="roles"` would read
@@ -11,6 +12,7 @@ naming the parameter, unless the parameter takes one value on its own (`one=True
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from ._errors import ConfigurationError
 
@@ -47,6 +49,26 @@ def strings(
                 f"{_at(owner)}{name} must hold non-empty strings, not {item!r}", field=name
             )
     return items  # type: ignore[return-value]  # every item was checked above
+
+
+def claim_names(value: object, name: str, owner: str) -> tuple[str, ...]:
+    """A non-empty tuple of claim names (see `strings`); `ConfigurationError` naming `name`."""
+    names = strings(value, name, owner=owner)
+    if not names:
+        raise ConfigurationError(f"{owner}: {name} must name at least one claim", field=name)
+    return names
+
+
+def seconds(value: float | timedelta | None, name: str) -> float | None:
+    """A duration in seconds from a number or a timedelta; `ConfigurationError` if negative."""
+    if value is None:
+        return None
+    result = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not result >= 0:  # also refuses NaN
+        raise ConfigurationError(
+            f"{name} must be a non-negative duration, got {value!r}", field=name
+        )
+    return result
 
 
 def _at(owner: str | None) -> str:

@@ -11,13 +11,13 @@ from typing import Unpack
 from urllib.parse import quote
 
 from ._challenge import Challenge
-from ._credentials import RequestContext, proof_values
+from ._credentials import Adapter, RequestContext, proof_values
 from ._errors import BearerError, UpstreamUnavailableError
-from ._guard import SCOPE_KEY, Adapter, Guard, GuardOptions
-from ._policy import route_path
+from ._guard import SCOPE_KEY, Guard, GuardOptions
 from ._server import ResourceServer
 from ._token import AccessToken
 from ._types import ASGIApp, Receive, Scope, Send
+from ._urls import route_path
 
 __all__ = ["SCOPE_KEY", "BearerAuthMiddleware", "TokenUser"]
 

@@ -36,13 +36,9 @@ secret or client identifier is ever an attribute.
 
 from __future__ import annotations
 
-import re
-import threading
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
 
-import httpx
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
@@ -56,13 +52,21 @@ from ._events import (
     TokenAccepted,
     TokenRefused,
 )
+from ._otelvalues import (
+    MAX_ISSUERS,
+    Attributes,
+    BoundedIssuers,
+    Tally,
+    accepted_attributes,
+    cache_sizes,
+    error_type,
+    refused_attributes,
+    shown_url,
+    url_attributes,
+)
 from ._server import ResourceServer
 
-__all__ = ["MAX_ISSUERS", "instrument"]
-
-# Distinct issuer values an instrumented server gives its attributes; later ones are `_OTHER`.
-MAX_ISSUERS = 32
-OTHER = "_OTHER"  # the semantic conventions' fallback for a value outside the known set
+__all__ = ["MAX_ISSUERS", "cache_sizes", "error_type", "instrument"]
 
 # Bucket boundaries (seconds): a verification spans a cache hit (under a microsecond) to a miss
 # that waited for a key fetch; an upstream call is milliseconds to the deadline (the semantic
@@ -72,8 +76,6 @@ VERIFY_BUCKETS = (
     *(1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
-
-Attributes = dict[str, Any]
 
 
 def instrument(
@@ -116,12 +118,12 @@ class _Recorder:
     ) -> None:
         self._tracer = tracer
         self._server: ResourceServer | None = server
-        self._issuers = _Bounded(config.issuer for config in server.issuers)
+        self._issuers = BoundedIssuers(config.issuer for config in server.issuers)
         self._hit_durations = hit_durations
         # Per-request counts are kept here and reported when the reader collects: an SDK
         # counter's `add` costs microseconds (it cleans and hashes the attributes each time),
         # several times a cache hit; a tally costs a dict lookup under a lock.
-        self._requests = _Tally()
+        self._requests = Tally()
         self._accepted: dict[tuple[str, str, bool], list[Any]] = {}  # the tally's entries
         meter.create_observable_counter(
             "bearerguard.requests",
@@ -153,7 +155,7 @@ class _Recorder:
             "Duration of RFC 7662 introspection calls",
             explicit_bucket_boundaries_advisory=UPSTREAM_BUCKETS,
         )
-        self._resolutions = _Tally()  # one per request whose token names role ids
+        self._resolutions = Tally()  # one per request whose token names role ids
         meter.create_observable_counter(
             "bearerguard.roles.resolutions",
             [self._resolutions.observe],
@@ -200,7 +202,9 @@ class _Recorder:
 
     def _accepted_entry(self, event: TokenAccepted) -> list[Any]:
         issuer = self._issuers.value(event.issuer)
-        entry = self._requests.entry((event.source, issuer, event.cached), _accepted, event, issuer)
+        entry = self._requests.entry(
+            (event.source, issuer, event.cached), accepted_attributes, event, issuer
+        )
         if issuer == event.issuer:  # remembered only for issuers named as they are: bounded
             self._accepted[event.source, event.issuer, event.cached] = entry
         return entry
@@ -209,11 +213,11 @@ class _Recorder:
         # Never what the token names (`event.seen`'s issuer, kid, client): attacker-chosen.
         source = event.seen.source if event.seen is not None else None
         key = (event.error.reason, event.error.status_code, source)
-        self._requests.add(self._requests.entry(key, _refused, event))
+        self._requests.add(self._requests.entry(key, refused_attributes, event))
 
     def _keys_fetched(self, event: KeysFetched) -> None:
         attributes = {"bearerguard.issuer": self._issuers.value(event.issuer)}
-        attributes |= _url_attributes(event.url)
+        attributes |= url_attributes(event.url)
         attributes["bearerguard.outcome"] = "loaded" if event.error is None else "error"
         if event.error is not None:
             attributes["error.type"] = error_type(event.error)
@@ -223,7 +227,7 @@ class _Recorder:
         self._span("bearerguard.keys.fetch", "GET", event, span, event.error)
 
     def _introspection_called(self, event: IntrospectionCalled) -> None:
-        attributes = _url_attributes(event.url)
+        attributes = url_attributes(event.url)
         if event.issuer is not None:
             attributes["bearerguard.issuer"] = self._issuers.value(event.issuer)
         attributes["bearerguard.outcome"] = event.outcome
@@ -259,7 +263,7 @@ class _Recorder:
     ) -> None:
         """A CLIENT span of an upstream call that has ended, from its event's start and length."""
         attributes = attributes | {"http.request.method": method}
-        if (url := _shown_url(event.url)) is not None:
+        if (url := shown_url(event.url)) is not None:
             attributes["url.full"] = url
         start = int(event.started * 1e9)
         span = self._tracer.start_span(
@@ -277,137 +281,3 @@ class _Recorder:
             Observation(size, {"bearerguard.cache.name": name})
             for name, size in cache_sizes(server).items()
         ]
-
-
-def _accepted(event: TokenAccepted, issuer: str) -> Attributes:
-    return {
-        "bearerguard.outcome": "accepted",
-        "bearerguard.token.source": event.source,
-        "bearerguard.issuer": issuer,
-        "bearerguard.cache.hit": event.cached,
-    }
-
-
-def _refused(event: TokenRefused) -> Attributes:
-    attributes: Attributes = {
-        "bearerguard.outcome": "refused",
-        "bearerguard.reason": event.error.reason.name,
-        "http.response.status_code": event.error.status_code,
-    }
-    if event.seen is not None:
-        attributes["bearerguard.token.source"] = event.seen.source
-    return attributes
-
-
-class _Tally:
-    """Counts by attribute set, reported by an observable counter when the reader collects.
-
-    Keys are small tuples of bounded values; each key's attributes are made once, by
-    `make(*args)`, the first time it is counted.
-    """
-
-    def __init__(self) -> None:
-        self._counts: dict[Hashable, list[Any]] = {}  # key -> [attributes, count]
-        self._lock = threading.Lock()
-
-    def entry(self, key: Hashable, make: Callable[..., Attributes], *args: Any) -> list[Any]:
-        """The `[attributes, count]` of `key`, made now if it is new."""
-        with self._lock:
-            entry = self._counts.get(key)
-            if entry is None:
-                entry = self._counts[key] = [make(*args), 0]
-            return entry
-
-    def add(self, entry: list[Any]) -> None:
-        self._lock.acquire()  # not `with`: the context manager costs twice as much on 3.11
-        try:
-            entry[1] += 1
-        finally:
-            self._lock.release()
-
-    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
-        with self._lock:
-            return [Observation(count, attributes) for attributes, count in self._counts.values()]
-
-
-class _Bounded:
-    """Issuer values for attributes: the configured ones, then the first `MAX_ISSUERS` others
-    met (an authorization server's answers name them), then `_OTHER`."""
-
-    def __init__(self, known: Iterable[str]) -> None:
-        self._known = set(known)
-        self._limit = len(self._known) + MAX_ISSUERS
-
-    def value(self, issuer: object) -> str:
-        if not isinstance(issuer, str):
-            return OTHER
-        if issuer in self._known:
-            return issuer
-        if len(self._known) < self._limit:
-            self._known.add(issuer)  # a race may admit one or two more: still bounded
-            return issuer
-        return OTHER
-
-
-_HTTP_STATUS = re.compile(r"\bHTTP ([1-5][0-9][0-9])\b")
-_WORD = re.compile(r"[A-Za-z]+")
-# The fetch driver reports a transport failure by the name of httpx's exception, or "Timeout"
-# for its own deadline; only those names become an `error.type`, whatever else a text holds.
-_TRANSPORT_ERRORS = frozenset(
-    name
-    for name, value in vars(httpx).items()
-    if isinstance(value, type) and issubclass(value, Exception)
-) | {"Timeout"}
-
-
-def error_type(error: str, status: int | None = None) -> str:
-    """A low-cardinality `error.type` for an upstream failure: the HTTP status (as the semantic
-    conventions ask) if an error status came back, the transport exception's name if one was
-    raised, `invalid_response` for an answer that is not a usable document, else `_OTHER`."""
-    if status is not None and status >= 400:
-        return str(status)
-    if (found := _HTTP_STATUS.search(error)) is not None:
-        return found.group(1) if found.group(1)[0] in "45" else "invalid_response"
-    words: list[str] = _WORD.findall(error)
-    return next((word for word in words if word in _TRANSPORT_ERRORS), OTHER)
-
-
-def _url_attributes(url: str | None) -> Attributes:
-    """`server.address`, `server.port`, `url.scheme` of a (redacted) URL."""
-    parts = _split(url)
-    if parts is None:
-        return {}
-    attributes: Attributes = {"url.scheme": parts.scheme, "server.address": parts.hostname}
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    if port is not None:
-        attributes["server.port"] = port
-    return attributes
-
-
-def _shown_url(url: str | None) -> str | None:
-    """`url` as scheme, host, port and path: no userinfo, query or fragment."""
-    parts = _split(url)
-    if parts is None:
-        return None
-    port = f":{parts.port}" if parts.port is not None else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
-
-
-def _split(url: str | None) -> SplitResult | None:
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises for a port that is not one
-    except ValueError:
-        return None
-    return parts if parts.scheme and parts.hostname else None
-
-
-def cache_sizes(server: ResourceServer) -> dict[str, int]:
-    """The number of entries in each of `server`'s caches, by name."""
-    sizes = getattr(server, "cache_sizes", None)
-    if sizes is not None:
-        return dict(sizes())
-    # Until `ResourceServer.cache_sizes()` exists: the verified-token cache only.
-    return {"tokens": len(server._tokens)}

@@ -13,9 +13,9 @@ from typing import Unpack
 from urllib.parse import quote
 
 from ._challenge import Challenge
-from ._credentials import RequestContext, proof_values
+from ._credentials import Adapter, RequestContext, proof_values
 from ._errors import BearerError, UpstreamUnavailableError
-from ._guard import GUARD_KEY, SCOPE_KEY, Adapter, Guard, GuardOptions
+from ._guard import GUARD_KEY, SCOPE_KEY, Guard, GuardOptions
 from ._server import ResourceServer
 from ._types import Environ, StartResponse, WSGIApp
 

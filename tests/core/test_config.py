@@ -100,3 +100,9 @@ def test_server_construction_does_no_io() -> None:
     server = ResourceServer(issuer(issuer="https://idp.invalid"))
     (status,) = server.status()
     assert status.last_attempt_age is None and not status.usable
+
+
+def test_the_configuration_allows_the_algorithms_keys_are_imported_for() -> None:
+    from bearerguard import _config, _keys
+
+    assert _config.SUPPORTED_ALGORITHMS == _keys.SUPPORTED_ALGORITHMS

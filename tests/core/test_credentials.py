@@ -16,9 +16,9 @@ from bearerguard import (
     ResourceServer,
 )
 from bearerguard._credentials import read_credentials
-from bearerguard._testkit import issuer_config
 from bearerguard.asgi import context as asgi_context
 from bearerguard.testing import LocalIssuer
+from bearerguard.testing._testkit import issuer_config
 from bearerguard.wsgi import context as wsgi_context
 
 from ..conftest import Twin

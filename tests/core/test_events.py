@@ -14,8 +14,8 @@ from bearerguard._events import (
     TokenAccepted,
     TokenRefused,
 )
-from bearerguard._testkit import issuer_config
 from bearerguard.testing import LocalIssuer
+from bearerguard.testing._testkit import issuer_config
 
 from ..conftest import Twin
 
@@ -129,3 +129,12 @@ def test_a_server_without_the_log_subscriber_logs_no_refusal(
     with caplog.at_level(logging.DEBUG, logger="bearerguard"), pytest.raises(InvalidTokenError):
         twin.authenticate(server, "Bearer " + local_issuer.mint(expires_in=-600))
     assert not [r for r in caplog.records if r.name == "bearerguard"]
+
+
+def test_cache_sizes_count_tokens_and_keys(local_issuer: LocalIssuer, twin: Twin) -> None:
+    server = ResourceServer(issuer_config(local_issuer))
+    assert server.cache_sizes() == {"tokens": 0, "keys": 0}
+    for _ in range(3):
+        twin.authenticate(server, "Bearer " + local_issuer.mint())
+    sizes = server.cache_sizes()
+    assert sizes["tokens"] == 3 and sizes["keys"] >= 1

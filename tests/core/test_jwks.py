@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bearerguard import InvalidTokenError, JWKSPolicy, Reason, UpstreamUnavailableError
-from bearerguard._discovery import metadata_urls
 from bearerguard._flow import Fetch, Fetched
 from bearerguard._jwks import JWKSCache
+from bearerguard._urls import metadata_urls
 
 from ..helpers import FAILED, Signer, drive, fetched
 

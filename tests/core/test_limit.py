@@ -209,7 +209,7 @@ def test_the_server_sends_the_as_only_tokens_that_are_no_jws(token: str) -> None
         introspection=Introspection(endpoint=ENDPOINT, client_id="c", client_secret="s"),
     )
     try:
-        route = server._prepare(token)
+        route = server.verifier.prepare(token)
     except InvalidTokenError:
         return
     if isinstance(route, Introspector):

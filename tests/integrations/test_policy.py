@@ -31,7 +31,7 @@ from bearerguard import (
     Rule,
     ScopeGrants,
 )
-from bearerguard._policy import normal_path
+from bearerguard._urls import normal_path
 from bearerguard.asgi import BearerAuthMiddleware
 from bearerguard.testing import LocalIssuer
 from bearerguard.wsgi import BearerAuthWSGIMiddleware

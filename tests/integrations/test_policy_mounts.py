@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from bearerguard import PolicyTable, ResourceServer
-from bearerguard._policy import route_path
+from bearerguard._urls import route_path
 from bearerguard.asgi import BearerAuthMiddleware
 from bearerguard.testing import LocalIssuer
 from bearerguard.wsgi import BearerAuthWSGIMiddleware

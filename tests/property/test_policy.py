@@ -17,7 +17,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from bearerguard import InvalidRequestError, PolicyTable, Requirement, Rule, ScopeGrants
-from bearerguard._policy import normal_path
+from bearerguard._urls import normal_path
 from bearerguard.asgi import BearerAuthMiddleware
 from bearerguard.wsgi import BearerAuthWSGIMiddleware
 

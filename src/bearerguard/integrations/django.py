@@ -38,9 +38,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from .. import asgi, wsgi
 from .._appconfig import guard_from_settings
 from .._challenge import Challenge
+from .._credentials import Adapter
 from .._env import PREFIX
 from .._errors import BearerError, ConfigurationError, UpstreamUnavailableError
-from .._guard import GUARD_KEY, SCOPE_KEY, Adapter, Guard, Refused
+from .._guard import GUARD_KEY, SCOPE_KEY, Guard, Refused
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._token import AccessToken

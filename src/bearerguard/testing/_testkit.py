@@ -13,13 +13,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._config import Issuer
-from ._jwks import JWKSPolicy
-from ._scopes import DEFAULT_SCOPE_CLAIMS, read_scopes
-from ._token import AccessToken, client_id_of, freeze
+from .._config import Issuer, JWKSPolicy
+from .._scopes import DEFAULT_SCOPE_CLAIMS, read_scopes
+from .._token import AccessToken, client_id_of, freeze
 
 if TYPE_CHECKING:
-    from .testing import LocalIssuer
+    from ._keys import KeysAndTokens
 
 # A test rotates a key and, a moment later, sends a token of the new key: the production
 # cool-down of 10 s between JWKS fetches would refuse it (UNKNOWN_KID). Everything else keeps
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 TEST_JWKS_POLICY = JWKSPolicy(min_refetch_interval=0.0)
 
 
-def issuer_config(local: LocalIssuer, **overrides: Any) -> Issuer:
+def issuer_config(local: KeysAndTokens, **overrides: Any) -> Issuer:
     """The `Issuer` that trusts `local` (started): its URL, audience and algorithms, the shared
     secret of its one HS* algorithm if it has one, and JWKS refetches without a cool-down.
     `overrides` are passed to `Issuer` as they are (e.g. `rfc9068=True`, `jwks_policy=...`)."""

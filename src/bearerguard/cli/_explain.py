@@ -1,104 +1,39 @@
 """The engine of `bearerguard check`: run a ResourceServer's own checks on one token, one by one.
 
-No check is written twice. Each step calls what `ResourceServer.verify` calls, in its order
-(`_prepare`, the key, `Key.accepts`/`Key.verify`, the claim steps of `_claims`, `read_scopes`), so
+No check is written twice. Each step calls what `ResourceServer.verify` calls, in its order and
+under its name (`_verifier.STEPS`: `Verifier.prepare`, `KeySource.key`, `Key.accepts`/`Key.verify`,
+the claim steps of `_claims`, `read_scopes`), through the server's public `verifier` and
+`key_source`, so
 the first failure here is the refusal the server answers (RFC 6750 §3.1). Later steps still run
 where that means something, marked as deciding nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from ._claims import (
-    audiences,
-    check_audience,
-    check_expiry,
-    check_issued_at,
-    check_issuer,
-    check_max_age,
-    check_not_before,
-    check_required,
-    check_values,
-    time_claim,
-)
-from ._errors import (
-    BearerError,
+from .._errors import (
     InsufficientScopeError,
     InvalidTokenError,
     Reason,
     UpstreamUnavailableError,
 )
+from .._introspection import Introspector
+from .._jose import UnverifiedJWT, parse
+from .._keys import Key
+from .._redact import safe_url
+from .._scopes import Requirement
+from .._server import ResourceServer
+from .._trusted import Trusted
+from .._verifier import KEY_STEPS, PREPARE_STEP_OF
+from ._explain_claims import explain_claims
 from ._explain_introspection import explain_introspection
-from ._introspection import Introspector
-from ._jose import UnverifiedJWT, parse
-from ._keys import Key
-from ._redact import safe_url
-from ._scopes import Requirement, read_scopes
-from ._server import ResourceServer
-from ._timefmt import duration, relative, utc
-from ._trusted import Trusted
+from ._report import Report
+from ._timefmt import duration
 
-Status = Literal["ok", "failed", "skipped"]
-Refusal = BearerError | UpstreamUnavailableError
-NOT_TRUSTED = "not trusted: signature not verified"
-AFTER_FAILURE = "decides nothing: the server stops at the first failure"
-# `ResourceServer._prepare` raises a distinct reason at each of its steps: it names the step.
-_PREPARE_STEP = {
-    Reason.TOO_LARGE: "size",
-    Reason.MALFORMED: "parse",
-    Reason.UNSUPPORTED_HEADER: "header",
-    Reason.UNKNOWN_ISSUER: "issuer",
-    Reason.ALGORITHM: "algorithm",
-    Reason.TYPE: "type",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """The outcome of one check; `error` is what the server raises there, if it fails."""
-
-    name: str
-    status: Status
-    detail: str
-    error: Refusal | None = None
-    note: str | None = None  # why this outcome decides nothing, if it does not
-
-
-@dataclass(slots=True)
-class Report:
-    """Every step in the server's order; the first failed step is the verdict."""
-
-    now: float
-    token_bytes: int
-    header: dict[str, Any] | None = None
-    claims: dict[str, Any] | None = None
-    verified: bool = False  # the signature was checked and holds (or the AS answered)
-    steps: list[Step] = field(default_factory=list)
-    source: str = "jwt"  # or "introspection": the token was sent to the AS
-    notes: list[str] = field(default_factory=list)  # where a running server may differ
-
-    @property
-    def failure(self) -> Step | None:
-        return next((step for step in self.steps if step.status == "failed"), None)
-
-    @property
-    def exit_code(self) -> int:
-        """0 valid, 1 refused, 2 could not check (the issuer's keys could not be fetched)."""
-        failure = self.failure
-        if failure is None:
-            return 0
-        return 2 if isinstance(failure.error, UpstreamUnavailableError) else 1
-
-    def add(self, name: str, status: Status, detail: str, error: Refusal | None = None) -> None:
-        note = None
-        if self.failure is not None and status != "skipped":
-            note = AFTER_FAILURE
-        if name in _CLAIM_STEPS and not self.verified:
-            note = NOT_TRUSTED
-        self.steps.append(Step(name, status, detail, error, note))
+# The server's own steps, named and ordered as it runs them (`_verifier.STEPS`).
+_PREPARE_STEP = PREPARE_STEP_OF
 
 
 def explain(
@@ -116,7 +51,7 @@ def explain(
     """
     report = Report(now=now, token_bytes=len(token))
     try:
-        route = server._prepare(token)
+        route = server.verifier.prepare(token)
     except InvalidTokenError:
         route = None
     if isinstance(route, Introspector):  # the server would introspect it: so does check
@@ -136,14 +71,14 @@ def explain(
     key = _key(server, trusted, jwt, report) if trusted and jwt else None
     if key is not None and jwt is not None:
         _signature(key, jwt, report)
-    for name in ("keys", "kid", "key", "signature"):  # every report names every step
+    for name in KEY_STEPS:  # every report names every step
         if name not in (step.name for step in report.steps):
             report.add(name, "skipped", "not checked: an earlier check failed")
-    scopes = _claims(server, trusted, jwt.claims, report) if jwt is not None else None
+    scopes = explain_claims(server, trusted, jwt.claims, report) if jwt is not None else None
     _require(report, required, scopes)
     if trusted is not None and jwt is not None:
         _cached_keys_note(trusted, jwt, report)
-        if server._revoker is not None:
+        if server.verifier.confirms_jwts:
             report.notes.append(
                 "introspect_jwts is on: the server also asks the AS whether this JWT is still "
                 "active; check verifies it locally only"
@@ -202,7 +137,7 @@ def _prepare(
     trusted: Trusted | None = None
     jwt: UnverifiedJWT | None = None
     try:
-        route = server._prepare(token)
+        route = server.verifier.prepare(token)
         if not isinstance(route, tuple):  # unreachable: check's server never introspects
             raise InvalidTokenError(Reason.UNKNOWN_ISSUER)
         trusted, jwt = route
@@ -211,7 +146,7 @@ def _prepare(
     if jwt is not None:
         report.header, report.claims = jwt.header, jwt.claims
     iss = jwt.claims.get("iss") if jwt else None
-    known = server._trusted.get(iss) if isinstance(iss, str) else None
+    known = server.verifier.trusted.get(iss) if isinstance(iss, str) else None
     failed_at = _PREPARE_STEP.get(error.reason) if error else None
     if error is not None and failed_at is None:  # a check this explainer does not name yet
         report.add("prepare", "failed", error.reason.value, error)
@@ -243,7 +178,7 @@ def _prepare_failure(
     if name in ("parse", "header"):
         return str(error.__cause__ or error)
     if name == "issuer":
-        configured = ", ".join(safe_url(t.config.issuer) for t in server._trusted.values())
+        configured = ", ".join(safe_url(t.config.issuer) for t in server.verifier.trusted.values())
         what = f"iss {iss!r}" if isinstance(iss, str) else "the token has no string iss, so it"
         return f"{what} is not a configured issuer ({configured})"
     if name == "algorithm" and known is not None:
@@ -272,7 +207,7 @@ def _key(
 ) -> Key | None:
     # The same expression as ResourceServer.verify: the shared secret for HS*, else the JWKS.
     try:
-        key = server._key_for(trusted, jwt)  # the server's own key selection
+        key = server.key_source.key(trusted, jwt)  # the server's own key selection
     except UpstreamUnavailableError as exc:
         last_error = trusted.keys.last_error if trusted.keys else None
         report.add("keys", "failed", f"could not fetch the keys: {last_error}", exc)
@@ -323,128 +258,3 @@ def _signature(key: Key, jwt: UnverifiedJWT, report: Report) -> None:
         return
     report.verified = True
     report.add("signature", "ok", f"{jwt.alg} signature verifies")
-
-
-_CLAIM_STEPS = ("required", "iss", "aud", "exp", "nbf", "iat", "max age", "scopes", "require")
-
-
-def _claims(
-    server: ResourceServer, trusted: Trusted | None, claims: Mapping[str, Any], report: Report
-) -> frozenset[str] | None:
-    # After an unknown issuer there is no policy; with a single issuer, its policy still tells.
-    candidates = list(server._trusted.values())
-    if trusted is None and len(candidates) == 1:
-        trusted = candidates[0]
-    if trusted is None:
-        for name in _CLAIM_STEPS:
-            report.add(name, "skipped", "not checked: no configured issuer applies")
-        return None
-    policy, now = trusted.policy, report.now
-    exp, nbf, iat = (_time(claims, name) for name in ("exp", "nbf", "iat"))
-    leeway = f"leeway {duration(policy.leeway)}"
-
-    def step(name: str, check: Callable[[], object], describe: Callable[[bool], str]) -> None:
-        # The same functions as check_claims and ResourceServer._accept, in the same order.
-        try:
-            check()
-        except InvalidTokenError as exc:
-            why = _type_error(name) if exc.reason is Reason.CLAIM_TYPE else describe(False)
-            report.add(name, "failed", why, exc)
-        else:
-            report.add(name, "ok", describe(True))
-
-    configured = " ".join(sorted(policy.audiences or ()))
-    wanted = f"configured: {configured}" if configured else "any audience: audience=None"
-    required = ", ".join(sorted(policy.required))
-    missing = ", ".join(sorted(policy.required - claims.keys()))
-    step(
-        "required",
-        lambda: check_required(claims, policy),
-        lambda ok: f"present: {required}" if ok else f"missing: {missing}",
-    )
-    step(
-        "iss",
-        lambda: check_issuer(claims, policy),
-        lambda ok: "exactly the configured issuer" if ok else f"not {policy.issuer!r}",
-    )
-    step(
-        "aud",
-        lambda: check_audience(claims, policy),
-        lambda ok: f"{_aud(claims)} {'names' if ok else 'is not'} this resource ({wanted})",
-    )
-    if policy.values:  # Issuer.claim_values, shown only when configured
-        expected = ", ".join(f"{n} in {sorted(v)}" for n, v in policy.values)
-        step("values", lambda: check_values(claims, policy), lambda ok: f"expected: {expected}")
-    step(
-        "exp",
-        lambda: check_expiry(claims, policy.leeway, now),
-        lambda ok: _when(exp, now, "expires" if ok else "expired", leeway, "absent (not required)"),
-    )
-    step(
-        "nbf",
-        lambda: check_not_before(claims, policy.leeway, now),
-        lambda ok: _when(nbf, now, "valid from" if ok else "not valid until", leeway, "absent"),
-    )
-    step(
-        "iat",
-        lambda: check_issued_at(claims, policy.leeway, now),
-        lambda ok: _when(iat, now, "issued" if ok else "issued in the future,", leeway, "absent"),
-    )
-    limit = policy.max_token_age
-    if limit is None:
-        report.add("max age", "skipped", "no maximum token age configured")
-    else:
-        age = "no iat" if iat is None else f"age {duration(now - iat)}"
-        step(
-            "max age",
-            lambda: check_max_age(exp, iat, policy, now),
-            lambda ok: f"{age}, limit {duration(limit)} ({leeway})",
-        )
-    names = trusted.config.scope_claims
-    step("scopes", lambda: read_scopes(claims, names), lambda ok: _scopes(claims, names))
-    try:
-        return read_scopes(claims, names)
-    except InvalidTokenError:
-        return None
-
-
-def _when(at: float | None, now: float, verb: str, leeway: str, absent: str) -> str:
-    if at is None:
-        return absent
-    return f"{verb} {relative(at - now)}: {utc(at)} ({leeway})"
-
-
-def _time(claims: Mapping[str, Any], name: str) -> float | None:
-    try:
-        return time_claim(claims, name)
-    except InvalidTokenError:
-        return None  # reported by its own step
-
-
-def _aud(claims: Mapping[str, Any]) -> str:
-    try:
-        return " ".join(repr(aud) for aud in audiences(claims)) or "an empty aud"
-    except InvalidTokenError:
-        return "no aud" if "aud" not in claims else repr(claims["aud"])
-
-
-def _type_error(name: str) -> str:
-    if name == "scopes":
-        return "a scope claim is neither a space-separated string nor an array of strings"
-    if name == "required":
-        return "sub and jti must be strings"
-    if name == "aud":
-        return "aud is neither a string nor an array of strings"
-    return f"{name} is not a number of seconds since 1970"
-
-
-def _scopes(claims: Mapping[str, Any], names: Sequence[str]) -> str:
-    found = []
-    for name in names:
-        try:
-            scopes = read_scopes(claims, (name,))
-        except InvalidTokenError:
-            continue  # the step fails; nothing to list
-        if scopes:
-            found.append(f"{' '.join(sorted(scopes))} (from {name})")
-    return "; ".join(found) or f"none (looked in {', '.join(names)})"

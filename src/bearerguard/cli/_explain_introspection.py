@@ -9,12 +9,12 @@ answer is shown with credential-like members redacted, like a JWT's claims.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._claims import check_expiry, check_issued_at, check_not_before, time_claim
-from ._errors import InvalidTokenError, UpstreamUnavailableError
-from ._flow import Fetch, Fetched, Flow, Outcome, T, describe
-from ._introspection import (
+from .._claims import check_expiry, check_issued_at, check_not_before, time_claim
+from .._errors import InvalidTokenError, UpstreamUnavailableError
+from .._flow import Fetch, Fetched, Flow, Outcome, T, describe
+from .._introspection import (
     _STRING_MEMBERS,
     Introspector,
     check_audience,
@@ -22,13 +22,11 @@ from ._introspection import (
     check_members,
     token_key,
 )
-from ._redact import safe_url
-from ._scopes import read_scopes
-from ._server import ResourceServer
+from .._redact import safe_url
+from .._scopes import read_scopes
+from .._server import ResourceServer
+from ._report import Report
 from ._timefmt import duration, relative, utc
-
-if TYPE_CHECKING:  # _explain imports this module
-    from ._explain import Report
 
 STEPS = ("endpoint", "answer", "active", "members", "iss", "aud", "exp", "nbf", "iat", "scopes")
 

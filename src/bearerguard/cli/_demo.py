@@ -13,13 +13,13 @@ from typing import TextIO
 
 import httpx
 
-from ._config import Introspection, Issuer
+from .._config import Issuer, JWKSPolicy
+from .._config_introspection import Introspection
+from .._roles import RoleResolver
+from .._server import ResourceServer
+from ..testing import LocalIssuer
 from ._demo_steps import API_CLIENT, CLIENTS, PRIVILEGES, Client, Step, steps
-from ._jwks import JWKSPolicy
 from ._logcapture import LogLines, captured_log
-from ._roles import RoleResolver
-from ._server import ResourceServer
-from .testing import LocalIssuer
 
 FAULTS = {
     "introspection": "the issuer's introspection endpoint answers 500 with an HTML page",

@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ._server import ResourceServer
-from .asgi import BearerAuthMiddleware
-from .integrations.starlette import get_token, requires
+from .._server import ResourceServer
+from ..asgi import BearerAuthMiddleware
+from ..integrations.starlette import get_token, requires
 
 REALM = "orders-api"
 ROUTES = {"/orders": "orders.read", "/computers": "Read Computers"}  # what each route needs

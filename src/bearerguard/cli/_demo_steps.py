@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 import jwt
 
-from .testing import LocalIssuer
+from ..testing import LocalIssuer
 
 CLIENTS = {"demo-client": "demo-secret", "jamf-client": "jamf-secret"}
 API_CLIENT = ("orders-api", "orders-api-secret")  # the API's own credentials, for introspection

@@ -30,3 +30,8 @@ def duration(seconds: float) -> str:
 def relative(delta: float) -> str:
     """A signed offset from now: `in 4 min 59 s`, `2 h 3 min ago`."""
     return f"in {duration(delta)}" if delta > 0 else f"{duration(delta)} ago"
+
+
+def short_duration(value: float) -> str:
+    """A short wait to a tenth of a second (`duration` rounds to whole seconds)."""
+    return f"{value:.1f}".removesuffix(".0") + " s" if value < 60 else duration(value)
