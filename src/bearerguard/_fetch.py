@@ -5,8 +5,10 @@ turn every transport outcome into a plain `Outcome`, so the core never sees an h
 Bodies are read up to `MAX_DOCUMENT_BYTES`; every request has the client's explicit timeouts.
 
 A whole flow (discovery, then the JWKS or the introspection POST) has one deadline: the largest
-of the client's timeouts, counted from its first request. Each request gets the client's timeouts
-cut to what is left of it, and a request that cannot start before the deadline fails without I/O;
+of the client's timeouts, counted from its first request (an injected client without timeouts
+gets the server's `timeout` as its deadline: a flow never waits without a bound). Each request
+gets the client's timeouts cut to what is left of it, and a request that cannot start before
+the deadline fails without I/O;
 the async driver also cancels a request at the deadline, the sync one stops reading a body there.
 So a caller waits one upstream deadline at most, however many requests its flow makes.
 """
@@ -29,9 +31,10 @@ _PAST_DEADLINE = FetchFailed("Timeout: the upstream deadline passed")
 _INVALID_URL = FetchFailed("InvalidURL")
 
 
-def run_sync(flow: Flow[T], client: httpx.Client) -> T:
-    """Run a flow to its end, performing each fetch with `client`, within one deadline."""
-    deadline = _deadline(client.timeout)
+def run_sync(flow: Flow[T], client: httpx.Client, budget: float | None = None) -> T:
+    """Run a flow to its end, performing each fetch with `client`, within one deadline
+    (`budget` seconds when the client's timeouts leave it unbounded)."""
+    deadline = _deadline(client.timeout, budget)
     try:
         fetch = next(flow)
         while True:
@@ -40,9 +43,9 @@ def run_sync(flow: Flow[T], client: httpx.Client) -> T:
         return done.value  # type: ignore[no-any-return]
 
 
-async def run_async(flow: Flow[T], client: httpx.AsyncClient) -> T:
+async def run_async(flow: Flow[T], client: httpx.AsyncClient, budget: float | None = None) -> T:
     """Run a flow to its end, performing each fetch with `client`, within one deadline."""
-    deadline = _deadline(client.timeout)
+    deadline = _deadline(client.timeout, budget)
     try:
         fetch = next(flow)
         while True:
@@ -57,8 +60,9 @@ def upstream_deadline(timeout: httpx.Timeout) -> float | None:
     return None if None in phases else max(cast(tuple[float, ...], phases))
 
 
-def _deadline(timeout: httpx.Timeout) -> float | None:
+def _deadline(timeout: httpx.Timeout, fallback: float | None = None) -> float | None:
     budget = upstream_deadline(timeout)
+    budget = fallback if budget is None else budget
     return None if budget is None else time.monotonic() + budget
 
 
@@ -67,16 +71,20 @@ def _left(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
+def _cut(phase: float | None, left: float) -> float:
+    return left if phase is None else min(phase, left)  # an unbounded phase gets what is left
+
+
 def _request(
     client: httpx.Client | httpx.AsyncClient, fetch: Fetch, left: float | None
 ) -> httpx.Request | FetchFailed:
     timeout = client.timeout
     if left is not None:  # each phase's timeout, cut to what is left of the flow's deadline
         timeout = httpx.Timeout(
-            connect=min(cast(float, timeout.connect), left),
-            read=min(cast(float, timeout.read), left),
-            write=min(cast(float, timeout.write), left),
-            pool=min(cast(float, timeout.pool), left),
+            connect=_cut(timeout.connect, left),
+            read=_cut(timeout.read, left),
+            write=_cut(timeout.write, left),
+            pool=_cut(timeout.pool, left),
         )
     try:
         return client.build_request(
@@ -154,20 +162,23 @@ class HTTP:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
         self._timeout = timeout
+        # The deadline of a flow over an injected client whose own timeouts are unbounded.
+        self._budget = upstream_deadline(timeout)
         self._client, self._owns_client = client, client is None
         self._aclient, self._owns_aclient = async_client, async_client is None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
 
     def run(self, flow: Flow[T]) -> T:
-        return run_sync(flow, self._sync_client())
+        return run_sync(flow, self._sync_client(), self._budget)
 
     def deadline(self) -> float | None:
         """The upstream deadline of the sync client's flows, in seconds (None: unbounded)."""
-        return upstream_deadline(self._sync_client().timeout)
+        budget = upstream_deadline(self._sync_client().timeout)
+        return self._budget if budget is None else budget
 
     async def arun(self, flow: Flow[T]) -> T:
-        return await run_async(flow, self._async_client())
+        return await run_async(flow, self._async_client(), self._budget)
 
     def _sync_client(self) -> httpx.Client:
         if self._client is None:

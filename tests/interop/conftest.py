@@ -27,6 +27,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from bearerguard._dpop_client import DPoPKey
+
 from ..conftest import FakeClock
 
 HERE = Path(__file__).parent
@@ -207,11 +209,17 @@ class Provider:
         self.stop()
         self.start(jwks)
 
-    def token(self, client: Client, resource: str, scope: str = SCOPES) -> str:
-        """An access token from the client-credentials grant (RFC 6749 §4.4, RFC 8707 §2)."""
+    def token(
+        self, client: Client, resource: str, scope: str = SCOPES, *, dpop: DPoPKey | None = None
+    ) -> str:
+        """An access token from the client-credentials grant (RFC 6749 §4.4, RFC 8707 §2);
+        bound to `dpop`'s key when given (RFC 9449 §5: a proof of the token request)."""
         form = {"grant_type": "client_credentials", "resource": resource, "scope": scope}
-        body = self._post("token_endpoint", client, form).json()
-        assert body["token_type"] == "Bearer"
+        headers = {}
+        if dpop is not None:
+            headers["dpop"] = dpop.proof("POST", self.metadata["token_endpoint"])
+        body = self._post("token_endpoint", client, form, headers).json()
+        assert body["token_type"] == ("DPoP" if dpop is not None else "Bearer")
         return str(body["access_token"])
 
     def revoke(self, client: Client, token: str) -> None:
@@ -231,10 +239,17 @@ class Provider:
         counts = self.http.get(f"{self.issuer}/_bearerguard/requests").raise_for_status().json()
         return int(counts.get(urlsplit(url).path, 0))
 
-    def _post(self, endpoint: str, client: Client, form: dict[str, str]) -> httpx.Response:
+    def _post(
+        self,
+        endpoint: str,
+        client: Client,
+        form: dict[str, str],
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         """POST a form to an endpoint of `metadata`, authenticated as `client`; 2xx or raise."""
         auth, data = client.authenticate(form)
-        return self.http.post(self.metadata[endpoint], data=data, auth=auth).raise_for_status()
+        url = self.metadata[endpoint]
+        return self.http.post(url, data=data, auth=auth, headers=headers).raise_for_status()
 
 
 @dataclass(frozen=True)

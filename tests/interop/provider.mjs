@@ -30,8 +30,11 @@ function configuration() {
     jwks: config.jwks,
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     ttl: { ClientCredentials: config.access_token_ttl },
+    // DPoP-bound tokens (RFC 9449 §5) for every proof algorithm bearerguard accepts by default.
+    enabledJWA: { dPoPSigningAlgValues: ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA', 'Ed25519'] },
     features: {
       devInteractions: { enabled: false },
+      dPoP: { enabled: true },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,

@@ -575,3 +575,29 @@ def test_fault_drill_over_http(
     assert ("new", 503) in statuses and ("cached", 200) in statuses
     worst = max(wait for wait, _, _ in seen)
     assert worst < TIMEOUT + MARGIN, f"a request waited {worst:.2f} s"
+
+
+def test_injected_clients_without_timeouts_still_get_the_servers_deadline(
+    local_issuer: LocalIssuer,
+) -> None:
+    # httpx.Client(timeout=None) disables httpx's own timeouts: the flow's deadline comes from
+    # the server's `timeout`, so a hanging issuer is a 503 after it, not a thread held forever.
+    local_issuer.go_down("hang")
+    config = Issuer(issuer=local_issuer.issuer, audience=local_issuer.audience, allow_http=True)
+    with httpx.Client(timeout=None) as client:  # noqa: S113 - the case under test
+        server = ResourceServer(config, http_client=client, timeout=TIMEOUT)
+        wait, outcome = timed(lambda: server.authenticate(bearer(local_issuer.mint())))
+    assert outcome == "503" and wait < TIMEOUT + MARGIN
+
+    async def main() -> tuple[float, str]:
+        async with httpx.AsyncClient(timeout=None) as aclient:  # noqa: S113
+            server = ResourceServer(config, async_http_client=aclient, timeout=TIMEOUT)
+            start = time.monotonic()
+            try:
+                await server.aauthenticate(bearer(local_issuer.mint()))
+            except UpstreamUnavailableError:
+                return time.monotonic() - start, "503"
+            return time.monotonic() - start, "ok"
+
+    wait, outcome = asyncio.run(main())
+    assert outcome == "503" and wait < TIMEOUT + MARGIN
