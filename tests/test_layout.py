@@ -33,15 +33,12 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 MAX_LEVELS = 12
 MAX_LINES = 300
 
-# Modules over MAX_LINES that other work in progress is restructuring (issue 15's seams: the
-# server, introspection, the stores); the lead empties this list once those branches are merged.
+# Modules over MAX_LINES that work in progress is restructuring (the server, while DPoP is being
+# wired into it); the lead empties this list once that branch is merged.
 # Nothing else goes here: split a module rather than list it.
 OVER_MAX_LINES: frozenset[str] = frozenset(
     {
         "bearerguard._server",
-        "bearerguard._introspection",
-        "bearerguard._store",
-        "bearerguard.redis",
     }
 )
 

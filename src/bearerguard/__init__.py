@@ -27,6 +27,7 @@ from ._rolelookup import HTTPRoleLookup
 from ._roles import RoleResolver
 from ._scopes import Requirement
 from ._server import ResourceServer
+from ._store import MemoryStore, Store, StoreError, StoreStatus, TieredStore
 from ._token import AccessToken
 
 __version__ = "0.1.0.dev0"
@@ -49,6 +50,7 @@ __all__ = [
     "Issuer",
     "JWKSPolicy",
     "JWKSStatus",
+    "MemoryStore",
     "MissingTokenError",
     "PolicyTable",
     "Reason",
@@ -58,6 +60,10 @@ __all__ = [
     "RoleResolver",
     "Rule",
     "ScopeGrants",
+    "Store",
+    "StoreError",
+    "StoreStatus",
+    "TieredStore",
     "UpstreamUnavailableError",
     "__version__",
     "challenge_for",

@@ -223,7 +223,7 @@ class TokenCache(_Segments[str, AccessToken]):
         deadline: float,
         keys: KeySource | None,
         kid: str | None,
-        key: Key,
+        key: Key | None,
         now: float,
     ) -> None:
         """Keep `value`, a token just built by `issued` and not yet handed out to anyone."""

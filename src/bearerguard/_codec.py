@@ -1,7 +1,8 @@
 """What the caches put in a store, as bytes, and how they read it back: in this one place.
 
 Three kinds of value: an accepted token (`AccessToken`, an introspection answer), a role's
-privileges (`frozenset[str]`) and a refusal (a `Reason`, the negative cache). Each is compact
+privileges (`frozenset[str]`) and a refusal (a `Reason`, the negative cache, with what the answer
+named for the log line, `Seen`, its values clipped as the log shows them). Each is compact
 JSON behind a version tag, with the time it may be believed until (`until`, on the caller's
 clock, the wall clock for tokens):
 
@@ -21,8 +22,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import Reason
+from ._errors import Reason, Seen
 from ._jose import json_object
+from ._logfields import clip
 from ._token import MAX_JSON_DEPTH, AccessToken, freeze, issued
 
 VERSION = b"bg1"
@@ -35,8 +37,14 @@ MAX_DEPTH = MAX_JSON_DEPTH - 1
 _SOURCES = frozenset({"jwt", "introspection"})
 
 
-def encode(value: AccessToken | frozenset[str] | Reason, until: float) -> bytes:
-    """`value` as bytes, believed until `until`. Raises `ValueError` if it cannot be carried."""
+Value = AccessToken | frozenset[str] | Reason | tuple[Reason, Seen | None]
+
+
+def encode(value: Value, until: float) -> bytes:
+    """`value` as bytes, believed until `until`. Raises `ValueError` if it cannot be carried.
+
+    A refusal is a `Reason`, or a `(Reason, Seen)` pair: the `Seen` is kept clipped (`clip`).
+    """
     if not math.isfinite(until):
         raise ValueError("until must be finite")
     if isinstance(value, AccessToken) and _depth(value.claims) > MAX_DEPTH:
@@ -56,6 +64,11 @@ def encode(value: AccessToken | frozenset[str] | Reason, until: float) -> bytes:
         }
     elif isinstance(value, Reason):
         document = {"k": "r", "u": until, "r": value.name}
+    elif isinstance(value, tuple):
+        reason, seen = value
+        document = {"k": "r", "u": until, "r": reason.name}
+        if seen is not None:
+            document["n"] = [clip(seen.source), clip(seen.issuer), clip(seen.client_id)]
     else:
         document = {"k": "p", "u": until, "p": sorted(value)}
     try:
@@ -76,8 +89,20 @@ def _plain(value: object) -> object:
     raise TypeError(type(value).__name__)
 
 
+Decoded = AccessToken | frozenset[str] | tuple[Reason, Seen | None]
+
+
 def decode(data: object, now: float) -> AccessToken | frozenset[str] | Reason | None:
     """The value `data` holds if it is one `encode` wrote and `now` is before its `until`."""
+    entry = decode_entry(data, now)
+    if entry is None:
+        return None
+    value = entry[0]
+    return value[0] if isinstance(value, tuple) else value
+
+
+def decode_entry(data: object, now: float) -> tuple[Decoded, float] | None:
+    """The value `data` holds and its `until` (a refusal as a `(Reason, Seen | None)` pair)."""
     try:
         return _decode(data, now)
     except (ValueError, TypeError, KeyError, RecursionError):  # belt and braces: a miss
@@ -99,7 +124,7 @@ def decode_refusal(data: object, now: float) -> Reason | None:
     return value if isinstance(value, Reason) else None
 
 
-def _decode(data: object, now: float) -> AccessToken | frozenset[str] | Reason | None:
+def _decode(data: object, now: float) -> tuple[Decoded, float] | None:
     if (
         not isinstance(data, bytes)
         or len(data) > MAX_VALUE_BYTES
@@ -112,14 +137,32 @@ def _decode(data: object, now: float) -> AccessToken | frozenset[str] | Reason |
     if not _is_number(until) or not now < until:  # type: ignore[operator]
         return None
     kind = document.get("k")
+    value: Decoded | None = None
     if kind == "t":
-        return _token(document)
-    if kind == "p":
-        return _strings(document.get("p"))
-    if kind == "r":
-        name = document.get("r")
-        return Reason.__members__.get(name) if isinstance(name, str) else None
-    return None
+        value = _token(document)
+    elif kind == "p":
+        value = _strings(document.get("p"))
+    elif kind == "r":
+        value = _refusal(document)
+    return None if value is None else (value, float(until))  # type: ignore[arg-type]
+
+
+def _refusal(document: dict[str, Any]) -> tuple[Reason, Seen | None] | None:
+    name, named = document.get("r"), document.get("n")
+    reason = Reason.__members__.get(name) if type(name) is str else None
+    if reason is None:
+        return None
+    if named is None:
+        return reason, None
+    if (
+        type(named) is not list
+        or len(named) != 3
+        or not all(item is None or type(item) is str for item in named)
+        or named[0] is None
+    ):
+        return None
+    source, issuer, client_id = named
+    return reason, Seen(source, issuer, None, None, client_id)
 
 
 def _token(document: dict[str, Any]) -> AccessToken | None:

@@ -6,6 +6,7 @@ Several:      BEARERGUARD_ISSUERS="PROD DEMO", then BEARERGUARD_PROD_ISSUER,
 Introspection (RFC 7662): BEARERGUARD_INTROSPECTION_CLIENT_ID, _CLIENT_SECRET (or
               _AUTH_METHOD=private_key_jwt and _PRIVATE_KEY_FILE), and an _ENDPOINT or an
               _ISSUER; with it, BEARERGUARD_ISSUER may be left out.
+A shared store (Redis): BEARERGUARD_REDIS_URL and BEARERGUARD_REDIS_SECRET, together.
 Lists are separated by commas or spaces. Every bad value is a `ConfigurationError` naming the
 variable, raised at start-up. A `BEARERGUARD_*` name that nothing reads (a typo) is reported with
 the closest known name: a WARNING, or an error when strict. Nothing is read at import time.
@@ -17,11 +18,14 @@ import difflib
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._config import Issuer, JWKSPolicy
 from ._config_introspection import Introspection
 from ._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ._store import Store
 
 T = TypeVar("T")
 PREFIX = "BEARERGUARD_"
@@ -163,6 +167,7 @@ def check_names(
     for prefix in {PREFIX, *issuer_prefixes(environ)}:
         known.update(prefix + suffix for suffix in tables)
     known.update(PREFIX + suffix for suffix in SERVER_VARIABLES)
+    known.update(STORE_VARIABLES)
     known.update(INTROSPECTION_PREFIX + suffix for suffix in INTROSPECTION_VARIABLES)
     unknown = sorted(name for name in environ if name.startswith(PREFIX) and name not in known)
     problems = []
@@ -246,6 +251,36 @@ def _issuer(environ: Mapping[str, str], prefix: str, overrides: Mapping[str, Any
 
 def server_options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return _read(environ, PREFIX, SERVER_VARIABLES)
+
+
+REDIS_URL, REDIS_SECRET = PREFIX + "REDIS_URL", PREFIX + "REDIS_SECRET"
+STORE_VARIABLES = (REDIS_URL, REDIS_SECRET)
+
+
+def store_from_env(environ: Mapping[str, str]) -> Store | None:
+    """The shared store the environment names (a `RedisStore`), or None for the in-memory one.
+
+    The secret is required with the URL: Redis key names and value tags are HMACs with it, so
+    that whoever can read or write that Redis can neither tell which token an entry is about
+    nor plant an answer the servers would believe (see `bearerguard.redis`).
+    """
+    url, secret = environ.get(REDIS_URL, "").strip(), environ.get(REDIS_SECRET, "")
+    if not url:
+        if secret.strip():
+            raise ConfigurationError(f"{REDIS_SECRET} is set but {REDIS_URL} is not")
+        return None
+    if not secret.strip():
+        raise ConfigurationError(
+            f"{REDIS_SECRET} is required with {REDIS_URL}: Redis key names and value tags are "
+            "HMACs with it (at least 16 bytes, the same on every replica)"
+        )
+    from .redis import RedisStore  # noqa: PLC0415 - needs the redis extra: only when configured
+
+    try:
+        return RedisStore(url, secret=secret)
+    except ConfigurationError as exc:
+        variable = REDIS_SECRET if exc.field == "redis_secret" else REDIS_URL
+        raise ConfigurationError(f"{variable}: {exc}", field=exc.field) from None
 
 
 def introspection_from_env(environ: Mapping[str, str]) -> Introspection | None:

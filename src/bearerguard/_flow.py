@@ -75,6 +75,18 @@ def max_age(cache_control: str) -> float | None:
     return None
 
 
+def recorded(flow: Flow[T], seen: list[tuple[Fetch, Outcome]]) -> Flow[T]:
+    """`flow`, keeping each request it made with the outcome it got."""
+    try:
+        fetch = next(flow)
+        while True:
+            outcome = yield fetch
+            seen.append((fetch, outcome))
+            fetch = flow.send(outcome)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
 def describe(outcome: Outcome) -> str:
     """A short, secret-free description of a failed outcome for logs and health checks."""
     if isinstance(outcome, FetchFailed):

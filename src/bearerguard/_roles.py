@@ -9,29 +9,27 @@ runs per request, from a per-role cache with a short TTL. A lookup that fails or
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
-import inspect
 import logging
 import re
-import threading
-from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import cast
 
-from ._cache import ExpiringCache
-from ._errors import ConfigurationError, UpstreamUnavailableError
+from ._errors import ConfigurationError
 from ._fetch import HTTP
-from ._logfields import clip, fields, shown
+from ._fleet import afleet_run, fleet_run
+from ._logfields import shown
+from ._rolecalls import Lookup, LookupRunner, name_of
 from ._rolelookup import HTTPRoleLookup
+from ._rolestore import RoleStore
 from ._singleflight import SingleFlight
+from ._store import Store, StoreError
 from ._token import AccessToken, with_scopes
 from ._validate import seconds
 
 logger = logging.getLogger("bearerguard.roles")
 
 DEFAULT_ROLE_PATTERN = r"api-role:(?P<id>\d+)"
-Lookup = Callable[[str], Iterable[str]] | Callable[[str], Awaitable[Iterable[str]]] | HTTPRoleLookup
 
 
 class RoleResolver:
@@ -54,6 +52,13 @@ class RoleResolver:
     `lookup` may also be an `HTTPRoleLookup` (a role endpoint over HTTP, Jamf Pro's for one):
     it then runs on the `ResourceServer`'s HTTP clients and timeout, with no worker thread.
 
+    The cache is the server's store (a shared one, Redis, serves the fleet); `name` tells this
+    resolver's roles apart there from another's: by default the `HTTPRoleLookup`'s URL, or the
+    lookup function's module and name, the same in every replica of one application.
+    `invalidate(role_id)` deletes the role from the store (every replica sees it, within the
+    store's `local_ttl`); `invalidate()` without a role starts this process over with fresh
+    keys (a store cannot list its keys), so other replicas keep theirs up to `ttl`.
+
     Configure one resolver per role namespace (a Jamf server) on its `Issuer(roles=...)` or
     `Introspection(roles=...)`: role ids of two servers are not the same roles.
 
@@ -75,11 +80,9 @@ class RoleResolver:
         timeout: float | timedelta = 5.0,
         max_roles: int = 1000,
         workers: int = 4,
+        name: str | None = None,
     ) -> None:
-        self._http_lookup = lookup if isinstance(lookup, HTTPRoleLookup) else None
-        self._http: HTTP | None = None  # the server's, handed over by `use_http`
-        self._owns_http = False
-        if self._http_lookup is None and not callable(lookup):
+        if not isinstance(lookup, HTTPRoleLookup) and not callable(lookup):
             raise ConfigurationError("the role lookup must be callable", field="roles")
         self.pattern = re.compile(pattern)
         if "id" not in self.pattern.groupindex:
@@ -90,15 +93,12 @@ class RoleResolver:
         self.timeout = cast(float, seconds(timeout, "timeout"))
         if max_roles < 1 or workers < 1:
             raise ConfigurationError("max_roles and workers must be at least 1", field="roles")
-        self._lookup = lookup
-        self._is_async = inspect.iscoroutinefunction(lookup)  # decided once, here
-        self._cache: ExpiringCache[str, frozenset[str]] = ExpiringCache(max_roles)
+        self._runner = LookupRunner(lookup, self.timeout, workers)
+        self.max_roles = max_roles
+        self.name = name if name is not None else name_of(lookup)
+        self._roles = RoleStore(self.name, self.ttl, max_roles)  # the server's store, by role
         self._flights: SingleFlight[tuple[str, int], frozenset[str]] = SingleFlight()
-        self._sign_ins: SingleFlight[str, str] = SingleFlight()  # an HTTPRoleLookup's token
         self._generation = 0  # bumped by invalidate(): a flight that started before never lands
-        self._workers = workers
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
         # A token's scopes split into role ids and the rest: tokens repeat, and a frozenset
         # caches its hash, so a request pays one dict lookup here.
         self._split = functools.lru_cache(maxsize=1024)(self._split_scopes)
@@ -110,165 +110,134 @@ class RoleResolver:
 
     def use_http(self, http: HTTP) -> None:
         """Run an `HTTPRoleLookup` on these clients (the first server configured with it)."""
-        if self._http is None:
-            self._http = http
+        self._runner.use_http(http)
 
-    def _own_http(self) -> HTTP:
-        if self._http is None:  # a resolver used without a server: clients of its own
-            self._http, self._owns_http = HTTP(), True
-        return self._http
+    def use_store(self, store: Store) -> None:
+        """Cache privileges in `store` (the first server configured with this resolver)."""
+        self._roles.use(store)
 
     def invalidate(self, role_id: str | None = None) -> None:
         """Forget one role's privileges (or every role's): the next request looks them up."""
         self._generation += 1
         if role_id is None:
-            self._cache.clear()
-        else:
-            self._cache.discard(role_id)
+            self._roles.forget_all()
+            return
+        try:
+            self._roles.forget(role_id)
+        except StoreError:  # a store that is down holds nothing we read meanwhile
+            logger.warning(
+                "role %s: the store is down; other replicas may keep the role until its TTL",
+                shown(role_id),
+            )
 
     # -- the twins: the server calls these with every token of the issuer ---------------------
 
     def resolve(self, token: AccessToken, now: float) -> AccessToken:
         """`token` with its roles replaced by their privileges (sync twin)."""
-        role_ids, rest = self._split(token.scopes)
-        if not role_ids:
-            return token
-        found = [self._privileges(role_id, now) for role_id in role_ids]
-        return with_scopes(token, rest.union(*found))
+        return self.counted(token, now)[0]
 
     async def aresolve(self, token: AccessToken, now: float) -> AccessToken:
         """`token` with its roles replaced by their privileges (async twin)."""
+        return (await self.acounted(token, now))[0]
+
+    def role_ids(self, token: AccessToken) -> tuple[str, ...]:
+        """The role ids among `token`'s scopes, sorted."""
+        return self._split(token.scopes)[0]
+
+    def counted(self, token: AccessToken, now: float) -> tuple[AccessToken, int, int]:
+        """`resolve`, and how many role ids the token names and how many were not cached."""
         role_ids, rest = self._split(token.scopes)
         if not role_ids:
-            return token
-        cached = [self._cache.get(role_id, now) for role_id in role_ids]
-        if all(privileges is not None for privileges in cached):  # no task for a cache hit
-            return with_scopes(token, rest.union(*cached))  # type: ignore[arg-type]
+            return token, 0, 0
+        found, missed = [], 0
+        for role_id in role_ids:
+            privileges = self._roles.get(role_id)
+            if privileges is None:  # (an empty set is a role that grants nothing: a hit)
+                missed += 1
+                privileges = self._privileges(role_id, now)
+            found.append(privileges)
+        return with_scopes(token, rest.union(*found)), len(role_ids), missed
+
+    async def acounted(self, token: AccessToken, now: float) -> tuple[AccessToken, int, int]:
+        """The async twin of `counted`."""
+        role_ids, rest = self._split(token.scopes)
+        if not role_ids:
+            return token, 0, 0
+        cached = [await self._roles.aget(role_id) for role_id in role_ids]
+        missed = sum(c is None for c in cached)
+        if not missed:  # no task for a cache hit
+            return with_scopes(token, rest.union(*cached)), len(role_ids), 0  # type: ignore[arg-type]
         # Every lookup lands before the request is answered, so none outlives a refusal.
         found = await asyncio.gather(
-            *(self._aprivileges(r, now) for r in role_ids), return_exceptions=True
+            *(
+                self._aprivileges(r, now)
+                for r, c in zip(role_ids, cached, strict=True)
+                if c is None
+            ),
+            return_exceptions=True,
         )
+        privileges = [c for c in cached if c is not None]
         for answer in found:
             if isinstance(answer, BaseException):
                 raise answer
-        return with_scopes(token, rest.union(*found))  # type: ignore[arg-type]
+            privileges.append(answer)
+        return with_scopes(token, rest.union(*privileges)), len(role_ids), missed
 
     def _privileges(self, role_id: str, now: float) -> frozenset[str]:
-        if (hit := self._cache.get(role_id, now)) is not None:
+        if (hit := self._roles.get(role_id)) is not None:
             return hit
         generation = self._generation
+
+        def flight() -> frozenset[str]:  # one per role in this process; in the fleet, if shared
+            if (hit := self._roles.get(role_id)) is not None:
+                return hit
+            if not self._roles.shared:
+                return call()
+            return fleet_run(
+                self._roles.cache(),
+                self._roles.key(role_id),
+                cached=lambda: self._roles.get(role_id),
+                compute=call,
+                hold=self.timeout + 1.0,
+                wait=self.timeout + 1.0,
+            )
 
         def call() -> frozenset[str]:
-            if self._http_lookup is not None:  # the server's client has its own timeouts
-                answer: Iterable[str] | BaseException
-                try:
-                    answer = self._http_privileges(self._http_lookup, role_id, now)
-                except UpstreamUnavailableError as exc:
-                    answer = exc
-                return self._store(role_id, answer, generation, now)
-            future = self._executor().submit(self._call_in_thread, role_id)
-            try:
-                answer = future.result(timeout=self.timeout)
-            except concurrent.futures.TimeoutError:
-                future.cancel()
-                answer = TimeoutError()
-            return self._store(role_id, answer, generation, now)
+            privileges = self._runner.checked(role_id, self._runner.call(role_id, now))
+            if generation == self._generation:  # else invalidated meanwhile: serve, do not keep
+                self._roles.put(role_id, privileges)
+            return privileges
 
-        return self._flights.run((role_id, generation), call)
+        return self._flights.run((role_id, generation), flight)
 
     async def _aprivileges(self, role_id: str, now: float) -> frozenset[str]:
-        if (hit := self._cache.get(role_id, now)) is not None:
+        if (hit := await self._roles.aget(role_id)) is not None:
             return hit
         generation = self._generation
 
-        async def call() -> frozenset[str]:
-            answer: Iterable[str] | BaseException
-            pending: Awaitable[Iterable[str]]
-            try:
-                if self._http_lookup is not None:
-                    pending = self._ahttp_privileges(self._http_lookup, role_id, now)
-                elif self._is_async:
-                    coroutine = cast(Callable[[str], Awaitable[Iterable[str]]], self._lookup)
-                    pending = coroutine(role_id)
-                else:  # a plain function must not block the event loop
-                    loop = asyncio.get_running_loop()
-                    plain = cast(Callable[[str], Iterable[str]], self._lookup)
-                    pending = loop.run_in_executor(self._executor(), plain, role_id)
-                answer = await asyncio.wait_for(pending, self.timeout)
-            except Exception as exc:  # TimeoutError included
-                answer = exc
-            return self._store(role_id, answer, generation, now)
-
-        return await self._flights.arun((role_id, generation), call)
-
-    def _http_privileges(self, lookup: HTTPRoleLookup, role_id: str, now: float) -> frozenset[str]:
-        http = self._own_http()
-        if lookup.needs_token(now):  # lookups of several roles at once sign in once
-            self._sign_ins.run("token", lambda: http.run(lookup.sign_in(now)))
-        return http.run(lookup.flow(role_id, now))
-
-    async def _ahttp_privileges(
-        self, lookup: HTTPRoleLookup, role_id: str, now: float
-    ) -> frozenset[str]:
-        http = self._own_http()
-        if lookup.needs_token(now):
-            await self._sign_ins.arun("token", lambda: http.arun(lookup.sign_in(now)))
-        return await http.arun(lookup.flow(role_id, now))
-
-    # -- shared by both -----------------------------------------------------------------------
-
-    def _call_in_thread(self, role_id: str) -> Iterable[str] | BaseException:
-        try:
-            if self._is_async:
-                coroutine = cast(Callable[[str], Awaitable[Iterable[str]]], self._lookup)
-                return asyncio.run(_awaited(coroutine(role_id)))
-            return cast(Callable[[str], Iterable[str]], self._lookup)(role_id)
-        except Exception as exc:
-            return exc
-
-    def _store(
-        self, role_id: str, answer: Iterable[str] | BaseException, generation: int, now: float
-    ) -> frozenset[str]:
-        """Check and cache a lookup's answer; `UpstreamUnavailableError` for a failed one."""
-        privileges = None
-        if not isinstance(answer, BaseException | str):  # a str is iterable, and wrong
-            try:
-                privileges = frozenset(answer)
-            except TypeError as exc:
-                answer = exc
-        if privileges is None or not all(isinstance(p, str) for p in privileges):
-            kind = "timed out" if isinstance(answer, TimeoutError) else "failed"
-            # The exception type only: its text might carry what the lookup sent (a secret).
-            logger.error(
-                "role %s: the lookup %s (%s)",
-                shown(role_id),
-                kind,
-                type(answer).__name__,
-                extra=fields("roles_failed", role_id=clip(role_id), error=type(answer).__name__),
+        async def flight() -> frozenset[str]:
+            if (hit := await self._roles.aget(role_id)) is not None:
+                return hit
+            if not self._roles.shared:
+                return await call()
+            return await afleet_run(
+                self._roles.cache(),
+                self._roles.key(role_id),
+                cached=lambda: self._roles.aget(role_id),
+                compute=call,
+                hold=self.timeout + 1.0,
+                wait=self.timeout + 1.0,
             )
-            raise UpstreamUnavailableError(f"role {role_id}")
-        if generation == self._generation:  # else invalidated meanwhile: serve, do not keep
-            self._cache.put(role_id, privileges, deadline=now + self.ttl, now=now)
-        return privileges
 
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    self._workers, thread_name_prefix="bearerguard-roles"
-                )
-            return self._pool
+        async def call() -> frozenset[str]:
+            privileges = self._runner.checked(role_id, await self._runner.acall(role_id, now))
+            if generation == self._generation:  # else invalidated meanwhile: serve, do not keep
+                await self._roles.aput(role_id, privileges)
+            return privileges
+
+        return await self._flights.arun((role_id, generation), flight)
 
     def close(self) -> None:
         """Stop the worker threads (a lookup still running is not interrupted), and close the
         HTTP clients of an `HTTPRoleLookup` if the resolver made them itself."""
-        if self._owns_http and self._http is not None:
-            self._http.close()
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
-
-
-async def _awaited(pending: Awaitable[Iterable[str]]) -> Iterable[str]:
-    return await pending
+        self._runner.close()

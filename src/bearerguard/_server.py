@@ -17,6 +17,7 @@ strict parse, are refused here.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -31,7 +32,13 @@ from ._cache import TokenCache
 from ._config import Issuer
 from ._config_introspection import Introspection
 from ._credentials import Credentials, read_credentials
-from ._env import check_names, introspection_from_env, issuers_from_env, server_options_from_env
+from ._env import (
+    check_names,
+    introspection_from_env,
+    issuers_from_env,
+    server_options_from_env,
+    store_from_env,
+)
 from ._errors import (
     BearerError,
     ConfigurationError,
@@ -43,9 +50,10 @@ from ._errors import (
     UpstreamUnavailableError,
     seen_in,
 )
-from ._events import Events, TokenAccepted, TokenRefused
+from ._events import Events, KeysFetched, RolesResolved, TokenAccepted, TokenRefused
 from ._fetch import DEFAULT_TIMEOUT, HTTP
 from ._header import bearer_candidate, is_b64token
+from ._introspecting import aintrospect, introspect
 from ._introspection import Introspector, token_key
 from ._jose import UnverifiedJWT
 from ._jwks import JWKSStatus
@@ -54,6 +62,7 @@ from ._keysource import KeySource
 from ._limit import CallLimit
 from ._logfields import log_event
 from ._roles import RoleResolver
+from ._store import MemoryStore, Store, StoreStatus, TieredStore
 from ._token import AccessToken
 from ._trusted import Trusted
 from ._types import Clock
@@ -61,6 +70,8 @@ from ._validate import seconds
 from ._verifier import Verifier
 
 DEFAULT_MAX_TOKEN_BYTES = 8192
+_LOG_ONLY = (log_event,)  # `events.accepted` when only the log lines subscribe
+logger = logging.getLogger("bearerguard")  # log_event's logger for accepted tokens
 
 
 # Keyword arguments of `from_env` that are `Issuer` fields (none is a `ResourceServer` argument).
@@ -108,10 +119,13 @@ class ResourceServer:
         clock: Clock = time.time,
         timer: Clock = time.monotonic,
         events: Events | None = None,
+        store: Store | None = None,
     ) -> None:
         if events is None:
             events = Events()
-            events.subscribe(log_event)  # the log lines of the README
+            # The log lines of the README, for the kinds that have one: the others (role
+            # resolutions, introspection calls) then cost one attribute test until watched.
+            events.subscribe(log_event, TokenAccepted, TokenRefused, KeysFetched)
         self.events = events
         configs = [issuers] if isinstance(issuers, Issuer) else _issuers(issuers)
         if not configs and introspection is None:
@@ -121,6 +135,11 @@ class ResourceServer:
             if config.issuer in self._trusted:
                 raise ConfigurationError(f"issuer {config.issuer} is configured twice")
             self._trusted[config.issuer] = Trusted.compile(config, events)
+        if store is not None and not isinstance(store, Store):
+            raise ConfigurationError("store must be a Store (MemoryStore, RedisStore...)")
+        if store is not None and not isinstance(store, MemoryStore | TieredStore):
+            store = TieredStore(MemoryStore(timer=timer), store)  # a shared store: hits stay local
+        self.store = store  # None: each cache keeps its own bounded MemoryStore
         self._introspector: Introspector | None = None
         self._revoker: Introspector | None = None  # introspect_jwts: verified JWTs are confirmed
         self._foreign: Introspector | None = None  # introspect_foreign_jwts: other issuers' JWTs
@@ -156,6 +175,9 @@ class ResourceServer:
         for resolver in (*self._roles.values(), introspection and introspection.roles):
             if resolver:
                 resolver.use_http(self._http)  # an HTTPRoleLookup runs on the server's clients
+                # An empty MemoryStore is falsy (len 0): `is None`, not `or`.
+                own = MemoryStore(resolver.max_roles, timer=timer) if store is None else store
+                resolver.use_store(own)
 
     @classmethod
     def from_env(
@@ -178,6 +200,8 @@ class ResourceServer:
         fields = {name: kwargs.pop(name) for name in list(kwargs) if name in _ISSUER_FIELDS}
         if "introspection" not in kwargs:
             kwargs["introspection"] = introspection_from_env(environ)
+        if "store" not in kwargs:
+            kwargs["store"] = store_from_env(environ)
         if "issuers" in kwargs:
             if fields:
                 raise ConfigurationError(
@@ -291,21 +315,45 @@ class ResourceServer:
 
     def _resolved(self, access: AccessToken) -> AccessToken:
         if (roles := self._roles_of(access)) is not None:
+            started = perf_counter() if self.events.roles else 0.0
             try:
-                return roles.resolve(access, self._timer())
+                resolved, count, looked_up = roles.counted(access, self._timer())
             except UpstreamUnavailableError as exc:
-                self._refused(exc, _seen_of(access))
+                self._roles_failed(access, roles, exc, started)
                 raise
+            if count and self.events.roles:
+                duration = perf_counter() - started
+                self.events.emit(RolesResolved(access.issuer, count, looked_up, None, duration))
+            return resolved
         return access
 
     async def _aresolved(self, access: AccessToken) -> AccessToken:
         if (roles := self._roles_of(access)) is not None:
+            started = perf_counter() if self.events.roles else 0.0
             try:
-                return await roles.aresolve(access, self._timer())
+                resolved, count, looked_up = await roles.acounted(access, self._timer())
             except UpstreamUnavailableError as exc:
-                self._refused(exc, _seen_of(access))
+                self._roles_failed(access, roles, exc, started)
                 raise
+            if count and self.events.roles:
+                duration = perf_counter() - started
+                self.events.emit(RolesResolved(access.issuer, count, looked_up, None, duration))
+            return resolved
         return access
+
+    def _roles_failed(
+        self,
+        access: AccessToken,
+        roles: RoleResolver,
+        exc: UpstreamUnavailableError,
+        started: float,
+    ) -> None:
+        if self.events.roles:
+            count = len(roles.role_ids(access))
+            duration = perf_counter() - started
+            event = RolesResolved(access.issuer, count, count, exc.what, duration)
+            self.events.emit(event)
+        self._refused(exc, _seen_of(access))
 
     def _roles_of(self, access: AccessToken) -> RoleResolver | None:
         # The caches hold tokens as issued; role privileges are applied per request (they
@@ -328,7 +376,10 @@ class ResourceServer:
 
     def _accepted(self, access: AccessToken, started: float) -> AccessToken:
         """`access`, reported as verified now (a miss of the verified-token cache)."""
-        if self.events.accepted:
+        accepted = self.events.accepted
+        # The log subscriber alone writes nothing for an accepted token but at DEBUG: no event
+        # is built for it otherwise (~0.5 µs a miss, the cost of all the rest of this seam).
+        if accepted and (accepted != _LOG_ONLY or logger.isEnabledFor(logging.DEBUG)):
             duration = perf_counter() - started
             event = TokenAccepted(access.source, access.issuer, access.client_id, False, duration)
             self.events.emit(event)
@@ -382,33 +433,42 @@ class ResourceServer:
     # -- introspection: where the twins differ (keys: `KeySource`) ------------------------
 
     def _introspect(self, introspector: Introspector, token: str) -> AccessToken:
-        key = token_key(token)
-        if (hit := introspector.cached(key, self._clock())) is not None:
-            return hit
-
-        def call() -> AccessToken:  # one per token at a time, within the bound on calls
-            if (hit := introspector.cached(key, self._clock())) is not None:
-                return hit  # a flight just landed: no call, and no slot taken
-            with introspector.limit.slot():
-                return self._http.run(introspector.flow(token, key, self._clock()))
-
-        try:  # a thread queued behind the call waits one deadline at most, as behind a key fetch
-            return introspector.flights.run(key, call, wait=self._http.deadline())
-        except TimeoutError:  # a call outlasting its deadline (an AS trickling its bytes)
-            raise UpstreamUnavailableError(introspector.limit.what) from None
+        access, until = introspect(
+            introspector,
+            token,
+            token_key(token),
+            run=self._http.run,
+            clock=self._clock,
+            wait=self._http.deadline(),
+            events=self.events,
+        )
+        return self._keep(introspector, token, access, until)
 
     async def _aintrospect(self, introspector: Introspector, token: str) -> AccessToken:
-        key = token_key(token)
-        if (hit := introspector.cached(key, self._clock())) is not None:
-            return hit
+        access, until = await aintrospect(
+            introspector,
+            token,
+            token_key(token),
+            run=self._http.arun,
+            clock=self._clock,
+            wait=self._http.deadline(),
+            events=self.events,
+        )
+        return self._keep(introspector, token, access, until)
 
-        async def call() -> AccessToken:
-            if (hit := introspector.cached(key, self._clock())) is not None:
-                return hit
-            with introspector.limit.slot():
-                return await self._http.arun(introspector.flow(token, key, self._clock()))
-
-        return await introspector.flights.arun(key, call)
+    def _keep(
+        self, introspector: Introspector, token: str, access: AccessToken, until: float
+    ) -> AccessToken:
+        """`access`, kept in the verified-token cache until the introspection cache's deadline
+        `until`, so a hit is one dict lookup and the store is read only on its miss. Not for
+        `introspect_jwts`: a JWT confirmed by the AS is checked again (signature, claims) on
+        each use, and its confirmation read from the store."""
+        if introspector is not self._revoker:
+            now = self._clock()
+            self._tokens.put_token(
+                token, access, deadline=until, keys=None, kid=None, key=None, now=now
+            )
+        return access
 
     # -- after the key: the signature and claims, and the cache -----------------------
 
@@ -436,6 +496,12 @@ class ResourceServer:
         """The state of each issuer's keys, for health checks: age, kids, last error."""
         return self.key_source.status()
 
+    def store_status(self) -> StoreStatus:
+        """The state of the shared store (Redis: up or down, since when, the last error), for
+        health checks; the in-memory store is always up. A down store costs requests nothing
+        but extra calls to the authorization server (see the README, "Stores")."""
+        return (_MEMORY if self.store is None else self.store).status()
+
     def _introspector_for(
         self,
         config: Introspection,
@@ -449,7 +515,12 @@ class ResourceServer:
         keys = trusted.keys if trusted else None
         metadata = (lambda: keys.metadata) if keys else None
         return Introspector(
-            config, metadata=metadata, confirms_jwts=confirms_jwts, limit=limit, timer=timer
+            config,
+            metadata=metadata,
+            confirms_jwts=confirms_jwts,
+            limit=limit,
+            timer=timer,
+            store=self.store,
         )
 
     def close(self) -> None:
@@ -476,6 +547,9 @@ class ResourceServer:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+_MEMORY = MemoryStore(1)  # the status of stores kept in the process: always up
 
 
 # Refusals raised once the signature held: the token's claims are then what its issuer signed.

@@ -1,40 +1,24 @@
 """A shared store on Redis, for fleets: `RedisStore` (needs `bearerguard[redis]`, redis-py).
 
 One store serves every replica: introspection answers, role privileges, refusals and DPoP
-`jti`s seen, and the fleet-wide single-flight locks (`_store.fleet_run`). Put it behind a
+`jti`s seen, and the fleet-wide single-flight locks (`_fleet.fleet_run`). Put it behind a
 `TieredStore` so a hit costs no round trip.
 
-What it guarantees, and why:
-- **Keys never contain a token, and cannot be forged.** A store key `"intro:<id>"` becomes
-  `"{namespace}:v1:intro:<HMAC-SHA-256(secret, <id>) in 32 hex digits>"`. A keyed hash rather than
-  a plain SHA-256: whoever can read or write this Redis but does not hold the secret can neither
-  tell which token an entry belongs to nor compute where a token of their choosing would go.
-- **Values cannot be forged either.** Each value is stored behind a 128-bit HMAC tag over its key
-  and its bytes, so an entry planted by someone who can write to Redis, or copied to another
-  key, is a miss; otherwise a writable Redis would let anyone mint an "active" introspection
-  answer for a made-up token. A wrong tag (another secret, tampering) is a miss, logged at
-  WARNING at most once a minute. So the secret is required: the same on every replica, at least
-  16 bytes, secret like a client secret (`secrets.token_urlsafe(32)` makes one).
-- **"v1" in every key** is the format of keys and values: a later format uses other keys, so
-  replicas of two versions side by side never read each other's entries.
-- **Expiry is Redis's own** (`SET … PX`, and `SET … NX PX` for add-if-absent, each atomic), at
-  most the TTL asked and at most `max_ttl`, rounded down to the millisecond.
-- **Timeouts on every call.** The clients made from `url` have `timeout` (default 0.25 s) as
-  their connect and read timeouts and no retries, so a sync call gives up within twice `timeout`
-  (connect, then reply); async calls are also cut at `timeout`. Why 0.25 s, the top of the usual
-  range: a Redis round trip on a LAN is well under a millisecond, but an async call's time also
-  counts the event loop's other work, and a busy loop or a Redis pausing for a fork can take
-  tens of milliseconds. A timeout too tight marks a healthy Redis down exactly when the fleet is
-  loaded, and sends every replica to the authorization server at once; a generous one costs
-  little, since a hanging Redis is paid for only by the calls in flight when it hangs and one
-  probe per `retry_after` (below). Any failure becomes `StoreError` (the caller's rule: see
-  `bearerguard._store`).
-- **Down is remembered.** After a failure the store does not try again for `retry_after`
-  seconds (1 s): calls meanwhile fail at once without I/O, so a dead Redis costs requests
-  nothing. The next call then tries, and success marks it up. Each change is logged once
-  (WARNING when it goes down, INFO when it is back) and `status()` reports it.
-- A Redis that answers garbage (a value we did not write, another data type under our key, a
-  flushed database) gives a miss, never an exception.
+What it guarantees (the README's "Stores" section says more):
+- **Keys never contain a token, and cannot be forged**: `"intro:<id>"` is stored under
+  `"{namespace}:v1:intro:<HMAC-SHA-256(secret, <id>), 32 hex digits>"`; without the secret one
+  can neither tell whose entry it is nor compute where a chosen token would go.
+- **Values cannot be forged either**: each carries a 128-bit HMAC tag over its key and bytes, so
+  a planted or copied entry is a miss (logged at WARNING at most once a minute); otherwise a
+  writable Redis would mint "active" answers. Hence the required secret (16 bytes at least).
+- **"v1"** is the format of keys and values: two versions side by side never read each other's.
+- **Expiry is Redis's** (`SET … PX`, `SET … NX PX`, atomic), at most the TTL asked and `max_ttl`.
+- **Timeouts on every call** (`timeout`, 0.25 s, connect and read; no retries; async calls cut at
+  `timeout`). Generous for a LAN round trip on purpose: an async call also counts the event
+  loop's other work, and a timeout too tight marks a healthy Redis down exactly when the fleet
+  is loaded, sending every replica to the AS at once. Any failure is `StoreError`.
+- **Down is remembered** (`_storehealth`): no new attempt for `retry_after` (1 s), each change
+  of state logged once, `status()` reports it. Garbage in Redis is a miss, never an exception.
 
 Example::
 
@@ -45,8 +29,6 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import re
 import threading
@@ -66,7 +48,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from ._errors import ConfigurationError
 from ._redact import safe_url
-from ._store import StoreError, StoreStatus, lock_token
+from ._sealing import Sealer
+from ._store import StoreStatus, lock_token
+from ._storehealth import StoreHealth
 from ._types import Clock
 
 __all__ = ["RedisStore"]
@@ -77,10 +61,7 @@ T = TypeVar("T")
 
 FORMAT = "v1"
 DEFAULT_TIMEOUT = 0.25
-_TAG_BYTES = 16  # 128-bit tags (RFC 2104 §5: truncation to at least half the output)
-_KIND = re.compile(r"[a-z][a-z0-9-]{0,15}")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_TAMPER_LOG_INTERVAL = 60.0
 # Delete the key only if it still holds the caller's lock token (a compare-and-delete: a GET and
 # a DEL from the client would delete a lock that expired and was taken by another in between).
 _UNLOCK = """
@@ -143,8 +124,6 @@ class RedisStore:
         self.timeout = timeout
         self.max_ttl = max_ttl
         self._url = url
-        self._names = hmac.new(raw, b"bearerguard store: key names", hashlib.sha256)
-        self._tags = hmac.new(raw, b"bearerguard store: value tags", hashlib.sha256)
         self._options: dict[str, Any] = {  # no retries: a failed call fails, at once
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
@@ -167,49 +146,12 @@ class RedisStore:
         )
         self._clients_lock = threading.Lock()
         where = safe_url(url) if url is not None else _describe(client or async_client)
-        self._health = _Health(where, retry_after, timer, clock)
-        self._last_tamper_log = -_TAMPER_LOG_INTERVAL
-        self._timer = timer
-
-    # -- naming and sealing ---------------------------------------------------------------------
+        self._health = StoreHealth(f"Redis store {where}", retry_after, timer, clock)
+        self._sealer = Sealer(raw, f"{namespace}:{FORMAT}", self._health.where, timer)
 
     def name(self, key: str) -> str:
         """The Redis key name of a store key `"kind:rest"`: the kind in plain, `rest` keyed."""
-        kind, colon, rest = key.partition(":")
-        if not colon or not _KIND.fullmatch(kind):
-            # Not echoed: a key passed by mistake might be a token.
-            raise ValueError("a store key is 'kind:rest' with a short lower-case kind")
-        digest = self._names.copy()
-        digest.update(rest.encode("utf-8", "surrogatepass"))
-        return f"{self.namespace}:{FORMAT}:{kind}:{digest.hexdigest()[: 2 * _TAG_BYTES]}"
-
-    def _tag(self, name: str, value: bytes) -> bytes:
-        mac = self._tags.copy()
-        mac.update(name.encode())
-        mac.update(b"\n")
-        mac.update(value)
-        return mac.digest()[:_TAG_BYTES]
-
-    def _seal(self, name: str, value: bytes) -> bytes:
-        return self._tag(name, value) + value
-
-    def _open(self, name: str, stored: object) -> bytes | None:
-        if stored is None:
-            return None
-        if isinstance(stored, bytes) and len(stored) >= _TAG_BYTES:
-            tag, value = stored[:_TAG_BYTES], stored[_TAG_BYTES:]
-            if hmac.compare_digest(tag, self._tag(name, value)):
-                return value
-        now = self._timer()
-        if now - self._last_tamper_log >= _TAMPER_LOG_INTERVAL:
-            self._last_tamper_log = now
-            logger.warning(
-                "Redis store %s: an entry of kind %s has no valid tag (written with another "
-                "secret, or not by bearerguard): read as a miss",
-                self._health.where,
-                name.split(":")[2],
-            )
-        return None
+        return self._sealer.name(key)
 
     def _px(self, ttl: float) -> int:
         return int(min(ttl, self.max_ttl) * 1000) if ttl > 0 else 0
@@ -218,19 +160,19 @@ class RedisStore:
 
     def get(self, key: str) -> bytes | None:
         name = self.name(key)
-        return self._open(name, self._run(lambda c: _get(c, name)))
+        return self._sealer.open(name, self._run(lambda c: _get(c, name)))
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         name, px = self.name(key), self._px(ttl)
         if px > 0:
-            sealed = self._seal(name, value)
+            sealed = self._sealer.seal(name, value)
             self._run(lambda c: c.set(name, sealed, px=px))
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
         name, px = self.name(key), self._px(ttl)
         if px <= 0:
             return False
-        sealed = self._seal(name, value)
+        sealed = self._sealer.seal(name, value)
         return bool(self._run(lambda c: c.set(name, sealed, px=px, nx=True)))
 
     def delete(self, key: str) -> None:
@@ -243,7 +185,7 @@ class RedisStore:
 
     def unlock(self, key: str, token: str) -> None:
         name = self.name(key)
-        sealed = self._seal(name, token.encode())
+        sealed = self._sealer.seal(name, token.encode())
         self._run(lambda c: c.eval(_UNLOCK, 1, name, sealed))
 
     def _run(self, call: Callable[[redis.Redis], T]) -> T:
@@ -261,19 +203,19 @@ class RedisStore:
 
     async def aget(self, key: str) -> bytes | None:
         name = self.name(key)
-        return self._open(name, await self._arun(lambda c: _aget(c, name)))
+        return self._sealer.open(name, await self._arun(lambda c: _aget(c, name)))
 
     async def aset(self, key: str, value: bytes, ttl: float) -> None:
         name, px = self.name(key), self._px(ttl)
         if px > 0:
-            sealed = self._seal(name, value)
+            sealed = self._sealer.seal(name, value)
             await self._arun(lambda c: c.set(name, sealed, px=px))
 
     async def aadd(self, key: str, value: bytes, ttl: float) -> bool:
         name, px = self.name(key), self._px(ttl)
         if px <= 0:
             return False
-        sealed = self._seal(name, value)
+        sealed = self._sealer.seal(name, value)
         return bool(await self._arun(lambda c: c.set(name, sealed, px=px, nx=True)))
 
     async def adelete(self, key: str) -> None:
@@ -286,7 +228,7 @@ class RedisStore:
 
     async def aunlock(self, key: str, token: str) -> None:
         name = self.name(key)
-        sealed = self._seal(name, token.encode())
+        sealed = self._sealer.seal(name, token.encode())
         await self._arun(lambda c: c.eval(_UNLOCK, 1, name, sealed))
 
     async def _arun(self, call: Callable[[aredis.Redis], Awaitable[T]]) -> T:
@@ -353,57 +295,3 @@ async def _aget(client: aredis.Redis, name: str) -> object:
 def _describe(client: redis.Redis | aredis.Redis | None) -> str:
     kwargs = client.connection_pool.connection_kwargs if client is not None else {}
     return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
-
-
-class _Health:
-    """Up or down, since when, and why; a down store is retried after `retry_after` seconds.
-
-    Reading the state costs one attribute read while up; changes take a lock, so each is
-    logged once however many threads see it at once.
-    """
-
-    def __init__(self, where: str, retry_after: float, timer: Clock, clock: Clock) -> None:
-        self.where = where
-        self.retry_after = retry_after
-        self.status = StoreStatus(up=True, since=clock())
-        self._timer = timer
-        self._clock = clock
-        self._retry_at = 0.0
-        self._lock = threading.Lock()
-
-    def check(self) -> None:
-        """Raise `StoreError` without I/O while down and not yet due for a retry."""
-        if self.status.up:
-            return
-        with self._lock:
-            now = self._timer()
-            if now < self._retry_at:
-                raise StoreError(f"Redis store {self.where} is down: {self.status.last_error}")
-            self._retry_at = now + self.retry_after  # this caller tries; the others wait
-
-    def ok(self) -> None:
-        if self.status.up:
-            return
-        with self._lock:
-            if not self.status.up:
-                self.status = StoreStatus(True, self._clock(), self.status.last_error)
-                logger.info("Redis store %s is back up", self.where)
-
-    def failed(self, exc: BaseException) -> StoreError:
-        """Record a failure (logged if the store was up) and return the error to raise."""
-        # The exception's type and text: redis-py's texts name the host and the failure, never
-        # a password, and no command's arguments.
-        error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
-        with self._lock:
-            self._retry_at = self._timer() + self.retry_after
-            if self.status.up:
-                self.status = StoreStatus(False, self._clock(), error)
-                logger.warning(
-                    "Redis store %s is down (%s): caches go on without it, retried every %gs",
-                    self.where,
-                    error,
-                    self.retry_after,
-                )
-            else:
-                self.status = StoreStatus(False, self.status.since, error)
-        return StoreError(f"Redis store {self.where}: {error}")

@@ -138,3 +138,16 @@ def test_cache_sizes_count_tokens_and_keys(local_issuer: LocalIssuer, twin: Twin
         twin.authenticate(server, "Bearer " + local_issuer.mint())
     sizes = server.cache_sizes()
     assert sizes["tokens"] == 3 and sizes["keys"] >= 1
+
+
+def test_the_log_writes_accepted_tokens_at_debug_only(
+    local_issuer: LocalIssuer, twin: Twin, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = ResourceServer(issuer_config(local_issuer))
+    with caplog.at_level(logging.INFO, logger="bearerguard"):
+        twin.authenticate(server, "Bearer " + local_issuer.mint())
+    assert not [r for r in caplog.records if "accepted token" in r.getMessage()]
+    with caplog.at_level(logging.DEBUG, logger="bearerguard"):
+        twin.authenticate(server, "Bearer " + local_issuer.mint(client_id="c-42"))
+    (line,) = [r.getMessage() for r in caplog.records if "accepted token" in r.getMessage()]
+    assert "'c-42'" in line and local_issuer.issuer in line

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote_plus
 
 import pytest
 
 from bearerguard import (
+    AccessToken,
     ConfigurationError,
     Introspection,
     InvalidTokenError,
@@ -17,10 +18,13 @@ from bearerguard import (
     ResourceServer,
     UpstreamUnavailableError,
 )
+from bearerguard import _introspecting as answers
 from bearerguard._discovery import Metadata
 from bearerguard._env import introspection_from_env
-from bearerguard._flow import Fetch, Fetched, FetchFailed, to_outcome
+from bearerguard._events import Events
+from bearerguard._flow import Fetch, Fetched, FetchFailed, Flow, to_outcome
 from bearerguard._introspection import Introspector, introspection_request, token_key
+from bearerguard._store import MemoryStore
 
 from ..conftest import FakeClock
 from ..helpers import FAILED, drive, fetched
@@ -47,7 +51,25 @@ def active(**members: Any) -> Fetched:
 def introspect(
     intro: Introspector, token: str, *outcomes: Any, now: float = NOW
 ) -> tuple[Any, list[Fetch]]:
+    """The flow alone: what the AS's answer means (it neither reads nor writes the cache)."""
     return drive(intro.flow(token, token_key(token), now), *outcomes)
+
+
+def cached_introspect(
+    intro: Introspector, token: str, *outcomes: Any, now: float = NOW
+) -> tuple[AccessToken, list[Fetch]]:
+    """As the server introspects: the cache, else the flow, its outcome then cached."""
+    fetches: list[Fetch] = []
+
+    def run(flow: Flow[AccessToken]) -> AccessToken:
+        access, made = drive(flow, *outcomes)
+        fetches.extend(made)
+        return cast(AccessToken, access)
+
+    access, _ = answers.introspect(
+        intro, token, token_key(token), run=run, clock=lambda: now, wait=None, events=Events()
+    )
+    return access, fetches
 
 
 # -- the request --------------------------------------------------------------------------------
@@ -237,11 +259,11 @@ def test_times_are_checked_with_leeway() -> None:
 def test_positive_answer_lives_until_exp(clock: FakeClock) -> None:
     intro = Introspector(config(cache_max_ttl=300))
     key = token_key("t")
-    first, _ = introspect(intro, "t", active(exp=clock.now + 60), now=clock.now)
+    first, _ = cached_introspect(intro, "t", active(exp=clock.now + 60), now=clock.now)
     clock.advance(59.9)
-    assert intro.cached(key, clock.now) is first
-    again, fetches = introspect(intro, "t", now=clock.now)  # answered without a fetch
-    assert again is first and fetches == []
+    assert intro.cached(key, clock.now) == first
+    again, fetches = cached_introspect(intro, "t", now=clock.now)  # answered without a fetch
+    assert again == first and fetches == []
     clock.advance(0.1)
     assert intro.cached(key, clock.now) is None  # never past exp, even within cache_max_ttl
 
@@ -249,7 +271,7 @@ def test_positive_answer_lives_until_exp(clock: FakeClock) -> None:
 def test_positive_answer_lives_at_most_cache_max_ttl(clock: FakeClock) -> None:
     intro = Introspector(config(cache_max_ttl=30))
     key = token_key("t")
-    introspect(intro, "t", active(exp=clock.now + 3600), now=clock.now)
+    cached_introspect(intro, "t", active(exp=clock.now + 3600), now=clock.now)
     clock.advance(29)
     assert intro.cached(key, clock.now) is not None
     clock.advance(1)
@@ -258,7 +280,7 @@ def test_positive_answer_lives_at_most_cache_max_ttl(clock: FakeClock) -> None:
 
 def test_answer_without_exp_lives_cache_max_ttl(clock: FakeClock) -> None:
     intro = Introspector(config(cache_max_ttl=30))
-    introspect(intro, "t", fetched({"active": True}), now=clock.now)
+    cached_introspect(intro, "t", fetched({"active": True}), now=clock.now)
     clock.advance(29)
     assert intro.cached(token_key("t"), clock.now) is not None
     clock.advance(1)
@@ -269,7 +291,7 @@ def test_refusals_are_cached_for_negative_ttl(clock: FakeClock) -> None:
     intro = Introspector(config(negative_ttl=5))
     for token, answer in (("a", fetched({"active": False})), ("b", active(exp="soon"))):
         with pytest.raises(InvalidTokenError):
-            introspect(intro, token, answer, now=clock.now)
+            cached_introspect(intro, token, answer, now=clock.now)
     clock.advance(4.9)
     for token, reason in (("a", Reason.INACTIVE), ("b", Reason.CLAIM_TYPE)):
         with pytest.raises(InvalidTokenError) as info:
@@ -282,11 +304,11 @@ def test_refusals_are_cached_for_negative_ttl(clock: FakeClock) -> None:
 def test_cache_size_is_bounded_and_zero_disables_it(clock: FakeClock) -> None:
     intro = Introspector(config(cache_size=10))
     for i in range(25):
-        introspect(intro, f"t{i}", active(), now=clock.now)
-    assert len(intro._cache) <= 10
+        cached_introspect(intro, f"t{i}", active(), now=clock.now)
+    assert len(cast(MemoryStore, intro._cache)) <= 10
     assert intro.cached(token_key("t24"), clock.now) is not None
     off = Introspector(config(cache_size=0))
-    introspect(off, "t", active(), now=clock.now)
+    cached_introspect(off, "t", active(), now=clock.now)
     assert off.cached(token_key("t"), clock.now) is None
 
 

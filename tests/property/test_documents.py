@@ -27,7 +27,7 @@ from bearerguard import (
 )
 from bearerguard._discovery import DiscoveryError, discovery_flow, parse_metadata
 from bearerguard._flow import Fetched, FetchFailed, Outcome, to_outcome
-from bearerguard._introspection import read_answer
+from bearerguard._introspection_answer import read_answer
 from bearerguard._keys import KeySet
 
 from ..helpers import ASYMMETRIC, Signer, drive

@@ -9,14 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bearerguard._fleet import afleet_run, fleet_run
 from bearerguard._store import (
     MemoryStore,
     Store,
     StoreError,
     StoreStatus,
     TieredStore,
-    afleet_run,
-    fleet_run,
 )
 
 

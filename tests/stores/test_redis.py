@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from bearerguard import AccessToken
 from bearerguard._codec import decode_privileges, decode_token, encode
 from bearerguard._errors import ConfigurationError
-from bearerguard._store import MemoryStore, Store, StoreError, TieredStore, afleet_run, fleet_run
+from bearerguard._fleet import afleet_run, fleet_run
+from bearerguard._store import MemoryStore, Store, StoreError, TieredStore
 from bearerguard.redis import RedisStore
 
 from .conftest import SECRET, RedisServer, Relay

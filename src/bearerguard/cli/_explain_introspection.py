@@ -13,14 +13,13 @@ from typing import Any
 
 from .._claims import check_expiry, check_issued_at, check_not_before, time_claim
 from .._errors import InvalidTokenError, UpstreamUnavailableError
-from .._flow import Fetch, Fetched, Flow, Outcome, T, describe
-from .._introspection import (
-    _STRING_MEMBERS,
-    Introspector,
+from .._flow import Fetch, Fetched, Outcome, describe, recorded
+from .._introspection import Introspector, token_key
+from .._introspection_answer import (
+    STRING_MEMBERS,
     check_audience,
     check_issuer,
     check_members,
-    token_key,
 )
 from .._redact import safe_url
 from .._scopes import read_scopes
@@ -29,18 +28,6 @@ from ._report import Report
 from ._timefmt import duration, relative, utc
 
 STEPS = ("endpoint", "answer", "active", "members", "iss", "aud", "exp", "nbf", "iat", "scopes")
-
-
-def recorded(flow: Flow[T], seen: list[tuple[Fetch, Outcome]]) -> Flow[T]:
-    """`flow`, keeping each request it made with the outcome it got."""
-    try:
-        fetch = next(flow)
-        while True:
-            outcome = yield fetch
-            seen.append((fetch, outcome))
-            fetch = flow.send(outcome)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
 
 
 def explain_introspection(
@@ -92,7 +79,7 @@ def explain_introspection(
 def _members(
     answer: dict[str, Any], config: Any, report: Report, now: float
 ) -> frozenset[str] | None:
-    """The checks of `_introspection.read_answer` on an active answer, in its order."""
+    """The checks of `_introspection_answer.read_answer` on an active answer, in its order."""
 
     def step(name: str, check: Callable[[], object], describe: Callable[[bool], str]) -> None:
         try:
@@ -111,7 +98,7 @@ def _members(
     def audience() -> None:
         check_audience(answer, config)
 
-    wrong = [n for n in _STRING_MEMBERS if n in answer and not isinstance(answer[n], str)]
+    wrong = [n for n in STRING_MEMBERS if n in answer and not isinstance(answer[n], str)]
     step(
         "members",
         members,
