@@ -12,16 +12,13 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 import httpx
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from ._events import TokenAccepted, TokenRefused
-
-if TYPE_CHECKING:
-    from ._server import ResourceServer
 
 # Distinct issuer values an instrumented server gives its attributes; later ones are `_OTHER`.
 MAX_ISSUERS = 32
@@ -153,12 +150,3 @@ def _split(url: str | None) -> SplitResult | None:
     except ValueError:
         return None
     return parts if parts.scheme and parts.hostname else None
-
-
-def cache_sizes(server: ResourceServer) -> dict[str, int]:
-    """The number of entries in each of `server`'s caches, by name."""
-    sizes = getattr(server, "cache_sizes", None)
-    if sizes is not None:
-        return dict(sizes())
-    # Until `ResourceServer.cache_sizes()` exists: the verified-token cache only.
-    return {"tokens": len(server._tokens)}

@@ -21,7 +21,7 @@ one exists, units as they ask: `s` for durations):
   outcome (`active`, `inactive`, `error`) and HTTP status;
 - `bearerguard.roles.resolutions`, `bearerguard.roles.lookups`, `bearerguard.roles.duration`:
   role-ID scopes resolved (from the role cache or not) and role ids looked up;
-- `bearerguard.cache.entries` (observable gauge): each cache's size, by `bearerguard.cache.name`;
+- `bearerguard.cache.entries` (observable gauge): `server.cache_sizes()`, by `bearerguard.cache.name`;
 - a span per key fetch and per introspection call, made after the fact from the event's start
   and duration, a child of the span current when the server reported it (the request's, under
   an instrumented framework); status ERROR with `error.type` when the call failed.
@@ -58,7 +58,6 @@ from ._otelvalues import (
     BoundedIssuers,
     Tally,
     accepted_attributes,
-    cache_sizes,
     error_type,
     refused_attributes,
     shown_url,
@@ -66,7 +65,7 @@ from ._otelvalues import (
 )
 from ._server import ResourceServer
 
-__all__ = ["MAX_ISSUERS", "cache_sizes", "error_type", "instrument"]
+__all__ = ["MAX_ISSUERS", "error_type", "instrument"]
 
 # Bucket boundaries (seconds): a verification spans a cache hit (under a microsecond) to a miss
 # that waited for a key fetch; an upstream call is milliseconds to the deadline (the semantic
@@ -279,5 +278,5 @@ class _Recorder:
             return []
         return [
             Observation(size, {"bearerguard.cache.name": name})
-            for name, size in cache_sizes(server).items()
+            for name, size in server.cache_sizes().items()
         ]
