@@ -21,7 +21,8 @@ one exists, units as they ask: `s` for durations):
   outcome (`active`, `inactive`, `error`) and HTTP status;
 - `bearerguard.roles.resolutions`, `bearerguard.roles.lookups`, `bearerguard.roles.duration`:
   role-ID scopes resolved (from the role cache or not) and role ids looked up;
-- `bearerguard.cache.entries` (observable gauge): `server.cache_sizes()`, by `bearerguard.cache.name`;
+- `bearerguard.cache.entries` (observable gauge): `server.cache_sizes()`, by
+  `bearerguard.cache.name`;
 - a span per key fetch and per introspection call, made after the fact from the event's start
   and duration, a child of the span current when the server reported it (the request's, under
   an instrumented framework); status ERROR with `error.type` when the call failed.
