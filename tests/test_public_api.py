@@ -22,3 +22,14 @@ def test_exported_classes_belong_to_the_facade() -> None:
         obj = getattr(bearerguard, name)
         if isinstance(obj, type):
             assert obj.__module__ == "bearerguard", name
+
+
+def test_type_hints_of_exported_classes_resolve() -> None:
+    # Pydantic, FastAPI and dataclass tooling call typing.get_type_hints on what they are given;
+    # it reads annotations in `cls.__module__`, which the facade rewrites to "bearerguard".
+    import typing
+
+    for name in bearerguard.__all__:
+        obj = getattr(bearerguard, name)
+        if isinstance(obj, type):
+            typing.get_type_hints(obj)  # raises NameError for an annotation it cannot resolve

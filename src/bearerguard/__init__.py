@@ -4,6 +4,10 @@ Verify JWT access tokens against a cached, self-healing JWKS (or a shared secret
 claims and scopes, introspect opaque tokens (RFC 7662), and answer refusals the way RFC 6750 says.
 """
 
+import inspect as _inspect
+import sys as _sys
+from contextlib import suppress as _suppress
+
 from ._challenge import Challenge, challenge_for
 from ._claims import ClaimsPolicy
 from ._config import ASYMMETRIC_ALGORITHMS, Issuer, JWKSPolicy
@@ -69,8 +73,20 @@ __all__ = [
     "challenge_for",
 ]
 
+
+def _present(cls: type) -> None:
+    """Show `cls` as `bearerguard.X`. Its annotations are resolved first, where it was defined
+    (with the facade's names for those imported only for type checking): `typing.get_type_hints`
+    reads them in `cls.__module__`, which then no longer holds the names they use."""
+    module = _sys.modules[cls.__module__]
+    with _suppress(NameError, TypeError, AttributeError):  # kept as strings: hints then fail
+        namespace = {**globals(), **vars(module)}
+        cls.__annotations__ = _inspect.get_annotations(cls, globals=namespace, eval_str=True)
+    cls.__module__ = __name__  # public names are documented as bearerguard.X
+
+
 for _name in __all__:
     _obj = globals()[_name]
-    if hasattr(_obj, "__module__") and isinstance(_obj, type):
-        _obj.__module__ = __name__  # public names are documented as bearerguard.X
+    if isinstance(_obj, type):
+        _present(_obj)
 del _name, _obj

@@ -21,13 +21,16 @@ import contextlib
 import hashlib
 import math
 import time
+from typing import TYPE_CHECKING
 
 from ._codec import decode_entry, encode
-from ._config_introspection import Introspection
 from ._errors import InvalidTokenError
 from ._store import MemoryStore, Store, StoreError
 from ._token import AccessToken
 from ._types import Clock
+
+if TYPE_CHECKING:  # the server imports it: no import level spent here
+    from ._config_introspection import Introspection
 
 # What a lookup finds: the answer or the refusal (to raise), and the time it is good until.
 Found = tuple[AccessToken | InvalidTokenError, float]

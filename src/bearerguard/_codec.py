@@ -24,7 +24,7 @@ from typing import Any
 
 from ._errors import Reason, Seen
 from ._jose import json_object
-from ._logfields import clip
+from ._redact import clip
 from ._token import MAX_JSON_DEPTH, AccessToken, freeze, issued
 
 VERSION = b"bg1"

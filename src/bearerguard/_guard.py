@@ -4,12 +4,12 @@ optional authentication, route requirements, and rendering refusals (RFC 6750 §
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypedDict, TypeVar, cast
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, TypedDict, cast
 from urllib.parse import parse_qsl
 
 from ._challenge import Challenge, render_refusal
-from ._credentials import NO_CONTEXT, Adapter, Credentials, RequestContext, read_credentials
+from ._credentials import NO_CONTEXT, Adapter, Credentials, RequestContext, S, read_credentials
 from ._errors import (
     BearerError,
     ConfigurationError,
@@ -23,18 +23,17 @@ from ._events import TokenRefused
 from ._metadata import Document, ProtectedResource, ScopesSource
 from ._policy import PolicyTable
 from ._scopes import Requirement
-from ._server import ResourceServer
 from ._token import AccessToken
 from ._urls import normal_path, wsgi_path
 from ._validate import strings
+
+if TYPE_CHECKING:  # adapters take a server; they need not load it
+    from ._server import ResourceServer
 
 # Where adapters store the request's AccessToken (or None): the ASGI scope or the WSGI environ.
 SCOPE_KEY = "bearerguard.token"
 # Where the ASGI middleware leaves its Guard, so route helpers render refusals the same way.
 GUARD_KEY = "bearerguard.guard"
-
-# A request's store (ASGI scope, WSGI environ), and how its adapter reads credentials from it.
-S = TypeVar("S", bound=Mapping[str, Any])
 
 
 class Refused(Exception):

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import Algorithm, get_default_algorithms
 from jwt.exceptions import InvalidKeyError
 
-from ._logfields import clip, fields, shown
+from ._logfields import fields
+from ._redact import clip, shown
 
 logger = logging.getLogger("bearerguard.jwks")
 

@@ -36,7 +36,7 @@ class KeySource:
 
     def __init__(self, caches: list[JWKSCache], http: HTTP, timer: Clock) -> None:
         self.caches = caches
-        self._http = http
+        self.http = http  # the server's driver (`bearerguard check` runs its flows on it too)
         self._timer = timer
         # One JWKS fetch in flight per issuer: callers that need its keys meanwhile share it.
         self._refreshes: SingleFlight[JWKSCache, None] = SingleFlight()
@@ -94,17 +94,17 @@ class KeySource:
 
         def fetch() -> None:  # checks again: a flight may have landed since the caller looked
             if now or keys.may_fetch(self._timer()):
-                self._http.run(keys.refresh_flow(self._timer))
+                self.http.run(keys.refresh_flow(self._timer))
 
         try:
-            self._refreshes.run(keys, fetch, wait=self._http.deadline())
+            self._refreshes.run(keys, fetch, wait=self.http.deadline())
         except TimeoutError:  # a fetch outlasting its deadline (an issuer trickling its bytes)
             raise UpstreamUnavailableError(f"keys of issuer {keys.issuer}") from None
 
     async def arefresh(self, keys: JWKSCache, *, now: bool = False) -> None:
         async def fetch() -> None:
             if now or keys.may_fetch(self._timer()):
-                await self._http.arun(keys.refresh_flow(self._timer))
+                await self.http.arun(keys.refresh_flow(self._timer))
 
         await self._refreshes.arun(keys, fetch)
 

@@ -24,42 +24,15 @@ from urllib.parse import urlsplit
 from ._errors import BearerError, MissingTokenError, Seen, UpstreamUnavailableError
 from ._events import Event, KeysFetched, TokenAccepted, TokenRefused
 from ._jose import _Malformed as Malformed
-from ._redact import safe_url
+from ._redact import LIMIT, clip, safe_url, shown
 
 logger = logging.getLogger("bearerguard")
 keys_logger = logging.getLogger("bearerguard.jwks")
 
 EXTRA = "bearerguard"  # the one LogRecord attribute bearerguard adds
-LIMIT = 120  # characters of an untrusted value shown, issuer URLs included
-_MORE = "…"
 _MAX_KIDS = 10  # kids named in a key-load line; the count is always given
 # How far to trust what a refusal line names, by `Seen.source` (signed values need no note).
 _NOTES = {"unverified jwt": "unverified", "introspection": "from the introspection answer"}
-
-
-def clip(value: object) -> str | None:
-    """An untrusted value as a structured field: a string cut to `LIMIT` characters with
-    unprintable characters escaped, a number as text, any other JSON type as `<type>`."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value if len(value) <= LIMIT else value[:LIMIT] + _MORE
-        return text if text.isprintable() else "".join(map(_printable, text))
-    if isinstance(value, int | float):  # bool too: JSON true is not an issuer, but says so
-        return repr(value)[:LIMIT]
-    return f"<{type(value).__name__}>"
-
-
-def shown(value: object) -> str:
-    """An untrusted value inside a message: `repr` of the cut string, so quotes and control
-    characters are escaped and the value cannot end its field or its line."""
-    if isinstance(value, str):
-        return repr(value if len(value) <= LIMIT else value[:LIMIT] + _MORE)
-    return "None" if value is None else str(clip(value))
-
-
-def _printable(char: str) -> str:
-    return char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
 
 
 def seen_in_answer(answer: Mapping[str, Any]) -> Seen:

@@ -37,3 +37,34 @@ def redact_claims(value: Any) -> Any:
     if isinstance(value, list):
         return [redact_claims(item) for item in value]
     return value
+
+
+# -- untrusted values in log lines and stored refusals ------------------------------------------
+
+LIMIT = 120  # characters of an untrusted value shown, issuer URLs included
+_MORE = "…"
+
+
+def clip(value: object) -> str | None:
+    """An untrusted value as a structured field: a string cut to `LIMIT` characters with
+    unprintable characters escaped, a number as text, any other JSON type as `<type>`."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value if len(value) <= LIMIT else value[:LIMIT] + _MORE
+        return text if text.isprintable() else "".join(map(_printable, text))
+    if isinstance(value, int | float):  # bool too: JSON true is not an issuer, but says so
+        return repr(value)[:LIMIT]
+    return f"<{type(value).__name__}>"
+
+
+def shown(value: object) -> str:
+    """An untrusted value inside a message: `repr` of the cut string, so quotes and control
+    characters are escaped and the value cannot end its field or its line."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= LIMIT else value[:LIMIT] + _MORE)
+    return "None" if value is None else str(clip(value))
+
+
+def _printable(char: str) -> str:
+    return char if char.isprintable() else char.encode("unicode_escape").decode("ascii")

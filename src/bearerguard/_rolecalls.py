@@ -19,8 +19,8 @@ from typing import cast
 
 from ._errors import UpstreamUnavailableError
 from ._fetch import HTTP
-from ._logfields import clip, fields, shown
-from ._redact import safe_url
+from ._logfields import fields
+from ._redact import clip, safe_url, shown
 from ._rolelookup import HTTPRoleLookup
 from ._singleflight import SingleFlight
 

@@ -18,7 +18,7 @@ from typing import cast
 from ._errors import ConfigurationError
 from ._fetch import HTTP
 from ._fleet import afleet_run, fleet_run
-from ._logfields import shown
+from ._redact import shown
 from ._rolecalls import Lookup, LookupRunner, name_of
 from ._rolelookup import HTTPRoleLookup
 from ._rolestore import RoleStore

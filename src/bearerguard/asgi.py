@@ -7,17 +7,19 @@ No framework is imported: `scope["auth"]`/`scope["user"]` are duck-typed like St
 
 from __future__ import annotations
 
-from typing import Unpack
+from typing import TYPE_CHECKING, Unpack
 from urllib.parse import quote
 
 from ._challenge import Challenge
 from ._credentials import Adapter, RequestContext, proof_values
 from ._errors import BearerError, UpstreamUnavailableError
 from ._guard import SCOPE_KEY, Guard, GuardOptions
-from ._server import ResourceServer
 from ._token import AccessToken
 from ._types import ASGIApp, Receive, Scope, Send
 from ._urls import route_path
+
+if TYPE_CHECKING:  # adapters take a server; they need not load it
+    from ._server import ResourceServer
 
 __all__ = ["SCOPE_KEY", "BearerAuthMiddleware", "TokenUser"]
 
@@ -88,6 +90,13 @@ class BearerAuthMiddleware:
     ) -> None:
         self.app = app
         self.guard = Guard(server, **options)
+
+    @classmethod
+    def _sharing(cls, app: ASGIApp, guard: Guard) -> BearerAuthMiddleware:
+        """A middleware for `app` that shares `guard` (one per route, one Guard: Litestar)."""
+        middleware = cls.__new__(cls)
+        middleware.app, middleware.guard = app, guard
+        return middleware
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

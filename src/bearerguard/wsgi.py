@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import Unpack
+from typing import TYPE_CHECKING, Unpack
 from urllib.parse import quote
 
 from ._challenge import Challenge
 from ._credentials import Adapter, RequestContext, proof_values
 from ._errors import BearerError, UpstreamUnavailableError
 from ._guard import GUARD_KEY, SCOPE_KEY, Guard, GuardOptions
-from ._server import ResourceServer
 from ._types import Environ, StartResponse, WSGIApp
+
+if TYPE_CHECKING:  # adapters take a server; they need not load it
+    from ._server import ResourceServer
 
 __all__ = ["SCOPE_KEY", "BearerAuthWSGIMiddleware"]
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bearerguard._logfields import LIMIT, clip, did_you_mean, near_form, near_issuers, shown
+from bearerguard._logfields import did_you_mean, near_form, near_issuers
+from bearerguard._redact import LIMIT, clip, shown
 
 TEXT = st.text(st.characters(codec="utf-8") | st.sampled_from("\n\r\x1b\u2028\u2029\x85'\"\\"))
 

@@ -24,6 +24,7 @@ from bearerguard._guard import GuardOptions
 from bearerguard.asgi import BearerAuthMiddleware, TokenUser
 from bearerguard.integrations.litestar import BearerAuthPlugin, get_token, requires
 from bearerguard.testing import LocalIssuer
+from bearerguard.testing._testkit import issuer_config
 
 from .conftest import REALM, RESOURCE, ROWS, Answer, Call, Row, check_row, raw_asgi_caller
 from .mcp_support import free_port, serve
@@ -215,3 +216,27 @@ def test_litestar_answers_any_header_as_the_asgi_middleware(
 async def _ok(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"{}"})
+
+
+def test_every_route_shares_the_plugins_guard(local_issuer: LocalIssuer) -> None:
+    # Litestar builds the middleware once per route: one Guard for them all (its RFC 9728
+    # document built once), the one the plugin checked the options with.
+    server = ResourceServer(issuer_config(local_issuer))
+    plugin = BearerAuthPlugin(server, realm=REALM, resource=RESOURCE)
+    seen: list[object] = []
+
+    @get("/a", guards=[requires("orders.read")], sync_to_thread=False)
+    def a(request: Request[Any, Any, Any]) -> str:
+        seen.append(request.scope["user"].guard)
+        return "a"
+
+    @get("/b", guards=[requires("orders.read")], sync_to_thread=False)
+    def b(request: Request[Any, Any, Any]) -> str:
+        seen.append(request.scope["user"].guard)
+        return "b"
+
+    with TestClient(Litestar([a, b], plugins=[plugin])) as client:
+        headers = {"authorization": "Bearer " + local_issuer.mint(scope="orders.read")}
+        assert client.get("/a", headers=headers).status_code == 200
+        assert client.get("/b", headers=headers).status_code == 200
+    assert seen == [plugin.guard, plugin.guard]

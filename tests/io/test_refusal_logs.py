@@ -28,7 +28,8 @@ from bearerguard import (
     ResourceServer,
     UpstreamUnavailableError,
 )
-from bearerguard._logfields import EXTRA, LIMIT
+from bearerguard._logfields import EXTRA
+from bearerguard._redact import LIMIT
 from bearerguard.testing import LocalIssuer
 
 from ..conftest import Twin

@@ -41,7 +41,8 @@ def explain_introspection(
     seen: list[tuple[Fetch, Outcome]] = []
     error: InvalidTokenError | UpstreamUnavailableError | None = None
     try:
-        server._http.run(recorded(introspector.flow(token, token_key(token), now), seen))
+        flow = recorded(introspector.flow(token, token_key(token), now), seen)
+        server.key_source.http.run(flow)  # the server's own driver, clients and deadline
     except (InvalidTokenError, UpstreamUnavailableError) as exc:
         error = exc
     posts = [(fetch, outcome) for fetch, outcome in seen if fetch.method == "POST"]

@@ -57,12 +57,12 @@ class BearerAuthPlugin(InitPlugin):
     `public_paths`, `optional`, `scopes_supported`, `policy`).
     """
 
-    __slots__ = ("metadata_paths", "options", "server")
+    __slots__ = ("guard", "metadata_paths", "server")
 
     def __init__(self, server: ResourceServer, **options: Unpack[GuardOptions]) -> None:
         self.server = server
-        self.options = options
-        self.metadata_paths = sorted(Guard(server, **options).metadata_paths)  # checks options
+        self.guard = Guard(server, **options)  # every route's middleware shares it
+        self.metadata_paths = sorted(self.guard.metadata_paths)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         # The outermost (Litestar's types are narrower than the ASGI ones we use).
@@ -82,7 +82,7 @@ class BearerAuthPlugin(InitPlugin):
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """The middleware of one route (Litestar builds one per route)."""
-        return BearerAuthMiddleware(_TokenAsAuth(app), self.server, **self.options)
+        return BearerAuthMiddleware._sharing(_TokenAsAuth(app), self.guard)
 
 
 class _TokenAsAuth:
