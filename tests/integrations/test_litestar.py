@@ -235,7 +235,7 @@ def test_every_route_shares_the_plugins_guard(local_issuer: LocalIssuer) -> None
         seen.append(request.scope["user"].guard)
         return "b"
 
-    with TestClient(Litestar([a, b], plugins=[plugin])) as client:
+    with TestClient(Litestar([a, b], plugins=[plugin], logging_config=None)) as client:
         headers = {"authorization": "Bearer " + local_issuer.mint(scope="orders.read")}
         assert client.get("/a", headers=headers).status_code == 200
         assert client.get("/b", headers=headers).status_code == 200
