@@ -334,3 +334,13 @@ def test_the_stream_check_fails_a_stream_that_was_cached_or_a_cache_not_full(
         stream_check(case, {tokens[4]: None, **full}, 7)()
     with pytest.raises(RuntimeError, match="held 2 of 6"):
         stream_check(case, {tokens[9]: None, tokens[10]: None}, 6)()
+
+
+def test_quick_run_of_the_events_group_measures_each_subscriber_set(tmp_path: Path) -> None:
+    group = _group(_quick(tmp_path, "events.otel"), "events.otel")
+
+    names = [case["name"] for case in group["cases"]]
+    assert len(names) == 5 and all(name.startswith("authenticate() hit, ") for name in names)
+    labels = {check["label"] for check in group["checks"]}
+    assert {"no subscriber / main", "instrument() SDK / main", "instrument() SDK - main"} <= labels
+    assert "no request reached the issuer while measuring" in " ".join(group["notes"])
