@@ -45,7 +45,7 @@ from ._keysource import KeySource
 from ._logfields import log_event
 from ._resolving import Roles
 from ._sender import DPoPMode, sender_check
-from ._store import MemoryStore, Store, StoreStatus
+from ._store import MemoryStore, Store, StoreStatus, TieredStore
 from ._token import AccessToken
 from ._types import Clock
 from ._validate import seconds
@@ -111,6 +111,8 @@ class ResourceServer(Engine):
         )
         self._tokens = TokenCache(token_cache_size)
         # DPoP (RFC 9449): the schemes read, and the proof, binding and replay checks.
+        if dpop_store is None and dpop != "off" and isinstance(parts.store, TieredStore):
+            dpop_store = parts.store  # a fleet's store: a proof replayed to another replica too
         self._sender = sender_check(dpop, dpop_store)
         self.dpop: DPoPPolicy | None = self._sender.policy if self._sender else None
         self._schemes = self._sender.schemes if self._sender else ("Bearer",)

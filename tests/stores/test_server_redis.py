@@ -24,7 +24,9 @@ from hypothesis import strategies as st
 
 from bearerguard import (
     AccessToken,
+    Credentials,
     Introspection,
+    InvalidDPoPProofError,
     InvalidTokenError,
     Issuer,
     Reason,
@@ -35,7 +37,7 @@ from bearerguard._codec import encode
 from bearerguard._introspection import token_key
 from bearerguard._store import LOCK, MemoryStore, TieredStore
 from bearerguard.redis import RedisStore
-from bearerguard.testing import LocalIssuer
+from bearerguard.testing import DPoPKey, LocalIssuer
 
 from ..conftest import FakeClock, Twin
 from .conftest import SECRET, RedisServer, Relay
@@ -431,3 +433,34 @@ def test_whatever_redis_holds_the_verdict_is_the_as_s(
     finally:
         server.close()
         store.close()
+
+
+# -- DPoP replays, fleet-wide ------------------------------------------------------------------
+
+
+def test_a_dpop_proof_replayed_to_another_replica_is_refused(
+    twin: Twin, redis_server: RedisServer, redis_db: redis.Redis, local_issuer: LocalIssuer
+) -> None:
+    # Replicas sharing Redis as their store keep DPoP jtis there too, with no dpop_store given:
+    # a proof accepted by one replica is a replay for every other.
+    key = DPoPKey("ES256")
+    token = local_issuer.mint(dpop_jkt=key.jkt)
+    config = Issuer(issuer=local_issuer.issuer, audience=local_issuer.audience, allow_http=True)
+    stores = [RedisStore(redis_server.url, secret=SECRET, timeout=2) for _ in range(2)]
+    first, second = (ResourceServer(config, store=store, dpop="allowed") for store in stores)
+    twin.servers.extend([first, second])  # closed by the fixture
+    url = "https://api.example.test/orders"
+    proof = key.proof("GET", url, token)
+    credentials = Credentials("DPoP", token, "GET", url, (proof,))
+    try:
+        assert twin.verify_credentials(first, credentials).issuer == local_issuer.issuer
+        with pytest.raises(InvalidDPoPProofError) as refused:
+            twin.verify_credentials(second, credentials)
+        assert refused.value.reason is Reason.DPOP_REPLAYED
+        fresh = Credentials("DPoP", token, "GET", url, (key.proof("GET", url, token),))
+        assert twin.verify_credentials(second, fresh).issuer == local_issuer.issuer
+    finally:
+        for store in stores:
+            store.close()
+            if twin.portal is not None:
+                twin.portal.call(store.aclose)
