@@ -1,16 +1,20 @@
-"""DPoP-bound tokens from node-oidc-provider (RFC 9449 §5, §6): an independent implementation
+"""DPoP-bound tokens from node-oidc-provider (RFC 9449 §5, §6, §7): an independent implementation
 accepts bearerguard's test client's proofs and binds the token to the same RFC 7638 thumbprint
-bearerguard computes, for every proof algorithm."""
+bearerguard computes, for every proof algorithm; bearerguard then verifies its bound JWTs and
+introspected bound tokens with a proof, and refuses them without one or with another key's."""
 
 from __future__ import annotations
 
 import jwt
 import pytest
 
-from bearerguard._dpop_client import DPoPKey
+from bearerguard import Credentials, InvalidTokenError, Issuer, Reason, ResourceServer
 from bearerguard._thumbprint import jwk_thumbprint
+from bearerguard.testing import DPoPKey
 
-from .conftest import BASIC, OPAQUE_API, RS256_API, Provider
+from ..conftest import Twin
+from .conftest import BASIC, INTROSPECTORS, OPAQUE_API, RS256_API, Provider
+from .test_oidc_provider_opaque import introspection
 
 
 @pytest.mark.parametrize("alg", ["ES256", "ES384", "RS256", "PS256", "EdDSA"])
@@ -28,3 +32,41 @@ def test_the_provider_introspects_a_bound_opaque_token_with_its_cnf(provider: Pr
     answer = provider.introspect(token)
     assert answer["active"] is True and answer["token_type"] == "DPoP"
     assert answer["cnf"] == {"jkt": key.jkt}
+
+
+URL = "https://orders.example/orders"
+
+
+def test_its_dpop_bound_jwt_is_verified_with_a_proof_and_refused_without(
+    provider: Provider, twin: Twin
+) -> None:
+    key = DPoPKey("ES256")
+    token = provider.token(BASIC, RS256_API, dpop=key)
+    server = ResourceServer(Issuer(issuer=provider.issuer, audience=RS256_API), dpop="allowed")
+    twin.servers.append(server)
+    with_proof = Credentials("DPoP", token, "GET", URL, (key.proof("GET", URL, token),))
+    assert twin.verify_credentials(server, with_proof).claims["cnf"] == {"jkt": key.jkt}
+    # Stolen: the token alone, as a bearer token, or with a proof of another key.
+    with pytest.raises(InvalidTokenError) as downgraded:
+        twin.verify_credentials(server, Credentials("Bearer", token, "GET", URL))
+    assert downgraded.value.reason is Reason.DPOP_DOWNGRADE
+    thief = DPoPKey("ES256")
+    stolen = Credentials("DPoP", token, "GET", URL, (thief.proof("GET", URL, token),))
+    with pytest.raises(InvalidTokenError) as other_key:
+        twin.verify_credentials(server, stolen)
+    assert other_key.value.reason is Reason.DPOP_BINDING
+
+
+def test_its_dpop_bound_opaque_token_is_verified_through_introspection(
+    provider: Provider, twin: Twin
+) -> None:
+    key = DPoPKey("ES256")
+    token = provider.token(BASIC, OPAQUE_API, dpop=key)
+    config = introspection(provider, INTROSPECTORS[0], audience=OPAQUE_API)
+    server = ResourceServer(introspection=config, dpop="allowed")
+    twin.servers.append(server)
+    with_proof = Credentials("DPoP", token, "GET", URL, (key.proof("GET", URL, token),))
+    assert twin.verify_credentials(server, with_proof).claims["cnf"] == {"jkt": key.jkt}
+    with pytest.raises(InvalidTokenError) as downgraded:
+        twin.verify_credentials(server, Credentials("Bearer", token, "GET", URL))
+    assert downgraded.value.reason is Reason.DPOP_DOWNGRADE
