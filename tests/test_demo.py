@@ -28,6 +28,8 @@ STEPS = [  # (title, expected status): the demo's table, in order
     ("other audience", 401),
     ("Jamf api-role", 200),
     ("opaque token", 200),
+    ("DPoP-bound token", 200),
+    ("stolen DPoP token", 401),
     ("key rotation", 200),
     ("AS down, keys cached", 200),
     ("AS down, opaque token", 503),
@@ -77,7 +79,7 @@ def test_demo_plays_every_step_over_http() -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert rows(result.stdout) == {title: (status, status, "ok") for title, status in STEPS}
-    assert "10/10 steps behaved as expected" in result.stdout
+    assert "12/12 steps behaved as expected" in result.stdout
     out = unwrap(result.stdout)
     assert 'WWW-Authenticate  Bearer realm="orders-api", resource_metadata="http://127.0.0.1:' in (
         step_details(out, "no token")
@@ -96,6 +98,15 @@ def test_demo_plays_every_step_over_http() -> None:
     assert kids and rotated and kids != rotated
     assert "0 request(s) reached the issuer" in step_details(out, "AS down, keys cached")
     assert "temporarily_unavailable" in step_details(out, "AS down, opaque token")
+    # The bound token works with its proof, and the same token without its key is refused.
+    assert '"scopes":["orders.read"]' in step_details(out, "DPoP-bound token")
+    stolen = step_details(out, "stolen DPoP token")
+    assert "DPOP_DOWNGRADE" in stolen and "bound to a DPoP key" in stolen
+    fingerprints = [
+        re.findall(r"sha256 ([0-9a-f]{8})", step_details(out, title))
+        for title in ("DPoP-bound token", "stolen DPoP token")
+    ]
+    assert fingerprints[0] == fingerprints[1]  # the very token of the step before
 
 
 def test_demo_never_prints_a_token_or_a_secret() -> None:
@@ -103,9 +114,9 @@ def test_demo_never_prints_a_token_or_a_secret() -> None:
 
     assert "eyJ" not in out  # not even the start of a JWT (its header, base64url-encoded)
     jwt = r"with a JWT \(\d+ chars, sha256 [0-9a-f]{8}, kid rs256-[0-9a-f]+\)"
-    assert len(re.findall(jwt, out)) == 7  # steps 2-6, 8 and 9
+    assert len(re.findall(jwt, out)) == 9  # steps 2-6 and 8-11
     opaque = r"with an opaque token \(\d+ chars, sha256 [0-9a-f]{8}\)"
-    assert len(re.findall(opaque, out)) == 2  # steps 7 and 10
+    assert len(re.findall(opaque, out)) == 2  # steps 7 and 12
     assert "demo-secret" not in out
     assert "jamf-secret" not in out
     assert "orders-api-secret" not in out
@@ -129,7 +140,7 @@ def test_broken_introspection_fails_the_demo() -> None:
     assert table.pop("opaque token") == (200, 503, "UNEXPECTED: wanted 200")
     assert table == {title: (status, status, "ok") for title, status in STEPS if title in table}
     assert len(table) == len(STEPS) - 1
-    assert "FAILED: 1 of 10 steps did not behave: opaque token" in result.stdout
+    assert "FAILED: 1 of 12 steps did not behave: opaque token" in result.stdout
     assert "FAULT   the issuer's introspection endpoint answers 500" in result.stdout
 
 

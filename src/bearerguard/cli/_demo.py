@@ -134,6 +134,7 @@ def _resource_server(issuer: LocalIssuer, roles: RoleResolver) -> ResourceServer
             client_id=API_CLIENT[0],
             client_secret=API_CLIENT[1],
         ),
+        dpop="allowed",  # DPoP-bound tokens need their proof; unbound bearer tokens still work
     )
 
 

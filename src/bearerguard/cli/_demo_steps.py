@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 import jwt
 
-from ..testing import LocalIssuer
+from ..testing import DPoPKey, LocalIssuer
 
 CLIENTS = {"demo-client": "demo-secret", "jamf-client": "jamf-secret"}
 API_CLIENT = ("orders-api", "orders-api-secret")  # the API's own credentials, for introspection
@@ -51,6 +51,25 @@ class Client:
     def call(self, path: str, token: str | None) -> httpx.Response:
         headers = {} if token is None else {"authorization": f"Bearer {token}"}
         return self.http.get(self.api + path, headers=headers)
+
+    def dpop_token(self, key: DPoPKey, form: Mapping[str, str]) -> tuple[str, str]:
+        """A DPoP-bound token (RFC 9449 §5): the token request carries a proof of `key`."""
+        client, secret = "demo-client", CLIENTS["demo-client"]
+        answer = self.http.post(
+            self.issuer.token_endpoint,
+            data={"grant_type": "client_credentials", **form},
+            auth=httpx.BasicAuth(client, secret),
+            headers={"dpop": key.proof("POST", self.issuer.token_endpoint)},
+        )
+        answer.raise_for_status()
+        params = " ".join(f"{name}={value}" for name, value in form.items())
+        return answer.json()["access_token"], f"POST /token with a DPoP proof ({client}) {params}"
+
+    def dpop_call(self, path: str, token: str, key: DPoPKey) -> httpx.Response:
+        """A call with the DPoP scheme and a fresh proof of `key` for this method and URL."""
+        url = self.api + path
+        proof = key.proof("GET", url, token)
+        return self.http.get(url, headers={"authorization": f"DPoP {token}", "dpop": proof})
 
 
 def describe_token(token: str) -> str:
@@ -100,6 +119,20 @@ def steps(client: Client, issuer: LocalIssuer) -> list[Step]:
 
     reader = {"scope": "orders.read"}
     opaque = {**reader, "token_format": "opaque"}
+    holder = DPoPKey("ES256")  # the client's proof-of-possession key (RFC 9449)
+
+    taken: list[str] = []  # the bound token, stolen in the step after
+
+    def bound() -> tuple[str, httpx.Response]:
+        token, how = client.dpop_token(holder, reader)
+        taken.append(token)
+        shown = f"GET /orders (DPoP) with {describe_token(token)} from {how}, and a proof"
+        return shown, client.dpop_call("/orders", token, holder)
+
+    def stolen() -> tuple[str, httpx.Response]:
+        token = taken[-1] if taken else client.dpop_token(holder, reader)[0]
+        return call("/orders", token, "the step before, replayed as Bearer without the key")
+
     return [
         Step(
             "no token",
@@ -155,6 +188,21 @@ def steps(client: Client, issuer: LocalIssuer) -> list[Step]:
             ('"source":"introspection"',),
             "not a JWT: the API asked the issuer's introspection endpoint (RFC 7662, "
             "its own client_secret_basic credentials) and caches the answer",
+        ),
+        Step(
+            "DPoP-bound token",
+            bound,
+            200,
+            ('"scopes":["orders.read"]',),
+            "the token is bound to the client's key (cnf.jkt, RFC 9449): the request carries "
+            "a proof signed by that key for this method and URL, checked on every request",
+        ),
+        Step(
+            "stolen DPoP token",
+            stolen,
+            401,
+            ("bound to a DPoP key",),
+            "the bound token without its key (as a thief has it): refused, worthless",
         ),
         Step(
             "key rotation",
