@@ -22,7 +22,8 @@ one exists, units as they ask: `s` for durations):
 - `bearerguard.roles.resolutions`, `bearerguard.roles.lookups`, `bearerguard.roles.duration`:
   role-ID scopes resolved (from the role cache or not) and role ids looked up;
 - `bearerguard.cache.entries` (observable gauge): `server.cache_sizes()`, by
-  `bearerguard.cache.name`;
+  `bearerguard.cache.name`; `bearerguard.store.up` (observable gauge): 1 while the shared store
+  (Redis) answers, 0 while it is down (`server.store_status()`; always 1 in memory);
 - a span per key fetch and per introspection call, made after the fact from the event's start
   and duration, a child of the span current when the server reported it (the request's, under
   an instrumented framework); status ERROR with `error.type` when the call failed.
@@ -177,6 +178,12 @@ class _Recorder:
             "{entry}",
             "Entries in each of the server's caches",
         )
+        meter.create_observable_gauge(
+            "bearerguard.store.up",
+            [self._observe_store],
+            "1",
+            "1 while the server's shared store answers, 0 while it is down",
+        )
         self._record: Mapping[type[Event], Callable[[Any], None]] = {
             TokenAccepted: self._token_accepted,
             TokenRefused: self._token_refused,
@@ -281,3 +288,7 @@ class _Recorder:
             Observation(size, {"bearerguard.cache.name": name})
             for name, size in server.cache_sizes().items()
         ]
+
+    def _observe_store(self, options: CallbackOptions) -> Iterable[Observation]:
+        server = self._server
+        return [] if server is None else [Observation(int(server.store_status().up))]

@@ -464,3 +464,39 @@ def test_a_dpop_proof_replayed_to_another_replica_is_refused(
             store.close()
             if twin.portal is not None:
                 twin.portal.call(store.aclose)
+
+
+def test_the_store_state_is_a_metric(local_issuer: LocalIssuer, relay: Relay, fleet: Fleet) -> None:
+    # bearerguard.store.up: 1 while Redis answers, 0 once a call found it down, 1 once it is back.
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+
+    from bearerguard.otel import instrument
+
+    reader = InMemoryMetricReader()
+    server = fleet.replica(local_issuer, relay.url, store=fleet.store(relay.url, retry_after=0.3))
+    stop = instrument(server, meter_provider=MeterProvider(metric_readers=[reader]))
+
+    def up() -> list[float]:
+        data = reader.get_metrics_data()
+        return [
+            point.value
+            for resource in (data.resource_metrics if data else ())
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == "bearerguard.store.up"
+            for point in metric.data.data_points
+            if isinstance(point, NumberDataPoint)
+        ]
+
+    server.authenticate(bearer(local_issuer.mint_opaque(scope="s")))
+    assert up() == [1]
+    relay.cut()
+    server.authenticate(bearer(local_issuer.mint_opaque(scope="s")))  # the AS answers it
+    assert up() == [0]
+    relay.resume()
+    time.sleep(0.35)  # retry_after
+    server.authenticate(bearer(local_issuer.mint_opaque(scope="s")))
+    assert up() == [1]
+    stop()
+    server.close()
