@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, Literal, NamedTuple, NoReturn
 
 from ._errors import (
     ConfigurationError,
@@ -61,8 +61,11 @@ class DPoPPolicy:
     verification costs ~15 times an RSA-2048 one. `require_nonce` refuses proofs without a nonce
     that the caller's `nonce_ok` accepts (RFC 9449 §9, §11.3). For `ResourceServer(dpop=...)`:
     `required` refuses the Bearer scheme (else both are accepted), `replay_entries` sizes the
-    default in-process replay store (the proofs accepted within one `max_age` + `leeway`), and
-    `nonce_secret` keys the server's nonces (`_nonce`; share it across replicas).
+    default in-process replay store (the proofs accepted within one `max_age` + `leeway`),
+    `nonce_secret` keys the server's nonces (`_nonce`; share it across replicas), and
+    `replay_outage` says what a shared replay store that cannot answer means: `"refuse"` (a 503,
+    the default) or `"local"` (the process's own tier decides: a replay to this replica is still
+    refused, one to another replica is not caught until the store is back).
     """
 
     algorithms: Sequence[str] = DEFAULT_ALGORITHMS
@@ -73,6 +76,7 @@ class DPoPPolicy:
     required: bool = False
     replay_entries: int = 100_000
     nonce_secret: bytes | None = field(default=None, repr=False, compare=False)
+    replay_outage: Literal["refuse", "local"] = "refuse"
     _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +99,8 @@ class DPoPPolicy:
             type(self.nonce_secret) is not bytes or len(self.nonce_secret) < 32
         ):
             raise ConfigurationError("nonce_secret must be 32 bytes or more", field="nonce_secret")
+        if self.replay_outage not in ("refuse", "local"):
+            raise ConfigurationError('replay_outage must be "refuse" or "local"', field="dpop")
         for name in ("require_nonce", "required"):
             if type(getattr(self, name)) is not bool:
                 raise ConfigurationError(f"{name} must be True or False", field=name)

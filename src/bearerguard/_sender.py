@@ -12,7 +12,8 @@ order of RFC 9449 §4.3 and §7 (see `_dpop`'s module docstring):
 4. `record`/`arecord`: last, the proof's `jti` is added to the replay store (atomic add-if-absent,
    kept for the proof's lifetime), so that a proof refused for another reason does not use it up.
    A store that cannot answer fails closed: a 503, never an acceptance (a replay could otherwise
-   pass on another replica).
+   pass on another replica), unless `DPoPPolicy(replay_outage="local")` lets the process's own
+   tier decide while a shared store is down.
 
 A proof changes on every request, so steps 1, 3 and 4 run on verified-token cache hits too; the
 header-only fast path (`ResourceServer._cached`) serves no token this check would judge.
@@ -34,7 +35,7 @@ from ._errors import (
     UseDPoPNonceError,
 )
 from ._nonce import Nonces
-from ._store import MemoryStore, Store, StoreError
+from ._store import MemoryStore, Store, StoreError, TieredStore
 from ._token import AccessToken
 
 DPoPMode = Literal["off", "allowed", "required"]
@@ -111,7 +112,7 @@ class SenderCheck:
         try:
             added = self.store.add(*self._entry(proof, now))
         except StoreError as exc:
-            raise _unavailable() from exc
+            added = self._outage(exc)
         if not added:
             raise InvalidDPoPProofError(Reason.DPOP_REPLAYED, algs=self.algs)
 
@@ -120,9 +121,17 @@ class SenderCheck:
         try:
             added = await self.store.aadd(*self._entry(proof, now))
         except StoreError as exc:
-            raise _unavailable() from exc
+            added = self._outage(exc)
         if not added:
             raise InvalidDPoPProofError(Reason.DPOP_REPLAYED, algs=self.algs)
+
+    def _outage(self, exc: StoreError) -> bool:
+        """The shared replay store did not answer: a 503, or with `replay_outage="local"` the
+        local tier's verdict (`TieredStore.add` adds there first: it got this far, so the `jti`
+        was new in this process)."""
+        if self.policy.replay_outage == "local" and isinstance(self.store, TieredStore):
+            return True
+        raise _unavailable() from exc
 
     @staticmethod
     def _entry(proof: DPoPProof, now: float) -> tuple[str, bytes, float]:

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from bearerguard import (
     AccessToken,
     Credentials,
+    DPoPPolicy,
     Introspection,
     InvalidDPoPProofError,
     InvalidTokenError,
@@ -32,6 +33,7 @@ from bearerguard import (
     Reason,
     ResourceServer,
     RoleResolver,
+    UpstreamUnavailableError,
 )
 from bearerguard._codec import encode
 from bearerguard._introspection import token_key
@@ -500,3 +502,35 @@ def test_the_store_state_is_a_metric(local_issuer: LocalIssuer, relay: Relay, fl
     assert up() == [1]
     stop()
     server.close()
+
+
+@pytest.mark.parametrize("outage", ["refuse", "local"])
+def test_a_replay_store_outage_follows_the_configured_rule(
+    twin: Twin, relay: Relay, fleet: Fleet, local_issuer: LocalIssuer, outage: str
+) -> None:
+    # "refuse" (the default): no proof is accepted while the shared store cannot record it.
+    # "local": the process's own tier decides; a replay to this replica is still refused.
+    key = DPoPKey("ES256")
+    token = local_issuer.mint(dpop_jkt=key.jkt)
+    config = Issuer(issuer=local_issuer.issuer, audience=local_issuer.audience, allow_http=True)
+    policy = DPoPPolicy(replay_outage=outage)  # type: ignore[arg-type]
+    servers = [
+        ResourceServer(config, store=fleet.store(relay.url, timeout=0.25), dpop=policy)
+        for _ in range(2)
+    ]
+    twin.servers.extend(servers)
+    url = "https://api.example.test/orders"
+    proof = key.proof("GET", url, token)
+    credentials = Credentials("DPoP", token, "GET", url, (proof,))
+    relay.cut()
+    if outage == "refuse":
+        with pytest.raises(UpstreamUnavailableError) as unavailable:
+            twin.verify_credentials(servers[0], credentials)
+        assert unavailable.value.reason is Reason.DPOP_STORE
+        return
+    assert twin.verify_credentials(servers[0], credentials).issuer == local_issuer.issuer
+    with pytest.raises(InvalidDPoPProofError) as replayed:
+        twin.verify_credentials(servers[0], credentials)
+    assert replayed.value.reason is Reason.DPOP_REPLAYED
+    # The documented cost of "local": another replica cannot see it while Redis is down.
+    assert twin.verify_credentials(servers[1], credentials).issuer == local_issuer.issuer
