@@ -49,6 +49,7 @@ class Engine:
     """The miss path, shared by the twins; `ResourceServer` sets every attribute below."""
 
     events: Events
+    _hits_watched: bool  # does any subscriber take cache hits? (`Events.watch` keeps it true)
     verifier: Verifier
     key_source: KeySource
     _tokens: TokenCache
@@ -74,15 +75,18 @@ class Engine:
 
     def _hit(self, token: str) -> AccessToken | None:
         """The verified-token cache's answer for `token`: the one lookup of every entry point."""
-        events = self.events
-        if not events.hits:  # nobody counts hits: nothing but the lookup
+        if not self._hits_watched:  # nobody counts hits: nothing but the lookup
             return self._tokens.get_token(token, self._clock, self._timer)
-        started = perf_counter()
+        events, started = self.events, perf_counter()
         hit = self._tokens.get_token(token, self._clock, self._timer)
         if hit is not None:
             duration = perf_counter() - started
             events.emit(TokenAccepted(hit.source, hit.issuer, hit.client_id, True, duration))
         return hit
+
+    def _events_changed(self) -> None:
+        """What the hot path reads of the events, kept in this object (see `Events.watch`)."""
+        self._hits_watched = bool(self.events.hits)
 
     def _accepted(self, access: AccessToken, started: float, report: bool = True) -> AccessToken:
         """`access`, reported as verified now (a miss of the verified-token cache) unless the

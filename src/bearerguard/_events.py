@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from typing import NamedTuple, TypeAlias
 
@@ -125,6 +126,7 @@ class Events:
     __slots__ = (
         "_failed",
         "_lock",
+        "_watchers",
         "accepted",
         "hits",
         "introspection",
@@ -142,6 +144,7 @@ class Events:
         self.roles: tuple[Subscriber, ...] = ()
         self._lock = threading.Lock()
         self._failed: dict[int, int] = {}  # failures by subscriber id: a traceback once
+        self._watchers: list[weakref.WeakMethod[Callable[[], None]]] = []
 
     def subscribe(
         self, callback: Subscriber, *kinds: type[Event], hits: bool = False
@@ -164,6 +167,7 @@ class Events:
         with self._lock:
             for name in names:
                 setattr(self, name, (*getattr(self, name), callback))
+        self._changed()
 
         def unsubscribe() -> None:
             with self._lock:
@@ -172,8 +176,23 @@ class Events:
                     if callback in callbacks:
                         callbacks.remove(callback)
                     setattr(self, name, tuple(callbacks))
+            self._changed()
 
         return unsubscribe
+
+    def watch(self, changed: Callable[[], None]) -> None:
+        """Call the bound method `changed()` now and after every (un)subscription, for as long
+        as its object lives: a server keeps what its hot path asks (any hit subscriber?) in its
+        own attributes, which a cache hit reads anyway, rather than in this object's."""
+        self._watchers.append(weakref.WeakMethod(changed))
+        changed()
+
+    def _changed(self) -> None:
+        for watcher in list(self._watchers):
+            if (changed := watcher()) is not None:
+                changed()
+            else:
+                self._watchers.remove(watcher)
 
     def emit(self, event: Event) -> None:
         """Give `event` to its kind's subscribers; one that raises never fails the caller."""

@@ -93,6 +93,7 @@ class ResourceServer(Engine):
             # resolutions, introspection calls) then cost one attribute test until watched.
             events.subscribe(log_event, TokenAccepted, TokenRefused, KeysFetched)
         self.events = events
+        events.watch(self._events_changed)  # a hit reads `_hits_watched`, not the emitter
         parts = assemble(issuers, introspection, store, events, timer)
         if max_token_bytes <= 0 or token_cache_size < 0:
             raise ConfigurationError("max_token_bytes must be > 0 and token_cache_size >= 0")

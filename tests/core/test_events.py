@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bearerguard import InvalidTokenError, Reason, ResourceServer
+from bearerguard import InvalidTokenError, Issuer, Reason, ResourceServer
 from bearerguard._events import (
     Event,
     Events,
@@ -151,3 +151,31 @@ def test_the_log_writes_accepted_tokens_at_debug_only(
         twin.authenticate(server, "Bearer " + local_issuer.mint(client_id="c-42"))
     (line,) = [r.getMessage() for r in caplog.records if "accepted token" in r.getMessage()]
     assert "'c-42'" in line and local_issuer.issuer in line
+
+
+def test_a_server_follows_hit_subscriptions_made_after_it_was_built(
+    local_issuer: LocalIssuer,
+) -> None:
+    # The hit path reads a flag the server keeps (Events.watch), not the emitter: subscribing
+    # and unsubscribing later must still reach it.
+    server = ResourceServer(issuer_config(local_issuer))
+    token = local_issuer.mint()
+    server.verify(token)
+    hits: list[Event] = []
+    unsubscribe = server.events.subscribe(hits.append, TokenAccepted, hits=True)
+    server.verify(token)
+    unsubscribe()
+    server.verify(token)
+    assert [type(e).__name__ for e in hits] == ["TokenAccepted"]
+    assert isinstance(hits[0], TokenAccepted) and hits[0].cached
+
+
+def test_watchers_do_not_keep_a_server_alive() -> None:
+    import gc
+
+    events = Events()
+    server = ResourceServer(Issuer(issuer="https://i.test", audience="a"), events=events)
+    del server
+    gc.collect()
+    events.subscribe(print, TokenAccepted, hits=True)  # the dead watcher is dropped, not called
+    assert events._watchers == []
