@@ -1,10 +1,8 @@
-"""The verification engine under `ResourceServer`: everything after the verified-token cache.
+"""The verification engine under `ResourceServer` (`_server`: construction, entry points, health).
 
-`ResourceServer` (`_server`) is what users call: construction, the entry points, health. This
-base class is what runs underneath, sync and async twins side by side: the cache lookup (`_hit`,
-one dict lookup), a miss (`_verify`: `Verifier.prepare`, `KeySource.key`, `Trusted.accept`, the
-revocation check), introspection (`_introspect`, through the store), role resolution, and the
-events each outcome emits (`_accepted`, `_refused`). Attributes are set by the server.
+Sync and async twins side by side: the cache lookup (`_hit`, one dict lookup), a miss (`_verify`:
+`Verifier.prepare`, `KeySource.key`, `Trusted.accept`, revocation), introspection (`_introspect`,
+through the store), DPoP, and the events of each outcome. The server sets the attributes.
 """
 
 from __future__ import annotations
@@ -50,6 +48,7 @@ class Engine:
 
     events: Events
     _hits_watched: bool  # does any subscriber take cache hits? (`Events.watch` keeps it true)
+    _accepted_watched: int  # who takes accepted tokens (see `_events_changed`)
     verifier: Verifier
     key_source: KeySource
     _tokens: TokenCache
@@ -67,12 +66,6 @@ class Engine:
         if self.events.refused:
             self.events.emit(TokenRefused(exc, exc.seen or seen))
 
-    def _resolved(self, access: AccessToken) -> AccessToken:
-        return self._roles.resolve(access)
-
-    async def _aresolved(self, access: AccessToken) -> AccessToken:
-        return await self._roles.aresolve(access)
-
     def _hit(self, token: str) -> AccessToken | None:
         """The verified-token cache's answer for `token`: the one lookup of every entry point."""
         if not self._hits_watched:  # nobody counts hits: nothing but the lookup
@@ -86,23 +79,28 @@ class Engine:
 
     def _events_changed(self) -> None:
         """What the hot path reads of the events, kept in this object (see `Events.watch`)."""
-        self._hits_watched = bool(self.events.hits)
+        events = self.events
+        self._hits_watched = bool(events.hits)
+        # 0: nobody takes accepted tokens; 1: the log lines alone (DEBUG only); 2: others, timed.
+        accepted = events.accepted
+        self._accepted_watched = 0 if not accepted else 1 if accepted == _LOG_ONLY else 2
 
     def _accepted(self, access: AccessToken, started: float, report: bool = True) -> AccessToken:
         """`access`, reported as verified now (a miss of the verified-token cache) unless the
         caller reports it after checks of its own (`report=False`: DPoP's)."""
-        accepted = self.events.accepted if report else ()
         # The log subscriber alone writes nothing for an accepted token but at DEBUG: no event
         # is built for it otherwise (~0.5 µs a miss, the cost of all the rest of this seam).
-        if accepted and (accepted != _LOG_ONLY or logger.isEnabledFor(logging.DEBUG)):
-            duration = perf_counter() - started
+        watched = self._accepted_watched
+        if report and watched and (watched > 1 or logger.isEnabledFor(logging.DEBUG)):
+            duration = perf_counter() - started if started else None
             event = TokenAccepted(access.source, access.issuer, access.client_id, False, duration)
             self.events.emit(event)
         return access
 
     def _verify(self, credentials: Credentials, report: bool = True) -> AccessToken:
         """Everything after a cache miss (sync twin)."""
-        token, jwt, signed, started = credentials.token, None, False, perf_counter()
+        token, jwt, signed = credentials.token, None, False
+        started = perf_counter() if self._accepted_watched > 1 else 0.0  # timed if watched
         try:
             route = self.verifier.prepare(token)
             if isinstance(route, Introspector):
@@ -125,7 +123,8 @@ class Engine:
 
     async def _averify(self, credentials: Credentials, report: bool = True) -> AccessToken:
         """Everything after a cache miss (async twin)."""
-        token, jwt, signed, started = credentials.token, None, False, perf_counter()
+        token, jwt, signed = credentials.token, None, False
+        started = perf_counter() if self._accepted_watched > 1 else 0.0  # timed if watched
         try:
             route = self.verifier.prepare(token)
             if isinstance(route, Introspector):
@@ -261,12 +260,10 @@ class Engine:
     def _sent(self, access: AccessToken, cached: bool, started: float) -> AccessToken:
         """`access`, reported accepted once the request's sender checks held too: a stolen
         token refused at its binding is never reported as accepted."""
-        events = self.events
-        if cached and events.hits:
+        if cached and self._hits_watched:
             duration = perf_counter() - started
-            events.emit(
-                TokenAccepted(access.source, access.issuer, access.client_id, True, duration)
-            )
+            hit = TokenAccepted(access.source, access.issuer, access.client_id, True, duration)
+            self.events.emit(hit)
         return access if cached else self._accepted(access, started)
 
     def _proof(self, sender: SenderCheck, credentials: Credentials) -> DPoPProof | None:
@@ -294,5 +291,5 @@ def _seen(
     return seen_in(jwt.header, jwt.claims, verified=signed or exc.reason in _SIGNED)
 
 
-def _seen_of(access: AccessToken) -> Seen:
+def _seen_of(access: AccessToken) -> Seen:  # a refusal of an accepted token: what it names
     return Seen("token", access.issuer, None, None, access.client_id)

@@ -180,7 +180,7 @@ class ResourceServer(Engine):
         if isinstance(seen, Credentials):
             sender = self._sender
             seen = self._verify(seen) if sender is None else self._constrained(sender, seen)
-        return self._resolved(seen) if self._resolving else seen
+        return self._roles.resolve(seen) if self._resolving else seen
 
     async def aauthenticate(self, authorization: str | None) -> AccessToken:
         """Verify the token of an `Authorization: Bearer …` header value (async twin)."""
@@ -191,7 +191,7 @@ class ResourceServer(Engine):
             seen = await (
                 self._averify(seen) if sender is None else self._aconstrained(sender, seen)
             )
-        return await self._aresolved(seen) if self._resolving else seen
+        return await self._roles.aresolve(seen) if self._resolving else seen
 
     def verify_credentials(self, credentials: Credentials) -> AccessToken:
         """Verify a request's `Credentials`, as its adapter read them (sync twin)."""
@@ -199,7 +199,7 @@ class ResourceServer(Engine):
             access = self._hit(credentials.token) or self._verify(self._checked(credentials))
         else:
             access = self._constrained(sender, credentials)
-        return self._resolved(access) if self._resolving else access
+        return self._roles.resolve(access) if self._resolving else access
 
     async def averify_credentials(self, credentials: Credentials) -> AccessToken:
         """Verify a request's `Credentials`, as its adapter read them (async twin)."""
@@ -207,21 +207,21 @@ class ResourceServer(Engine):
             access = self._hit(credentials.token) or await self._averify(self._checked(credentials))
         else:
             access = await self._aconstrained(sender, credentials)
-        return await self._aresolved(access) if self._resolving else access
+        return await self._roles.aresolve(access) if self._resolving else access
 
     def verify(self, token: str) -> AccessToken:
         """Verify a bare access token (sync twin); with DPoP, as one sent with the Bearer scheme."""
         if self._sender is not None:
             return self.verify_credentials(Credentials("Bearer", token))
         access = self._hit(token) or self._verify(Credentials("Bearer", token))
-        return self._resolved(access) if self._resolving else access
+        return self._roles.resolve(access) if self._resolving else access
 
     async def averify(self, token: str) -> AccessToken:
         """Verify a bare access token (async twin)."""
         if self._sender is not None:
             return await self.averify_credentials(Credentials("Bearer", token))
         access = self._hit(token) or await self._averify(Credentials("Bearer", token))
-        return await self._aresolved(access) if self._resolving else access
+        return await self._roles.aresolve(access) if self._resolving else access
 
     def _cached(self, authorization: str | None) -> AccessToken | None:
         """The token of a header value verified before, if nothing is left to do for it (no
