@@ -1,17 +1,13 @@
 """`ResourceServer`: verify access tokens for one or more trusted issuers, sync and async.
 
-Everything but getting keys is pure and shared; the twins `verify`/`averify` (and
-`authenticate`/`aauthenticate` over them) differ only in how they wait for a fetch: a thread's
-single flight and the sync driver, or a task's and the async one. Verification order:
-size cap, verified-token cache, strict parse, issuer by `iss` (unknown issuers cost no I/O), `alg`
-allow-list, `typ`, key (fetched at most once, single-flight), key/alg agreement, signature (on a
-failure, the JWKS is fetched again if its cool-down allows, and the token checked once more if the
-issuer replaced the key under that `kid`), claims, scopes; then role-ID scopes are resolved
-(`RoleResolver`), after the caches. With introspection (RFC 7662) configured, a token that is not
-a JWS is introspected instead of refused; a JWT only on request: one of another issuer with
-`introspect_foreign_jwts`, and one of a configured issuer, after it passed every check here, with
-`introspect_jwts`. A JWT of a configured issuer that fails a check, and a JWS that fails the
-strict parse, are refused here.
+The public surface: construction (`_assembly` puts the parts together), the twin entry points
+(`authenticate`/`aauthenticate` over a header, `verify_credentials`/`averify_credentials` over a
+request's `Credentials`, `verify`/`averify` over a bare token), health and warm-up. Underneath,
+`_engine` runs the verification, in the order `_verifier` names: size cap, verified-token cache,
+strict parse, issuer by `iss` (unknown issuers cost no I/O), `alg` allow-list, `typ`, key
+(fetched at most once, single-flight, refetched once if the issuer replaced it), signature,
+claims, scopes; then DPoP's binding and replay checks, introspection where it is configured
+(opaque tokens, `introspect_foreign_jwts`, `introspect_jwts`) and role resolution.
 """
 
 from __future__ import annotations
@@ -195,8 +191,9 @@ class ResourceServer(Engine):
 
     def verify_credentials(self, credentials: Credentials) -> AccessToken:
         """Verify a request's `Credentials`, as its adapter read them (sync twin)."""
-        if (sender := self._sender) is None:
-            access = self._hit(credentials.token) or self._verify(self._checked(credentials))
+        if (sender := self._sender) is None:  # a cached token only for the scheme it came with
+            hit = self._hit(credentials.token) if credentials.scheme == "Bearer" else None
+            access = hit or self._verify(self._checked(credentials))
         else:
             access = self._constrained(sender, credentials)
         return self._roles.resolve(access) if self._resolving else access
@@ -204,7 +201,8 @@ class ResourceServer(Engine):
     async def averify_credentials(self, credentials: Credentials) -> AccessToken:
         """Verify a request's `Credentials`, as its adapter read them (async twin)."""
         if (sender := self._sender) is None:
-            access = self._hit(credentials.token) or await self._averify(self._checked(credentials))
+            hit = self._hit(credentials.token) if credentials.scheme == "Bearer" else None
+            access = hit or await self._averify(self._checked(credentials))
         else:
             access = await self._aconstrained(sender, credentials)
         return await self._roles.aresolve(access) if self._resolving else access

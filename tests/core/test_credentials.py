@@ -140,6 +140,11 @@ def test_the_server_verifies_credentials_and_refuses_hand_made_ones(
         verify(Credentials("Basic", "abc"))
     with pytest.raises(InvalidRequestError):
         verify(Credentials("Bearer", "not a b64token"))
+    # A cached token is served only for the scheme it is verified with: the same token under
+    # another scheme is what that header would be, no bearer credentials (DPoP is off here).
+    for scheme in ("DPoP", "Basic"):
+        with pytest.raises(MissingTokenError):
+            verify(Credentials(scheme, token))
 
 
 def test_the_middlewares_hand_the_context_to_the_server(local_issuer: LocalIssuer) -> None:
