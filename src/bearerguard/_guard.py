@@ -174,11 +174,11 @@ class Guard:
     ) -> Credentials:
         """The request's `Credentials`: its Authorization lines, query string and the rest of
         what its adapter read. A refusal (no token, a malformed header) is reported here."""
+        authorization = self.authorization(values, query)  # reports a token in the URL itself
         try:
-            return self.server._read(self.authorization(values, query), context)
+            return self.server._read(authorization, context)
         except BearerError as exc:
-            if not isinstance(exc, InvalidRequestError) or exc.reason is not Reason.TOKEN_IN_URL:
-                self.log(exc)  # `authorization` reported the token in the URL itself
+            self.log(exc)
             raise
 
     def authenticate(

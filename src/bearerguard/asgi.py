@@ -167,7 +167,7 @@ def context(scope: Scope) -> RequestContext:
             proofs.append(value.decode("latin-1"))
         elif name == b"host":
             host = value.decode("latin-1")
-    tls = scope.get("extensions", {}).get("tls") or {}
+    tls = (scope.get("extensions") or {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or ()
     return RequestContext(
         scope.get("method", "GET"),

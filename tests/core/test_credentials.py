@@ -75,6 +75,8 @@ def test_asgi_context_without_host_or_raw_path() -> None:
     del scope["raw_path"]
     assert asgi_context(scope).url == "https://10.0.0.1:8443/v1/a"
     assert asgi_context(scope).proofs == () and asgi_context(scope).certificate is None
+    # A server that says it has no extensions (None rather than a dict) is no certificate.
+    assert asgi_context(asgi_scope([], extensions=None)).certificate is None
 
 
 def test_wsgi_context_reads_method_url_proofs_and_certificate() -> None:
