@@ -16,6 +16,7 @@ from bearerguard._codec import (
     MAX_VALUE_BYTES,
     VERSION,
     decode,
+    decode_entry,
     decode_privileges,
     decode_refusal,
     decode_token,
@@ -226,3 +227,21 @@ def test_what_cannot_be_carried_is_a_value_error() -> None:
     nan = AccessToken("i", None, None, frozenset(), {}, math.nan)
     with pytest.raises(ValueError, match="JSON"):
         encode(nan, NOW + 60)
+
+
+@settings(max_examples=200)
+@given(json_values)
+def test_a_stored_refusal_names_only_strings_or_is_a_miss(named: Any) -> None:
+    """What a stored refusal says the answer named (`n`, shown in the log line) is read back
+    as three strings or None, or the entry is a miss: never another type, never an error."""
+    document = {"k": "r", "u": NOW + 10, "r": "INACTIVE", "n": named}
+    entry = decode_entry(VERSION + json.dumps(document).encode(), NOW)
+    if entry is None:
+        return
+    value, _ = entry
+    assert isinstance(value, tuple)
+    reason, seen = value
+    assert reason is Reason.INACTIVE
+    if seen is not None:
+        assert type(seen.source) is str
+        assert all(item is None or type(item) is str for item in (seen.issuer, seen.client_id))
