@@ -11,7 +11,7 @@ import logging
 from time import perf_counter
 
 from ._cache import TokenCache
-from ._credentials import NO_CONTEXT, Credentials, RequestContext, read_credentials
+from ._credentials import NO_CONTEXT, Credentials, Read, RequestContext, read_credentials
 from ._dpop import DPoPProof
 from ._errors import (
     BearerError,
@@ -200,7 +200,8 @@ class Engine:
         """`credentials` if they are ones this server verifies (as `read_credentials` makes
         them); a value built by hand with another scheme or a token outside the b64token
         grammar is refused as the header it stands for would be."""
-        if credentials.scheme not in self._schemes or not is_b64token(credentials.token):
+        grammar = type(credentials) is Read or is_b64token(credentials.token)  # read: checked
+        if credentials.scheme not in self._schemes or not grammar:
             exc: BearerError = (
                 self._missing() if credentials.scheme not in self._schemes
                 else InvalidRequestError(Reason.MALFORMED_HEADER)

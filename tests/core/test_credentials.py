@@ -15,7 +15,7 @@ from bearerguard import (
     RequestContext,
     ResourceServer,
 )
-from bearerguard._credentials import read_credentials
+from bearerguard._credentials import Read, read_credentials
 from bearerguard.asgi import context as asgi_context
 from bearerguard.testing import LocalIssuer
 from bearerguard.testing._testkit import issuer_config
@@ -44,6 +44,7 @@ def asgi_scope(headers: list[tuple[bytes, bytes]], **more: Any) -> dict[str, Any
 def test_read_credentials_takes_the_context_along() -> None:
     context = RequestContext("GET", "https://api.test/x", ("proof",), PEM)
     credentials = read_credentials("bearer abc.def", context)
+    assert type(credentials) is Read  # its grammar checked: the server does not check it again
     assert credentials == Credentials(
         "Bearer", "abc.def", "GET", "https://api.test/x", ("proof",), PEM
     )
