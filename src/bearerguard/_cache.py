@@ -229,6 +229,8 @@ class TokenCache(_Segments[str, AccessToken]):
         """Keep `value`, a token just built by `issued` and not yet handed out to anyone."""
         if self.maxsize <= 0 or deadline <= now:
             return
+        if deadline == value.expires_at:  # the usual deadline: one float object, not two
+            deadline = value.expires_at
         _set_deadline(value, deadline)
         _set_keys(value, keys)
         _set_kid(value, kid)

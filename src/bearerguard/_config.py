@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from ._claims import RFC9068_CLAIMS, ClaimsPolicy
 from ._errors import ConfigurationError
+from ._frozen import CLIENT_ID_CLAIMS
 from ._scopes import DEFAULT_SCOPE_CLAIMS
-from ._token import CLIENT_ID_CLAIMS
 from ._urls import check_url, metadata_urls
 from ._validate import claim_names, seconds, strings
 

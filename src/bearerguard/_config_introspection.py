@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Literal
 
 from ._assertion import AUDIENCE_ENDPOINT, AUDIENCE_ISSUER, PrivateKey, signing_key
 from ._errors import ConfigurationError
+from ._frozen import CLIENT_ID_CLAIMS
 from ._redact import safe_url
 from ._scopes import DEFAULT_SCOPE_CLAIMS
-from ._token import CLIENT_ID_CLAIMS
 from ._urls import check_url, metadata_urls
 from ._validate import claim_names, seconds, strings
 

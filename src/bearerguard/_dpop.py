@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, NoReturn
 
+from ._b64json import NOT_BASE64URL, TO_STANDARD, json_object, segment
 from ._errors import (
     ConfigurationError,
     InvalidDPoPProofError,
@@ -31,7 +32,6 @@ from ._errors import (
     UseDPoPNonceError,
 )
 from ._htu import normalize_htu, strip_query
-from ._jose import _NOT_BASE64URL, _TO_STANDARD, _segment, json_object
 from ._keys import KEY_TYPES, Key, import_jwk
 from ._thumbprint import THUMBPRINT_MEMBERS, b64url, jwk_members, members_thumbprint
 from ._validate import strings
@@ -262,12 +262,12 @@ def _parse(
     return header, claims, raw[: len(head) + len(payload) + 1], signature
 
 
-def _base64url(segment: bytes) -> bytes:
+def _base64url(part: bytes) -> bytes:
     """A non-empty, canonical, unpadded base64url segment decoded; `ValueError` if not one."""
-    standard = segment.translate(_TO_STANDARD, _NOT_BASE64URL)
-    if not standard or len(standard) != len(segment):
+    standard = part.translate(TO_STANDARD, NOT_BASE64URL)
+    if not standard or len(standard) != len(part):
         raise ValueError("not base64url")
-    return _segment(standard)
+    return segment(standard)
 
 
 @functools.lru_cache(maxsize=_PROOF_KEYS)

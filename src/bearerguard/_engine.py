@@ -188,7 +188,7 @@ class Engine:
 
     def _accept(self, token: str, trusted: Trusted, jwt: UnverifiedJWT, key: Key) -> AccessToken:
         now = self._clock()
-        access, deadline = trusted.accept(jwt, key, now)
+        access, deadline = trusted.accept(jwt, key, now, token)
         if self._revoker is None:  # else every use must reach the introspection cache
             keys = None if key is trusted.secret else trusted.keys
             self._tokens.put_token(

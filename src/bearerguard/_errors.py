@@ -10,8 +10,8 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
+from ._frozen import client_id_of
 from ._redact import safe_url
-from ._token import client_id_of
 
 
 class Reason(enum.Enum):

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._b64json import Malformed
 from ._errors import (
     BearerError,
     MissingTokenError,
@@ -29,7 +30,6 @@ from ._errors import (
     UseDPoPNonceError,
 )
 from ._events import Event, KeysFetched, TokenAccepted, TokenRefused
-from ._jose import _Malformed as Malformed
 from ._redact import LIMIT, clip, safe_url, shown
 
 logger = logging.getLogger("bearerguard")

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Literal
 
-# How deeply decoded JSON may nest, the outermost object counting 1: tokens, JWKS, metadata and
-# introspection answers nest 2 to 5 deep. The one bound of the JSON parser (_jose, which refuses
-# deeper JSON) and of `freeze` (which cannot go deeper). 64 is System.Text.Json's default too.
-MAX_JSON_DEPTH = 64
+from ._b64json import payload_claims
+from ._frozen import CLIENT_ID_CLAIMS, MAX_JSON_DEPTH, client_id_of, freeze
 
-# Where RFC 9068 and the issuers our users run put the client's id, in order of preference:
-# RFC 9068 `client_id`, then `azp` (Entra v2, Auth0), `appid` (Entra v1), `cid` (Okta).
-CLIENT_ID_CLAIMS = ("client_id", "azp", "appid", "cid")
+__all__ = [  # the claim helpers are `_frozen`'s; named here too, where callers look for them
+    "CLIENT_ID_CLAIMS", "MAX_JSON_DEPTH", "AccessToken", "client_id_of", "freeze", "issued",
+    "with_scopes",
+]  # fmt: skip
 
 
 class _CacheSlots:
@@ -41,7 +39,8 @@ class _CacheSlots:
 class AccessToken(_CacheSlots):
     """A verified access token. `claims` is read-only; JSON arrays in it are tuples.
 
-    Immutable; `dataclasses.replace` gives a changed copy.
+    Immutable; `dataclasses.replace` gives a changed copy. A JWT verified on the request path
+    keeps its claims undecoded until `claims` is first read (see `_Claims`).
     """
 
     issuer: str
@@ -57,17 +56,47 @@ class AccessToken(_CacheSlots):
         return self.scopes.issuperset(scopes)
 
 
+class _Claims:
+    """`AccessToken.claims`: a read-only mapping, or, for a JWT the request path verified, the
+    token itself until `claims` is first read, then decoded once and kept.
+
+    A verified token in the cache then holds no decoded claims (~1.8 KB of a typical token's
+    names, values and dicts) until a handler reads them: most requests read the fields
+    (`subject`, `client_id`, `scopes`), never `claims`. The token string is the cache's key, so
+    keeping it costs nothing. Decoding again gives exactly what the checks read on the miss:
+    the same strict parser (`_jose`), the same bytes.
+    """
+
+    __slots__ = ("_slot",)
+
+    def __init__(self, slot: Any) -> None:
+        self._slot = slot  # the slot's own descriptor, which stores the value
+
+    def __get__(self, token: AccessToken | None, owner: type | None = None) -> Any:
+        if token is None:
+            return self  # read on the class (dataclasses, typing)
+        value = self._slot.__get__(token, owner)
+        if type(value) is str:  # the verified JWT: decoded now, and kept
+            value = payload_claims(value)
+            self._slot.__set__(token, value)  # racing readers decode the same bytes
+        return value
+
+    def __set__(self, token: AccessToken, value: Any) -> None:
+        self._slot.__set__(token, value)
+
+
 def issued(
     *,
     issuer: str,
     subject: str | None,
     client_id: str | None,
     scopes: frozenset[str],
-    claims: Mapping[str, Any],
+    claims: Mapping[str, Any] | str,
     expires_at: float | None,
     source: Literal["jwt", "introspection"],
 ) -> AccessToken:
-    """`AccessToken(...)` for the request path: the same object, built faster.
+    """`AccessToken(...)` for the request path: the same object, built faster. `claims` may be
+    the JWT itself, verified: decoded when first read (see `_Claims`).
 
     A frozen dataclass's `__init__` sets each field with its own `object.__setattr__` call
     (~1.4 µs for seven fields); the slots' own setters are called here directly (~0.45 µs).
@@ -90,7 +119,7 @@ def with_scopes(token: AccessToken, scopes: frozenset[str]) -> AccessToken:
         subject=token.subject,
         client_id=token.client_id,
         scopes=scopes,
-        claims=token.claims,
+        claims=_get_claims(token, AccessToken),  # as kept: a JWT not yet decoded stays so
         expires_at=token.expires_at,
         source=token.source,
     )
@@ -113,55 +142,6 @@ _new = object.__new__
 )
 
 
-def freeze(value: Any, *, flat: bool = False) -> Any:
-    """A read-only deep copy of decoded JSON: objects become mapping proxies, arrays tuples.
-
-    `flat=True` says `value` is an object of scalars only (the parser can tell from the JSON
-    text), so it is copied in one step without looking at its members. JSON nested deeper than
-    the parser accepts (`MAX_JSON_DEPTH`) is a `ValueError`, never a `RecursionError`.
-    """
-    if flat:
-        return MappingProxyType(value.copy())
-    return _freeze(value)
-
-
-def _level(deeper: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """The freezer of one nesting level: `deeper` freezes the containers inside it."""
-
-    def frozen(value: Any) -> Any:
-        if isinstance(value, dict):
-            if _SCALARS.issuperset(map(type, value.values())):
-                return MappingProxyType(value.copy())  # the common flat object: one C-level pass
-            return MappingProxyType(
-                {k: deeper(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
-            )
-        if isinstance(value, list):
-            return tuple(deeper(v) if isinstance(v, _CONTAINERS) else v for v in value)
-        return value
-
-    return frozen
-
-
-def _deeper_than_allowed(value: Any) -> Any:
-    raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} deep")
-
-
-_CONTAINERS = (dict, list)
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-# One freezer per nesting level, each calling the next, the last `_deeper_than_allowed`: it
-# never goes deeper than the parser lets JSON nest, at no cost per call (a depth argument
-# checked on every call cost ~20% of freezing a token with a few arrays).
-_freeze: Callable[[Any], Any] = _deeper_than_allowed
-for _ in range(MAX_JSON_DEPTH):
-    _freeze = _level(_freeze)
-
-
-def client_id_of(claims: Mapping[str, Any], names: Sequence[str] = CLIENT_ID_CLAIMS) -> str | None:
-    """The client's id: the first of the claims `names` that holds a string (or a number)."""
-    for name in names:
-        value = claims.get(name)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)  # some issuers send a numeric `azp`; an id, never a grant
-    return None
+# `claims` as stored (a JWT not decoded yet stays so), and then read through `_Claims`.
+_get_claims = AccessToken.__dict__["claims"].__get__
+AccessToken.claims = _Claims(AccessToken.__dict__["claims"])  # type: ignore[assignment,misc]

@@ -8,6 +8,7 @@ server share it.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 from ._claims import ClaimsPolicy, check_claims
@@ -20,6 +21,8 @@ from ._keys import Key
 from ._scopes import ScopeSets, read_scopes
 from ._token import AccessToken, client_id_of, freeze, issued
 from ._types import Clock
+
+_intern = sys.intern  # not immortal: gone with the last token that holds it
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,21 +65,30 @@ class Trusted:
             return self.secret
         return self.keys.fresh(jwt.kid, jwt.alg, timer())
 
-    def accept(self, jwt: UnverifiedJWT, key: Key, now: float) -> tuple[AccessToken, float]:
-        """The verified token and the time after which it must not be served from a cache."""
+    def accept(
+        self, jwt: UnverifiedJWT, key: Key, now: float, token: str | None = None
+    ) -> tuple[AccessToken, float]:
+        """The verified token and the time after which it must not be served from a cache.
+
+        With `token` (the JWT `jwt` was parsed from), the claims are kept undecoded until first
+        read (`AccessToken.claims`): what the cache keeps is then the token string it keys by.
+        """
         if not key.accepts(jwt.alg):
             raise InvalidTokenError(Reason.ALGORITHM)  # e.g. an RSA key named by an ES256 token
         if not key.verify(jwt.alg, jwt.signing_input, jwt.signature):
             raise InvalidTokenError(Reason.BAD_SIGNATURE)
         claims = jwt.claims
         deadline = check_claims(claims, self.policy, now)
-        exp = claims.get("exp")
+        exp, sub = claims.get("exp"), claims.get("sub")
+        client_id = client_id_of(claims, self.config.client_id_claims)
         access = issued(
             issuer=self.config.issuer,
-            subject=claims.get("sub"),
-            client_id=client_id_of(claims, self.config.client_id_claims),
+            # One string per client, not per token: a client's tokens repeat both (a client
+            # credentials token's subject is its client), and a cached token keeps them.
+            subject=_intern(sub) if type(sub) is str else sub,
+            client_id=None if client_id is None else _intern(client_id),
             scopes=read_scopes(claims, self.config.scope_claims, self.scope_sets),
-            claims=freeze(claims, flat=jwt.flat),
+            claims=freeze(claims, flat=jwt.flat) if token is None else token,
             expires_at=None if exp is None else float(exp),
             source="jwt",
         )

@@ -224,7 +224,7 @@ def nested(depth: int, kind: str = "array") -> bytes:
 def test_a_number_of_too_many_digits_is_malformed_json(raw: bytes) -> None:
     with pytest.raises(ValueError, match="too many digits") as refused:
         json_object(raw)
-    assert type(refused.value).__name__ == "_Malformed"
+    assert type(refused.value).__name__ == "Malformed"
 
 
 @pytest.mark.parametrize("where", ["header", "payload"])
