@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import sys
 from collections.abc import Callable
 from itertools import compress
 from json.scanner import make_scanner
@@ -132,6 +133,10 @@ def _too_deep(value: dict[str, Any]) -> bool:
     return True
 
 
+_intern = sys.intern  # not immortal: gone with the last token that holds it
+_SHARED = 256  # characters: longer strings are rarely repeated, and are kept as decoded
+
+
 def payload_claims(token: str) -> Any:
     """The claims of a JWT that `parse` accepted, frozen as the request path keeps them
     (`AccessToken.claims`, decoded when first read).
@@ -149,4 +154,10 @@ def payload_claims(token: str) -> Any:
         end = -1
     if end != len(text):  # whitespace around the object, which `parse` allowed too
         claims = json.loads(text)
+    # One string per claim name, and per short value, for all the cached tokens that read them:
+    # the tokens of a client repeat every claim but `jti`, `iat` and `exp`.
+    claims = {
+        _intern(name): _intern(value) if type(value) is str and len(value) <= _SHARED else value
+        for name, value in claims.items()
+    }
     return freeze(claims, flat="[" not in text and text.find("{", 1) < 0)

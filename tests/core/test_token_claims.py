@@ -106,6 +106,11 @@ def test_tokens_of_one_client_share_their_identifiers_and_a_deadline_its_expiry(
     assert first.subject == second.subject and first.subject is second.subject
     assert first.client_id is second.client_id
     assert first._deadline is first.expires_at  # one float object, not two
+    # Decoded, their claims share names and the values the client repeats; not `jti`.
+    names = {name: name for name in first.claims}
+    assert all(names[name] is name for name in second.claims)
+    assert first.claims["aud"] is second.claims["aud"]
+    assert first.claims["jti"] != second.claims["jti"]
 
 
 def _thawed(value: Any) -> Any:
