@@ -39,30 +39,42 @@ def _label(fill: int) -> str:
 @register("cache.fill", "A verified-token cache hit with 1k, 10k and 100k entries cached.")
 def _fill(settings: Settings) -> Iterator[Group]:
     fills = settings.fills
+    ends = (fills[0], fills[-1])
     workers = [Worker(fill, max(fill, settings.cache_size), settings.pool) for fill in fills]
+    # The same fills in the minimal verifier's map (a dict of the tokens, in processes of their
+    # own): what a plain Python dict keyed by ~900-byte tokens pays as it grows, on this machine.
+    workers += [
+        Worker(fill, max(fill, settings.cache_size), settings.pool, kind="minimal") for fill in ends
+    ]
     info = _started(workers)
     try:
         names = [f"verify() hit, {_label(fill)} entries cached" for fill in fills]
+        names += [f"minimal verifier, keeping, hit, {_label(fill)} kept" for fill in ends]
         cases = [
             Case(name, print, [None], probe=worker.probe("hits", settings.target_ns))
             for name, worker in zip(names, workers, strict=True)
         ]
+        first, last = _label(fills[0]), _label(fills[-1])
         yield Group(
             cases=cases,
             checks=[
-                Pair(f"hit: {_label(fills[1])} / {_label(fills[0])} entries", names[1], names[0]),
+                Pair(f"hit: {_label(fills[1])} / {first} entries", names[1], names[0]),
                 Pair(
-                    f"hit: {_label(fills[-1])} / {_label(fills[0])} entries",
+                    f"hit: {last} / {first} entries", names[len(fills) - 1], names[0], FLAT_BUDGET
+                ),
+                Pair(f"minimal verifier's hit: {last} / {first} kept", names[-1], names[-2]),
+                Pair(
+                    f"hit, {last} entries: bearerguard / minimal verifier",
+                    names[len(fills) - 1],
                     names[-1],
-                    names[0],
-                    FLAT_BUDGET,
                 ),
             ],
             notes=[
                 f"each fill in a process of its own, the collector on; {settings.pool} of the"
                 f" cached tokens asked for again, a fresh string each call; tokens of"
                 f" {info[0]['bytes']} bytes (HS256); the cache's size: the larger of the default"
-                " and the fill"
+                " and the fill; the minimal verifier (reference.py) keeps the same tokens in a"
+                " dict of its own, each fill in a process of its own too"
             ],
         )
     finally:

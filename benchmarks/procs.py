@@ -61,11 +61,10 @@ def _rss() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _hits(server: ResourceServer, chosen: list[bytes], target_ns: int) -> float:
+def _hits(verify: Callable[[str], Any], chosen: list[bytes], target_ns: int) -> float:
     elapsed = calls = 0
     while elapsed < target_ns:
         items = [raw.decode() for raw in chosen]  # fresh strings, made untimed
-        verify = server.verify
         start = time.perf_counter_ns()
         for token in items:
             verify(token)
@@ -80,14 +79,17 @@ def _collect() -> float:
     return float(time.perf_counter_ns() - start)
 
 
-def _serve(conn: Connection, fill: int, cache_size: int, pool: int) -> None:
+def _serve(conn: Connection, fill: int, cache_size: int, pool: int, kind: str) -> None:
     with LocalIssuer(algorithms=(ALG,), audience=AUDIENCE) as issuer:
         server = ResourceServer(config(issuer, ALG), token_cache_size=cache_size)
+        reference = _reference(issuer, cache_size)
+        verify = server.verify if kind == "bearerguard" else reference.check
         raw = typical_tokens(issuer, fill)
         for token in raw:
-            server.verify(token.decode())
-        if len(server._tokens) != fill:
-            raise RuntimeError(f"the cache holds {len(server._tokens)} of {fill} tokens")
+            verify(token.decode())
+        held = len(server._tokens) if kind == "bearerguard" else len(reference.kept)
+        if held != fill:
+            raise RuntimeError(f"the cache holds {held} of {fill} tokens")
         chosen = hits(raw, pool) if raw else []
         gc.collect()
         conn.send({"bytes": len(raw[0]) if raw else 0, "rss": _rss()})
@@ -96,7 +98,7 @@ def _serve(conn: Connection, fill: int, cache_size: int, pool: int) -> None:
             if command == "stop":
                 break
             if command == "hits":
-                conn.send(_hits(server, chosen, argument))
+                conn.send(_hits(verify, chosen, argument))
             elif command == "collect":
                 conn.send(_collect())
         server.close()
@@ -109,14 +111,7 @@ def _stream(conn: Connection, kind: str, cache_size: int, per_round: int, size: 
     with LocalIssuer(algorithms=(ALG,), audience=AUDIENCE) as issuer:
         raw = typical_tokens(issuer, size)
         server = ResourceServer(config(issuer, ALG), token_cache_size=cache_size)
-        reference = Verifier(
-            alg=ALG,
-            key=issuer.shared_secret(ALG),
-            kid=issuer.kid(ALG),
-            issuer=issuer.issuer,
-            audience=AUDIENCE,
-            keep=cache_size,
-        )
+        reference = _reference(issuer, cache_size)
         op: Callable[[str], Any] = server.verify if kind == "bearerguard" else reference.check
         for raw_token in raw:  # the warm-up pass: the cache is full, and evicting, from here on
             op(raw_token.decode())
@@ -156,18 +151,36 @@ def _stream(conn: Connection, kind: str, cache_size: int, per_round: int, size: 
         server.close()
 
 
+def _reference(issuer: LocalIssuer, keep: int) -> Verifier:
+    """The minimal verifier of `issuer`'s HS256 tokens, keeping `keep` results."""
+    return Verifier(
+        alg=ALG,
+        key=issuer.shared_secret(ALG),
+        kid=issuer.kid(ALG),
+        issuer=issuer.issuer,
+        audience=AUDIENCE,
+        keep=keep,
+    )
+
+
 class Worker:
-    """A child process holding a server whose cache holds `fill` tokens (see the module), or,
-    with `stream=(kind, per_round, size)`, feeding a stream of never-seen tokens to `kind`
+    """A child process holding a server whose cache holds `fill` tokens (see the module; with
+    `kind="minimal"`, the minimal verifier keeping them instead), or, with
+    `stream=(kind, per_round, size)`, feeding a stream of never-seen tokens to `kind`
     ("bearerguard" or "minimal") through a full cache of `cache_size`."""
 
     def __init__(
-        self, fill: int, cache_size: int, pool: int, stream: tuple[str, int, int] | None = None
+        self,
+        fill: int,
+        cache_size: int,
+        pool: int,
+        stream: tuple[str, int, int] | None = None,
+        kind: str = "bearerguard",
     ) -> None:
         self.fill = fill
         self._conn, child = _CONTEXT.Pipe()
         target: Callable[..., None] = _serve
-        args: tuple[Any, ...] = (child, fill, cache_size, pool)
+        args: tuple[Any, ...] = (child, fill, cache_size, pool, kind)
         if stream is not None:
             target, args = _stream, (child, stream[0], cache_size, stream[1], stream[2])
         self._process = _CONTEXT.Process(target=target, args=args, daemon=True)
