@@ -99,14 +99,16 @@ class _Segments(Generic[K, E]):
             del self._probation[key]
 
     def _insert(self, key: K, entry: E, deadline: float, now: float) -> None:
+        entries, probation, earliest = self._entries, self._probation, self._earliest
         with self._lock:
-            main = key in self._entries  # already promoted: a new answer keeps its place
-            if not main and key not in self._probation and len(self) >= self.maxsize:
+            main = key in entries  # already promoted: a new answer keeps its place
+            if not main and key not in probation and len(entries) + len(probation) >= self.maxsize:
                 # Main never holds more than its share, so a full cache has probation at or
                 # above its own: new entries make room among the new.
                 self._make_room(False, now)
-            (self._entries if main else self._probation)[key] = entry
-            self._earliest[main] = min(self._earliest[main], deadline)
+            (entries if main else probation)[key] = entry
+            if deadline < earliest[main]:
+                earliest[main] = deadline
 
     def _discard(self, key: K, holds: Callable[[E], bool] | None) -> None:
         """Forget `key` (only where its entry `holds` what the caller means, when given)."""
