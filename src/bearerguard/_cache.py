@@ -107,7 +107,7 @@ class _Segments(Generic[K, E]):
                 # above its own: new entries make room among the new.
                 self._make_room(False, now)
             (entries if main else probation)[key] = entry
-            if deadline < earliest[main]:
+            if deadline < earliest[main]:  # noqa: PLR1730 - cheaper than calling min()
                 earliest[main] = deadline
 
     def _discard(self, key: K, holds: Callable[[E], bool] | None) -> None:
