@@ -72,9 +72,8 @@ _SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(_DECODER)  # type: i
 
 
 # For flat objects (see `_flat_object`): the dict built in C, NaN and Infinity still refused.
-_FLAT_SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(  # type: ignore[arg-type]
-    json.JSONDecoder(parse_constant=_constant)
-)
+_FLAT_DECODER = json.JSONDecoder(parse_constant=_constant)
+_FLAT_SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(_FLAT_DECODER)  # type: ignore[arg-type]
 # For bytes `parse` accepted before: the same decoder without the hooks (see `payload_claims`).
 _PLAIN_SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
