@@ -1,7 +1,10 @@
 """Checking that an access token is bound to its sender: to the DPoP proof's key (`cnf.jkt`,
 RFC 9449 §6, §7) or to the client certificate of the TLS connection (`cnf["x5t#S256"]`,
 RFC 8705 §3). Pure: it compares what the token's confirmation claim says with what the request
-proved (a `DPoPProof` from `verify_proof`, a certificate thumbprint from `_thumbprint`).
+proved (a `DPoPProof` from `verify_proof`, a client certificate read by the request's adapter).
+
+The one place both bindings are judged: DPoP's `SenderCheck.bind` calls it, and so does the
+server with DPoP off (`dpop=False`: only the certificate binding is judged then).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, NoReturn
 
 from ._errors import DPoPBindingError, InvalidTokenError, Reason
+from ._thumbprint import CertificateFormatError, client_thumbprint
 
 if TYPE_CHECKING:
     from ._dpop import DPoPProof
@@ -18,10 +22,11 @@ if TYPE_CHECKING:
 def check_binding(
     cnf: object,
     proof: DPoPProof | None,
-    cert_thumbprint: str | None,
+    certificate: str | None,
     scheme: str,
     *,
     algs: Iterable[str] = (),
+    dpop: bool = True,
 ) -> None:
     """Check an accepted token's confirmation claim (`cnf`, from the JWT or the introspection
     answer) against the request's proof of possession. Raises `InvalidTokenError`:
@@ -30,36 +35,68 @@ def check_binding(
       bearer token) and `proof` (from `verify_proof`) must be signed by that key;
     - the `DPoP` scheme with a token that has no `cnf.jkt` is refused too: the scheme is for
       DPoP-bound tokens (§7.1), and a proof can prove nothing about an unbound token;
-    - `cnf["x5t#S256"]` (RFC 8705 §3): `cert_thumbprint`, of the client certificate of this
-      request's TLS connection (see `_thumbprint`), must equal it;
+    - `cnf["x5t#S256"]` (RFC 8705 §3): the SHA-256 thumbprint of `certificate`, the request's
+      client certificate (a PEM certificate or an Envoy XFCC element, see `client_thumbprint`),
+      must equal it: none or another is `CERT_BINDING`, an unreadable one `CERT_MALFORMED`
+      (both 401 `invalid_token`). The certificate is parsed only here, for a token that names
+      one;
     - any other confirmation method is refused, as it cannot be checked here (fail closed);
     - a token without `cnf` (or with an empty one) sent with the Bearer scheme is not bound.
+
+    With `dpop=False` (a server with DPoP off) only `x5t#S256` is judged: `cnf.jkt` and other
+    members are what a server unaware of them would see (RFC 9449 §7.2; the README's DPoP-off
+    rule), but a certificate-bound token still needs its certificate (an authorization server
+    that binds tokens expects the resource server to check; fail closed).
 
     `scheme` is the Authorization header's scheme (any case); with `DPoP`, refusals are
     `DPoPBindingError`s, whose challenge names `algs`.
     """
-    dpop = scheme.lower() == "dpop"
+    if not dpop:
+        if isinstance(cnf, Mapping) and "x5t#S256" in cnf:
+            reason = _certificate_refusal(cnf["x5t#S256"], certificate)
+            if reason is not None:
+                raise InvalidTokenError(reason)
+        return
+    is_dpop = scheme.lower() == "dpop"
     algs = tuple(algs)
 
     def refuse(reason: Reason) -> NoReturn:
-        raise DPoPBindingError(reason, algs=algs) if dpop else InvalidTokenError(reason)
+        raise DPoPBindingError(reason, algs=algs) if is_dpop else InvalidTokenError(reason)
 
     if cnf is None:
         cnf = {}
     if not isinstance(cnf, Mapping):
         refuse(Reason.CLAIM_TYPE)
-    jkt, x5t = cnf.get("jkt"), cnf.get("x5t#S256")
+    jkt = cnf.get("jkt")
     if any(name not in ("jkt", "x5t#S256") for name in cnf):
         refuse(Reason.CONFIRMATION)
     # A member present is a string: `"jkt": null` is malformed, not absent (fail closed).
-    if ("jkt" in cnf and type(jkt) is not str) or ("x5t#S256" in cnf and type(x5t) is not str):
+    if "jkt" in cnf and type(jkt) is not str:
+        refuse(Reason.CLAIM_TYPE)
+    if "x5t#S256" in cnf and type(cnf["x5t#S256"]) is not str:
         refuse(Reason.CLAIM_TYPE)
     if jkt is None:
-        if dpop:
+        if is_dpop:
             refuse(Reason.DPOP_UNBOUND)
-    elif not dpop:
+    elif not is_dpop:
         refuse(Reason.DPOP_DOWNGRADE)
     elif proof is None or proof.jkt != jkt:
         refuse(Reason.DPOP_BINDING)
-    if x5t is not None and (cert_thumbprint is None or cert_thumbprint != x5t):
-        refuse(Reason.CERT_BINDING)
+    if "x5t#S256" in cnf and (reason := _certificate_refusal(cnf["x5t#S256"], certificate)):
+        refuse(reason)
+
+
+def _certificate_refusal(x5t: object, certificate: str | None) -> Reason | None:
+    """Why the token's `x5t#S256` does not bind it to the request's client certificate, or
+    None if it does: a thumbprint that is not a string, no certificate, an unreadable one
+    (from a misconfigured terminator: never parsed unless a token names a certificate), or
+    another certificate."""
+    if type(x5t) is not str:
+        return Reason.CLAIM_TYPE
+    if certificate is None:
+        return Reason.CERT_BINDING
+    try:
+        thumbprint = client_thumbprint(certificate)
+    except CertificateFormatError:
+        return Reason.CERT_MALFORMED
+    return None if thumbprint == x5t else Reason.CERT_BINDING  # public values: no timing

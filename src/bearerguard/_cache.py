@@ -181,7 +181,8 @@ class TokenCache(_Segments[str, AccessToken]):
 
     An entry is the `AccessToken` itself: its deadline and the JWKS, kid and key that verified
     it are slots of the token (`_token._CacheSlots`), set before it is inserted and never after,
-    so a cached token is one object for the garbage collector to track, beside its claims.
+    so a cached token is one object for the garbage collector to track, beside its claims. So is
+    its `_bound` mark (see `mark_bound`), set by the engine as it builds the token, cached or not.
     """
 
     def get_token(self, token: str, clock: Clock, timer: Clock) -> AccessToken | None:
@@ -254,6 +255,16 @@ class TokenCache(_Segments[str, AccessToken]):
 
 
 # The setters of the cache's slots of a token (a frozen dataclass's `__setattr__` refuses them).
-_set_deadline, _set_keys, _set_kid, _set_key = (
-    getattr(AccessToken, name).__set__ for name in ("_deadline", "_keys", "_kid", "_key")
+_set_deadline, _set_keys, _set_kid, _set_key, _set_bound = (
+    getattr(AccessToken, name).__set__ for name in ("_deadline", "_keys", "_kid", "_key", "_bound")
 )
+
+
+def mark_bound(access: AccessToken, bound: bool) -> AccessToken:
+    """Mark a token just verified (before anyone else sees it, and before it is cached) as
+    bound to its sender or not: `bound` says it has a `cnf` claim, read from what the token
+    was built from (the JWT's decoded claims, the introspection answer). A cache hit reads the
+    mark, never the claims: the header-only fast path serves no bound token, and the binding
+    is checked on every request that presents one."""
+    _set_bound(access, bound)
+    return access

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from time import perf_counter
 
-from ._cache import TokenCache
+from ._binding import check_binding
+from ._cache import TokenCache, mark_bound
 from ._credentials import NO_CONTEXT, Credentials, Read, RequestContext, read_credentials
 from ._dpop import DPoPProof
 from ._errors import (
@@ -72,7 +73,7 @@ class Engine:
             return self._tokens.get_token(token, self._clock, self._timer)
         events, started = self.events, perf_counter()
         hit = self._tokens.get_token(token, self._clock, self._timer)
-        if hit is not None:
+        if hit is not None and not hit._bound:  # a bound token: reported once its binding held
             duration = perf_counter() - started
             events.emit(TokenAccepted(hit.source, hit.issuer, hit.client_id, True, duration))
         return hit
@@ -98,24 +99,29 @@ class Engine:
         return access
 
     def _verify(self, credentials: Credentials, report: bool = True) -> AccessToken:
-        """Everything after a cache miss (sync twin)."""
+        """Everything after a cache miss (sync twin). `report=False`: the caller (DPoP's
+        `_constrained`) checks the token's binding and reports it; else a bound token's
+        certificate binding is checked here (`_certified`), before it is reported."""
         token, jwt, signed = credentials.token, None, False
         started = perf_counter() if self._accepted_watched > 1 else 0.0  # timed if watched
         try:
             route = self.verifier.prepare(token)
             if isinstance(route, Introspector):
-                return self._accepted(self._introspect(route, token), started, report)
-            trusted, jwt = route
-            key = self.key_source.key(trusted, jwt)
-            try:
-                access = self._accept(token, trusted, jwt, key)
-            except InvalidTokenError as exc:  # the issuer may have replaced the key of that kid
-                access = self._accept(
-                    token, trusted, jwt, self.key_source.replaced(trusted, jwt, key, exc)
-                )
-            signed = True
-            if self._revoker is not None:  # central revocation: the AS must still say active
-                self._introspect(self._revoker, token)
+                access = self._introspect(route, token)
+            else:
+                trusted, jwt = route
+                key = self.key_source.key(trusted, jwt)
+                try:
+                    access = self._accept(token, trusted, jwt, key)
+                except InvalidTokenError as exc:  # the issuer may have replaced that kid's key
+                    access = self._accept(
+                        token, trusted, jwt, self.key_source.replaced(trusted, jwt, key, exc)
+                    )
+                signed = True
+                if self._revoker is not None:  # central revocation: the AS must still say active
+                    self._introspect(self._revoker, token)
+            if report and access._bound:
+                _certified(access, credentials.certificate)
             return self._accepted(access, started, report)
         except (BearerError, UpstreamUnavailableError) as exc:
             self._refused(exc, _seen(exc, jwt, signed))
@@ -128,17 +134,22 @@ class Engine:
         try:
             route = self.verifier.prepare(token)
             if isinstance(route, Introspector):
-                return self._accepted(await self._aintrospect(route, token), started, report)
-            trusted, jwt = route
-            key = trusted.ready_key(jwt, self._timer) or await self.key_source.akey(trusted, jwt)
-            try:
-                access = self._accept(token, trusted, jwt, key)
-            except InvalidTokenError as exc:
-                key = await self.key_source.areplaced(trusted, jwt, key, exc)
-                access = self._accept(token, trusted, jwt, key)
-            signed = True
-            if self._revoker is not None:
-                await self._aintrospect(self._revoker, token)
+                access = await self._aintrospect(route, token)
+            else:
+                trusted, jwt = route
+                key = trusted.ready_key(jwt, self._timer) or await self.key_source.akey(
+                    trusted, jwt
+                )
+                try:
+                    access = self._accept(token, trusted, jwt, key)
+                except InvalidTokenError as exc:
+                    key = await self.key_source.areplaced(trusted, jwt, key, exc)
+                    access = self._accept(token, trusted, jwt, key)
+                signed = True
+                if self._revoker is not None:
+                    await self._aintrospect(self._revoker, token)
+            if report and access._bound:
+                _certified(access, credentials.certificate)
             return self._accepted(access, started, report)
         except (BearerError, UpstreamUnavailableError) as exc:
             self._refused(exc, _seen(exc, jwt, signed))
@@ -177,6 +188,7 @@ class Engine:
         `until`, so a hit is one dict lookup and the store is read only on its miss. Not for
         `introspect_jwts`: a JWT confirmed by the AS is checked again (signature, claims) on
         each use, and its confirmation read from the store."""
+        mark_bound(access, "cnf" in access.claims)  # the answer's `cnf` (RFC 7662 §2.2, 8705 §3.2)
         if introspector is not self._revoker:
             now = self._clock()
             self._tokens.put_token(
@@ -189,6 +201,7 @@ class Engine:
     def _accept(self, token: str, trusted: Trusted, jwt: UnverifiedJWT, key: Key) -> AccessToken:
         now = self._clock()
         access, deadline = trusted.accept(jwt, key, now, token)
+        mark_bound(access, "cnf" in jwt.claims)  # the decoded claims: `access.claims` is not read
         if self._revoker is None:  # else every use must reach the introspection cache
             keys = None if key is trusted.secret else trusted.keys
             self._tokens.put_token(
@@ -258,6 +271,17 @@ class Engine:
             raise
         return self._sent(access, hit is not None, started)
 
+    def _bound_hit(self, hit: AccessToken, certificate: str | None) -> AccessToken:
+        """A verified-token cache hit of a bound token with DPoP off: served once its
+        certificate binding holds for this request (`_certified`), and reported then."""
+        started = perf_counter()
+        try:
+            _certified(hit, certificate)
+        except BearerError as exc:
+            self._refused(exc, _seen_of(hit))
+            raise
+        return self._sent(hit, True, started)
+
     def _sent(self, access: AccessToken, cached: bool, started: float) -> AccessToken:
         """`access`, reported accepted once the request's sender checks held too: a stolen
         token refused at its binding is never reported as accepted."""
@@ -290,6 +314,13 @@ def _seen(
     if jwt is None:
         return None
     return seen_in(jwt.header, jwt.claims, verified=signed or exc.reason in _SIGNED)
+
+
+def _certified(access: AccessToken, certificate: str | None) -> None:
+    """With DPoP off, a bound token's certificate binding (RFC 8705 §3): a token whose `cnf`
+    names a certificate needs it on this request (`check_binding(..., dpop=False)`); `cnf.jkt`
+    and the rest are left as a server unaware of DPoP leaves them."""
+    check_binding(access.claims.get("cnf"), None, certificate, "Bearer", dpop=False)
 
 
 def _seen_of(access: AccessToken) -> Seen:  # a refusal of an accepted token: what it names

@@ -102,10 +102,11 @@ class SenderCheck:
             raise
 
     def bind(self, access: AccessToken, credentials: Credentials, proof: DPoPProof | None) -> None:
-        """Step 3: the token's `cnf` against the proof's key (no client certificate yet: a
-        certificate-bound token is refused, RFC 8705 being a later step)."""
-        cnf = access.claims.get("cnf")
-        check_binding(cnf, proof, None, credentials.scheme, algs=self.algs)
+        """Step 3: the token's `cnf` against the proof's key and the request's client
+        certificate (RFC 8705 §3). An unbound token's claims are not read (its `_bound` mark,
+        set as it was verified, says so)."""
+        cnf = access.claims.get("cnf") if access._bound else None
+        check_binding(cnf, proof, credentials.certificate, credentials.scheme, algs=self.algs)
 
     def record(self, proof: DPoPProof, now: float) -> None:
         """Step 4 (sync twin): the `jti` is recorded, or the proof is a replay."""

@@ -167,6 +167,18 @@ def xfcc_thumbprint(value: str) -> str:
     return b64url(bytes.fromhex(digest))
 
 
+def client_thumbprint(certificate: str) -> str:
+    """The x5t#S256 of a request's client certificate, as `Credentials.certificate` carries it:
+    a PEM certificate, plain or URL-escaped (what TLS servers and nginx give), or an Envoy
+    `x-forwarded-client-cert` value (`xfcc_thumbprint`). The two are told apart by their
+    grammar: a PEM certificate starts with its `-----BEGIN` line, an XFCC element with a key
+    (`Hash=`, `Cert=`, `By=`...), never with `-`. `CertificateFormatError` if neither fits.
+    """
+    if certificate.lstrip().startswith("-"):
+        return cert_thumbprint(pem_certificate(certificate))
+    return xfcc_thumbprint(certificate)
+
+
 def _split(text: str, separator: str) -> list[str]:
     """Split on `separator` outside double quotes; a backslash escapes the next character."""
     if '"' not in text:

@@ -17,7 +17,9 @@ __all__ = [  # the claim helpers are `_frozen`'s; named here too, where callers 
 
 class _CacheSlots:
     """What the verified-token cache keeps beside a token it holds (see `_cache.TokenCache`):
-    the time after which it must not be served, and the JWKS, kid and key that verified it.
+    the time after which it must not be served, the JWKS, kid and key that verified it, and
+    whether it has a confirmation claim (`cnf`: bound to a DPoP key or a client certificate),
+    so that a hit is judged without reading its claims.
 
     Slots of the token itself rather than a tuple around it: a cached token is then one object
     the garbage collector tracks (beside its claims), not three. Not dataclass fields: they are
@@ -25,7 +27,7 @@ class _CacheSlots:
     reads them.
     """
 
-    __slots__ = ("_deadline", "_key", "_keys", "_kid")
+    __slots__ = ("_bound", "_deadline", "_key", "_keys", "_kid")
 
     # Typed loosely here (`typing.get_type_hints(AccessToken)` must resolve without importing
     # the key modules); `TokenCache` reads them as `JWKSCache | None`, `str | None` and `Key`.
@@ -33,6 +35,7 @@ class _CacheSlots:
     _keys: Any
     _kid: Any
     _key: Any
+    _bound: bool
 
 
 @dataclass(frozen=True, slots=True)

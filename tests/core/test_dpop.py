@@ -25,6 +25,7 @@ from bearerguard._errors import (
     InvalidDPoPProofError,
     UseDPoPNonceError,
 )
+from bearerguard._thumbprint import client_thumbprint
 
 from ..helpers import b64, dumps
 
@@ -420,20 +421,28 @@ def test_the_dpop_scheme_needs_a_dpop_bound_token(key: DPoPKey, cnf: Any) -> Non
     check_binding(cnf, None, None, "Bearer")
 
 
+# A client certificate as Envoy forwards it (`Hash=`, hex SHA-256 of the DER) and its x5t#S256.
+CERT, OTHER_CERT = "Hash=" + "ab" * 32, "Hash=" + "ac" * 32
+X5T = client_thumbprint(CERT)
+
+
 def test_certificate_binding() -> None:
-    check_binding({"x5t#S256": "abc"}, None, "abc", "Bearer")
-    for presented in (None, "abd"):
+    check_binding({"x5t#S256": X5T}, None, CERT, "Bearer")
+    for presented in (None, OTHER_CERT):
         with pytest.raises(InvalidTokenError) as caught:
-            check_binding({"x5t#S256": "abc"}, None, presented, "Bearer")
+            check_binding({"x5t#S256": X5T}, None, presented, "Bearer")
         assert caught.value.reason is Reason.CERT_BINDING
+    with pytest.raises(InvalidTokenError) as caught:
+        check_binding({"x5t#S256": X5T}, None, "Hash=abc", "Bearer")
+    assert caught.value.reason is Reason.CERT_MALFORMED
 
 
 def test_both_bindings_are_checked(key: DPoPKey) -> None:
     proof = verify([good(key)])
-    cnf = {"jkt": key.jkt, "x5t#S256": "abc"}
-    check_binding(cnf, proof, "abc", "DPoP")
+    cnf = {"jkt": key.jkt, "x5t#S256": X5T}
+    check_binding(cnf, proof, CERT, "DPoP")
     with pytest.raises(DPoPBindingError) as caught:
-        check_binding(cnf, proof, "abd", "DPoP")
+        check_binding(cnf, proof, OTHER_CERT, "DPoP")
     assert caught.value.reason is Reason.CERT_BINDING
 
 

@@ -27,6 +27,7 @@ from bearerguard._errors import BearerError, InvalidDPoPProofError, UseDPoPNonce
 from bearerguard._htu import normalize_htu
 from bearerguard._thumbprint import (
     CertificateFormatError,
+    client_thumbprint,
     jwk_thumbprint,
     pem_certificate,
     xfcc_thumbprint,
@@ -181,29 +182,37 @@ def test_signed_json_shapes_are_accepted_exactly_when_rfc9449_says(data: st.Data
     event(f"accepted: {expected}")
 
 
+# Client certificates as Envoy forwards them (hex SHA-256), and one that is not readable.
+CERT, OTHER_CERT = "Hash=" + "ab" * 32, "Hash=" + "ac" * 32
+X5T = client_thumbprint(CERT)
+
+
 @FAST
 @given(
-    st.dictionaries(st.text(max_size=5) | st.just("x5t#S256"), json_values | st.just("abc")),
+    st.dictionaries(st.text(max_size=5) | st.just("x5t#S256"), json_values | st.just(X5T)),
     json_values,
-    st.sampled_from([None, "abc", "other"]),
+    st.sampled_from([None, CERT, OTHER_CERT, "Hash=ab", "-----BEGIN junk"]),
 )
-@example(cnf={"x5t#S256": None}, other={"jkt": None}, cert="abc")  # null members: malformed
+@example(cnf={"x5t#S256": None}, other={"jkt": None}, cert=CERT)  # null members: malformed
 def test_binding_checks_raise_only_refusals(cnf: dict[str, Any], other: Any, cert: Any) -> None:
     for value in (cnf, other):
-        for scheme in ("Bearer", "DPoP"):
+        for scheme, dpop in (("Bearer", True), ("DPoP", True), ("Bearer", False)):
             try:
-                check_binding(value, None, cert, scheme)
+                check_binding(value, None, cert, scheme, dpop=dpop)
             except BearerError as error:
                 status = error.status_code
             else:
                 status = 200
+            names_certificate = isinstance(value, dict) and "x5t#S256" in value
             if status != 200:
                 assert status == 401
-            else:  # accepted: nothing it could not check, and no jkt to prove
+                # With DPoP off only the certificate binding is judged.
+                assert dpop or names_certificate
+            elif names_certificate:  # the certificate it names was presented
+                assert cert == CERT and value["x5t#S256"] == X5T
+            if status == 200 and dpop:  # accepted: nothing it could not check, no jkt to prove
                 assert value in (None, {}) or (
-                    isinstance(value, dict)
-                    and set(value) == {"x5t#S256"}
-                    and value["x5t#S256"] == cert  # the certificate it names was presented
+                    isinstance(value, dict) and set(value) == {"x5t#S256"}
                 )
                 assert scheme == "Bearer"
 

@@ -14,17 +14,27 @@ malformed bodies) and request counters make caching and retry behaviour testable
         assert server.verify(token).scopes == {"read"}
 
 :class:`DPoPKey` is a DPoP client key that makes proofs (RFC 9449 §4.2) for tests; with it,
-``issuer.mint(dpop_jkt=key.jkt)`` is a DPoP-bound token.
+``issuer.mint(dpop_jkt=key.jkt)`` is a DPoP-bound token. :func:`client_certificate` makes a
+self-signed client certificate; ``issuer.mint(x5t_s256=cert.x5t_s256)`` is a token bound to it
+(RFC 8705).
 """
 
 from __future__ import annotations
 
 from .._dpop_client import DPoPKey
+from ._certs import ClientCertificate, client_certificate
 from ._http import RecordedRequest
 from ._issuer import LocalIssuer
 from ._testkit import access_token
 
-__all__ = ["DPoPKey", "LocalIssuer", "RecordedRequest", "access_token"]
+__all__ = [
+    "ClientCertificate",
+    "DPoPKey",
+    "LocalIssuer",
+    "RecordedRequest",
+    "access_token",
+    "client_certificate",
+]
 
-for _obj in (DPoPKey, LocalIssuer, RecordedRequest):
+for _obj in (ClientCertificate, DPoPKey, LocalIssuer, RecordedRequest, client_certificate):
     _obj.__module__ = __name__  # documented as bearerguard.testing.X, as before the split

@@ -103,6 +103,7 @@ class KeysAndTokens(IssuerBase):
         issuer: str | _Unset | None = _UNSET,
         omit: Iterable[str] = (),
         dpop_jkt: str | None = None,
+        x5t_s256: str | None = None,
         **claims: Any,
     ) -> str:
         """Mint a signed JWT access token; this does not need the server to be running.
@@ -113,7 +114,8 @@ class KeysAndTokens(IssuerBase):
         header members verbatim (``None`` removes one); ``claims`` add or override claims and
         ``omit`` removes them. A list ``scope`` is emitted as a JSON array, as some issuers do.
         ``dpop_jkt`` binds the token to a DPoP key (``cnf.jkt``, RFC 9449 §6): pass a
-        ``DPoPKey``'s ``jkt``.
+        ``DPoPKey``'s ``jkt``. ``x5t_s256`` binds it to a client certificate (``cnf["x5t#S256"]``,
+        RFC 8705 §3): pass a ``ClientCertificate``'s ``x5t_s256``.
         """
         key = self._signing_key(alg, kid)
         header: dict[str, Any] = {"alg": alg or (key.alg if key else "none")}
@@ -134,8 +136,8 @@ class KeysAndTokens(IssuerBase):
             "scope": scope,
         }
         payload: dict[str, Any] = {k: v for k, v in defaults.items() if v is not None}
-        if dpop_jkt is not None:
-            payload["cnf"] = {"jkt": dpop_jkt}
+        if (cnf := _confirmation(dpop_jkt, x5t_s256)) is not None:
+            payload["cnf"] = cnf
         payload.update(claims)
         for name in strings(omit, "omit", one=True):  # mint(omit="exp") omits one claim
             payload.pop(name, None)
@@ -161,6 +163,7 @@ class KeysAndTokens(IssuerBase):
         expires_in: float | _Unset | None = _UNSET,
         token: str | None = None,
         dpop_jkt: str | None = None,
+        x5t_s256: str | None = None,
         **extra: Any,
     ) -> str:
         """Mint a random opaque token that the introspection endpoint will know.
@@ -170,7 +173,7 @@ class KeysAndTokens(IssuerBase):
         expires); ``extra`` members are added to the introspection answer (``None`` removes
         one). ``token`` gives the token string itself (to mimic another issuer's format)
         instead of a random one. ``dpop_jkt`` binds it to a DPoP key (``cnf.jkt`` in the
-        answer, RFC 9449 §6.2).
+        answer, RFC 9449 §6.2), ``x5t_s256`` to a client certificate (RFC 8705 §3.2).
         """
         now = self._clock()
         lifetime = self.token_lifetime if isinstance(expires_in, _Unset) else expires_in
@@ -181,7 +184,7 @@ class KeysAndTokens(IssuerBase):
             "token_type": "Bearer",
             "iat": int(now),
             "exp": None if lifetime is None else int(now + lifetime),
-            "cnf": None if dpop_jkt is None else {"jkt": dpop_jkt},
+            "cnf": _confirmation(dpop_jkt, x5t_s256),
             **extra,
         }
         token = secrets.token_urlsafe(32) if token is None else token
@@ -193,3 +196,9 @@ class KeysAndTokens(IssuerBase):
         """Make introspection report ``token`` (opaque or JWT) as inactive."""
         with self._lock:
             self._revoked.add(token)
+
+
+def _confirmation(jkt: str | None, x5t_s256: str | None) -> dict[str, str] | None:
+    """The `cnf` claim binding a token to a DPoP key and/or a client certificate, if any."""
+    cnf = {"jkt": jkt, "x5t#S256": x5t_s256}
+    return {name: value for name, value in cnf.items() if value is not None} or None
