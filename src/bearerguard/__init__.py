@@ -29,6 +29,7 @@ from ._errors import (
 from ._events import Events
 from ._jwks import JWKSStatus
 from ._policy import PolicyTable, Rule, ScopeGrants
+from ._proxy import TrustedProxies
 from ._rolelookup import HTTPRoleLookup
 from ._roles import RoleResolver
 from ._scopes import Requirement
@@ -72,6 +73,7 @@ __all__ = [
     "StoreError",
     "StoreStatus",
     "TieredStore",
+    "TrustedProxies",
     "UpstreamUnavailableError",
     "__version__",
     "challenge_for",

@@ -15,13 +15,23 @@ from ._env import PREFIX, _bool, _list, check_names
 from ._errors import ConfigurationError
 from ._guard import Guard
 from ._policy import PolicyTable
+from ._proxy import TrustedProxies
 from ._server import ResourceServer
 
 T = TypeVar("T")
 # Settings of the request policy (and of reading the others), not of the server: the rest are
 # the keys `from_env` reads.
 GUARD_SETTINGS = frozenset(
-    {"SERVER", "REALM", "RESOURCE", "PUBLIC_PATHS", "OPTIONAL", "SCOPES_SUPPORTED", "STRICT"}
+    {
+        "SERVER",
+        "REALM",
+        "RESOURCE",
+        "PUBLIC_PATHS",
+        "OPTIONAL",
+        "SCOPES_SUPPORTED",
+        "STRICT",
+        "PROXIES",
+    }
 )
 
 
@@ -33,9 +43,9 @@ def guard_from_settings(
     `SERVER` is a `ResourceServer` or the dotted path of one; without it the server is built
     from the other keys as `ResourceServer.from_env` builds it from variables, and a key that
     nothing reads is reported with the closest known one (a WARNING, or an error when `STRICT`
-    is true). `REALM`, `RESOURCE`, `PUBLIC_PATHS`, `OPTIONAL` and `SCOPES_SUPPORTED` are the
-    `Guard`'s, and so is `policy` (a table is code, not a setting). Errors name `source` and
-    the key.
+    is true). `REALM`, `RESOURCE`, `PUBLIC_PATHS`, `OPTIONAL`, `SCOPES_SUPPORTED` and `PROXIES`
+    (a `TrustedProxies`) are the `Guard`'s, and so is `policy` (a table is code, not a setting).
+    Errors name `source` and the key.
     """
     config = dict(settings)
     options = {key: config.pop(key) for key in GUARD_SETTINGS & config.keys()}
@@ -72,9 +82,16 @@ def guard_from_settings(
             optional=option("OPTIONAL", _bool) or False,
             scopes_supported=option("SCOPES_SUPPORTED", _list),
             policy=policy,
+            proxies=_proxies(options.get("PROXIES")),
         )
     except ConfigurationError as exc:
         raise ConfigurationError(f"{source}: {exc}") from None
+
+
+def _proxies(value: object) -> TrustedProxies | None:
+    if value is None or isinstance(value, TrustedProxies):
+        return value
+    raise ConfigurationError(f"PROXIES must be a TrustedProxies, not {type(value).__name__}")
 
 
 def config_text(key: str, value: object) -> str:

@@ -15,17 +15,21 @@ is the convenience for callers that have only a header value.
 
 Sender-constrained tokens need the whole value: with `ResourceServer(dpop=...)` the `DPoP`
 scheme is read too and its proof checked against the method and URL (RFC 9449); without it, the
-`DPoP` scheme is another scheme (no bearer credentials, 401). Client certificates (RFC 8705) are
-carried but not judged yet.
+`DPoP` scheme is another scheme (no bearer credentials, 401). The client certificate is judged
+for a token bound to one (RFC 8705, whatever the DPoP mode), and parsed only then. Behind
+proxies, the URL and certificate are what a trusted proxy forwarded (`_proxy.TrustedProxies`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from ._header import extract_credentials
+
+if TYPE_CHECKING:
+    from ._proxy import ProxyReader
 
 
 class RequestContext(NamedTuple):
@@ -34,7 +38,9 @@ class RequestContext(NamedTuple):
     method: str | None = None
     url: str | None = None  # scheme://host[:port]/path?query, as the client addressed it
     proofs: tuple[str, ...] = ()  # the `DPoP` header field values, as sent
-    certificate: str | None = None  # the client certificate (PEM), from a TLS terminator
+    # The client certificate, from a TLS terminator: PEM (plain or URL-escaped) or an Envoy
+    # XFCC element (`Hash=...;Cert=...`), told apart by their grammar (`client_thumbprint`).
+    certificate: str | None = None
 
 
 NO_CONTEXT = RequestContext()
@@ -49,7 +55,7 @@ class Adapter(Generic[S]):
     cache hit needs, and `context` the rest (`RequestContext`), read only on a miss."""
 
     credentials: Callable[[S], tuple[Sequence[str], str]]
-    context: Callable[[S], RequestContext]
+    context: Callable[[S, ProxyReader | None], RequestContext]
 
 
 class Credentials(NamedTuple):

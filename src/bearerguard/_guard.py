@@ -22,6 +22,7 @@ from ._errors import (
 from ._events import TokenRefused
 from ._metadata import Document, ProtectedResource, ScopesSource
 from ._policy import PolicyTable
+from ._proxy import ProxyReader, TrustedProxies
 from ._scopes import Requirement
 from ._token import AccessToken
 from ._urls import normal_path, wsgi_path
@@ -58,6 +59,7 @@ class GuardOptions(TypedDict, total=False):
     optional: bool
     scopes_supported: ScopesSource | None
     policy: PolicyTable | None
+    proxies: TrustedProxies | None
 
 
 def _in_normal_form(path: str) -> bool:
@@ -84,6 +86,8 @@ class Guard:
             (once: the document is built at its first request and reused).
         policy: a `PolicyTable` the middleware enforces before the app runs; with one,
             request paths not in normal form are refused with 400 (public paths included).
+        proxies: `TrustedProxies`: the external URL (for DPoP's `htu`) and the client
+            certificate (RFC 8705) behind proxies, believed only from the peers it names.
     """
 
     def __init__(
@@ -96,9 +100,11 @@ class Guard:
         optional: bool = False,
         scopes_supported: ScopesSource | None = None,
         policy: PolicyTable | None = None,
+        proxies: TrustedProxies | None = None,
     ) -> None:
         self.server = server
         self.policy = policy
+        self.proxies = None if proxies is None else ProxyReader(proxies)
         if realm is not None and not (
             isinstance(realm, str) and realm.isascii() and realm.isprintable()
         ):
@@ -234,7 +240,10 @@ class Guard:
             else:
                 values, query = adapter.credentials(store)
                 token = self.cached(values, query) or self.authenticate(
-                    values, query, optional=requirement.optional, context=adapter.context(store)
+                    values,
+                    query,
+                    optional=requirement.optional,
+                    context=adapter.context(store, self.proxies),
                 )
             self.check(requirement, token)
         except (BearerError, UpstreamUnavailableError) as exc:
@@ -258,7 +267,7 @@ class Guard:
                         values,
                         query,
                         optional=requirement.optional,
-                        context=adapter.context(store),
+                        context=adapter.context(store, self.proxies),
                     )
             self.check(requirement, token)
         except (BearerError, UpstreamUnavailableError) as exc:

@@ -14,6 +14,7 @@ from ._challenge import Challenge
 from ._credentials import Adapter, RequestContext, proof_values
 from ._errors import BearerError, UpstreamUnavailableError
 from ._guard import SCOPE_KEY, Guard, GuardOptions
+from ._proxy import ProxyReader, View
 from ._token import AccessToken
 from ._types import ASGIApp, Receive, Scope, Send
 from ._urls import route_path
@@ -127,7 +128,9 @@ class BearerAuthMiddleware:
             values, query = credentials(scope)
             token = guard.cached(values, query)  # a hit: nothing to await
             if token is None:
-                token = await guard.aauthenticate(values, query, context=context(scope))
+                token = await guard.aauthenticate(
+                    values, query, context=context(scope, guard.proxies)
+                )
             if policy is not None:  # websocket handshakes are GETs
                 guard.enforce(scope.get("method", "GET"), path, token)
         except (BearerError, UpstreamUnavailableError) as exc:
@@ -156,42 +159,56 @@ def credentials(scope: Scope) -> tuple[list[str], str]:
     return values, query.decode("latin-1") if query else ""
 
 
-def context(scope: Scope) -> RequestContext:
+def context(scope: Scope, proxies: ProxyReader | None) -> RequestContext:
     """The rest of an ASGI request's credentials (read on a cache miss only): the method, the
     URL as received (`raw_path` when the server gives it), the `DPoP` field lines and the client
-    certificate of the `tls` extension, when the server offers it."""
-    proofs, host = [], None
+    certificate of the `tls` extension, when the server offers it; with `proxies` (the guard's
+    `TrustedProxies`), the URL and certificate a trusted proxy forwarded instead."""
+    proofs, host, forwarded = [], None, dict[str, list[str]]()
+    names = proxies.raw_names if proxies is not None else ()
     for raw_name, value in scope["headers"]:
         name = raw_name.lower()
         if name == b"dpop":
             proofs.append(value.decode("latin-1"))
         elif name == b"host":
             host = value.decode("latin-1")
+        elif name in names:
+            forwarded.setdefault(name.decode("ascii"), []).append(value.decode("latin-1"))
     tls = (scope.get("extensions") or {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or ()
-    return RequestContext(
-        scope.get("method", "GET"),
-        _url(scope, host),
-        proof_values(proofs),
-        chain[0] if chain else None,
-    )
+    view = View(scope.get("scheme", "http"), _host(scope, host), "", chain[0] if chain else None)
+    if proxies is not None:
+        client = scope.get("client")
+        view = proxies.view(
+            client[0] if client else None,
+            lambda name: ", ".join(forwarded[name]) if name in forwarded else None,
+            view,
+        )
+    scheme, host, prefix, certificate = view
+    url = None if scheme is None else f"{scheme}://{host}{prefix}{_target(scope)}"
+    return RequestContext(scope.get("method", "GET"), url, proof_values(proofs), certificate)
 
 
-def _url(scope: Scope, host: str | None) -> str:
-    scheme = scope.get("scheme", "http")
+def _host(scope: Scope, host: str | None) -> str:
     if host is None:  # HTTP/1.0 without Host: the address the server listened on
         server = scope.get("server")
         host = "localhost" if not server else (
             server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
         )  # fmt: skip
+    return host
+
+
+def _target(scope: Scope) -> str:
+    """The request target's path and query, as received."""
     raw = scope.get("raw_path")
+    path: str
     if raw:
         path = raw.decode("latin-1")
     else:  # servers differ on whether `path` includes `root_path` (see `route_path`)
         path, root = scope["path"], scope.get("root_path", "")
         path = quote(path if path.startswith(root) else root + path, safe="/;=,")
     query = scope.get("query_string")
-    return f"{scheme}://{host}{path}" + (f"?{query.decode('latin-1')}" if query else "")
+    return path + (f"?{query.decode('latin-1')}" if query else "")
 
 
 # How the framework integrations read an ASGI request's credentials (`Guard.admit`).

@@ -16,6 +16,7 @@ from ._challenge import Challenge
 from ._credentials import Adapter, RequestContext, proof_values
 from ._errors import BearerError, UpstreamUnavailableError
 from ._guard import GUARD_KEY, SCOPE_KEY, Guard, GuardOptions
+from ._proxy import ProxyReader, View
 from ._types import Environ, StartResponse, WSGIApp
 
 if TYPE_CHECKING:  # adapters take a server; they need not load it
@@ -62,7 +63,7 @@ class BearerAuthWSGIMiddleware:
         try:
             values, query = credentials(environ)
             token = guard.cached(values, query) or guard.authenticate(
-                values, query, context=context(environ)
+                values, query, context=context(environ, guard.proxies)
             )
             if policy is not None:
                 guard.enforce(environ.get("REQUEST_METHOD", "GET"), path, token)
@@ -85,34 +86,48 @@ def credentials(environ: Environ) -> tuple[list[str], str]:
     return [] if authorization is None else [authorization], environ.get("QUERY_STRING", "")
 
 
-def context(environ: Environ) -> RequestContext:
+def context(environ: Environ, proxies: ProxyReader | None) -> RequestContext:
     """The rest of a WSGI request's credentials (read on a cache miss only): the method, the URL
     (PEP 3333's reconstruction), the `DPoP` value (joined by the server if repeated) and the
-    client certificate a server such as mod_wsgi passes as `SSL_CLIENT_CERT`."""
+    client certificate a server such as mod_wsgi passes as `SSL_CLIENT_CERT`; with `proxies`
+    (the guard's `TrustedProxies`), the URL and certificate a trusted proxy forwarded instead."""
     proof = environ.get("HTTP_DPOP")
+    scheme = environ.get("wsgi.url_scheme", "http")
+    view = View(scheme, _host(environ, scheme), "", environ.get("SSL_CLIENT_CERT") or None)
+    if proxies is not None:
+        view = proxies.view(
+            environ.get("REMOTE_ADDR"),
+            lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")),
+            view,
+        )
+    scheme, host, prefix, certificate = view
     return RequestContext(
         environ.get("REQUEST_METHOD", "GET"),
-        _url(environ),
+        None if scheme is None else f"{scheme}://{host}{prefix}{_target(environ)}",
         proof_values([proof]) if proof is not None else (),
-        environ.get("SSL_CLIENT_CERT") or None,
+        certificate,
     )
 
 
-def _url(environ: Environ) -> str:
-    """PEP 3333's URL reconstruction, tolerating an environ that lacks what it requires."""
-    scheme = environ.get("wsgi.url_scheme", "http")
-    host = environ.get("HTTP_HOST")
+def _host(environ: Environ, scheme: str) -> str:
+    """PEP 3333's host of the URL reconstruction, tolerating an environ that lacks it."""
+    host: str | None = environ.get("HTTP_HOST")
     if not host:
         host, port = environ.get("SERVER_NAME", "localhost"), environ.get("SERVER_PORT", "")
         if port and port != ("443" if scheme == "https" else "80"):
             host += f":{port}"
+    return host
+
+
+def _target(environ: Environ) -> str:
+    """PEP 3333's path and query of the URL reconstruction."""
     path = quote(
         environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
         safe="/;=,",
         encoding="latin1",
     )
     query = environ.get("QUERY_STRING")
-    return f"{scheme}://{host}{path or '/'}" + (f"?{query}" if query else "")
+    return (path or "/") + (f"?{query}" if query else "")
 
 
 # How the framework integrations read a WSGI request's credentials (`Guard.admit`).

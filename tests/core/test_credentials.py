@@ -65,7 +65,7 @@ def test_the_repr_never_shows_the_token() -> None:
 def test_asgi_context_reads_method_url_proofs_and_certificate() -> None:
     headers = [(b"host", b"api.test"), (b"DPoP", b"p1"), (b"dpop", b"p2, p3")]
     scope = asgi_scope(headers, extensions={"tls": {"client_cert_chain": [PEM, "intermediate"]}})
-    context = asgi_context(scope)
+    context = asgi_context(scope, None)
     assert context == RequestContext(
         "POST", "https://api.test/orders/7?page=2", ("p1", "p2", "p3"), PEM
     )
@@ -74,10 +74,10 @@ def test_asgi_context_reads_method_url_proofs_and_certificate() -> None:
 def test_asgi_context_without_host_or_raw_path() -> None:
     scope = asgi_scope([], query_string=b"", root_path="/v1", path="/v1/a")
     del scope["raw_path"]
-    assert asgi_context(scope).url == "https://10.0.0.1:8443/v1/a"
-    assert asgi_context(scope).proofs == () and asgi_context(scope).certificate is None
+    assert asgi_context(scope, None).url == "https://10.0.0.1:8443/v1/a"
+    assert asgi_context(scope, None).proofs == () and asgi_context(scope, None).certificate is None
     # A server that says it has no extensions (None rather than a dict) is no certificate.
-    assert asgi_context(asgi_scope([], extensions=None)).certificate is None
+    assert asgi_context(asgi_scope([], extensions=None), None).certificate is None
 
 
 def test_wsgi_context_reads_method_url_proofs_and_certificate() -> None:
@@ -91,11 +91,11 @@ def test_wsgi_context_reads_method_url_proofs_and_certificate() -> None:
         "HTTP_DPOP": "p1, p2",  # two lines, joined by the server
         "SSL_CLIENT_CERT": PEM,
     }
-    context = wsgi_context(environ)
+    context = wsgi_context(environ, None)
     assert context == RequestContext(
         "DELETE", "https://api.test/v1/orders/%E4?a=1", ("p1", "p2"), PEM
     )
-    bare = wsgi_context({"PATH_INFO": "/x", "SERVER_NAME": "h", "SERVER_PORT": "8080"})
+    bare = wsgi_context({"PATH_INFO": "/x", "SERVER_NAME": "h", "SERVER_PORT": "8080"}, None)
     assert bare == RequestContext("GET", "http://h:8080/x", (), None)
 
 
@@ -111,7 +111,7 @@ def test_asgi_context_never_raises(
     headers: list[tuple[bytes, bytes]], path: str, query: bytes
 ) -> None:
     scope = asgi_scope(headers, path="/" + path, raw_path=None, query_string=query)
-    context = asgi_context(scope)
+    context = asgi_context(scope, None)
     assert context.method == "POST" and isinstance(context.url, str)
 
 
@@ -121,7 +121,7 @@ def test_asgi_context_never_raises(
     st.text(alphabet=st.characters(max_codepoint=255), max_size=30),
 ))  # fmt: skip
 def test_wsgi_context_never_raises(environ: dict[str, str]) -> None:
-    assert isinstance(wsgi_context(environ).url, str)
+    assert isinstance(wsgi_context(environ, None).url, str)
 
 
 def test_the_server_verifies_credentials_and_refuses_hand_made_ones(

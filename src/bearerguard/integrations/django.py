@@ -83,7 +83,7 @@ class BearerAuthMiddleware:
             store, adapter = _store_of(request)
             values, query = adapter.credentials(store)
             token = guard.cached(values, query) or guard.authenticate(
-                values, query, context=adapter.context(store)
+                values, query, context=adapter.context(store, guard.proxies)
             )
         except (BearerError, UpstreamUnavailableError) as exc:
             return as_response(guard.render(exc))
@@ -100,7 +100,7 @@ class BearerAuthMiddleware:
             store, adapter = _store_of(request)
             values, query = adapter.credentials(store)
             token = guard.cached(values, query) or await guard.aauthenticate(
-                values, query, context=adapter.context(store)
+                values, query, context=adapter.context(store, guard.proxies)
             )
         except (BearerError, UpstreamUnavailableError) as exc:
             return as_response(guard.render(exc))

@@ -72,7 +72,7 @@ class BearerAuthentication(BaseAuthentication):  # type: ignore[misc]
                 token = store[SCOPE_KEY]  # the middleware verified it: no I/O
             else:
                 values, query = adapter.credentials(store)
-                context = adapter.context(store)
+                context = adapter.context(store, guard.proxies)
                 token = guard.authenticate(values, query, optional=True, context=context)
         except (BearerError, UpstreamUnavailableError) as exc:
             raise Refusal(exc, guard) from exc
