@@ -26,6 +26,7 @@ from .._challenge import Challenge
 from .._errors import BearerError, ConfigurationError
 from .._guard import Guard, Refused
 from .._metadata import REQUIREMENT_ATTR, SCHEME_ATTR, declared_scopes
+from .._proxy import TrustedProxies
 from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
@@ -60,7 +61,8 @@ class BearerAuth(SecurityBase):
     scopes of `Security(auth, scopes=[...])` in the scheme.
 
     In tests, `app.dependency_overrides.update(auth.overrides(access_token(scope="...")))`
-    makes every route of this scheme see that token, its scopes still checked.
+    makes every route of this scheme see that token, its scopes still checked. `proxies=`
+    (`TrustedProxies`) reads the external URL and client certificate behind proxies.
 
     Example::
 
@@ -81,8 +83,9 @@ class BearerAuth(SecurityBase):
         resource: str | None = None,
         scheme_name: str = "OAuth2ClientCredentials",
         description: str | None = None,
+        proxies: TrustedProxies | None = None,
     ) -> None:
-        self.guard = Guard(server, realm=realm, resource=resource)
+        self.guard = Guard(server, realm=realm, resource=resource, proxies=proxies)
         self.scheme_name = scheme_name
         self.description = description
         self._token_url = token_url
