@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
@@ -52,9 +52,10 @@ class Client:
     auth_method: Literal["client_secret_basic", "client_secret_post"]  # RFC 7591 §2
     grant_types: tuple[str, ...] = ("client_credentials",)
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    certificate_bound: bool = False  # RFC 8705 §3.4: its tokens bound to its client certificate
 
     def metadata(self) -> dict[str, Any]:
-        return {
+        metadata: dict[str, Any] = {
             "client_id": self.client_id,
             "client_secret": self.client_secret,
             "token_endpoint_auth_method": self.auth_method,
@@ -62,6 +63,9 @@ class Client:
             "response_types": [],
             "redirect_uris": [],
         }
+        if self.certificate_bound:
+            metadata["tls_client_certificate_bound_access_tokens"] = True
+        return metadata
 
     def authenticate(self, form: dict[str, str]) -> tuple[httpx.Auth, dict[str, str]]:
         """The request's auth and form: RFC 6749 §2.3.1 HTTP Basic, or both values in the body."""
@@ -73,6 +77,9 @@ class Client:
 
 BASIC = Client("orders-client-basic", "client_secret_basic")
 POST = Client("orders-client-post", "client_secret_post")
+MTLS = Client("orders-client-mtls", "client_secret_basic", certificate_bound=True)
+# The header provider.mjs reads a token request's client certificate from (URL-escaped PEM).
+CERTIFICATE_HEADER = "x-bearerguard-client-cert"
 # The resource server's own credentials: the only clients the provider lets introspect.
 INTROSPECTORS = (
     Client("orders-api-basic", "client_secret_basic", grant_types=()),
@@ -150,7 +157,9 @@ class Provider:
         config = {
             "port": self.port,
             "jwks": jwks,
-            "clients": [c.metadata() for c in (BASIC, POST, *INTROSPECTORS, KEY_INTROSPECTOR)],
+            "clients": [
+                c.metadata() for c in (BASIC, POST, MTLS, *INTROSPECTORS, KEY_INTROSPECTOR)
+            ],
             "introspectors": [c.client_id for c in (*INTROSPECTORS, KEY_INTROSPECTOR)],
             "resources": RESOURCES,
             "access_token_ttl": TOKEN_TTL,
@@ -210,14 +219,23 @@ class Provider:
         self.start(jwks)
 
     def token(
-        self, client: Client, resource: str, scope: str = SCOPES, *, dpop: DPoPKey | None = None
+        self,
+        client: Client,
+        resource: str,
+        scope: str = SCOPES,
+        *,
+        dpop: DPoPKey | None = None,
+        certificate: str | None = None,
     ) -> str:
         """An access token from the client-credentials grant (RFC 6749 §4.4, RFC 8707 §2);
-        bound to `dpop`'s key when given (RFC 9449 §5: a proof of the token request)."""
+        bound to `dpop`'s key when given (RFC 9449 §5: a proof of the token request), and to
+        the client `certificate` (PEM) for a certificate-bound client (RFC 8705 §3)."""
         form = {"grant_type": "client_credentials", "resource": resource, "scope": scope}
         headers = {}
         if dpop is not None:
             headers["dpop"] = dpop.proof("POST", self.metadata["token_endpoint"])
+        if certificate is not None:
+            headers[CERTIFICATE_HEADER] = quote(certificate, safe="")
         body = self._post("token_endpoint", client, form, headers).json()
         assert body["token_type"] == ("DPoP" if dpop is not None else "Bearer")
         return str(body["access_token"])

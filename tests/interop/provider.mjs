@@ -1,6 +1,7 @@
 // node-oidc-provider as a real authorization server for bearerguard's interop tests: the client
 // credentials grant (RFC 6749 §4.4) with resource indicators (RFC 8707) issuing RFC 9068 JWT or
-// opaque access tokens, introspection (RFC 7662) and revocation (RFC 7009).
+// opaque access tokens, introspection (RFC 7662) and revocation (RFC 7009), DPoP-bound (RFC 9449)
+// and certificate-bound (RFC 8705) tokens.
 //
 // Usage: node provider.mjs CONFIG.json. The pytest fixture (conftest.py) writes CONFIG: the port
 // (0 for any free one), the private JWKS, the clients, the resources and which clients may
@@ -24,6 +25,15 @@ function resourceServerInfo(_ctx, resource) {
   return config.resources[resource];
 }
 
+// RFC 8705 without TLS on loopback: the client certificate of a token request is the URL-escaped
+// PEM in this header, as a TLS-terminating proxy in front of an authorization server passes it.
+const CERTIFICATE_HEADER = 'x-bearerguard-client-cert';
+
+function getCertificate(ctx) {
+  const value = ctx.get(CERTIFICATE_HEADER);
+  return value ? decodeURIComponent(value) : undefined;
+}
+
 function configuration() {
   return {
     clients: config.clients,
@@ -35,6 +45,9 @@ function configuration() {
     features: {
       devInteractions: { enabled: false },
       dPoP: { enabled: true },
+      // Certificate-bound tokens (RFC 8705 §3) for clients registered with
+      // tls_client_certificate_bound_access_tokens: cnf["x5t#S256"] of the request's certificate.
+      mTLS: { enabled: true, certificateBoundAccessTokens: true, getCertificate },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
