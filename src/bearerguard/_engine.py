@@ -1,8 +1,10 @@
 """The verification engine under `ResourceServer` (`_server`: construction, entry points, health).
 
-Sync and async twins side by side: the cache lookup (`_hit`, one dict lookup), a miss (`_verify`:
-`Verifier.prepare`, `KeySource.key`, `Trusted.accept`, revocation), introspection (`_introspect`,
-through the store), DPoP, and the events of each outcome. The server sets the attributes.
+Sync and async twins side by side: the cache lookup (`_hit`, one dict lookup; `_cached` and
+`_seen` from a header value alone), a miss (`_verify`: `Verifier.prepare`, `KeySource.key`,
+`Trusted.accept`, revocation), introspection (`_introspect`, through the store), and the events
+of each outcome; DPoP and certificate binding around them come from `_constrained`. The server
+sets the attributes.
 """
 
 from __future__ import annotations
@@ -10,15 +12,13 @@ from __future__ import annotations
 import logging
 from time import perf_counter
 
-from ._binding import check_binding
 from ._cache import TokenCache, mark_bound
-from ._credentials import NO_CONTEXT, Credentials, Read, RequestContext, read_credentials
-from ._dpop import DPoPProof
+from ._constrained import Constrained, certified
+from ._credentials import Credentials, Read
 from ._errors import (
     BearerError,
     InvalidRequestError,
     InvalidTokenError,
-    MissingTokenError,
     Reason,
     Seen,
     UpstreamUnavailableError,
@@ -26,7 +26,7 @@ from ._errors import (
 )
 from ._events import Events, TokenAccepted, TokenRefused
 from ._fetch import HTTP
-from ._header import is_b64token
+from ._header import bearer_candidate, is_b64token
 from ._introspecting import aintrospect, introspect
 from ._introspection import Introspector, token_key
 from ._jose import UnverifiedJWT
@@ -44,8 +44,9 @@ _LOG_ONLY = (log_event,)  # `events.accepted` when only the log lines subscribe
 logger = logging.getLogger("bearerguard")  # log_event's logger for accepted tokens
 
 
-class Engine:
-    """The miss path, shared by the twins; `ResourceServer` sets every attribute below."""
+class Engine(Constrained):
+    """The miss path, shared by the twins, and (inherited) the sender constraints around it;
+    `ResourceServer` sets every attribute below."""
 
     events: Events
     _hits_watched: bool  # does any subscriber take cache hits? (`Events.watch` keeps it true)
@@ -59,7 +60,7 @@ class Engine:
     _revoker: Introspector | None
     _roles: Roles
     _sender: SenderCheck | None  # DPoP on: the schemes read, the proof, binding and replay
-    _schemes: tuple[str, ...]
+    _resolving: bool  # are roles resolved? (then no hit is answered from the header alone)
 
     def _refused(
         self, exc: BearerError | UpstreamUnavailableError, seen: Seen | None = None
@@ -77,6 +78,36 @@ class Engine:
             duration = perf_counter() - started
             events.emit(TokenAccepted(hit.source, hit.issuer, hit.client_id, True, duration))
         return hit
+
+    def _cached(self, authorization: str | None) -> AccessToken | None:
+        """The token of a header value verified before, if nothing is left to do for it (no
+        role resolution): the middleware then answers without awaiting anything. Never a bound
+        token (`cnf`, marked as it was cached: claims not read), nor any with DPoP `required`."""
+        token = None if self._resolving else bearer_candidate(authorization)
+        if token is None:
+            return None
+        hit = self._hit(token)
+        if hit is None or hit._bound:  # a bound token's binding is judged on the full path
+            return None
+        return None if self._sender is not None and self._sender.policy.required else hit
+
+    def _seen(self, authorization: str | None) -> AccessToken | Credentials:
+        """The cached token of a header value verified before, else its credentials.
+
+        A hit needs no header check beyond the scheme (see `bearer_candidate`); a miss checks
+        the same string, so the verification below finds its hash computed.
+        """
+        token = bearer_candidate(authorization) if self._sender is None else None
+        if token is not None:
+            if (hit := self._hit(token)) is not None:  # a header carries no client certificate
+                return self._bound_hit(hit, None) if hit._bound else hit
+            if is_b64token(token):
+                return Credentials("Bearer", token)
+        try:  # raises: no header, another scheme, or a malformed one
+            return self._read(authorization)
+        except BearerError as exc:
+            self._refused(exc)
+            raise
 
     def _events_changed(self) -> None:
         """What the hot path reads of the events, kept in this object (see `Events.watch`)."""
@@ -101,7 +132,7 @@ class Engine:
     def _verify(self, credentials: Credentials, report: bool = True) -> AccessToken:
         """Everything after a cache miss (sync twin). `report=False`: the caller (DPoP's
         `_constrained`) checks the token's binding and reports it; else a bound token's
-        certificate binding is checked here (`_certified`), before it is reported."""
+        certificate binding is checked here (`certified`), before it is reported."""
         token, jwt, signed = credentials.token, None, False
         started = perf_counter() if self._accepted_watched > 1 else 0.0  # timed if watched
         try:
@@ -121,7 +152,7 @@ class Engine:
                 if self._revoker is not None:  # central revocation: the AS must still say active
                     self._introspect(self._revoker, token)
             if report and access._bound:
-                _certified(access, credentials.certificate)
+                certified(access, credentials.certificate)
             return self._accepted(access, started, report)
         except (BearerError, UpstreamUnavailableError) as exc:
             self._refused(exc, _seen(exc, jwt, signed))
@@ -149,7 +180,7 @@ class Engine:
                 if self._revoker is not None:
                     await self._aintrospect(self._revoker, token)
             if report and access._bound:
-                _certified(access, credentials.certificate)
+                certified(access, credentials.certificate)
             return self._accepted(access, started, report)
         except (BearerError, UpstreamUnavailableError) as exc:
             self._refused(exc, _seen(exc, jwt, signed))
@@ -223,81 +254,6 @@ class Engine:
             raise exc
         return credentials
 
-    # -- key warm-up and health --------------------------------------------------------------
-
-    # -- DPoP (RFC 9449): the proof before the token, the binding and the replay check after ---
-
-    def _read(self, authorization: str | None, context: RequestContext = NO_CONTEXT) -> Credentials:
-        """`read_credentials` of the schemes this server accepts (unreported refusals)."""
-        try:
-            return read_credentials(authorization, context, self._schemes)
-        except MissingTokenError:
-            if self._sender is None:
-                raise
-            raise self._sender.missing() from None
-
-    def _missing(self) -> MissingTokenError:
-        return MissingTokenError() if self._sender is None else self._sender.missing()
-
-    def _constrained(self, sender: SenderCheck, credentials: Credentials) -> AccessToken:
-        """`verify_credentials` with DPoP enabled (sync twin); see `_sender`."""
-        credentials = self._checked(credentials)
-        started = perf_counter()  # the proof's check counts too
-        proof = self._proof(sender, credentials)
-        hit = self._tokens.get_token(credentials.token, self._clock, self._timer)
-        access = hit or self._verify(credentials, report=False)
-        try:
-            sender.bind(access, credentials, proof)
-            if proof is not None:
-                sender.record(proof, self._clock())
-        except (BearerError, UpstreamUnavailableError) as exc:
-            self._refused(exc, _seen_of(access))
-            raise
-        return self._sent(access, hit is not None, started)
-
-    async def _aconstrained(self, sender: SenderCheck, credentials: Credentials) -> AccessToken:
-        """`averify_credentials` with DPoP enabled (async twin)."""
-        credentials = self._checked(credentials)
-        started = perf_counter()  # the proof's check counts too
-        proof = self._proof(sender, credentials)
-        hit = self._tokens.get_token(credentials.token, self._clock, self._timer)
-        access = hit or await self._averify(credentials, report=False)
-        try:
-            sender.bind(access, credentials, proof)
-            if proof is not None:
-                await sender.arecord(proof, self._clock())
-        except (BearerError, UpstreamUnavailableError) as exc:
-            self._refused(exc, _seen_of(access))
-            raise
-        return self._sent(access, hit is not None, started)
-
-    def _bound_hit(self, hit: AccessToken, certificate: str | None) -> AccessToken:
-        """A verified-token cache hit of a bound token with DPoP off: served once its
-        certificate binding holds for this request (`_certified`), and reported then."""
-        started = perf_counter()
-        try:
-            _certified(hit, certificate)
-        except BearerError as exc:
-            self._refused(exc, _seen_of(hit))
-            raise
-        return self._sent(hit, True, started)
-
-    def _sent(self, access: AccessToken, cached: bool, started: float) -> AccessToken:
-        """`access`, reported accepted once the request's sender checks held too: a stolen
-        token refused at its binding is never reported as accepted."""
-        if cached and self._hits_watched:
-            duration = perf_counter() - started
-            hit = TokenAccepted(access.source, access.issuer, access.client_id, True, duration)
-            self.events.emit(hit)
-        return access if cached else self._accepted(access, started)
-
-    def _proof(self, sender: SenderCheck, credentials: Credentials) -> DPoPProof | None:
-        try:
-            return sender.proof(credentials, self._clock())
-        except BearerError as exc:
-            self._refused(exc)
-            raise
-
 
 # Refusals raised once the signature held: the token's claims are then what its issuer signed.
 _SIGNED = frozenset({
@@ -314,14 +270,3 @@ def _seen(
     if jwt is None:
         return None
     return seen_in(jwt.header, jwt.claims, verified=signed or exc.reason in _SIGNED)
-
-
-def _certified(access: AccessToken, certificate: str | None) -> None:
-    """With DPoP off, a bound token's certificate binding (RFC 8705 §3): a token whose `cnf`
-    names a certificate needs it on this request (`check_binding(..., dpop=False)`); `cnf.jkt`
-    and the rest are left as a server unaware of DPoP leaves them."""
-    check_binding(access.claims.get("cnf"), None, certificate, "Bearer", dpop=False)
-
-
-def _seen_of(access: AccessToken) -> Seen:  # a refusal of an accepted token: what it names
-    return Seen("token", access.issuer, None, None, access.client_id)

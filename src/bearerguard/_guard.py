@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TypedDict, cast
 from urllib.parse import parse_qsl
 
-from ._challenge import Challenge, render_refusal
+from ._challenge import Challenge, Refused, render_refusal
 from ._credentials import NO_CONTEXT, Adapter, Credentials, RequestContext, S
 from ._errors import (
     BearerError,
@@ -35,19 +35,6 @@ if TYPE_CHECKING:  # adapters take a server; they need not load it
 SCOPE_KEY = "bearerguard.token"
 # Where the ASGI middleware leaves its Guard, so route helpers render refusals the same way.
 GUARD_KEY = "bearerguard.guard"
-
-
-class Refused(Exception):
-    """A request a route requirement refused, already rendered by the guard that judged it.
-
-    Route helpers send `challenge` in their framework's response type; `description` is the
-    refusal's fixed, client-safe text.
-    """
-
-    def __init__(self, challenge: Challenge, description: str) -> None:
-        super().__init__(description)
-        self.challenge = challenge
-        self.description = description
 
 
 class GuardOptions(TypedDict, total=False):
@@ -86,8 +73,7 @@ class Guard:
             (once: the document is built at its first request and reused).
         policy: a `PolicyTable` the middleware enforces before the app runs; with one,
             request paths not in normal form are refused with 400 (public paths included).
-        proxies: `TrustedProxies`: the external URL (for DPoP's `htu`) and the client
-            certificate (RFC 8705) behind proxies, believed only from the peers it names.
+        proxies: `TrustedProxies`: the URL and client certificate behind proxies.
     """
 
     def __init__(

@@ -31,29 +31,27 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from ._errors import ConfigurationError
+from ._forwarded import (
+    AUTHORITY,
+    PREFIX,
+    SCHEMES,
+    X_FORWARDED,
+    Header,
+    View,
+    forwarded,
+    header_value,
+    x_forwarded,
+)
 from ._validate import strings
 
 logger = logging.getLogger("bearerguard")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Header = Callable[[str], str | None]  # a request header's value by lower-case name, joined
-
-_SCHEMES = frozenset({"http", "https"})
-# RFC 3986 §3.2.2 reg-name or IP literal, and an optional port: no "/", "?", "#", "@" or space.
-_AUTHORITY = re.compile(r"(?:[A-Za-z0-9\-._~%!$&'()*+,;=]+|\[[0-9A-Za-z:.]+\])(?::[0-9]{0,5})?")
-_PREFIX = re.compile(r"(?:/[A-Za-z0-9\-._~%!$&'()*+,;=:@]*)*")
-_PORT = re.compile(r"[0-9]{1,5}")
-# RFC 7239 §4: forwarded-pair = token "=" value, value = token / quoted-string (RFC 9110 §5.6).
-_PAIR = re.compile(
-    r"[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)=([!#$%&'*+.^_`|~0-9A-Za-z-]+|\"(?:[^\"\\]|\\.)*\")[ \t]*"
-)
-_X_FORWARDED = ("x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix")
-MAX_HEADER_CHARS = 8192  # a forwarding header longer than this is not believed
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +126,7 @@ class TrustedProxies:
         """The lower-case names of the request headers read (from trusted peers)."""
         names: tuple[str, ...] = ()
         if self.forwarded == "x-forwarded":
-            names = _X_FORWARDED
+            names = X_FORWARDED
         elif self.forwarded == "forwarded":
             names = ("forwarded",)
         return names + ((self.certificate_header,) if self.certificate_header else ())
@@ -146,16 +144,6 @@ class TrustedProxies:
         if address.version == 6 and address.ipv4_mapped is not None:  # ::ffff:10.0.0.1
             address = address.ipv4_mapped
         return any(address in network for network in self._networks)
-
-
-class View(NamedTuple):
-    """The request as the client made it: `scheme` None if a trusted proxy said something
-    unusable about the URL (no URL then: a DPoP proof cannot match it)."""
-
-    scheme: str | None
-    host: str
-    prefix: str
-    certificate: str | None
 
 
 class ProxyReader:
@@ -190,21 +178,14 @@ class ProxyReader:
                 return View(*config._origin, certificate)
             return View(scheme, host, "", certificate)
         if config.certificate_header is not None:
-            certificate = _value(header(config.certificate_header))
+            certificate = header_value(header(config.certificate_header))
         if config._origin is not None:
             return View(*config._origin, certificate)
         if config.forwarded == "x-forwarded":
-            return _x_forwarded(header, config.hops, scheme, host, certificate)
+            return x_forwarded(header, config.hops, scheme, host, certificate)
         if config.forwarded == "forwarded":
-            return _forwarded(header("forwarded"), config.hops, scheme, host, certificate)
+            return forwarded(header("forwarded"), config.hops, scheme, host, certificate)
         return View(scheme, host, "", certificate)
-
-
-def _value(text: str | None) -> str | None:
-    """A header's value, None when absent or empty (nginx sends an empty one: no certificate)."""
-    if text is None:
-        return None
-    return text.strip() or None
 
 
 def _origin(origin: str) -> tuple[str, str, str]:
@@ -213,10 +194,10 @@ def _origin(origin: str) -> tuple[str, str, str]:
     prefix = (slash + path).rstrip("/")
     if (
         not isinstance(origin, str)
-        or scheme.lower() not in _SCHEMES
+        or scheme.lower() not in SCHEMES
         or not sep
-        or not _AUTHORITY.fullmatch(authority)
-        or not _PREFIX.fullmatch(prefix)
+        or not AUTHORITY.fullmatch(authority)
+        or not PREFIX.fullmatch(prefix)
     ):
         raise ConfigurationError(
             "origin must be an absolute http(s) URL: scheme://host[:port][/prefix], without "
@@ -224,81 +205,3 @@ def _origin(origin: str) -> tuple[str, str, str]:
             field="origin",
         )
     return scheme.lower(), authority, prefix
-
-
-def _hop(text: str | None, hops: int) -> str | None:
-    """The value the proxy `hops` from the app appended to a comma-separated header, else None."""
-    if text is None or len(text) > MAX_HEADER_CHARS:
-        return None
-    values = text.split(",")
-    return values[-hops].strip() if len(values) >= hops else None
-
-
-def _x_forwarded(
-    header: Header, hops: int, scheme: str, host: str, certificate: str | None
-) -> View:
-    proto, forwarded_host, port, prefix = (_hop(header(name), hops) for name in _X_FORWARDED)
-    if proto is not None:
-        scheme = proto.lower()
-    if forwarded_host is not None:
-        host = forwarded_host
-    if port is not None:
-        if not _PORT.fullmatch(port):
-            return View(None, host, "", certificate)
-        host = _without_port(host) + ":" + port
-    prefix = (prefix or "").rstrip("/")
-    if scheme not in _SCHEMES or not _AUTHORITY.fullmatch(host) or not _PREFIX.fullmatch(prefix):
-        return View(None, host, "", certificate)
-    return View(scheme, host, prefix, certificate)
-
-
-def _without_port(host: str) -> str:
-    if host.startswith("["):
-        return host.partition("]")[0] + "]"
-    return host.partition(":")[0]
-
-
-def _forwarded(
-    text: str | None, hops: int, scheme: str, host: str, certificate: str | None
-) -> View:
-    """RFC 7239: the element the proxy `hops` from the app appended; its `proto` and `host`."""
-    if text is None:
-        return View(scheme, host, "", certificate)
-    elements = _elements(text) if len(text) <= MAX_HEADER_CHARS else None
-    if elements is None:
-        return View(None, host, "", certificate)
-    if len(elements) < hops:
-        return View(scheme, host, "", certificate)
-    pairs = elements[-hops]
-    scheme, host = pairs.get("proto", scheme).lower(), pairs.get("host", host)
-    if scheme not in _SCHEMES or not _AUTHORITY.fullmatch(host):
-        return View(None, host, "", certificate)
-    return View(scheme, host, "", certificate)
-
-
-def _elements(text: str) -> list[dict[str, str]] | None:
-    """The `Forwarded` header's elements (RFC 7239 §4), each its pairs with lower-case names;
-    None if it does not follow the grammar or names a parameter twice in one element."""
-    elements: list[dict[str, str]] = [{}]
-    position, end = 0, len(text)
-    while True:
-        match = _PAIR.match(text, position)
-        if match is None:
-            return None
-        name, value = match.group(1).lower(), match.group(2)
-        if value.startswith('"'):
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        if name in elements[-1]:
-            return None
-        elements[-1][name] = value
-        position = match.end()
-        if position == end:
-            return elements
-        separator = text[position]
-        position += 1
-        if separator == ",":
-            while position < end and text[position] in " \t":
-                position += 1
-            elements.append({})
-        elif separator != ";":
-            return None

@@ -30,12 +30,10 @@ from ._dpop import DPoPPolicy
 from ._engine import Engine
 from ._env import check_names
 from ._errors import (
-    BearerError,
     ConfigurationError,
 )
 from ._events import Events, KeysFetched, TokenAccepted, TokenRefused
 from ._fetch import DEFAULT_TIMEOUT, HTTP
-from ._header import bearer_candidate, is_b64token
 from ._jwks import JWKSStatus
 from ._keysource import KeySource
 from ._logfields import log_event
@@ -176,8 +174,6 @@ class ResourceServer(Engine):
         if isinstance(seen, Credentials):
             sender = self._sender
             seen = self._verify(seen) if sender is None else self._constrained(sender, seen)
-        elif seen._bound:  # a header carries no client certificate: a cert-bound token fails
-            seen = self._bound_hit(seen, None)
         return self._roles.resolve(seen) if self._resolving else seen
 
     async def aauthenticate(self, authorization: str | None) -> AccessToken:
@@ -189,18 +185,14 @@ class ResourceServer(Engine):
             seen = await (
                 self._averify(seen) if sender is None else self._aconstrained(sender, seen)
             )
-        elif seen._bound:
-            seen = self._bound_hit(seen, None)
         return await self._roles.aresolve(seen) if self._resolving else seen
 
     def verify_credentials(self, credentials: Credentials) -> AccessToken:
         """Verify a request's `Credentials`, as its adapter read them (sync twin)."""
         if (sender := self._sender) is None:  # a cached token only for the scheme it came with
-            hit = self._hit(credentials.token) if credentials.scheme == "Bearer" else None
-            if hit is None:
-                access = self._verify(self._checked(credentials))
-            else:
-                access = self._bound_hit(hit, credentials.certificate) if hit._bound else hit
+            access = self._hit(credentials.token) if credentials.scheme == "Bearer" else None
+            if not access or access._bound:  # a miss, or a bound token: its certificate
+                access = self._bearer(self._checked(credentials), access)
         else:
             access = self._constrained(sender, credentials)
         return self._roles.resolve(access) if self._resolving else access
@@ -208,11 +200,9 @@ class ResourceServer(Engine):
     async def averify_credentials(self, credentials: Credentials) -> AccessToken:
         """Verify a request's `Credentials`, as its adapter read them (async twin)."""
         if (sender := self._sender) is None:
-            hit = self._hit(credentials.token) if credentials.scheme == "Bearer" else None
-            if hit is None:
-                access = await self._averify(self._checked(credentials))
-            else:
-                access = self._bound_hit(hit, credentials.certificate) if hit._bound else hit
+            access = self._hit(credentials.token) if credentials.scheme == "Bearer" else None
+            if not access or access._bound:
+                access = await self._abearer(self._checked(credentials), access)
         else:
             access = await self._aconstrained(sender, credentials)
         return await self._roles.aresolve(access) if self._resolving else access
@@ -221,52 +211,19 @@ class ResourceServer(Engine):
         """Verify a bare access token (sync twin); with DPoP, as one sent with the Bearer scheme."""
         if self._sender is not None:
             return self.verify_credentials(Credentials("Bearer", token))
-        if (hit := self._hit(token)) is None:  # no client certificate with a bare token
-            access = self._verify(Credentials("Bearer", token))
-        else:
-            access = self._bound_hit(hit, None) if hit._bound else hit
+        access = self._hit(token)
+        if not access or access._bound:  # a bare token: no client certificate for a bound one
+            access = self._bearer(Credentials("Bearer", token), access)
         return self._roles.resolve(access) if self._resolving else access
 
     async def averify(self, token: str) -> AccessToken:
         """Verify a bare access token (async twin)."""
         if self._sender is not None:
             return await self.averify_credentials(Credentials("Bearer", token))
-        if (hit := self._hit(token)) is None:
-            access = await self._averify(Credentials("Bearer", token))
-        else:
-            access = self._bound_hit(hit, None) if hit._bound else hit
+        access = self._hit(token)
+        if not access or access._bound:
+            access = await self._abearer(Credentials("Bearer", token), access)
         return await self._roles.aresolve(access) if self._resolving else access
-
-    def _cached(self, authorization: str | None) -> AccessToken | None:
-        """The token of a header value verified before, if nothing is left to do for it (no
-        role resolution): the middleware then answers without awaiting anything. Never a token
-        the binding check must judge (one with `cnf`, marked as it was cached: its claims are
-        not read), nor any with DPoP `required`."""
-        token = None if self._resolving else bearer_candidate(authorization)
-        if token is None:
-            return None
-        hit = self._hit(token)
-        if hit is None or hit._bound:  # a bound token's binding is judged on the full path
-            return None
-        return None if self._sender is not None and self._sender.policy.required else hit
-
-    def _seen(self, authorization: str | None) -> AccessToken | Credentials:
-        """The cached token of a header value verified before, else its credentials.
-
-        A hit needs no header check beyond the scheme (see `bearer_candidate`); a miss checks
-        the same string, so the verification below finds its hash computed.
-        """
-        token = bearer_candidate(authorization) if self._sender is None else None
-        if token is not None:
-            if (hit := self._hit(token)) is not None:
-                return hit
-            if is_b64token(token):
-                return Credentials("Bearer", token)
-        try:  # raises: no header, another scheme, or a malformed one
-            return self._read(authorization)
-        except BearerError as exc:
-            self._refused(exc)
-            raise
 
     def warm(self) -> list[JWKSStatus]:
         """Fetch every issuer's keys now (at start-up, say); never raises for a down issuer."""

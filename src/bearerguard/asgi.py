@@ -13,8 +13,9 @@ from urllib.parse import quote
 from ._challenge import Challenge
 from ._credentials import Adapter, RequestContext, proof_values
 from ._errors import BearerError, UpstreamUnavailableError
+from ._forwarded import View
 from ._guard import SCOPE_KEY, Guard, GuardOptions
-from ._proxy import ProxyReader, View
+from ._proxy import ProxyReader
 from ._token import AccessToken
 from ._types import ASGIApp, Receive, Scope, Send
 from ._urls import route_path

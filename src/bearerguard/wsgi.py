@@ -15,8 +15,9 @@ from urllib.parse import quote
 from ._challenge import Challenge
 from ._credentials import Adapter, RequestContext, proof_values
 from ._errors import BearerError, UpstreamUnavailableError
+from ._forwarded import View
 from ._guard import GUARD_KEY, SCOPE_KEY, Guard, GuardOptions
-from ._proxy import ProxyReader, View
+from ._proxy import ProxyReader
 from ._types import Environ, StartResponse, WSGIApp
 
 if TYPE_CHECKING:  # adapters take a server; they need not load it

@@ -37,11 +37,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .. import asgi, wsgi
 from .._appconfig import guard_from_settings
-from .._challenge import Challenge
+from .._challenge import Challenge, Refused
 from .._credentials import Adapter
 from .._env import PREFIX
 from .._errors import BearerError, ConfigurationError, UpstreamUnavailableError
-from .._guard import GUARD_KEY, SCOPE_KEY, Guard, Refused
+from .._guard import GUARD_KEY, SCOPE_KEY, Guard
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._token import AccessToken

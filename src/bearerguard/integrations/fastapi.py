@@ -22,9 +22,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .. import asgi
-from .._challenge import Challenge
+from .._challenge import Challenge, Refused
 from .._errors import BearerError, ConfigurationError
-from .._guard import Guard, Refused
+from .._guard import Guard
 from .._metadata import REQUIREMENT_ATTR, SCHEME_ATTR, declared_scopes
 from .._proxy import TrustedProxies
 from .._scopes import Requirement

@@ -21,9 +21,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .. import wsgi
 from .._appconfig import guard_from_settings
-from .._challenge import Challenge
+from .._challenge import Challenge, Refused
 from .._env import PREFIX
-from .._guard import Guard, Refused
+from .._guard import Guard
 from .._metadata import REQUIREMENT_ATTR
 from .._policy import PolicyTable
 from .._scopes import Requirement

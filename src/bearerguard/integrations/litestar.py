@@ -33,9 +33,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .. import asgi
-from .._challenge import Challenge, challenge_for
+from .._challenge import Challenge, Refused, challenge_for
 from .._errors import BearerError, UpstreamUnavailableError
-from .._guard import SCOPE_KEY, Guard, GuardOptions, Refused
+from .._guard import SCOPE_KEY, Guard, GuardOptions
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._server import ResourceServer

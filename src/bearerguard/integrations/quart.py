@@ -24,10 +24,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .. import asgi
 from .._appconfig import guard_from_settings
-from .._challenge import Challenge
+from .._challenge import Challenge, Refused
 from .._env import PREFIX
 from .._errors import BearerError, UpstreamUnavailableError
-from .._guard import SCOPE_KEY, Guard, Refused
+from .._guard import SCOPE_KEY, Guard
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._server import ResourceServer

@@ -21,8 +21,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .. import asgi
-from .._challenge import Challenge
-from .._guard import SCOPE_KEY, Guard, Refused
+from .._challenge import Challenge, Refused
+from .._guard import SCOPE_KEY, Guard
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._token import AccessToken
