@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bearerguard import (
+    AccessToken,
     BearerError,
     Credentials,
     Introspection,
@@ -156,3 +157,22 @@ def test_dpop_checks_both_bindings(local_issuer: LocalIssuer, twin: Twin) -> Non
     twin.verify_credentials(server, request(CERT.pem))
     exc = refusal(twin, server, request(OTHER.pem))
     assert exc.reason is Reason.CERT_BINDING and exc.scheme == "DPoP"
+
+
+@MODES
+def test_an_unbound_tokens_hits_never_decode_its_claims(
+    local_issuer: LocalIssuer, twin: Twin, mode: str
+) -> None:
+    """Whether a hit is bound is read from the mark set as the token was verified, never from
+    its claims (which a cached JWT keeps undecoded until a handler reads them)."""
+    server = ResourceServer(local_issuer.issuer_config(), dpop=mode)  # type: ignore[arg-type]
+    token = local_issuer.mint(scope="orders.read")
+    twin.verify_credentials(server, bearer(token, None))  # the miss: cached, claims undecoded
+    for _ in range(2):
+        assert server._cached(f"Bearer {token}") is not None
+        twin.verify(server, token)
+        twin.authenticate(server, f"Bearer {token}")
+        access = twin.verify_credentials(server, bearer(token, "junk"))
+    raw = AccessToken.claims._slot.__get__(access, AccessToken)  # type: ignore[attr-defined]
+    assert type(raw) is str  # still the token itself: nothing on the hit path decoded it
+    assert access.claims["scope"] == "orders.read"
