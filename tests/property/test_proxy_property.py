@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bearerguard import ResourceServer, TrustedProxies
+from bearerguard._forwarded import AUTHORITY, View, forwarded, x_forwarded
 from bearerguard.asgi import BearerAuthMiddleware
 from bearerguard.testing import DPoPKey, LocalIssuer, client_certificate
 from bearerguard.wsgi import BearerAuthWSGIMiddleware
@@ -216,3 +217,41 @@ def test_forwarded_headers_only_name_the_url_a_trusted_proxy_says(
         statuses[0] == 401 and allows_external(headers) and "%" in str(headers)
     ), (statuses, headers)
     assert request(CLIENT) == [401, 401]  # never believed from a client: the URL is http://…
+
+
+forwarded_text = (
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["proto", "Proto", "host", "for", "by", "x", ""]),
+                st.sampled_from(["https", "http", "ftp", '"api.example.com:8443"', '"a\\"b"'])
+                | header_text,
+            ).map("=".join),
+            max_size=3,
+        ).map(";".join),
+        max_size=3,
+    ).map(", ".join)
+    | header_text
+)
+
+
+@SETTINGS
+@given(forwarded_text, st.integers(1, 3), st.sampled_from(["x-forwarded", "forwarded"]))
+def test_forwarding_headers_never_raise_and_give_a_url_or_none(
+    text: str, hops: int, kind: str
+) -> None:
+    """Whatever a trusted proxy's header holds, the reader gives the connection's view, the
+    proxy's (an http(s) scheme and an authority without path, userinfo or space), or no URL."""
+
+    def header(name: str) -> str | None:
+        return text if name in ("forwarded", "x-forwarded-host", "x-forwarded-proto") else None
+
+    if kind == "forwarded":
+        view = forwarded(text, hops, "http", "testserver", None)
+    else:
+        view = x_forwarded(header, hops, "http", "testserver", None)
+    assert isinstance(view, View)
+    if view.scheme is not None:
+        assert view.scheme in ("http", "https")
+        assert AUTHORITY.fullmatch(view.host), view
+        assert not any(c in view.host for c in "/?#@ \t")
