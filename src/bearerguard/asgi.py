@@ -131,7 +131,9 @@ class BearerAuthMiddleware:
             if policy is not None:  # websocket handshakes are GETs
                 guard.enforce(scope.get("method", "GET"), path, token)
         except (BearerError, UpstreamUnavailableError) as exc:
-            await refuse(scope, send, guard.render(exc))
+            # The policy's route, if any: one only DPoP can meet challenges DPoP alone.
+            route = policy.requirement_for(scope.get("method", "GET"), path) if policy else None
+            await refuse(scope, send, guard.render(exc, route))
             return
         scope[SCOPE_KEY] = token
         scope["auth"] = scope["user"] = TokenUser(token, guard)  # one per request, never shared
