@@ -179,8 +179,14 @@ def context(scope: Scope) -> RequestContext:
     )
 
 
+# A websocket handshake is an HTTP GET (RFC 6455 §4.1): a DPoP proof names its http(s) URL
+# (RFC 9449 §4.2 `htu`, the request's target URI), not the ws(s) URL in the ASGI scope.
+_HTTP_SCHEMES = {"ws": "http", "wss": "https"}
+
+
 def _url(scope: Scope, host: str | None) -> str:
     scheme = scope.get("scheme", "http")
+    scheme = _HTTP_SCHEMES.get(scheme, scheme)
     if host is None:  # HTTP/1.0 without Host: the address the server listened on
         server = scope.get("server")
         host = "localhost" if not server else (
