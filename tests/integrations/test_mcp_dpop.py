@@ -115,8 +115,8 @@ class Client:
         return rpc_result(self.post(body, **session))
 
 
-def challenges(response: httpx.Response) -> list[tuple[str, dict[str, str]]]:
-    """The challenges of the `WWW-Authenticate` field: (scheme, auth-params)."""
+def challenges(response: Any) -> list[tuple[str, dict[str, str]]]:
+    """The challenges of a response's `WWW-Authenticate` field: (scheme, auth-params)."""
     value = response.headers["www-authenticate"]
     found = []
     for scheme, params in re.findall(r'(Bearer|DPoP)((?:\s*,?\s*\w+="(?:[^"\\]|\\.)*")*)', value):
