@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from ._errors import (
@@ -267,7 +268,13 @@ def is_dpop_bound(token: AccessToken) -> bool:
     """Does `token` carry a DPoP confirmation (`cnf.jkt`, RFC 9449 §6)? With DPoP on, the server
     accepted it only with a proof signed by that key (and a bound token only with one)."""
     cnf = token.claims.get("cnf")
-    return isinstance(cnf, Mapping) and "jkt" in cnf
+    if cnf is None:
+        return False
+    # The claims' own mapping types first: an ABC `isinstance` costs ~0.2 µs.
+    return (type(cnf) in _MAPPINGS or isinstance(cnf, Mapping)) and "jkt" in cnf
+
+
+_MAPPINGS = (dict, MappingProxyType)
 
 
 def _parts(parts: tuple[object, ...]) -> tuple[Requirement, ...]:
