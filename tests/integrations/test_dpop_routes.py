@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from werkzeug.test import Client
 
 from bearerguard import (
     AccessToken,
@@ -273,3 +274,26 @@ def test_fastapi_security_with_both_schemes_still_verifies(local_issuer: LocalIs
         bad = {"authorization": f"Bearer {local_issuer.mint(scope='other')}"}
         assert client.get("/read", headers=bad).status_code == 403
         aclose_on(client, server)
+
+
+def test_wsgi_policy_route_requiring_dpop(local_issuer: LocalIssuer) -> None:
+    from bearerguard.wsgi import BearerAuthWSGIMiddleware
+
+    def ok(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("content-type", "text/plain")])
+        return [b"ok"]
+
+    table = PolicyTable(
+        [
+            Rule("/pay", Requirement.of("pay", dpop="required")),
+            Rule("/read", Requirement.of("pay")),
+        ]
+    )
+    with ResourceServer(local_issuer.issuer_config(), dpop="allowed") as server:
+        client = Client(BearerAuthWSGIMiddleware(ok, server, policy=table))
+        expected = cases(local_issuer, "http://localhost")
+        answers = [
+            (a.status_code, a.headers.get("www-authenticate"))
+            for a in (client.get(path, headers=headers) for path, headers, *_ in expected)
+        ]
+    check(answers, expected)
