@@ -194,6 +194,8 @@ def test_no_credentials_is_challenged_for_each_scheme(local_issuer: LocalIssuer,
                 assert "error" not in params  # RFC 6750 §3.1: nothing was sent
                 assert params["resource_metadata"] == metadata_url(mcp)
                 assert params.get("algs") == (ALGS if scheme == "DPoP" else None)
+                # FastMCP's challenge names the scopes to ask for (MCP's scope selection): kept.
+                assert params.get("scope") == (SCOPE if app is fastmcp_app else None)
             document = mcp.client.get("/.well-known/oauth-protected-resource/mcp").json()
             assert document["dpop_signing_alg_values_supported"] == list(DPoPPolicy().algorithms)
             assert document["dpop_bound_access_tokens_required"] is (dpop == "required")

@@ -11,7 +11,8 @@ need a token and which scopes, from what was judged here:
   answers with the token accepted here instead of verifying the bare text again;
 - a refused request reaches it without credentials, and the SDK's 401 is replaced by ours: the
   DPoP challenges (`algs`, `error="invalid_dpop_proof"`, a `DPoP-Nonce` to retry with, both
-  schemes for a request without credentials) and `resource_metadata`;
+  schemes for a request without credentials) and `resource_metadata`, with the `scope` the
+  SDK's challenge named (FastMCP names the scopes a client should ask for);
 - an unreachable authorization server is raised by the verifier, as without DPoP (503 with
   `UpstreamUnavailableMiddleware`);
 - the SDK's RFC 9728 document gains `dpop_signing_alg_values_supported` and
@@ -23,10 +24,13 @@ With DPoP off the middleware passes every request through untouched.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Protocol
 
 from .. import asgi
+from .._challenge import Challenge
 from .._errors import BearerError, UpstreamUnavailableError
 from .._guard import Guard
 from .._metadata import dpop_members
@@ -123,11 +127,31 @@ class DPoPMiddleware:
             nonlocal replaced
             if message["type"] == "http.response.start" and message["status"] == 401:
                 replaced = True
-                await asgi.refuse(scope, send, self.guard.render(refusal))
+                challenge = _with_scope(self.guard.render(refusal), message.get("headers", ()))
+                await asgi.refuse(scope, send, challenge)
             elif not replaced:  # once replaced, the SDK's body is dropped
                 await send(message)
 
         return answer
+
+
+# The `scope` auth-param of the SDK's challenge (FastMCP names the scopes to ask for: MCP's
+# scope selection reads it), kept in ours.
+_SCOPE = re.compile(rb'(?:^|[\s,])scope="((?:[^"\\]|\\.)*)"')
+
+
+def _with_scope(challenge: Challenge, sdk_headers: Iterable[tuple[bytes, bytes]]) -> Challenge:
+    """`challenge`, each of its challenges naming the `scope` the SDK's 401 named, if any."""
+    sdk = b", ".join(v for n, v in sdk_headers if n.lower() == b"www-authenticate")
+    found = _SCOPE.search(sdk)
+    if found is None:
+        return challenge
+    named = f'scope="{found.group(1).decode("latin-1")}", resource_metadata="'
+    headers = tuple(
+        (name, value.replace('resource_metadata="', named) if name == "www-authenticate" else value)
+        for name, value in challenge.headers
+    )
+    return Challenge(challenge.status, headers, challenge.body)
 
 
 def _as_bearer(scope: Scope, token: str | None) -> Scope:
