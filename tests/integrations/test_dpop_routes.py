@@ -3,11 +3,14 @@ token that is not DPoP-bound with a 401 and the DPoP challenge (RFC 9449 §7.1),
 that builds a `Requirement` and in the policy table; FastAPI's document names the DPoP scheme."""
 
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import pytest
 from fastapi import FastAPI, Security
 from flask import Flask
+from litestar import Litestar, get
+from quart import Quart
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -27,6 +30,8 @@ from bearerguard import (
 )
 from bearerguard.asgi import BearerAuthMiddleware
 from bearerguard.integrations import flask as flask_helpers
+from bearerguard.integrations import litestar as litestar_helpers
+from bearerguard.integrations import quart as quart_helpers
 from bearerguard.integrations import starlette as starlette_helpers
 from bearerguard.integrations.fastapi import DPOP_SCHEME, BearerAuth
 from bearerguard.testing import DPoPKey, LocalIssuer
@@ -84,6 +89,36 @@ def policy_app(server: ResourceServer) -> Starlette:
     return Starlette(routes=routes, middleware=[middleware])
 
 
+def quart_app(server: ResourceServer) -> Quart:
+    app = Quart(__name__)
+    quart_helpers.BearerGuard(app, server=server)
+
+    @app.get("/pay")
+    @quart_helpers.require("pay", dpop="required")
+    async def pay() -> Any:
+        return {"ok": True}
+
+    @app.get("/read")
+    @quart_helpers.require("pay")
+    async def read() -> Any:
+        return {"ok": True}
+
+    return app
+
+
+def litestar_app(server: ResourceServer) -> Litestar:
+    @get("/pay", guards=[litestar_helpers.requires("pay", dpop="required")])
+    async def pay() -> dict[str, bool]:
+        return {"ok": True}
+
+    @get("/read", guards=[litestar_helpers.requires("pay")])
+    async def read() -> dict[str, bool]:
+        return {"ok": True}
+
+    plugin = litestar_helpers.BearerAuthPlugin(server)
+    return Litestar([pay, read], plugins=[plugin], logging_config=None)
+
+
 def flask_app(server: ResourceServer) -> Flask:
     app = Flask(__name__)
     flask_helpers.BearerGuard(app, server=server)
@@ -136,20 +171,21 @@ def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused: ")]
 
 
-@pytest.mark.parametrize("kind", ["fastapi", "starlette", "policy"])
+@pytest.mark.parametrize("kind", ["fastapi", "starlette", "policy", "quart", "litestar"])
 def test_asgi_routes_requiring_dpop(
     local_issuer: LocalIssuer, caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
     server = ResourceServer(local_issuer.issuer_config(), dpop="allowed")
-    app: Starlette = (
-        fastapi_app(BearerAuth(server))
-        if kind == "fastapi"
-        else starlette_app(server)
-        if kind == "starlette"
-        else policy_app(server)
-    )
+    builders: dict[str, Callable[[ResourceServer], Any]] = {
+        "fastapi": lambda s: fastapi_app(BearerAuth(s)),
+        "starlette": starlette_app,
+        "policy": policy_app,
+        "quart": quart_app,
+        "litestar": litestar_app,
+    }
+    app = builders[kind](server)
     expected = cases(local_issuer, "http://testserver")
-    if kind == "starlette":  # the middleware in front refuses before the route is known
+    if kind in ("starlette", "litestar"):  # a middleware in front refuses before the route
         expected[3] = (*expected[3][:3], f'Bearer, DPoP algs="{ALGS}"')
     with caplog.at_level(logging.INFO, logger="bearerguard"), TestClient(app) as client:
         answers = [
