@@ -8,8 +8,9 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TypedDict, cast
 from urllib.parse import parse_qsl
 
-from ._challenge import Challenge, render_refusal
+from ._challenge import Challenge, Refused, render_refusal
 from ._credentials import NO_CONTEXT, Adapter, Credentials, RequestContext, S
+from ._dpoproutes import at_route, check_declared, check_route
 from ._errors import (
     BearerError,
     ConfigurationError,
@@ -34,19 +35,6 @@ if TYPE_CHECKING:  # adapters take a server; they need not load it
 SCOPE_KEY = "bearerguard.token"
 # Where the ASGI middleware leaves its Guard, so route helpers render refusals the same way.
 GUARD_KEY = "bearerguard.guard"
-
-
-class Refused(Exception):
-    """A request a route requirement refused, already rendered by the guard that judged it.
-
-    Route helpers send `challenge` in their framework's response type; `description` is the
-    refusal's fixed, client-safe text.
-    """
-
-    def __init__(self, challenge: Challenge, description: str) -> None:
-        super().__init__(description)
-        self.challenge = challenge
-        self.description = description
 
 
 class GuardOptions(TypedDict, total=False):
@@ -99,6 +87,8 @@ class Guard:
     ) -> None:
         self.server = server
         self.policy = policy
+        if policy is not None and policy.names_dpop:
+            check_declared(server.dpop, "policy")
         if realm is not None and not (
             isinstance(realm, str) and realm.isascii() and realm.isprintable()
         ):
@@ -238,7 +228,7 @@ class Guard:
                 )
             self.check(requirement, token)
         except (BearerError, UpstreamUnavailableError) as exc:
-            raise Refused(self.render(exc), exc.reason.value) from exc
+            raise Refused(self.render(exc, requirement), exc.reason.value) from exc
         return token
 
     async def aadmit(
@@ -262,7 +252,7 @@ class Guard:
                     )
             self.check(requirement, token)
         except (BearerError, UpstreamUnavailableError) as exc:
-            raise Refused(self.render(exc), exc.reason.value) from exc
+            raise Refused(self.render(exc, requirement), exc.reason.value) from exc
         return token
 
     def check(self, requirement: Requirement, token: AccessToken | None) -> None:
@@ -271,13 +261,21 @@ class Guard:
         A missing token is not logged again: the server logged it when it read the header.
         """
         try:
-            requirement.check(token)
+            if requirement.names_dpop:  # one attribute read for the others
+                check_route(requirement, token, self.server.dpop)
+            else:
+                requirement.check(token)
         except BearerError as exc:
             if not isinstance(exc, MissingTokenError):
                 self.log(exc, token)
             raise
 
-    def render(self, exc: BearerError | UpstreamUnavailableError) -> Challenge:
+    def render(
+        self, exc: BearerError | UpstreamUnavailableError, requirement: Requirement | None = None
+    ) -> Challenge:
+        """`exc` rendered; as the route of `requirement` answers it, if given (`at_route`)."""
+        if requirement is not None:
+            exc = at_route(exc, requirement, self.server)
         return render_refusal(exc, self.realm, self.metadata_url)
 
     def answer(

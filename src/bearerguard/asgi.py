@@ -131,7 +131,9 @@ class BearerAuthMiddleware:
             if policy is not None:  # websocket handshakes are GETs
                 guard.enforce(scope.get("method", "GET"), path, token)
         except (BearerError, UpstreamUnavailableError) as exc:
-            await refuse(scope, send, guard.render(exc))
+            # The policy's route, if any: one only DPoP can meet challenges DPoP alone.
+            route = policy.requirement_for(scope.get("method", "GET"), path) if policy else None
+            await refuse(scope, send, guard.render(exc, route))
             return
         scope[SCOPE_KEY] = token
         scope["auth"] = scope["user"] = TokenUser(token, guard)  # one per request, never shared
@@ -177,8 +179,14 @@ def context(scope: Scope) -> RequestContext:
     )
 
 
+# A websocket handshake is an HTTP GET (RFC 6455 §4.1): a DPoP proof names its http(s) URL
+# (RFC 9449 §4.2 `htu`, the request's target URI), not the ws(s) URL in the ASGI scope.
+_HTTP_SCHEMES = {"ws": "http", "wss": "https"}
+
+
 def _url(scope: Scope, host: str | None) -> str:
     scheme = scope.get("scheme", "http")
+    scheme = _HTTP_SCHEMES.get(scheme, scheme)
     if host is None:  # HTTP/1.0 without Host: the address the server listened on
         server = scope.get("server")
         host = "localhost" if not server else (

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from bearerguard import AccessToken, Issuer, Requirement, ResourceServer
-from bearerguard._guard import SCOPE_KEY, Guard, Refused
+from bearerguard._challenge import Refused
+from bearerguard._guard import SCOPE_KEY, Guard
 from bearerguard.testing import LocalIssuer
 from bearerguard.wsgi import ADAPTER
 
