@@ -108,6 +108,7 @@ def test_list_names_every_group() -> None:
     assert {"cache.introspection", "cache.roles", "cache.fill", "cache.memory"} <= groups
     assert {"gc.pause", "gc.misses"} <= groups
     assert {"stores.hit", "stores.fleet"} <= groups
+    assert "dpop.hit" in groups
 
 
 def test_quick_run_of_the_store_groups_counts_the_fleets_calls(tmp_path: Path) -> None:
@@ -344,3 +345,15 @@ def test_quick_run_of_the_events_group_measures_each_subscriber_set(tmp_path: Pa
     labels = {check["label"] for check in group["checks"]}
     assert {"no subscriber / main", "instrument() SDK / main", "instrument() SDK - main"} <= labels
     assert "no request reached the issuer while measuring" in " ".join(group["notes"])
+
+
+def test_quick_run_of_the_dpop_group_checks_fresh_proofs_against_the_floor(tmp_path: Path) -> None:
+    group = _group(_quick(tmp_path, "dpop.hit"), "dpop.hit")
+
+    names = {case["name"] for case in group["cases"]}
+    assert "bearerguard verify_credentials(), DPoP proof, token hit" in names
+    assert "minimal: the proof's signature + the token's hit (reference.py)" in names
+    assert _budgeted(group) == {"DPoP hit: bearerguard / minimal cost": 1.3}
+    notes = " ".join(group["notes"])
+    assert "jtis added to the replay store" in notes  # every proof was new, and recorded
+    assert "no request reached the issuer while measuring" in notes

@@ -43,6 +43,19 @@ class Challenge:
         return next((value for key, value in self.headers if key == name), None)
 
 
+class Refused(Exception):
+    """A request a route requirement refused, already rendered by the guard that judged it.
+
+    Route helpers send `challenge` in their framework's response type; `description` is the
+    refusal's fixed, client-safe text.
+    """
+
+    def __init__(self, challenge: Challenge, description: str) -> None:
+        super().__init__(description)
+        self.challenge = challenge
+        self.description = description
+
+
 def challenge_for(
     exc: BearerError | UpstreamUnavailableError,
     *,
@@ -123,16 +136,3 @@ def _body(error: str, exc: BearerError | UpstreamUnavailableError) -> bytes:
 def _quoted(value: str) -> str:
     # RFC 9110 §5.6.4 quoted-string: a backslash and a DQUOTE are sent as quoted-pairs.
     return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-class Refused(Exception):
-    """A request a route requirement refused, already rendered by the guard that judged it.
-
-    Route helpers send `challenge` in their framework's response type; `description` is the
-    refusal's fixed, client-safe text.
-    """
-
-    def __init__(self, challenge: Challenge, description: str) -> None:
-        super().__init__(description)
-        self.challenge = challenge
-        self.description = description

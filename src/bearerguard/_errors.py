@@ -51,6 +51,7 @@ class Reason(enum.Enum):
     DPOP_BINDING = "The access token is bound to another key than the DPoP proof's."
     CERT_BINDING = "The access token is not bound to the client certificate."
     CERT_MALFORMED = "The client certificate could not be read."
+    DPOP_OFF = "The resource needs a DPoP-bound access token, which this server does not accept."
     # 401 invalid_dpop_proof: the DPoP proof (RFC 9449 §4.3)
     DPOP_MISSING = "The request carries no DPoP proof."
     DPOP_MULTIPLE = "The request carries more than one DPoP proof."

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 
 from ._challenge import Challenge, Refused, render_refusal
 from ._credentials import NO_CONTEXT, Adapter, Credentials, RequestContext, S
+from ._dpoproutes import at_route, check_declared, check_route
 from ._errors import (
     BearerError,
     ConfigurationError,
@@ -25,7 +26,7 @@ from ._policy import PolicyTable
 from ._proxy import ProxyReader, TrustedProxies
 from ._scopes import Requirement
 from ._token import AccessToken
-from ._urls import normal_path, wsgi_path
+from ._urls import in_normal_form, normal_path, wsgi_path
 from ._validate import strings
 
 if TYPE_CHECKING:  # adapters take a server; they need not load it
@@ -47,14 +48,6 @@ class GuardOptions(TypedDict, total=False):
     scopes_supported: ScopesSource | None
     policy: PolicyTable | None
     proxies: TrustedProxies | None
-
-
-def _in_normal_form(path: str) -> bool:
-    try:
-        normal_path(path)
-    except InvalidRequestError:
-        return False
-    return True
 
 
 class Guard:
@@ -91,6 +84,8 @@ class Guard:
         self.server = server
         self.policy = policy
         self.proxies = None if proxies is None else ProxyReader(proxies)
+        if policy is not None and policy.names_dpop:
+            check_declared(server.dpop, "policy")
         if realm is not None and not (
             isinstance(realm, str) and realm.isascii() and realm.isprintable()
         ):
@@ -123,7 +118,7 @@ class Guard:
         # A loop, not any(): no generator is built on every request.
         for p in self.public_paths:
             if path == p or path.startswith(p + "/") or p == "/":
-                return _in_normal_form(path)
+                return in_normal_form(path)
         return False
 
     def metadata_document(self, app: object) -> bytes:
@@ -233,7 +228,7 @@ class Guard:
                 )
             self.check(requirement, token)
         except (BearerError, UpstreamUnavailableError) as exc:
-            raise Refused(self.render(exc), exc.reason.value) from exc
+            raise Refused(self.render(exc, requirement), exc.reason.value) from exc
         return token
 
     async def aadmit(
@@ -257,7 +252,7 @@ class Guard:
                     )
             self.check(requirement, token)
         except (BearerError, UpstreamUnavailableError) as exc:
-            raise Refused(self.render(exc), exc.reason.value) from exc
+            raise Refused(self.render(exc, requirement), exc.reason.value) from exc
         return token
 
     def check(self, requirement: Requirement, token: AccessToken | None) -> None:
@@ -266,13 +261,21 @@ class Guard:
         A missing token is not logged again: the server logged it when it read the header.
         """
         try:
-            requirement.check(token)
+            if requirement.names_dpop:  # one attribute read for the others
+                check_route(requirement, token, self.server.dpop)
+            else:
+                requirement.check(token)
         except BearerError as exc:
             if not isinstance(exc, MissingTokenError):
                 self.log(exc, token)
             raise
 
-    def render(self, exc: BearerError | UpstreamUnavailableError) -> Challenge:
+    def render(
+        self, exc: BearerError | UpstreamUnavailableError, requirement: Requirement | None = None
+    ) -> Challenge:
+        """`exc` rendered; as the route of `requirement` answers it, if given (`at_route`)."""
+        if requirement is not None:
+            exc = at_route(exc, requirement, self.server)
         return render_refusal(exc, self.realm, self.metadata_url)
 
     def answer(

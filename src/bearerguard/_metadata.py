@@ -70,9 +70,16 @@ class ProtectedResource:
             "bearer_methods_supported": ["header"],
         }
         if self.dpop is not None:
-            members["dpop_signing_alg_values_supported"] = list(self.dpop.algorithms)
-            members["dpop_bound_access_tokens_required"] = self.dpop.required
+            members |= dpop_members(self.dpop)
         return json.dumps(members).encode()
+
+
+def dpop_members(dpop: DPoPPolicy) -> dict[str, Any]:
+    """The RFC 9728 §2 members of a resource accepting DPoP (RFC 9449 §5.1 names the algs)."""
+    return {
+        "dpop_signing_alg_values_supported": list(dpop.algorithms),
+        "dpop_bound_access_tokens_required": dpop.required,
+    }
 
 
 class Document:

@@ -204,6 +204,12 @@ class PolicyTable:
         return None
 
     @property
+    def names_dpop(self) -> bool:
+        """Does a requirement of the table ask for a DPoP-bound token (`dpop="required"`)?"""
+        rules = (rule.requirement for rule in self.rules if isinstance(rule, Rule))
+        return any(requirement.names_dpop for requirement in (self.default, *rules))
+
+    @property
     def scopes(self) -> frozenset[str]:
         """Every scope the table names (for RFC 9728 `scopes_supported`)."""
         named = self.default.scopes

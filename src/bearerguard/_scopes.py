@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
 
 from ._errors import (
     ConfigurationError,
+    DPoPBindingError,
     InsufficientScopeError,
     InvalidTokenError,
     MissingTokenError,
@@ -117,10 +119,15 @@ class Requirement:
     a granted `auth.clients.*` then satisfies `auth.clients.list` (and anything below
     `auth.clients.`); a bare `*` is never a wildcard. `optional=True` lets a request without a
     token through (the route sees no token); a token that is sent must still meet the scopes.
+    `dpop="required"` asks for a DPoP-bound token (RFC 9449) on a server that also accepts
+    bearer tokens (`ResourceServer(dpop="allowed")`): a token without `cnf.jkt` is refused with a
+    401 and the DPoP challenge. A route can only tighten the server's rule, so `"required"` is
+    the one value (None: the server's rule); in a combination it holds for its own part.
 
     Example::
 
         Requirement.of("orders.read") | Requirement.of("admin")
+        Requirement.of("payments.write", dpop="required")
     """
 
     all_of: frozenset[str] = frozenset()
@@ -129,6 +136,9 @@ class Requirement:
     every: tuple[Requirement, ...] = ()
     either: tuple[Requirement, ...] | None = None  # None: no alternatives; (): none is met
     wildcards: bool = False
+    dpop: Literal["required"] | None = None
+    # Does this requirement or a part name DPoP? Only then is a token's binding looked at.
+    _dpop_named: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Scopes given as anything but a frozenset of non-empty strings (a set, a list, a bare
@@ -142,8 +152,17 @@ class Requirement:
                 else:
                     continue
             object.__setattr__(self, name, frozenset(strings(value, name)))
-        if self.every or self.either:
-            _parts((*self.every, *(self.either or ())))
+        parts = (*self.every, *(self.either or ()))
+        if parts:
+            _parts(parts)
+        if self.dpop is not None and self.dpop != "required":
+            raise ConfigurationError(
+                f'a route can only tighten the server\'s DPoP rule: dpop="required" or None, '
+                f"got {self.dpop!r}",
+                field="dpop",
+            )
+        if self.dpop is not None or any(part._dpop_named for part in parts):
+            object.__setattr__(self, "_dpop_named", True)
 
     @classmethod
     def of(
@@ -152,9 +171,11 @@ class Requirement:
         any_of: Iterable[str] = (),
         optional: bool = False,
         wildcards: bool = False,
+        dpop: Literal["required"] | None = None,
     ) -> Requirement:
         scopes = frozenset(strings(all_of, "all_of"))  # a list given as one scope is refused
-        return cls(scopes, frozenset(strings(any_of, "any_of")), optional, wildcards=wildcards)
+        any_of = frozenset(strings(any_of, "any_of"))
+        return cls(scopes, any_of, optional, wildcards=wildcards, dpop=dpop)
 
     @classmethod
     def all(cls, *parts: Requirement) -> Requirement:
@@ -184,8 +205,24 @@ class Requirement:
             named |= part.scopes
         return named
 
-    def met_by(self, scopes: frozenset[str]) -> bool:
-        """True if a token granting `scopes` meets the requirement."""
+    @property
+    def names_dpop(self) -> bool:
+        """Does this requirement, or one of its parts, ask for a DPoP-bound token?"""
+        return self._dpop_named
+
+    @property
+    def needs_dpop(self) -> bool:
+        """Can only a DPoP-bound token meet it? (It, one of its `every` parts, or each of its
+        alternatives asks for one.)"""
+        if self.dpop is not None or any(part.needs_dpop for part in self.every):
+            return True
+        return bool(self.either) and all(part.needs_dpop for part in self.either or ())
+
+    def met_by(self, scopes: frozenset[str], bound: bool = False) -> bool:
+        """True if a token granting `scopes` meets the requirement; `bound` says whether it is
+        DPoP-bound (`cnf.jkt`, checked against the request's proof by the server)."""
+        if self.dpop is not None and not bound:
+            return False
         if self.wildcards:
             if not all(_granted_by(scopes, s) for s in self.all_of) or (
                 self.any_of and not any(_granted_by(scopes, s) for s in self.any_of)
@@ -193,9 +230,9 @@ class Requirement:
                 return False
         elif not self.all_of <= scopes or (self.any_of and self.any_of.isdisjoint(scopes)):
             return False  # the common case: two set operations
-        if self.every and not all(part.met_by(scopes) for part in self.every):
+        if self.every and not all(part.met_by(scopes, bound) for part in self.every):
             return False
-        return self.either is None or any(part.met_by(scopes) for part in self.either)
+        return self.either is None or any(part.met_by(scopes, bound) for part in self.either)
 
     def check(self, token: AccessToken | None) -> None:
         """Raise the RFC 6750 refusal if `token` does not meet the requirement.
@@ -205,13 +242,39 @@ class Requirement:
         token carrying exactly that meets the requirement (alternatives are all listed, since
         the attribute cannot say "or"; requirements only ever ask for scopes, so a superset
         still meets them).
+
+        A requirement naming DPoP reads the token's `cnf` claim: a token the scopes would let
+        through but that is not DPoP-bound is refused with `DPoPBindingError`
+        (`Reason.DPOP_UNBOUND`; `Guard.check` names the server's proof algorithms). Binding is
+        only proven by a server with DPoP on (it checks the proof against `cnf.jkt`): the
+        framework helpers refuse such a route on a server with `dpop="off"`.
         """
         if token is None:
             if self.optional:
                 return
             raise MissingTokenError
-        if not self.met_by(token.scopes):
+        if not self._dpop_named:  # the common case: scopes alone
+            if not self.met_by(token.scopes, False):
+                raise InsufficientScopeError(self.scopes)
+            return
+        bound = is_dpop_bound(token)
+        if not self.met_by(token.scopes, bound):
+            if not bound and self.met_by(token.scopes, True):
+                raise DPoPBindingError(Reason.DPOP_UNBOUND)  # the scopes were enough
             raise InsufficientScopeError(self.scopes)
+
+
+def is_dpop_bound(token: AccessToken) -> bool:
+    """Does `token` carry a DPoP confirmation (`cnf.jkt`, RFC 9449 §6)? With DPoP on, the server
+    accepted it only with a proof signed by that key (and a bound token only with one)."""
+    cnf = token.claims.get("cnf")
+    if cnf is None:
+        return False
+    # The claims' own mapping types first: an ABC `isinstance` costs ~0.2 µs.
+    return (type(cnf) in _MAPPINGS or isinstance(cnf, Mapping)) and "jkt" in cnf
+
+
+_MAPPINGS = (dict, MappingProxyType)
 
 
 def _parts(parts: tuple[object, ...]) -> tuple[Requirement, ...]:

@@ -100,6 +100,15 @@ def route_path(path: str, root_path: str | None) -> str:
     return rest if rest[0] == "/" else path
 
 
+def in_normal_form(path: str) -> bool:
+    """Is `path` in normal form (see `normal_path`)?"""
+    try:
+        normal_path(path)
+    except InvalidRequestError:
+        return False
+    return True
+
+
 def wsgi_path(path_info: str) -> str:
     """PEP 3333 `PATH_INFO` (bytes decoded as latin-1) as the text a router matches (UTF-8)."""
     try:

@@ -135,7 +135,9 @@ class BearerAuthMiddleware:
             if policy is not None:  # websocket handshakes are GETs
                 guard.enforce(scope.get("method", "GET"), path, token)
         except (BearerError, UpstreamUnavailableError) as exc:
-            await refuse(scope, send, guard.render(exc))
+            # The policy's route, if any: one only DPoP can meet challenges DPoP alone.
+            route = policy.requirement_for(scope.get("method", "GET"), path) if policy else None
+            await refuse(scope, send, guard.render(exc, route))
             return
         scope[SCOPE_KEY] = token
         scope["auth"] = scope["user"] = TokenUser(token, guard)  # one per request, never shared
@@ -160,6 +162,11 @@ def credentials(scope: Scope) -> tuple[list[str], str]:
     return values, query.decode("latin-1") if query else ""
 
 
+# A websocket handshake is an HTTP GET (RFC 6455 §4.1): a DPoP proof names its http(s) URL
+# (RFC 9449 §4.2 `htu`, the request's target URI), not the ws(s) URL in the ASGI scope.
+_HTTP_SCHEMES = {"ws": "http", "wss": "https"}
+
+
 def context(scope: Scope, proxies: ProxyReader | None) -> RequestContext:
     """The rest of an ASGI request's credentials (read on a cache miss only): the method, the
     URL as received (`raw_path` when the server gives it), the `DPoP` field lines and the client
@@ -177,7 +184,9 @@ def context(scope: Scope, proxies: ProxyReader | None) -> RequestContext:
             forwarded.setdefault(name.decode("ascii"), []).append(value.decode("latin-1"))
     tls = (scope.get("extensions") or {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or ()
-    view = View(scope.get("scheme", "http"), _host(scope, host), "", chain[0] if chain else None)
+    scheme = scope.get("scheme", "http")
+    scheme = _HTTP_SCHEMES.get(scheme, scheme)
+    view = View(scheme, _host(scope, host), "", chain[0] if chain else None)
     if proxies is not None:
         client = scope.get("client")
         view = proxies.view(

@@ -69,7 +69,10 @@ class BearerAuthWSGIMiddleware:
             if policy is not None:
                 guard.enforce(environ.get("REQUEST_METHOD", "GET"), path, token)
         except (BearerError, UpstreamUnavailableError) as exc:
-            return respond(start_response, guard.render(exc))
+            # The policy's route, if any: one only DPoP can meet challenges DPoP alone.
+            method = environ.get("REQUEST_METHOD", "GET")
+            route = policy.requirement_for(method, path) if policy else None
+            return respond(start_response, guard.render(exc, route))
         environ[SCOPE_KEY] = token
         environ[GUARD_KEY] = guard
         return self.app(environ, start_response)

@@ -1,5 +1,5 @@
 """Certificate-bound tokens (RFC 8705) through the integrations: the ASGI `tls` extension read by
-the middleware, and a trusted proxy's certificate header through FastAPI's `BearerAuth(proxies=)`,
+the middleware, and a trusted proxy's certificate header through FastAPI (the middleware's),
 Flask's `BEARERGUARD_PROXIES` and Django's `BEARERGUARD["PROXIES"]` (one `Guard` option: every
 integration reads the request through the same adapters)."""
 
@@ -77,10 +77,12 @@ def test_the_asgi_tls_extension(local_issuer: LocalIssuer, dpop: str) -> None:
 HEADER = TrustedProxies(["*"], certificate_header="x-client-cert")  # the test clients' peers
 
 
-def test_fastapi_bearer_auth_with_proxies(local_issuer: LocalIssuer) -> None:
+def test_fastapi_behind_the_middleware_with_proxies(local_issuer: LocalIssuer) -> None:
+    """FastAPI's `BearerAuth` takes the token the ASGI middleware (with `proxies=`) verified."""
     server = ResourceServer(local_issuer.issuer_config())
-    auth = BearerAuth(server, proxies=HEADER)
+    auth = BearerAuth(server)
     app = FastAPI()
+    app.add_middleware(BearerAuthMiddleware, server=server, proxies=HEADER)
 
     @app.get("/orders")
     async def orders(token: Annotated[AccessToken, Security(auth, scopes=["orders.read"])]) -> Any:

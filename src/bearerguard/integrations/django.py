@@ -137,7 +137,10 @@ def _store_of(request: HttpRequest) -> tuple[Mapping[str, Any], Adapter[Any]]:
 
 
 def require(
-    *all_of: str, any_of: Iterable[str] = (), optional: bool = False
+    *all_of: str,
+    any_of: Iterable[str] = (),
+    optional: bool = False,
+    dpop: Literal["required"] | None = None,
 ) -> Callable[[View], View]:
     """Require every scope of `all_of` and one of `any_of` (if given) from the request's token.
 
@@ -146,8 +149,9 @@ def require(
     WSGI or ASGI one around the application); it is in `request.auth` and `get_token(request)`.
     `optional=True` lets a request without a token in (with an optional middleware); a token
     that is sent must still qualify.
+    `dpop="required"` needs a DPoP-bound token there (see `Requirement`).
     """
-    requirement = Requirement.of(*all_of, any_of=any_of, optional=optional)
+    requirement = Requirement.of(*all_of, any_of=any_of, optional=optional, dpop=dpop)
 
     def decorate(view: View) -> View:
         if isinstance(view, type):

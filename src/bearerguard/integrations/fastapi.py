@@ -3,16 +3,17 @@
 `BearerAuth.requires(...)` checks the scopes a route declares and puts them, with the scheme
 (token URL from configuration or discovery, RFC 8414), into the OpenAPI document. It uses the
 token `BearerAuthMiddleware` stored when the middleware is in front, and verifies it otherwise.
+With DPoP on, the document names the `DPoP` HTTP scheme too (alone where only DPoP is accepted).
 """
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, cast
+from typing import Annotated, Any, Literal, cast
 
 try:
     from fastapi import FastAPI, HTTPException, Request, Security
+    from fastapi.openapi.models import HTTPBase, OAuthFlowClientCredentials, OAuthFlows
     from fastapi.openapi.models import OAuth2 as OAuth2Model
-    from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
     from fastapi.security import SecurityScopes
     from fastapi.security.base import SecurityBase
     from starlette.responses import Response
@@ -23,17 +24,17 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .. import asgi
 from .._challenge import Challenge, Refused
+from .._dpoproutes import check_declared
 from .._errors import BearerError, ConfigurationError
 from .._guard import Guard
 from .._metadata import REQUIREMENT_ATTR, SCHEME_ATTR, declared_scopes
-from .._proxy import TrustedProxies
 from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
 from ..asgi import guard_of
 from .starlette import as_response
 
-__all__ = ["PENDING_TOKEN_URL", "BearerAuth", "RefusedHTTPException"]
+__all__ = ["DPOP_SCHEME", "PENDING_TOKEN_URL", "BearerAuth", "RefusedHTTPException"]
 
 logger = logging.getLogger("bearerguard")
 
@@ -41,6 +42,16 @@ logger = logging.getLogger("bearerguard")
 # has not run yet, or the issuer is down. A relative URL, as OpenAPI allows; `install()` builds
 # the document again once discovery has found the token endpoint.
 PENDING_TOKEN_URL = "token-endpoint-not-discovered-yet"
+
+# The name of the DPoP scheme in the OpenAPI document's `securitySchemes`.
+DPOP_SCHEME = "DPoP"
+_DPOP_MODEL = HTTPBase(
+    scheme="DPoP",
+    description=(
+        "A DPoP-bound access token (RFC 9449): `Authorization: DPoP <token>` with a `DPoP` "
+        "proof header signed by the key the token is bound to."
+    ),
+)
 
 
 class RefusedHTTPException(HTTPException):
@@ -61,8 +72,7 @@ class BearerAuth(SecurityBase):
     scopes of `Security(auth, scopes=[...])` in the scheme.
 
     In tests, `app.dependency_overrides.update(auth.overrides(access_token(scope="...")))`
-    makes every route of this scheme see that token, its scopes still checked. `proxies=`
-    (`TrustedProxies`) reads the external URL and client certificate behind proxies.
+    makes every route of this scheme see that token, its scopes still checked.
 
     Example::
 
@@ -72,6 +82,11 @@ class BearerAuth(SecurityBase):
         @app.get("/orders")
         async def orders(token: AccessToken = auth.requires("orders.read")) -> list[str]: ...
     """
+
+    def __new__(cls, server: ResourceServer, **_: Any) -> "BearerAuth":
+        # With both schemes accepted, `Security(auth, ...)` names DPoP as an alternative too.
+        both = cls is BearerAuth and server.dpop is not None and not server.dpop.required
+        return super().__new__(_BearerOrDPoP if both else cls)
 
     def __init__(
         self,
@@ -83,10 +98,11 @@ class BearerAuth(SecurityBase):
         resource: str | None = None,
         scheme_name: str = "OAuth2ClientCredentials",
         description: str | None = None,
-        proxies: TrustedProxies | None = None,
     ) -> None:
-        self.guard = Guard(server, realm=realm, resource=resource, proxies=proxies)
-        self.scheme_name = scheme_name
+        self.guard = Guard(server, realm=realm, resource=resource)
+        # DPoP only: the document names the DPoP scheme, not a flow whose tokens are refused.
+        self._dpop_only = server.dpop is not None and server.dpop.required
+        self.scheme_name = DPOP_SCHEME if self._dpop_only else scheme_name
         self.description = description
         self._token_url = token_url
         if scopes is not None and not isinstance(scopes, Mapping):
@@ -98,9 +114,12 @@ class BearerAuth(SecurityBase):
         setattr(self, SCHEME_ATTR, True)  # its `Security(auth, scopes=...)` scopes are declared
 
     @property
-    def model(self) -> OAuth2Model:  # type: ignore[override]
+    def model(self) -> OAuth2Model | HTTPBase:  # type: ignore[override]
         """Built when the OpenAPI document is, so the discovered token endpoint can be used;
-        `PENDING_TOKEN_URL` until it is known (never an error: /docs must not answer 500)."""
+        `PENDING_TOKEN_URL` until it is known (never an error: /docs must not answer 500).
+        The DPoP scheme when the server accepts DPoP alone."""
+        if self._dpop_only:
+            return _DPOP_MODEL
         token_url = self._token_url or self.guard.server.token_endpoint()
         if token_url is None and not self._pending:
             logger.warning(
@@ -127,18 +146,28 @@ class BearerAuth(SecurityBase):
             requirement = self._requirements[names] = Requirement.of(*names)
         return requirement
 
-    def requires(self, *all_of: str, any_of: Iterable[str] = (), optional: bool = False) -> Any:
+    def requires(
+        self,
+        *all_of: str,
+        any_of: Iterable[str] = (),
+        optional: bool = False,
+        dpop: Literal["required"] | None = None,
+    ) -> Any:
         """A dependency requiring these scopes; they appear on the route in the OpenAPI document.
 
         OpenAPI cannot say "one of", so an any-of route lists all its alternatives there.
+        `dpop="required"` needs a DPoP-bound token (see `Requirement`), on a server with DPoP
+        on (`ConfigurationError` here otherwise); the route names the DPoP scheme alone.
         """
-        requirement = Requirement.of(*all_of, any_of=any_of, optional=optional)
+        requirement = Requirement.of(*all_of, any_of=any_of, optional=optional, dpop=dpop)
+        if requirement.names_dpop:
+            check_declared(self.guard.server.dpop, "dpop")
         for scope in requirement.scopes:
             self._scopes.setdefault(scope, "")
         # The same requirement gets the same dependency: `dependency_overrides` can name it.
         dependency = self._requires.get(requirement)
         if dependency is None:
-            dependency = self._requires[requirement] = _Requires(self, requirement)
+            dependency = self._requires[requirement] = _requires(self, requirement)
         return Security(dependency, scopes=sorted(requirement.scopes))
 
     def overrides(self, token: AccessToken | None) -> dict[Callable[..., Any], Callable[..., Any]]:
@@ -202,20 +231,69 @@ class BearerAuth(SecurityBase):
         app.openapi = openapi  # type: ignore[method-assign]
 
 
-class _Requires(SecurityBase):
-    """One route's requirement; it shares the scheme's model and name in the OpenAPI document."""
+class _DPoPScheme(SecurityBase):
+    """The DPoP scheme in the OpenAPI document: a dependency that only declares it."""
 
-    def __init__(self, auth: BearerAuth, requirement: Requirement) -> None:
+    def __init__(self) -> None:
+        self.model = _DPOP_MODEL
+        self.scheme_name = DPOP_SCHEME
+
+    async def __call__(self) -> None:
+        return None
+
+
+_DPOP = _DPoPScheme()
+
+
+class _BearerOrDPoP(BearerAuth):
+    """`BearerAuth` of a server accepting both schemes: its routes name DPoP as an alternative."""
+
+    async def __call__(  # type: ignore[override]
+        self,
+        request: Request,
+        security_scopes: SecurityScopes,
+        _dpop: Annotated[None, Security(_DPOP)],
+    ) -> AccessToken:
+        return await super().__call__(request, security_scopes)
+
+
+class _Requires(SecurityBase):
+    """One route's requirement; it shares the model and name of the scheme it names in the
+    OpenAPI document (the `BearerAuth`'s, or DPoP's on a route only DPoP can meet)."""
+
+    def __init__(
+        self, auth: BearerAuth, requirement: Requirement, scheme: SecurityBase | None = None
+    ) -> None:
         self.auth = auth
-        self.scheme_name = auth.scheme_name
+        self.scheme = scheme or auth
+        self.scheme_name = self.scheme.scheme_name
         setattr(self, REQUIREMENT_ATTR, requirement)
 
     @property
-    def model(self) -> OAuth2Model:  # type: ignore[override]
-        return self.auth.model
+    def model(self) -> OAuth2Model | HTTPBase:  # type: ignore[override]
+        return cast(OAuth2Model | HTTPBase, self.scheme.model)
 
     async def __call__(self, request: Request) -> AccessToken | None:
         return await self.auth.admit(request, getattr(self, REQUIREMENT_ATTR))
+
+
+class _RequiresOrDPoP(_Requires):
+    """A route of a server accepting both schemes: DPoP is named as an alternative."""
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request, _dpop: Annotated[None, Security(_DPOP)]
+    ) -> AccessToken | None:
+        return await super().__call__(request)
+
+
+def _requires(auth: BearerAuth, requirement: Requirement) -> _Requires:
+    """The dependency of a route's requirement, naming the schemes it accepts."""
+    dpop = auth.guard.server.dpop
+    if dpop is None:
+        return _Requires(auth, requirement)
+    if dpop.required or requirement.needs_dpop:
+        return _Requires(auth, requirement, _DPOP)
+    return _RequiresOrDPoP(auth, requirement)
 
 
 async def _send_refusal(request: Request, exc: RefusedHTTPException) -> Response:

@@ -18,16 +18,28 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
         'bearerguard.integrations.fastmcp needs FastMCP: pip install "bearerguard[fastmcp]"'
     ) from exc
 
-from .. import ConfigurationError, Introspection, ResourceServer
+from .. import ConfigurationError, DPoPPolicy, Introspection, ResourceServer
+from .._sender import DPoPMode
 from .._validate import strings
-from .mcp import UpstreamUnavailableMiddleware, http_url, resource_server, verified
+from .mcp import (
+    DPoPMiddleware,
+    UpstreamUnavailableMiddleware,
+    http_url,
+    resource_server,
+    verified,
+)
 
 __all__ = ["BearerGuardAuth", "BearerGuardVerifier"]
 
 
-def _answer_503(middleware: list[Middleware]) -> list[Middleware]:
-    # Outside the SDK's AuthenticationMiddleware, which lets the verifier's exception escape.
-    return [Middleware(UpstreamUnavailableMiddleware), *middleware]
+def _answer_503(middleware: list[Middleware], verifier: BearerGuardVerifier) -> list[Middleware]:
+    # Outside the SDK's AuthenticationMiddleware, which lets the verifier's exception escape
+    # and reads only Bearer tokens (DPoP requests are judged whole before it: `DPoPMiddleware`).
+    return [
+        Middleware(UpstreamUnavailableMiddleware),
+        Middleware(DPoPMiddleware, verifier=verifier),
+        *middleware,
+    ]
 
 
 class BearerGuardVerifier(TokenVerifier):
@@ -53,7 +65,7 @@ class BearerGuardVerifier(TokenVerifier):
         return await verified(self.server, token, self.resource_url, AccessToken)
 
     def get_middleware(self) -> list[Middleware]:
-        return _answer_503(super().get_middleware())
+        return _answer_503(super().get_middleware(), self)
 
 
 class BearerGuardAuth(RemoteAuthProvider):
@@ -95,14 +107,16 @@ class BearerGuardAuth(RemoteAuthProvider):
         *,
         required_scopes: Sequence[str] | None = None,
         introspection: Introspection | None = None,
+        dpop: DPoPMode | DPoPPolicy = "off",
         **issuer_options: Any,
     ) -> BearerGuardAuth:
         """Verify tokens of `issuer_url` whose `aud` is `resource_url`, and advertise that AS.
 
-        `issuer_options` go to `Issuer`; see `bearerguard.integrations.mcp.resource_server`.
+        `issuer_options` go to `Issuer`, `dpop` to the server (DPoP-bound tokens, RFC 9449 and
+        SEP-1932); see `bearerguard.integrations.mcp.resource_server`.
         """
         server = resource_server(
-            issuer_url, resource_url, introspection=introspection, **issuer_options
+            issuer_url, resource_url, introspection=introspection, dpop=dpop, **issuer_options
         )
         verifier = BearerGuardVerifier(
             server, resource_url=resource_url, required_scopes=required_scopes
@@ -119,4 +133,4 @@ class BearerGuardAuth(RemoteAuthProvider):
             )
 
     def get_middleware(self) -> list[Middleware]:
-        return _answer_503(super().get_middleware())
+        return _answer_503(super().get_middleware(), self.verifier)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 try:
     from flask import Flask, Response, current_app, g, request
@@ -100,14 +100,18 @@ class BearerGuard:
 
 
 def require(
-    *all_of: str, any_of: Iterable[str] = (), optional: bool = False
+    *all_of: str,
+    any_of: Iterable[str] = (),
+    optional: bool = False,
+    dpop: Literal["required"] | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Require every scope of `all_of` and one of `any_of` (if given) from the request's token.
 
     The token is the one `BearerAuthWSGIMiddleware` stored, if it is in front, or is verified
     here. `optional=True` lets a request without a token in (`get_token()` is then None).
+    `dpop="required"` needs a DPoP-bound token there (see `Requirement`).
     """
-    requirement = Requirement.of(*all_of, any_of=any_of, optional=optional)
+    requirement = Requirement.of(*all_of, any_of=any_of, optional=optional, dpop=dpop)
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)

@@ -17,7 +17,7 @@ response, including a `Requirement.check()` raised in a handler (a 500 without i
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, Unpack, cast
+from typing import Any, Literal, Unpack, cast
 
 try:
     from litestar import Request, Response, get
@@ -103,14 +103,20 @@ def _unreached() -> None:  # pragma: no cover - the middleware answers the metad
     raise RuntimeError("the RFC 9728 document is served by the middleware")
 
 
-def requires(*all_of: str, any_of: Iterable[str] = (), optional: bool = False) -> LitestarGuard:
+def requires(
+    *all_of: str,
+    any_of: Iterable[str] = (),
+    optional: bool = False,
+    dpop: Literal["required"] | None = None,
+) -> LitestarGuard:
     """A guard requiring every scope of `all_of` and one of `any_of` (if given).
 
     `optional=True` lets a request without a token in (with an optional plugin); a token
     that is sent must still have the scopes. Use on handlers, controllers or routers:
     `guards=[requires("orders.read")]`. A refused websocket is closed with 1008 before accept.
+    `dpop="required"` needs a DPoP-bound token there (see `Requirement`).
     """
-    requirement = Requirement.of(*all_of, any_of=any_of, optional=optional)
+    requirement = Requirement.of(*all_of, any_of=any_of, optional=optional, dpop=dpop)
 
     # async, though it never awaits: Litestar runs a sync guard in a worker thread.
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

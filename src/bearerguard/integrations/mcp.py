@@ -1,7 +1,8 @@
 """bearerguard as the token verifier of the MCP Python SDK (`mcp` 2.x, `mcp.server.auth`).
 
 MCP servers are OAuth 2.1 resource servers: tokens must be issued for this server's URL (the
-RFC 8707 resource, checked as `aud`), and challenges point at RFC 9728 metadata.
+RFC 8707 resource, checked as `aud`), and challenges point at RFC 9728 metadata. DPoP-bound
+tokens (RFC 9449, MCP's SEP-1932) need `DPoPMiddleware` in front of the SDK's bearer-only auth.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .. import (
     AccessToken,
     BearerError,
     ConfigurationError,
+    DPoPPolicy,
     Introspection,
     InvalidTokenError,
     Issuer,
@@ -35,12 +37,15 @@ from .._claims import audiences
 from .._errors import Seen
 from .._events import Events, TokenRefused
 from .._logfields import log_event
+from .._sender import DPoPMode
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from .._validate import strings
 from ..asgi import refuse
+from ._mcprequest import DPoPMiddleware, judged
 
 __all__ = [
     "BearerGuardVerifier",
+    "DPoPMiddleware",
     "UpstreamUnavailableMiddleware",
     "http_url",
     "resource_server",
@@ -64,28 +69,32 @@ def resource_server(
     resource_url: str,
     *,
     introspection: Introspection | None = None,
+    dpop: DPoPMode | DPoPPolicy = "off",
     **issuer_options: Any,
 ) -> ResourceServer:
     """A `ResourceServer` for an MCP server at `resource_url`, which is the expected `aud`.
 
     `issuer_options` go to `Issuer` (algorithms, leeway, scope_claims, ...). An `Introspection`
-    without an audience is given `resource_url` as its audience.
+    without an audience is given `resource_url` as its audience. `dpop` is the server's DPoP
+    rule (RFC 9449, SEP-1932), as `ResourceServer(dpop=...)`.
     """
     if "audience" in issuer_options:
         raise ConfigurationError("the audience of an MCP server is its resource_url")
     if introspection is not None and introspection.audience is None:
         introspection = replace(introspection, audience=resource_url)
     issuer = Issuer(issuer=issuer_url, audience=resource_url, **issuer_options)
-    return ResourceServer(issuer, introspection=introspection)
+    return ResourceServer(issuer, introspection=introspection, dpop=dpop)
 
 
 async def verified(
     server: ResourceServer, raw: str, resource_url: str, model: type[SDKTokenT]
 ) -> SDKTokenT | None:
     """The verifier contract both SDKs share: a refused token is None (the SDK answers 401),
-    an unreachable authorization server is raised (503), and the token must name us."""
+    an unreachable authorization server is raised (503), and the token must name us. A request
+    `DPoPMiddleware` judged whole (DPoP on) is answered with its judgement."""
     try:
-        access = await server.averify(raw)
+        whole = judged(server, raw)
+        access = await server.averify(raw) if whole is None else whole.outcome()
     except BearerError:
         return None  # already logged by the server, with its reason
     return sdk_access_token(access, raw, resource_url, model, server.events)
@@ -167,11 +176,12 @@ class BearerGuardVerifier:
         resource_url: str,
         *,
         introspection: Introspection | None = None,
+        dpop: DPoPMode | DPoPPolicy = "off",
         **issuer_options: Any,
     ) -> BearerGuardVerifier:
         """A verifier whose server expects `resource_url` as `aud` (see `resource_server`)."""
         server = resource_server(
-            issuer_url, resource_url, introspection=introspection, **issuer_options
+            issuer_url, resource_url, introspection=introspection, dpop=dpop, **issuer_options
         )
         return cls(server, resource_url=resource_url, issuer_url=issuer_url)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 try:
     from quart import Quart, Response, current_app, g, request
@@ -86,15 +86,19 @@ class BearerGuard:
 
 
 def require(
-    *all_of: str, any_of: Iterable[str] = (), optional: bool = False
+    *all_of: str,
+    any_of: Iterable[str] = (),
+    optional: bool = False,
+    dpop: Literal["required"] | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Require every scope of `all_of` and one of `any_of` (if given) from the request's token.
 
     The token is the one `BearerAuthMiddleware` stored, if it is in front, or is verified here
     (without blocking the event loop). `optional=True` lets a request without a token in
     (`get_token()` is then None).
+    `dpop="required"` needs a DPoP-bound token there (see `Requirement`).
     """
-    requirement = Requirement.of(*all_of, any_of=any_of, optional=optional)
+    requirement = Requirement.of(*all_of, any_of=any_of, optional=optional, dpop=dpop)
 
     def decorate(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(view)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 try:
     from starlette.requests import HTTPConnection
@@ -45,7 +45,10 @@ def get_token(conn: HTTPConnection) -> AccessToken | None:
 
 
 def requires(
-    *all_of: str, any_of: Iterable[str] = (), optional: bool = False
+    *all_of: str,
+    any_of: Iterable[str] = (),
+    optional: bool = False,
+    dpop: Literal["required"] | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Require every scope of `all_of` and one of `any_of` (if given) from the request's token.
 
@@ -54,13 +57,14 @@ def requires(
     decoration). `optional=True` lets a request without a token in (with an optional
     middleware); a token that is sent must still have the scopes. On refusal an HTTP endpoint
     returns the RFC 6750 response instead of calling the endpoint.
+    `dpop="required"` needs a DPoP-bound token there (see `Requirement`).
 
     Example::
 
         @requires("orders.read")
         async def list_orders(request: Request) -> Response: ...
     """
-    requirement = Requirement.of(*all_of, any_of=any_of, optional=optional)
+    requirement = Requirement.of(*all_of, any_of=any_of, optional=optional, dpop=dpop)
 
     def decorate(endpoint: Callable[P, R]) -> Callable[P, R]:
         name, index = _connection_parameter(endpoint)
