@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 from ._binding import check_binding
 from ._cache import TokenCache
 from ._credentials import NO_CONTEXT, Credentials, RequestContext, read_credentials
-from ._errors import BearerError, MissingTokenError, Seen, UpstreamUnavailableError
+from ._errors import (
+    BearerError,
+    MissingTokenError,
+    Seen,
+    UpstreamUnavailableError,
+    in_dpop_scheme,
+)
 from ._events import Events, TokenAccepted
 from ._token import AccessToken
 from ._types import Clock
@@ -92,7 +98,11 @@ class Constrained:
         started = perf_counter()  # the proof's check counts too
         proof = self._proof(sender, credentials)
         hit = self._tokens.get_token(credentials.token, self._clock, self._timer)
-        access = hit or self._verify(credentials, report=False)
+        try:
+            access = hit or self._verify(credentials, report=False)
+        except BearerError as exc:  # expired, revoked...: a DPoP request is answered in DPoP
+            _answered(exc, sender, credentials)
+            raise
         try:
             sender.bind(access, credentials, proof)
             if proof is not None:
@@ -108,7 +118,11 @@ class Constrained:
         started = perf_counter()  # the proof's check counts too
         proof = self._proof(sender, credentials)
         hit = self._tokens.get_token(credentials.token, self._clock, self._timer)
-        access = hit or await self._averify(credentials, report=False)
+        try:
+            access = hit or await self._averify(credentials, report=False)
+        except BearerError as exc:
+            _answered(exc, sender, credentials)
+            raise
         try:
             sender.bind(access, credentials, proof)
             if proof is not None:
@@ -133,6 +147,12 @@ class Constrained:
         except BearerError as exc:
             self._refused(exc)
             raise
+
+
+def _answered(exc: BearerError, sender: SenderCheck, credentials: Credentials) -> BearerError:
+    """A refusal of the token of a request made with the DPoP scheme, in that scheme (RFC 9449
+    §7.1), naming the proof algorithms; a Bearer request's as it is."""
+    return in_dpop_scheme(exc, sender.algs) if credentials.scheme == "DPoP" else exc
 
 
 def certified(access: AccessToken, certificate: str | None) -> None:

@@ -124,8 +124,9 @@ class ConfigurationError(BearerGuardError, ValueError):
 class BearerError(BearerGuardError):
     """A request the resource server refuses (RFC 6750 §3). The class owns code and status."""
 
-    # The challenge's scheme, and for DPoP the proof algorithms it names (RFC 9449 §7.1).
-    scheme: ClassVar[str] = "Bearer"
+    # The challenge's scheme, and for DPoP the proof algorithms it names (RFC 9449 §7.1); a
+    # refusal of a request made with the DPoP scheme is answered in it (`in_dpop_scheme`).
+    scheme: str = "Bearer"
     algs: tuple[str, ...] = ()
     error: ClassVar[str | None]
     status_code: ClassVar[int]
@@ -203,6 +204,15 @@ class DPoPMissingTokenError(MissingTokenError, DPoPError):
 
 class DPoPBindingError(DPoPError, InvalidTokenError):
     """A token sent with the DPoP scheme is not bound to the proof's key (RFC 9449 §7.1)."""
+
+
+def in_dpop_scheme(exc: BearerError, algs: Iterable[str]) -> BearerError:
+    """`exc`, answered with a `DPoP` challenge naming `algs`: a request made with the DPoP scheme
+    (or with a DPoP-bound token) is refused in that scheme, whatever the error (RFC 9449 §7.1
+    takes RFC 6750's error codes into it: an expired token, a missing scope)."""
+    if exc.scheme != "DPoP":
+        exc.scheme, exc.algs = "DPoP", tuple(algs)
+    return exc
 
 
 class InsufficientScopeError(BearerError):

@@ -19,12 +19,13 @@ from ._errors import (
     Reason,
     Seen,
     UpstreamUnavailableError,
+    in_dpop_scheme,
 )
 from ._events import TokenRefused
 from ._metadata import Document, ProtectedResource, ScopesSource
 from ._policy import PolicyTable
 from ._proxy import ProxyReader, TrustedProxies
-from ._scopes import Requirement
+from ._scopes import Requirement, is_dpop_bound
 from ._token import AccessToken
 from ._urls import in_normal_form, normal_path, wsgi_path
 from ._validate import strings
@@ -268,6 +269,9 @@ class Guard:
         except BearerError as exc:
             if not isinstance(exc, MissingTokenError):
                 self.log(exc, token)
+                dpop = self.server.dpop
+                if dpop is not None and token is not None and is_dpop_bound(token):
+                    in_dpop_scheme(exc, dpop.algorithms)  # the request used DPoP: answered so
             raise
 
     def render(

@@ -24,6 +24,7 @@ from bearerguard import (
     Reason,
     ResourceServer,
     UpstreamUnavailableError,
+    challenge_for,
 )
 from bearerguard._errors import DPoPBindingError, DPoPMissingTokenError
 from bearerguard._store import MemoryStore, StoreError
@@ -204,6 +205,22 @@ def test_an_unbound_token_with_the_dpop_scheme_is_refused(
     key = DPoPKey("ES256")
     exc = refused(twin, server_for(local_issuer), dpop(local_issuer.mint(), key))
     assert isinstance(exc, DPoPBindingError) and exc.reason is Reason.DPOP_UNBOUND
+
+
+def test_a_dpop_request_is_refused_in_the_dpop_scheme_whatever_the_error(
+    local_issuer: LocalIssuer, twin: Twin
+) -> None:
+    key, server = DPoPKey("ES256"), server_for(local_issuer)
+    expired = local_issuer.mint(dpop_jkt=key.jkt, expires_in=-120)
+    exc = refused(twin, server, dpop(expired, key))  # RFC 9449 §7.1: RFC 6750's errors, in DPoP
+    assert exc.reason is Reason.EXPIRED and exc.error == "invalid_token"
+    assert (exc.scheme, exc.algs) == ("DPoP", DPoPPolicy().algorithms)
+    challenge = challenge_for(exc).headers[0][1]
+    assert challenge.startswith('DPoP error="invalid_token"') and 'algs="' in challenge
+    # The same refusal of a Bearer request stays a Bearer challenge.
+    bearer = Credentials("Bearer", local_issuer.mint(expires_in=-120), "GET", URL)
+    exc = refused(twin, server, bearer)
+    assert exc.reason is Reason.EXPIRED and (exc.scheme, exc.algs) == ("Bearer", ())
 
 
 def test_without_credentials_both_schemes_are_challenged(

@@ -141,11 +141,17 @@ def cases(issuer: LocalIssuer, base: str) -> list[tuple[str, dict[str, str], int
     key = DPoPKey("ES256")
     bound = issuer.mint(dpop_jkt=key.jkt, scope="pay")
     bearer, narrow = issuer.mint(scope="pay"), issuer.mint(scope="other")
+    bound_narrow = issuer.mint(dpop_jkt=key.jkt, scope="other")
+    bound_expired = issuer.mint(dpop_jkt=key.jkt, scope="pay", expires_in=-120)
 
-    def dpop(path: str) -> dict[str, str]:
-        return {"authorization": f"DPoP {bound}", "dpop": key.proof("GET", base + path, bound)}
+    def dpop(path: str, token: str = bound) -> dict[str, str]:
+        return {"authorization": f"DPoP {token}", "dpop": key.proof("GET", base + path, token)}
 
+    # A DPoP request refused for its token or its scopes is answered in the DPoP scheme.
+    dpop_scope = 'DPoP error="insufficient_scope", error_description="The access token'
     return [
+        ("/pay", dpop("/pay", bound_narrow), 403, dpop_scope),
+        ("/read", dpop("/read", bound_expired), 401, 'DPoP error="invalid_token"'),
         ("/pay", dpop("/pay"), 200, None),  # the key holder
         ("/pay", {"authorization": f"Bearer {bearer}"}, 401, UNBOUND),  # scopes, no binding
         ("/pay", {"authorization": f"Bearer {narrow}"}, 403, 'Bearer error="insufficient_scope"'),
@@ -186,7 +192,7 @@ def test_asgi_routes_requiring_dpop(
     app = builders[kind](server)
     expected = cases(local_issuer, "http://testserver")
     if kind in ("starlette", "litestar"):  # a middleware in front refuses before the route
-        expected[3] = (*expected[3][:3], f'Bearer, DPoP algs="{ALGS}"')
+        expected[5] = (*expected[5][:3], f'Bearer, DPoP algs="{ALGS}"')
     with caplog.at_level(logging.INFO, logger="bearerguard"), TestClient(app) as client:
         answers = [
             (a.status_code, a.headers.get("www-authenticate"))
