@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'bearerguard.integrations.drf needs Django REST framework: pip install "bearerguard[drf]"'
     ) from exc
 
-from .._errors import BearerError, MissingTokenError, UpstreamUnavailableError
+from .._errors import BearerError, UpstreamUnavailableError
 from .._guard import SCOPE_KEY, Guard
 from .._scopes import Requirement
 from .._token import AccessToken
@@ -79,8 +79,10 @@ class BearerAuthentication(BaseAuthentication):  # type: ignore[misc]
         return None if token is None else (TokenUser(token, guard), token)
 
     def authenticate_header(self, request: Any) -> str | None:
-        """The challenge of a request DRF refuses as not authenticated (RFC 6750 §3.1)."""
-        return _guard(request._request).render(MissingTokenError()).header("www-authenticate")
+        """The challenge of a request DRF refuses as not authenticated (RFC 6750 §3.1): the
+        server's, which names DPoP and its algorithms too when DPoP is on (RFC 9449 §7.1)."""
+        guard = _guard(request._request)
+        return guard.render(guard.server._missing()).header("www-authenticate")
 
 
 class HasScopes(BasePermission):  # type: ignore[misc]
