@@ -100,6 +100,33 @@ def test_fastapi_behind_the_middleware_with_proxies(local_issuer: LocalIssuer) -
         aclose_on(client, server)
 
 
+def test_fastapi_bearer_auth_with_proxies(local_issuer: LocalIssuer) -> None:
+    """`BearerAuth(proxies=...)` alone (no middleware): the trusted proxy's certificate header."""
+    server = ResourceServer(local_issuer.issuer_config())
+    auth = BearerAuth(
+        server, proxies=TrustedProxies(["127.0.0.1"], certificate_header="x-client-cert")
+    )
+    app = FastAPI()
+
+    @app.get("/orders")
+    async def orders(token: Annotated[AccessToken, auth.requires("orders.read")]) -> Any:
+        return {"client": token.client_id}
+
+    token = local_issuer.mint(x5t_s256=CERT.x5t_s256, scope="orders.read")
+    bearer = {"authorization": f"Bearer {token}"}
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:  # the proxy
+        assert client.get("/orders", headers=bearer | {"x-client-cert": CERT.xfcc()}).is_success
+        thief = bearer | {"x-client-cert": THIEF.xfcc()}
+        assert client.get("/orders", headers=thief).status_code == 401
+        aclose_on(client, server)
+    with TestClient(app, client=("198.51.100.4", 50000)) as client:  # not the proxy: ignored
+        assert (
+            client.get("/orders", headers=bearer | {"x-client-cert": CERT.xfcc()}).status_code
+            == 401
+        )
+        aclose_on(client, server)
+
+
 def test_flask_proxies_setting(local_issuer: LocalIssuer) -> None:
     with ResourceServer(local_issuer.issuer_config()) as server:
         app = Flask(__name__)

@@ -27,11 +27,13 @@ from .._challenge import Challenge, Refused
 from .._dpoproutes import check_declared
 from .._errors import BearerError, ConfigurationError
 from .._guard import Guard
-from .._metadata import REQUIREMENT_ATTR, SCHEME_ATTR, declared_scopes
+from .._metadata import SCHEME_ATTR, declared_scopes
+from .._proxy import TrustedProxies
 from .._scopes import Requirement
 from .._server import ResourceServer
 from .._token import AccessToken
 from ..asgi import guard_of
+from ._fastapi_routes import _DPOP, _DPOP_MODEL, DPOP_SCHEME, _Requires, _requires
 from .starlette import as_response
 
 __all__ = ["DPOP_SCHEME", "PENDING_TOKEN_URL", "BearerAuth", "RefusedHTTPException"]
@@ -42,16 +44,6 @@ logger = logging.getLogger("bearerguard")
 # has not run yet, or the issuer is down. A relative URL, as OpenAPI allows; `install()` builds
 # the document again once discovery has found the token endpoint.
 PENDING_TOKEN_URL = "token-endpoint-not-discovered-yet"
-
-# The name of the DPoP scheme in the OpenAPI document's `securitySchemes`.
-DPOP_SCHEME = "DPoP"
-_DPOP_MODEL = HTTPBase(
-    scheme="DPoP",
-    description=(
-        "A DPoP-bound access token (RFC 9449): `Authorization: DPoP <token>` with a `DPoP` "
-        "proof header signed by the key the token is bound to."
-    ),
-)
 
 
 class RefusedHTTPException(HTTPException):
@@ -98,8 +90,9 @@ class BearerAuth(SecurityBase):
         resource: str | None = None,
         scheme_name: str = "OAuth2ClientCredentials",
         description: str | None = None,
+        proxies: TrustedProxies | None = None,
     ) -> None:
-        self.guard = Guard(server, realm=realm, resource=resource)
+        self.guard = Guard(server, realm=realm, resource=resource, proxies=proxies)
         # DPoP only: the document names the DPoP scheme, not a flow whose tokens are refused.
         self._dpop_only = server.dpop is not None and server.dpop.required
         self.scheme_name = DPOP_SCHEME if self._dpop_only else scheme_name
@@ -231,20 +224,6 @@ class BearerAuth(SecurityBase):
         app.openapi = openapi  # type: ignore[method-assign]
 
 
-class _DPoPScheme(SecurityBase):
-    """The DPoP scheme in the OpenAPI document: a dependency that only declares it."""
-
-    def __init__(self) -> None:
-        self.model = _DPOP_MODEL
-        self.scheme_name = DPOP_SCHEME
-
-    async def __call__(self) -> None:
-        return None
-
-
-_DPOP = _DPoPScheme()
-
-
 class _BearerOrDPoP(BearerAuth):
     """`BearerAuth` of a server accepting both schemes: its routes name DPoP as an alternative."""
 
@@ -255,45 +234,6 @@ class _BearerOrDPoP(BearerAuth):
         _dpop: Annotated[None, Security(_DPOP)],
     ) -> AccessToken:
         return await super().__call__(request, security_scopes)
-
-
-class _Requires(SecurityBase):
-    """One route's requirement; it shares the model and name of the scheme it names in the
-    OpenAPI document (the `BearerAuth`'s, or DPoP's on a route only DPoP can meet)."""
-
-    def __init__(
-        self, auth: BearerAuth, requirement: Requirement, scheme: SecurityBase | None = None
-    ) -> None:
-        self.auth = auth
-        self.scheme = scheme or auth
-        self.scheme_name = self.scheme.scheme_name
-        setattr(self, REQUIREMENT_ATTR, requirement)
-
-    @property
-    def model(self) -> OAuth2Model | HTTPBase:  # type: ignore[override]
-        return cast(OAuth2Model | HTTPBase, self.scheme.model)
-
-    async def __call__(self, request: Request) -> AccessToken | None:
-        return await self.auth.admit(request, getattr(self, REQUIREMENT_ATTR))
-
-
-class _RequiresOrDPoP(_Requires):
-    """A route of a server accepting both schemes: DPoP is named as an alternative."""
-
-    async def __call__(  # type: ignore[override]
-        self, request: Request, _dpop: Annotated[None, Security(_DPOP)]
-    ) -> AccessToken | None:
-        return await super().__call__(request)
-
-
-def _requires(auth: BearerAuth, requirement: Requirement) -> _Requires:
-    """The dependency of a route's requirement, naming the schemes it accepts."""
-    dpop = auth.guard.server.dpop
-    if dpop is None:
-        return _Requires(auth, requirement)
-    if dpop.required or requirement.needs_dpop:
-        return _Requires(auth, requirement, _DPOP)
-    return _RequiresOrDPoP(auth, requirement)
 
 
 async def _send_refusal(request: Request, exc: RefusedHTTPException) -> Response:
