@@ -4,19 +4,33 @@ names DPoP as an alternative on a server accepting both schemes, and `_DPOP` dec
 HTTP scheme (alone on a route only a DPoP-bound token can meet).
 """
 
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import Annotated, Protocol, cast
 
 from fastapi import Request, Security
 from fastapi.openapi.models import HTTPBase
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.security.base import SecurityBase
 
+from .._dpop import DPoPPolicy
 from .._metadata import REQUIREMENT_ATTR
 from .._scopes import Requirement
 from .._token import AccessToken
 
-if TYPE_CHECKING:
-    from .fastapi import BearerAuth
+
+class _Scheme(Protocol):
+    """What a route's dependency asks of the scheme it names: `BearerAuth`, or `_DPOP`."""
+
+    scheme_name: str
+
+    @property
+    def model(self) -> object: ...  # FastAPI's security model of the scheme
+
+
+class _Auth(_Scheme, Protocol):
+    """What a route's dependency asks of its `BearerAuth` (which imports this module)."""
+
+    async def admit(self, request: Request, requirement: Requirement) -> AccessToken | None: ...
+
 
 # The name of the DPoP scheme in the OpenAPI document's `securitySchemes`.
 DPOP_SCHEME = "DPoP"
@@ -48,10 +62,10 @@ class _Requires(SecurityBase):
     OpenAPI document (the `BearerAuth`'s, or DPoP's on a route only DPoP can meet)."""
 
     def __init__(
-        self, auth: "BearerAuth", requirement: Requirement, scheme: SecurityBase | None = None
+        self, auth: _Auth, requirement: Requirement, scheme: _Scheme | None = None
     ) -> None:
         self.auth = auth
-        self.scheme = scheme or auth
+        self.scheme: _Scheme = scheme or auth
         self.scheme_name = self.scheme.scheme_name
         setattr(self, REQUIREMENT_ATTR, requirement)
 
@@ -72,9 +86,9 @@ class _RequiresOrDPoP(_Requires):
         return await super().__call__(request)
 
 
-def _requires(auth: "BearerAuth", requirement: Requirement) -> _Requires:
-    """The dependency of a route's requirement, naming the schemes it accepts."""
-    dpop = auth.guard.server.dpop
+def _requires(auth: _Auth, requirement: Requirement, dpop: DPoPPolicy | None) -> _Requires:
+    """The dependency of a route's requirement at a server whose DPoP policy is `dpop`, naming
+    the schemes it accepts."""
     if dpop is None:
         return _Requires(auth, requirement)
     if dpop.required or requirement.needs_dpop:

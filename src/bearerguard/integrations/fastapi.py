@@ -160,7 +160,9 @@ class BearerAuth(SecurityBase):
         # The same requirement gets the same dependency: `dependency_overrides` can name it.
         dependency = self._requires.get(requirement)
         if dependency is None:
-            dependency = self._requires[requirement] = _requires(self, requirement)
+            dependency = self._requires[requirement] = _requires(
+                self, requirement, self.guard.server.dpop
+            )
         return Security(dependency, scopes=sorted(requirement.scopes))
 
     def overrides(self, token: AccessToken | None) -> dict[Callable[..., Any], Callable[..., Any]]:
