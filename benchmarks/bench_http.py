@@ -1,5 +1,7 @@
 """Over HTTP on 127.0.0.1: uvicorn serving the bare Starlette app versus the same app behind
-`BearerAuthMiddleware` (a verified-token cache hit), loaded by `wrk` in bounded runs.
+`BearerAuthMiddleware` (a verified-token cache hit), loaded by `wrk` in bounded runs, next to the
+same app behind the minimal guard of apps.py (the least a guard does: what the budget leaves room
+for, measured on the same machine in the same rounds).
 
 Each server runs in its own process, started and stopped here; `wrk` (Debian: `apt-get install -y
 wrk`) takes the other core. Rounds alternate between the two servers; each reports requests per
@@ -22,7 +24,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 import httpx
-from common import AUDIENCE, mint, no_io_guard
+from common import AUDIENCE, mint, no_io_guard, verification_key
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from harness import Case, Group, Limit, Pair, Settings, Skip, register
 
 import bearerguard
@@ -93,7 +96,13 @@ def _wrk(
     return run
 
 
-@register("http.uvicorn", "uvicorn on 127.0.0.1 and wrk: bare app versus BearerAuthMiddleware.")
+_APPS = ("bare", "protected", "minimal")  # the factories of http_app.py, one server each
+
+
+@register(
+    "http.uvicorn",
+    "uvicorn on 127.0.0.1 and wrk: bare app, BearerAuthMiddleware, the minimal guard.",
+)
 def _http(settings: Settings) -> Iterator[Group]:
     if shutil.which("wrk") is None:
         raise Skip("wrk is not installed (Debian: apt-get install -y wrk)")
@@ -107,19 +116,26 @@ def _http(settings: Settings) -> Iterator[Group]:
             "BEARERGUARD_ALGORITHMS": ALG,
             "BEARERGUARD_JWKS_URI": issuer.jwks_uri,
             "BEARERGUARD_ALLOW_HTTP": "true",
+            "BENCH_MINIMAL_KEY": verification_key(issuer, ALG)
+            .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+            .decode(),
+            "BENCH_MINIMAL_KID": issuer.kid(ALG),
         }
-        bare = stack.enter_context(_uvicorn("bare", env)) + "/orders"
-        protected = stack.enter_context(_uvicorn("protected", env)) + "/orders"
+        urls = [stack.enter_context(_uvicorn(app, env)) + "/orders" for app in _APPS]
         (token,) = mint(issuer, ALG, 1)
         authorization = f"Bearer {token}"
-        for url in (bare, protected):  # also puts the token in the protected server's cache
+        for url in urls:  # also puts the token in the guards' caches
             answer = httpx.get(url, headers={"Authorization": authorization}, timeout=10)
             assert answer.status_code == 200, f"{url}: {answer.status_code}"
-        names = ("bare Starlette app, per request", "BearerAuthMiddleware, hit, per request")
-        rps: tuple[list[float], list[float]] = ([], [])
+        names = (
+            "bare Starlette app, per request",
+            "BearerAuthMiddleware, hit, per request",
+            "minimal guard, keeping, hit, per request (reference.py)",
+        )
+        rps: tuple[list[float], ...] = tuple([] for _ in names)
         cases = [
-            Case(names[0], print, [None], probe=_wrk(bare, authorization, seconds, rps[0])),
-            Case(names[1], print, [None], probe=_wrk(protected, authorization, seconds, rps[1])),
+            Case(name, print, [None], probe=_wrk(url, authorization, seconds, record))
+            for name, url, record in zip(names, urls, rps, strict=True)
         ]
         io_check = no_io_guard([issuer])
 
@@ -127,7 +143,8 @@ def _http(settings: Settings) -> Iterator[Group]:
             medians = [f"{statistics.median(r):.0f}" for r in rps]
             return [
                 *io_check(),
-                f"requests per second, median: bare {medians[0]}, middleware {medians[1]}",
+                f"requests per second, median: bare {medians[0]}, middleware {medians[1]}, "
+                f"minimal guard {medians[2]}",
                 f"uvicorn {version('uvicorn')} (one process each, asyncio loop, h11), "
                 f"wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency, one token (a cache hit)",
             ]
@@ -136,6 +153,9 @@ def _http(settings: Settings) -> Iterator[Group]:
             cases=cases,
             checks=[
                 Pair("requests/s: middleware / bare app", names[0], names[1], RATIO_BUDGET, True),
+                # What the least a guard does leaves of the bare app's rate, here, in these rounds.
+                Pair("requests/s: minimal guard / bare app", names[0], names[2]),
+                Pair("requests/s: middleware / minimal guard", names[2], names[1]),
                 Limit("p99, bare app", f"{names[0]}, p99"),
                 Limit("p99, middleware", f"{names[1]}, p99"),
                 Pair("p99: middleware / bare app", f"{names[1]}, p99", f"{names[0]}, p99"),
