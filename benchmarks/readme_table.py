@@ -7,6 +7,10 @@ row per signature algorithm. Absolute times are left out on purpose: they move w
 and its load, the ratios much less. A ratio is the median of its per-round ratios; where the
 ratio of the means over the same rounds is kept too (misses: it includes the rare full
 collections), it follows in parentheses. A group or figure missing from a run prints "-".
+
+A run may be given as `A.json+B.json`: run A with the groups that B (a run of some groups alone,
+say a group rerun with a reference case added) measured in their place; the column keeps A's
+name and the comment line above the table says which groups came from where.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ ALGORITHM_COLUMNS = (
 # Figures without a budget that the README shows beside the budget lines.
 INFORMATION = (
     ("asgi.starlette", "hit: middleware + requires() / bare app"),
+    ("asgi.starlette", "hit: minimal guard, keeping / bare app"),
+    ("asgi.starlette", "hit: middleware / minimal guard, keeping (both hits)"),
+    ("http.uvicorn", "requests/s: minimal guard / bare app"),
+    ("http.uvicorn", "requests/s: middleware / minimal guard"),
     ("wsgi.plain", "hit: middleware / bare app"),
     ("wsgi.flask", "hit: middleware / bare app"),
     ("asgi.fastapi", "hit: requires() / route without a dependency"),
@@ -136,16 +144,27 @@ def algorithm_rows(runs: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def render(paths: Sequence[Path]) -> str:
-    runs = [json.loads(path.read_text()) for path in paths]
-    names = [path.stem for path in paths]
+def load(spec: str) -> dict[str, Any]:
+    """The run of `spec`: one result file, or `A.json+B.json` (B's groups replace A's)."""
+    first: dict[str, Any]
+    first, *others = (json.loads(Path(part).read_text()) for part in spec.split("+"))
+    for other in others:
+        replaced = {group["name"]: group for group in other["groups"]}
+        first["groups"] = [replaced.pop(g["name"], g) for g in first["groups"]]
+        first["groups"] += replaced.values()
+    return first
+
+
+def render(specs: Sequence[str]) -> str:
+    runs = [load(spec) for spec in specs]
+    names = [Path(spec.split("+")[0]).stem for spec in specs]
     loads = ", ".join(
         f"{name}: load {run['machine']['load_average'][0]} → {run.get('load_after', ['?'])[0]}"
         for name, run in zip(names, runs, strict=True)
     )
     quick = [name for name, run in zip(names, runs, strict=True) if run["settings"]["quick"]]
     lines = [
-        f"<!-- benchmarks/readme_table.py {' '.join(str(p) for p in paths)}; {loads} -->",
+        f"<!-- benchmarks/readme_table.py {' '.join(specs)}; {loads} -->",
         *(["<!-- QUICK SMOKE RUNS, NOT RESULTS: " + ", ".join(quick) + " -->"] if quick else []),
         "",
         *budget_rows(runs, names),
@@ -159,7 +178,7 @@ def render(paths: Sequence[Path]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="+", type=Path, help="result JSON files of full runs")
+    parser.add_argument("results", nargs="+", help="result JSON files of full runs (A.json+B.json)")
     args = parser.parse_args()
     print(render(args.results), end="")
 

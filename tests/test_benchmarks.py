@@ -321,6 +321,31 @@ def test_the_readme_table_says_when_runs_disagree() -> None:
     assert rows[2].endswith("| **over** |")
 
 
+def test_the_readme_table_takes_a_group_rerun_in_place_of_the_runs_own(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import readme_table
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+    def group(name: str, label: str, value: float) -> dict[str, Any]:
+        check = {"label": label, "value": value, "unit": "x", "budget": None, "verdict": "info"}
+        return {"name": name, "checks": [check]}
+
+    full = {"groups": [group("verify.RS256", "a", 1.0), group("http.uvicorn", "b", 0.9)]}
+    rerun = {"groups": [group("http.uvicorn", "b", 0.8), group("new.group", "c", 2.0)]}
+    (tmp_path / "full.json").write_text(json.dumps(full))
+    (tmp_path / "rerun.json").write_text(json.dumps(rerun))
+
+    run = readme_table.load(f"{tmp_path / 'full.json'}+{tmp_path / 'rerun.json'}")
+
+    assert [(g["name"], g["checks"][0]["value"]) for g in run["groups"]] == [
+        ("verify.RS256", 1.0),
+        ("http.uvicorn", 0.8),  # the rerun's, where the full run's was
+        ("new.group", 2.0),
+    ]
+
+
 def test_the_stream_check_fails_a_stream_that_was_cached_or_a_cache_not_full(
     harness: Any,
 ) -> None:
