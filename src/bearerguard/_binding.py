@@ -3,8 +3,9 @@ RFC 9449 §6, §7) or to the client certificate of the TLS connection (`cnf["x5t
 RFC 8705 §3). Pure: it compares what the token's confirmation claim says with what the request
 proved (a `DPoPProof` from `verify_proof`, a client certificate read by the request's adapter).
 
-The one place both bindings are judged: DPoP's `SenderCheck.bind` calls it, and so does the
-server with DPoP off (`dpop=False`: only the certificate binding is judged then).
+The one place both bindings are judged, whatever the server's DPoP mode: DPoP's
+`SenderCheck.bind` calls it, and so does the server with DPoP off (`_constrained.certified`),
+where every request is a Bearer request and a DPoP-bound token is therefore refused.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ def check_binding(
     scheme: str,
     *,
     algs: Iterable[str] = (),
-    dpop: bool = True,
 ) -> None:
     """Check an accepted token's confirmation claim (`cnf`, from the JWT or the introspection
     answer) against the request's proof of possession. Raises `InvalidTokenError`:
@@ -43,20 +43,14 @@ def check_binding(
     - any other confirmation method is refused, as it cannot be checked here (fail closed);
     - a token without `cnf` (or with an empty one) sent with the Bearer scheme is not bound.
 
-    With `dpop=False` (a server with DPoP off) only `x5t#S256` is judged: `cnf.jkt` and other
-    members are what a server unaware of them would see (RFC 9449 §7.2; the README's DPoP-off
-    rule), but a certificate-bound token still needs its certificate (an authorization server
-    that binds tokens expects the resource server to check; fail closed).
+    A server with DPoP off judges its Bearer requests by the same rules: an authorization server
+    that binds a token expects the resource server to check the binding, so a binding that
+    cannot be checked there (`cnf.jkt` without the DPoP scheme, an unknown method) refuses the
+    token (fail closed), and a certificate-bound token still needs its certificate.
 
     `scheme` is the Authorization header's scheme (any case); with `DPoP`, refusals are
     `DPoPBindingError`s, whose challenge names `algs`.
     """
-    if not dpop:
-        if isinstance(cnf, Mapping) and "x5t#S256" in cnf:
-            reason = _certificate_refusal(cnf["x5t#S256"], certificate)
-            if reason is not None:
-                raise InvalidTokenError(reason)
-        return
     is_dpop = scheme.lower() == "dpop"
     algs = tuple(algs)
 

@@ -1,7 +1,9 @@
 """The sender constraints around the verification engine (`Engine` inherits `Constrained`):
-DPoP's request steps (RFC 9449, see `_sender`) and, whatever the DPoP mode, certificate binding
-(RFC 8705): a token whose `cnf` names a client certificate is served, on a cache hit or a miss,
-only with that certificate. A token refused at its binding is never reported accepted.
+DPoP's request steps (RFC 9449, see `_sender`) and, whatever the DPoP mode, the token's binding
+(`cnf`): a token whose `cnf` names a client certificate (RFC 8705) is served, on a cache hit or
+a miss, only with that certificate, and with DPoP off a DPoP-bound token (`cnf.jkt`) is never
+served, as it could only come as a bearer token (RFC 9449 §7.2). A token refused at its binding
+is never reported accepted.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class Constrained:
     def _missing(self) -> MissingTokenError:
         return MissingTokenError() if self._sender is None else self._sender.missing()
 
-    # -- DPoP off: a bearer token, and the certificate of a certificate-bound one ---------
+    # -- DPoP off: a bearer token, and the binding of a bound one ---------------------------
 
     def _bearer(self, credentials: Credentials, hit: AccessToken | None) -> AccessToken:
         """A Bearer request that is not a plain cache hit (sync twin): a miss, verified (its
@@ -80,8 +82,8 @@ class Constrained:
         return self._bound_hit(hit, credentials.certificate)
 
     def _bound_hit(self, hit: AccessToken, certificate: str | None) -> AccessToken:
-        """A verified-token cache hit of a bound token with DPoP off: served once its
-        certificate binding holds for this request (`certified`), and reported then."""
+        """A verified-token cache hit of a bound token with DPoP off: served once its binding
+        holds for this request (`certified`), and reported then."""
         started = perf_counter()
         try:
             certified(hit, certificate)
@@ -156,10 +158,11 @@ def _answered(exc: BearerError, sender: SenderCheck, credentials: Credentials) -
 
 
 def certified(access: AccessToken, certificate: str | None) -> None:
-    """With DPoP off, a bound token's certificate binding (RFC 8705 §3): a token whose `cnf`
-    names a certificate needs it on this request (`check_binding(..., dpop=False)`); `cnf.jkt`
-    and the rest are left as a server unaware of DPoP leaves them."""
-    check_binding(access.claims.get("cnf"), None, certificate, "Bearer", dpop=False)
+    """With DPoP off, a bound token's binding, judged as any Bearer request's (`check_binding`):
+    a token whose `cnf` names a certificate needs it on this request (RFC 8705 §3); a DPoP-bound
+    one (`cnf.jkt`) is refused, since it needs the DPoP scheme (RFC 9449 §7.2), and so is one
+    bound by a method not checked here."""
+    check_binding(access.claims.get("cnf"), None, certificate, "Bearer")
 
 
 def seen_of(access: AccessToken) -> Seen:  # a refusal of an accepted token: what it names

@@ -131,8 +131,8 @@ class Engine(Constrained):
 
     def _verify(self, credentials: Credentials, report: bool = True) -> AccessToken:
         """Everything after a cache miss (sync twin). `report=False`: the caller (DPoP's
-        `_constrained`) checks the token's binding and reports it; else a bound token's
-        certificate binding is checked here (`certified`), before it is reported."""
+        `_constrained`) checks the token's binding and reports it; else a bound token's binding
+        is checked here (`certified`), before it is reported."""
         token, jwt, signed = credentials.token, None, False
         started = perf_counter() if self._accepted_watched > 1 else 0.0  # timed if watched
         try:

@@ -191,7 +191,7 @@ class ResourceServer(Engine):
         """Verify a request's `Credentials`, as its adapter read them (sync twin)."""
         if (sender := self._sender) is None:  # a cached token only for the scheme it came with
             access = self._hit(credentials.token) if credentials.scheme == "Bearer" else None
-            if not access or access._bound:  # a miss, or a bound token: its certificate
+            if not access or access._bound:  # a miss, or a bound token: its binding
                 access = self._bearer(self._checked(credentials), access)
         else:
             access = self._constrained(sender, credentials)

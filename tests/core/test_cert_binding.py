@@ -130,19 +130,25 @@ def test_an_unbound_token_ignores_the_certificate_even_a_malformed_one(
         twin.verify_credentials(server, bearer(token, certificate))
 
 
-def test_dpop_off_still_accepts_a_dpop_bound_token_as_a_bearer_token(
+def test_dpop_off_refuses_a_dpop_bound_token_through_every_entry_point(
     local_issuer: LocalIssuer, twin: Twin
 ) -> None:
-    """The documented DPoP-off rule (RFC 9449 §7.2) is unchanged: only `x5t#S256` is judged."""
+    """With DPoP off a DPoP-bound token can only come as a bearer token (RFC 9449 §7.2): refused
+    on its miss and on every hit, as a certificate-bound one without its certificate is, even
+    when it is bound to the request's certificate too."""
     server = ResourceServer(local_issuer.issuer_config())
     token = local_issuer.mint(dpop_jkt=DPoPKey().jkt)
     for _ in range(3):  # a miss, then hits through each entry point
-        twin.verify_credentials(server, bearer(token, None))
-        twin.verify(server, token)
-        twin.authenticate(server, f"Bearer {token}")
+        assert refusal(twin, server, bearer(token, None)).reason is Reason.DPOP_DOWNGRADE
+        with pytest.raises(InvalidTokenError) as verified:
+            twin.verify(server, token)
+        assert verified.value.reason is Reason.DPOP_DOWNGRADE
+        with pytest.raises(InvalidTokenError) as authenticated:
+            twin.authenticate(server, f"Bearer {token}")
+        assert authenticated.value.reason is Reason.DPOP_DOWNGRADE
     both = local_issuer.mint(dpop_jkt=DPoPKey().jkt, x5t_s256=CERT.x5t_s256)
-    twin.verify_credentials(server, bearer(both, CERT.pem))
-    assert refusal(twin, server, bearer(both, OTHER.pem)).reason is Reason.CERT_BINDING
+    assert refusal(twin, server, bearer(both, CERT.pem)).reason is Reason.DPOP_DOWNGRADE
+    assert refusal(twin, server, bearer(both, OTHER.pem)).reason is Reason.DPOP_DOWNGRADE
 
 
 def test_dpop_checks_both_bindings(local_issuer: LocalIssuer, twin: Twin) -> None:

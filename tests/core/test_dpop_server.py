@@ -232,14 +232,34 @@ def test_without_credentials_both_schemes_are_challenged(
         assert exc.value.bearer and exc.value.algs == DPoPPolicy().algorithms
 
 
-def test_dpop_off_keeps_todays_behaviour(local_issuer: LocalIssuer, twin: Twin) -> None:
+def test_dpop_off_refuses_a_dpop_bound_token(local_issuer: LocalIssuer, twin: Twin) -> None:
+    """A server with DPoP off takes no DPoP request, so a DPoP-bound token can only reach it as
+    a bearer token, the downgrade RFC 9449 §7.2 refuses: refused too, on its miss and on its
+    cache hit, where a server unaware of DPoP would accept a stolen one."""
     key = DPoPKey("ES256")
     server = ResourceServer(local_issuer.issuer_config())
     token = local_issuer.mint(dpop_jkt=key.jkt)
     with pytest.raises(MissingTokenError) as exc:
         twin.verify_credentials(server, dpop(token, key))  # another scheme
-    assert twin.authenticate(server, "Bearer " + token)  # unaware of DPoP (RFC 9449 §7.2)
     assert type(exc.value) is MissingTokenError
+    for _ in range(2):  # a miss, then the verified-token cache's hit
+        with pytest.raises(InvalidTokenError) as downgraded:
+            twin.authenticate(server, "Bearer " + token)
+        assert downgraded.value.reason is Reason.DPOP_DOWNGRADE
+        assert downgraded.value.scheme == "Bearer"  # the only scheme this server speaks
+    assert server._tokens.get_token(token, server._clock, server._timer) is not None
+    unbound = local_issuer.mint()
+    assert twin.authenticate(server, "Bearer " + unbound).claims.get("cnf") is None
+
+
+def test_dpop_off_refuses_a_binding_it_cannot_check(local_issuer: LocalIssuer, twin: Twin) -> None:
+    """A confirmation method bearerguard does not check (here RFC 7800's `jwk`) is refused
+    whatever the DPoP mode: the authorization server that bound the token expects a check."""
+    server = ResourceServer(local_issuer.issuer_config())
+    token = local_issuer.mint(cnf={"jwk": DPoPKey("ES256").jwk})
+    with pytest.raises(InvalidTokenError) as exc:
+        twin.authenticate(server, "Bearer " + token)
+    assert exc.value.reason is Reason.CONFIRMATION
 
 
 def test_introspected_tokens_are_bound_by_the_answers_cnf(

@@ -83,3 +83,40 @@ def test_flask_require_with_dpop(local_issuer: LocalIssuer) -> None:
     got = [(a.status_code, a.headers.get("www-authenticate")) for a in answers]
     for (status, challenge), (want_status, want) in zip(got, EXPECTED, strict=True):
         assert status == want_status and (challenge or "").startswith(want or ""), challenge
+
+
+# DPoP off: the DPoP scheme is another scheme, and a DPoP-bound token sent as a bearer token is
+# refused (RFC 9449 §7.2), in the one scheme the server speaks: never a 200.
+EXPECTED_OFF = [
+    (401, "Bearer"),
+    (401, "Bearer"),
+    (401, "Bearer"),
+    (401, 'Bearer error="invalid_token", error_description="The access token is bound to a DPoP'),
+    (401, "Bearer"),
+]
+
+
+def test_fastapi_and_flask_with_dpop_off_refuse_a_dpop_bound_token(
+    local_issuer: LocalIssuer,
+) -> None:
+    server = ResourceServer(local_issuer.issuer_config())
+    with TestClient(fastapi_app(BearerAuth(server))) as client:
+        fastapi = [
+            client.get("/orders", headers=h)
+            for h in requests(local_issuer, "http://testserver/orders")
+        ]
+        unbound = client.get(
+            "/orders", headers={"authorization": f"Bearer {local_issuer.mint(scope='orders.read')}"}
+        )
+        aclose_on(client, server)
+    assert unbound.status_code == 200
+    with ResourceServer(local_issuer.issuer_config()) as server:
+        flask = [
+            flask_app(server).test_client().get("/orders", headers=h)
+            for h in requests(local_issuer, FLASK_URL)
+        ]
+    for answers in (fastapi, flask):
+        got = [(a.status_code, a.headers.get("www-authenticate") or "") for a in answers]
+        for (status, challenge), (want_status, want) in zip(got, EXPECTED_OFF, strict=True):
+            assert status == want_status and challenge.startswith(want), challenge
+            assert ", DPoP" not in challenge and "algs=" not in challenge  # no DPoP challenge

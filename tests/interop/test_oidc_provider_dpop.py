@@ -70,3 +70,22 @@ def test_its_dpop_bound_opaque_token_is_verified_through_introspection(
     with pytest.raises(InvalidTokenError) as downgraded:
         twin.verify_credentials(server, Credentials("Bearer", token, "GET", URL))
     assert downgraded.value.reason is Reason.DPOP_DOWNGRADE
+
+
+def test_a_dpop_off_server_refuses_its_dpop_bound_tokens(provider: Provider, twin: Twin) -> None:
+    """A server with DPoP off takes a DPoP-bound token only as a bearer token: refused, JWT and
+    introspected alike, on the miss and on the cached hit (RFC 9449 §7.2)."""
+    key = DPoPKey("ES256")
+    jwt_server = ResourceServer(Issuer(issuer=provider.issuer, audience=RS256_API))
+    config = introspection(provider, INTROSPECTORS[0], audience=OPAQUE_API)
+    opaque_server = ResourceServer(introspection=config)
+    twin.servers += [jwt_server, opaque_server]
+    for server, audience in ((jwt_server, RS256_API), (opaque_server, OPAQUE_API)):
+        token = provider.token(BASIC, audience, dpop=key)
+        for _ in range(2):
+            with pytest.raises(InvalidTokenError) as downgraded:
+                twin.verify_credentials(server, Credentials("Bearer", token, "GET", URL))
+            assert downgraded.value.reason is Reason.DPOP_DOWNGRADE
+        assert twin.verify_credentials(
+            server, Credentials("Bearer", provider.token(BASIC, audience), "GET", URL)
+        )
