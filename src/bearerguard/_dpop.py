@@ -10,7 +10,7 @@ this order:
 1. `proof = verify_proof(...)` (an `InvalidDPoPProofError` or `UseDPoPNonceError` if not);
 2. verify the access token as usual, then `check_binding(token's cnf, proof, ...)`;
 3. last, replay (RFC 9449 §11.1): add `proof.jti` to a shared store with add-if-absent, kept
-   until `proof.usable_until`; if it was there, refuse with `Reason.DPOP_REPLAYED`. Last, so
+   until `proof.usable_until`; if it was there (or may have been: `_sender`), refuse. Last, so
    that a proof refused for any other reason does not use up its `jti`.
 """
 

@@ -68,6 +68,7 @@ class Reason(enum.Enum):
     DPOP_IN_FUTURE = "The DPoP proof was issued in the future."
     DPOP_ATH = "The DPoP proof was made for another access token."
     DPOP_REPLAYED = "The DPoP proof has been used before."
+    DPOP_REPLAY_WINDOW = "The DPoP proof is too old for this server to tell it from a replay."
     # 401 use_dpop_nonce (RFC 9449 §9)
     DPOP_NONCE = "The DPoP proof lacks a valid nonce from this server."
     # 403 insufficient_scope

@@ -13,7 +13,11 @@ order of RFC 9449 §4.3 and §7 (see `_dpop`'s module docstring):
    kept for the proof's lifetime), so that a proof refused for another reason does not use it up.
    A store that cannot answer fails closed: a 503, never an acceptance (a replay could otherwise
    pass on another replica), unless `DPoPPolicy(replay_outage="local")` lets the process's own
-   tier decide while a shared store is down.
+   tier decide while a shared store is down. An in-process store (`MemoryStore`, the default)
+   that had to evict a `jti` before its proof expired (more proofs within one proof lifetime
+   than `replay_entries`) cannot tell a proof as old from a replay: such a proof is refused
+   (`DPOP_REPLAY_WINDOW`), a fresh one is not, so the check stays exact and only the proofs'
+   usable age shrinks while the store is over its size.
 
 A proof changes on every request, so steps 1, 3 and 4 run on verified-token cache hits too; the
 header-only fast path (`ResourceServer._cached`) serves no token this check would judge.
@@ -110,28 +114,52 @@ class SenderCheck:
 
     def record(self, proof: DPoPProof, now: float) -> None:
         """Step 4 (sync twin): the `jti` is recorded, or the proof is a replay."""
+        entry = self._entry(proof, now)
+        local, shared = self._local(entry)
+        if local is False or shared is None:
+            return self._judge(local)
         try:
-            added = self.store.add(*self._entry(proof, now))
+            added = shared.add(*entry)
         except StoreError as exc:
-            added = self._outage(exc)
-        if not added:
-            raise InvalidDPoPProofError(Reason.DPOP_REPLAYED, algs=self.algs)
+            return self._judge(self._outage(exc, local))
+        return self._judge(added)  # the shared store's verdict: it saw every replica's
 
     async def arecord(self, proof: DPoPProof, now: float) -> None:
         """Step 4 (async twin)."""
+        entry = self._entry(proof, now)
+        local, shared = self._local(entry)
+        if local is False or shared is None:
+            return self._judge(local)
         try:
-            added = await self.store.aadd(*self._entry(proof, now))
+            added = await shared.aadd(*entry)
         except StoreError as exc:
-            added = self._outage(exc)
-        if not added:
-            raise InvalidDPoPProofError(Reason.DPOP_REPLAYED, algs=self.algs)
+            return self._judge(self._outage(exc, local))
+        return self._judge(added)  # the shared store's verdict: it saw every replica's
 
-    def _outage(self, exc: StoreError) -> bool:
+    def _local(self, entry: tuple[str, bytes, float]) -> tuple[bool | None, Store | None]:
+        """The in-process verdict on the `jti` (`MemoryStore.add_unseen`: None when that store
+        may have forgotten one as old), and the shared store still to ask, if any: the store
+        itself, or a `TieredStore`'s shared tier after its local one (as `TieredStore.add`).
+        A replay seen locally needs no round trip; otherwise the shared store decides, and the
+        local verdict stands in for it only during an outage, with `replay_outage="local"`."""
+        store = self.store
+        if type(store) is MemoryStore:
+            return store.add_unseen(*entry), None
+        if isinstance(store, TieredStore):
+            return store.local.add_unseen(*entry), store.shared
+        return True, store
+
+    def _judge(self, added: bool | None) -> None:
+        """Refuse a replay (False), or a proof the store cannot tell from one (None)."""
+        if not added:
+            reason = Reason.DPOP_REPLAYED if added is False else Reason.DPOP_REPLAY_WINDOW
+            raise InvalidDPoPProofError(reason, algs=self.algs)
+
+    def _outage(self, exc: StoreError, local: bool | None) -> bool | None:
         """The shared replay store did not answer: a 503, or with `replay_outage="local"` the
-        local tier's verdict (`TieredStore.add` adds there first: it got this far, so the `jti`
-        was new in this process)."""
+        local tier's verdict (`local`, judged before the shared store was asked)."""
         if self.policy.replay_outage == "local" and isinstance(self.store, TieredStore):
-            return True
+            return local
         raise _unavailable() from exc
 
     @staticmethod

@@ -88,6 +88,7 @@ def lock_token() -> str:
 
 
 LOCK = "lock:"  # the kind of the fleet-wide single flight's locks (`_fleet`)
+_SLACK = 1.0  # seconds: how far two computations of one key's deadline may differ
 
 
 class MemoryStore:
@@ -99,8 +100,10 @@ class MemoryStore:
     at once. Reads take no lock; writes take one, which also makes `add` atomic. Nothing blocks
     for long, so the async twins run inline on the event loop. It is never down.
 
-    A replay store must not evict live entries (an evicted `jti` could be replayed): size it
-    for the proofs a process accepts within one proof lifetime.
+    A replay store cannot keep every key it was given when more come within one TTL than it
+    holds: `add_unseen` is `add` for such keys (a DPoP proof's `jti`), which refuses to call a
+    key new when the store may have forgotten it. Size it for the proofs a process accepts
+    within one proof lifetime, and it never has to.
     """
 
     def __init__(self, max_entries: int = 10_000, *, timer: Clock = time.monotonic) -> None:
@@ -133,6 +136,30 @@ class MemoryStore:
                 return False
             self._entries.put(key, value, deadline=now + ttl, now=now)  # evicts, then inserts
             return True
+
+    def add_unseen(self, key: str, value: bytes, ttl: float) -> bool | None:
+        """`add` for a key that must never be added twice within its TTL (a replay check): None,
+        and nothing added, when the store cannot tell, since it evicted before its TTL ran out
+        an entry that would have outlived this one (so an entry of this key, added as long ago,
+        may have been evicted too). A key asked again computes its TTL from another clock
+        reading: `_SLACK` seconds allow for that."""
+        if not ttl > 0:
+            return False
+        now = self._timer()
+        with self._lock:
+            if self._entries.get(key, now) is not None:
+                return False
+            if self._forgets(now + ttl):
+                return None
+            self._entries.put(key, value, deadline=now + ttl, now=now)
+            return True
+
+    def forgets(self, ttl: float) -> bool:
+        """May this store have forgotten a key that, added now, would live `ttl` seconds?"""
+        return self._forgets(self._timer() + ttl)
+
+    def _forgets(self, deadline: float) -> bool:
+        return deadline <= self._entries.evicted_until + _SLACK
 
     def delete(self, key: str) -> None:
         with self._lock:

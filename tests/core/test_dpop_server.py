@@ -7,9 +7,11 @@ fast path; a replay store that cannot answer fails closed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+import jwt
 import pytest
 
 from bearerguard import (
@@ -35,6 +37,10 @@ from ..conftest import Twin
 
 URL = "https://api.test/orders?page=2"
 HTU = "https://api.test/orders"
+
+
+def proof_jti(credentials: Credentials) -> str:
+    return str(jwt.decode(credentials.proofs[0], options={"verify_signature": False})["jti"])
 
 
 def dpop(token: str, key: DPoPKey, *, method: str = "GET", **claims: Any) -> Credentials:
@@ -314,6 +320,37 @@ def test_the_jti_is_kept_for_the_proofs_lifetime(local_issuer: LocalIssuer) -> N
     assert store.get(f"jti:{key.jkt}:the-jti") is not None
     timer[0] = 31.0  # past iat + max_age + the second's margin: the proof is refused anyway
     assert store.get(f"jti:{key.jkt}:the-jti") is None
+    server.close()
+
+
+def test_a_replay_store_over_its_size_never_lets_a_replay_through(
+    local_issuer: LocalIssuer, twin: Twin
+) -> None:
+    """More proofs within one proof lifetime than the in-process replay store holds: it evicts
+    `jti`s whose proofs are still usable, and a proof as old as those is refused (it cannot be
+    told from a replay), never accepted; fresh proofs are accepted once they outlive what was
+    evicted. Without the check, the first proof would be accepted again once evicted."""
+    now = [time.time()]
+    store = MemoryStore(5, timer=lambda: now[0])
+    server = server_for(local_issuer, dpop_store=store, clock=lambda: now[0])
+    key = DPoPKey("ES256")
+    token = local_issuer.mint(dpop_jkt=key.jkt)
+
+    def request() -> Credentials:
+        return dpop(token, key, iat=int(now[0]))
+
+    first = request()
+    accepted = [twin.verify_credentials(server, first)]
+    accepted += [twin.verify_credentials(server, request()) for _ in range(5)]  # first evicted
+    assert len(accepted) == 6 and store.get(f"jti:{key.jkt}:{proof_jti(first)}") is None
+    for replay in (first, request()):  # the evicted proof again, and one as old
+        assert refused(twin, server, replay).reason is Reason.DPOP_REPLAY_WINDOW
+    now[0] += 2.0  # a fresh proof outlives every evicted one: judged, and new
+    fresh = request()
+    assert twin.verify_credentials(server, fresh)
+    assert refused(twin, server, fresh).reason is Reason.DPOP_REPLAYED
+    now[0] += 61.0  # the first proof is too old now in any case
+    assert refused(twin, server, first).reason is Reason.DPOP_TOO_OLD
     server.close()
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bearerguard._fleet import afleet_run, fleet_run
@@ -593,3 +595,101 @@ def test_memory_store_behaves_as_a_map_with_deadlines(steps: list[tuple[str, str
             timer.now += ttl if ttl > 0 else 0.25
     for key in ("intro:a", "intro:b", "jti:c", "role:d"):
         assert store.get(key) == live(key)
+
+
+# --- add_unseen: a replay store that may evict never calls a replayed key new ---------------
+
+replay_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("new"), st.sampled_from([5.0, 30.0, 66.0])),  # a fresh key, its TTL
+        st.tuples(st.just("again"), st.floats(-0.5, 0.9)),  # a key seen, its deadline moved
+        st.tuples(st.just("advance"), st.sampled_from([0.1, 1.0, 7.0, 40.0])),
+    ),
+    max_size=80,
+)
+
+
+@given(st.integers(1, 8), replay_steps, st.randoms(use_true_random=False))
+@example(1, [("new", 5.0), ("new", 5.0), ("again", 0.0)], random.Random(0))  # evicted, asked
+@example(2, [("new", 66.0)] * 3 + [("advance", 40.0), ("again", 0.9)], random.Random(0))
+def test_add_unseen_never_calls_a_key_new_within_its_ttl(
+    size: int, steps: list[tuple[str, float]], pick: Any
+) -> None:
+    """Strict oracle: every key ever added, with its deadline, kept forever. A key asked again
+    within its TTL, with the deadline it had give or take a clock reading (a replayed proof's
+    TTL is computed again from its `iat`), is never called new, however many keys the store
+    has had to evict; a fresh key is called new unless the store has evicted a live entry."""
+    timer = Timer()
+    store = MemoryStore(size, timer=timer)
+    seen: dict[str, float] = {}  # key -> its deadline, when it was called new
+    for op, amount in steps:
+        if op == "advance":
+            timer.now += amount
+            continue
+        live = [key for key, deadline in seen.items() if deadline > timer.now]
+        if op == "again" and live:
+            key = pick.choice(live)
+            answer = store.add_unseen(key, b"1", seen[key] + amount - timer.now)
+            assert answer is not True, (key, answer)  # a replay is never new
+            continue
+        key = f"jti:{len(seen)}"
+        answer = store.add_unseen(key, b"1", amount if op == "new" else 30.0)
+        assert answer is not False  # never seen: not a replay
+        if answer is None:  # only once the store has evicted an entry before its deadline
+            assert store._entries.evicted_until > timer.now
+        else:
+            seen[key] = timer.now + (amount if op == "new" else 30.0)
+
+
+def test_add_unseen_refuses_what_it_may_have_forgotten_and_takes_later_keys(timer: Timer) -> None:
+    store = MemoryStore(3, timer=timer)
+    assert [store.add_unseen(f"jti:{i}", b"1", 60.0) for i in range(4)] == [True] * 4
+    # jti:0 was evicted alive to make room for jti:3: absent, but not provably never added.
+    assert store.get("jti:0") is None
+    assert store.add_unseen("jti:0", b"1", 60.0) is None
+    assert store.add_unseen("jti:new", b"1", 60.0) is None  # as old: it cannot tell either
+    assert store.add_unseen("jti:3", b"1", 60.0) is False  # still held: a replay
+    timer.now += 2.0  # past the slack: a key that outlives every evicted one is judged
+    assert store.add_unseen("jti:later", b"1", 60.0) is True
+    assert store.add_unseen("jti:later", b"1", 60.0) is False
+    timer.now += 61.0  # every evicted entry has expired anyway: nothing is forgotten now
+    assert store.add_unseen("jti:0", b"1", 60.0) is True
+
+
+def test_an_expired_entry_swept_to_make_room_is_not_a_live_eviction(timer: Timer) -> None:
+    store = MemoryStore(2, timer=timer)
+    store.add_unseen("jti:a", b"1", 1.0)
+    store.add_unseen("jti:b", b"1", 1.0)
+    timer.now += 5.0
+    assert store.add_unseen("jti:c", b"1", 60.0) is True  # a and b had expired: swept
+    assert store._entries.evicted_until == float("-inf")
+
+
+def test_a_local_replay_verdict_during_an_outage_refuses_what_the_tier_forgot(
+    timer: Timer,
+) -> None:
+    """With `replay_outage="local"` and the shared store down, the local tier decides: a proof
+    it may have forgotten (it evicted a live `jti` as old) is refused, not taken as new."""
+    from bearerguard._dpop import DPoPPolicy, DPoPProof
+    from bearerguard._errors import InvalidDPoPProofError, Reason
+    from bearerguard._sender import SenderCheck
+
+    shared = Flaky(timer)
+    shared.down = True
+    check = SenderCheck(
+        DPoPPolicy(replay_outage="local"), TieredStore(MemoryStore(2, timer=timer), shared)
+    )
+
+    def proof(jti: str, iat: float) -> DPoPProof:
+        return DPoPProof("jkt", jti, iat, iat + 60, "GET", "https://a.test/", None, None)  # type: ignore[arg-type]
+
+    for jti in ("a", "b", "c"):  # the local tier holds two: "a" is evicted alive
+        check.record(proof(jti, 1000.0), 1000.0)
+    with pytest.raises(InvalidDPoPProofError) as forgotten:
+        check.record(proof("a", 1000.0), 1000.0)
+    assert forgotten.value.reason is Reason.DPOP_REPLAY_WINDOW
+    with pytest.raises(InvalidDPoPProofError) as replayed:
+        check.record(proof("c", 1000.0), 1000.0)
+    assert replayed.value.reason is Reason.DPOP_REPLAYED
+    timer.now += 2.0
+    check.record(proof("d", 1002.0), 1002.0)  # outlives what was evicted: new
