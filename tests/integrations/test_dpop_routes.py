@@ -234,28 +234,28 @@ def test_a_route_requiring_dpop_on_a_server_without_it_is_refused_at_constructio
 def test_a_route_requiring_dpop_on_a_server_without_it_refuses_every_token(
     local_issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Flask's require() knows no server when it decorates: the request is refused instead, even
-    # with a token carrying cnf.jkt (accepted as a bearer token there: nothing proved the key).
+    # Flask's require() knows no server when it decorates: the request is refused instead. A
+    # token carrying cnf.jkt is refused before any route, as a DPoP-off server refuses it.
     key = DPoPKey("ES256")
     with (
         caplog.at_level(logging.INFO, logger="bearerguard"),
         ResourceServer(local_issuer.issuer_config()) as server,
     ):
         client = flask_app(server).test_client()
-        for token in (
-            local_issuer.mint(scope="pay"),
-            local_issuer.mint(scope="pay", dpop_jkt=key.jkt),
-        ):
-            answer = client.get("/pay", headers={"authorization": f"Bearer {token}"})
+        bearer = {"authorization": f"Bearer {local_issuer.mint(scope='pay')}"}
+        answer = client.get("/pay", headers=bearer)
+        assert answer.status_code == 401
+        challenge = answer.headers["www-authenticate"]
+        assert challenge.startswith('Bearer error="invalid_token"') and "needs a DPoP" in challenge
+        assert client.get("/read", headers=bearer).status_code == 200
+        bound = {"authorization": f"Bearer {local_issuer.mint(scope='pay', dpop_jkt=key.jkt)}"}
+        for path in ("/pay", "/read"):
+            answer = client.get(path, headers=bound)
             assert answer.status_code == 401
-            challenge = answer.headers["www-authenticate"]
-            assert (
-                challenge.startswith('Bearer error="invalid_token"') and "needs a DPoP" in challenge
-            )
-            assert (
-                client.get("/read", headers={"authorization": f"Bearer {token}"}).status_code == 200
-            )
-    assert sum(m.startswith("refused: DPOP_OFF") for m in refusals(caplog)) == 2
+            assert "bound to a DPoP key" in answer.headers["www-authenticate"]
+    messages = refusals(caplog)
+    assert sum(m.startswith("refused: DPOP_OFF") for m in messages) == 1
+    assert sum(m.startswith("refused: DPOP_DOWNGRADE") for m in messages) == 2
 
 
 @pytest.mark.parametrize("value", ["off", "allowed", "yes", True])
