@@ -134,10 +134,10 @@ class _Segments(Generic[K, E]):
 class ExpiringCache(_Segments[K, tuple[V, float]]):
     """At most `maxsize` values, each served until its deadline (a time on the caller's clock).
 
-    `evicted_until` is the latest deadline of the entries evicted before it (-inf while none
-    was): a key whose entry would not have outlived it may have been here and been forgotten,
-    so a replay store cannot take its absence as proof that it was never added (`MemoryStore.
-    add_unseen`).
+    `evicted_until` is the latest deadline of the entries evicted before their deadlines (-inf
+    while none was): a key whose entry would not have outlived it may have been here and been
+    forgotten, so a replay store cannot take its absence as proof that it was never added
+    (`MemoryStore.add_unseen`).
     """
 
     def __init__(self, maxsize: int = 10_000) -> None:

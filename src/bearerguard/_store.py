@@ -139,9 +139,9 @@ class MemoryStore:
 
     def add_unseen(self, key: str, value: bytes, ttl: float) -> bool | None:
         """`add` for a key that must never be added twice within its TTL (a replay check): None,
-        and nothing added, when the store cannot tell, since it evicted before its TTL ran out
-        an entry that would have outlived this one (so an entry of this key, added as long ago,
-        may have been evicted too). A key asked again computes its TTL from another clock
+        and nothing added, when the store cannot tell, since it evicted, before its deadline, an
+        entry that would have lived as long as this one (so an entry of this key, added as long
+        ago, may have been evicted too). A key asked again computes its TTL from another clock
         reading: `_SLACK` seconds allow for that."""
         if not ttl > 0:
             return False
@@ -149,17 +149,10 @@ class MemoryStore:
         with self._lock:
             if self._entries.get(key, now) is not None:
                 return False
-            if self._forgets(now + ttl):
+            if now + ttl <= self._entries.evicted_until + _SLACK:
                 return None
             self._entries.put(key, value, deadline=now + ttl, now=now)
             return True
-
-    def forgets(self, ttl: float) -> bool:
-        """May this store have forgotten a key that, added now, would live `ttl` seconds?"""
-        return self._forgets(self._timer() + ttl)
-
-    def _forgets(self, deadline: float) -> bool:
-        return deadline <= self._entries.evicted_until + _SLACK
 
     def delete(self, key: str) -> None:
         with self._lock:
