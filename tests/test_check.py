@@ -24,7 +24,7 @@ from bearerguard.__main__ import main
 from bearerguard._verifier import STEPS
 from bearerguard.cli._logcapture import captured_log
 from bearerguard.cli._timefmt import duration, relative
-from bearerguard.testing import LocalIssuer
+from bearerguard.testing import DPoPKey, LocalIssuer, client_certificate
 
 from .conftest import Twin
 from .io.test_hostile_input import HOSTILE
@@ -101,6 +101,7 @@ def test_valid_token_json(local_issuer: LocalIssuer, capsys: pytest.CaptureFixtu
     assert [step["name"] for step in document["steps"]] == [
         "size", "parse", "header", "issuer", "algorithm", "type", "keys", "kid", "key",
         "signature", "required", "iss", "aud", "exp", "nbf", "iat", "max age", "scopes",
+        "binding",
     ]  # fmt: skip
     # The server's own list, in its order ("values" only when Issuer.claim_values is set).
     assert [step["name"] for step in document["steps"]] == [s for s in STEPS if s != "values"]
@@ -241,7 +242,14 @@ TOKENS: dict[str, Callable[[LocalIssuer], str]] = {
     "scope of a wrong type": lambda i: i.mint(scope="a", scp={"not": "scopes"}),
     "sub of a wrong type": lambda i: i.mint(subject=None, sub=42),
     "too large": lambda i: i.mint(padding="x" * 9000),
+    # Bound tokens, sent alone as check sends them: the binding step (RFC 9449 §7.2, RFC 8705).
+    "DPoP-bound": lambda i: i.mint(dpop_jkt=DPoPKey("ES256").jkt),
+    "certificate-bound": lambda i: i.mint(x5t_s256=client_certificate("client").x5t_s256),
+    "unknown confirmation": lambda i: i.mint(cnf={"jwk": DPoPKey("ES256").jwk}),
+    "cnf of a wrong type": lambda i: i.mint(cnf="bound"),
+    "empty cnf": lambda i: i.mint(cnf={}),
     # Several failures: the first in the server's order decides, so these pin the order.
+    "DPoP-bound and expired": lambda i: i.mint(dpop_jkt=DPoPKey("ES256").jkt, expires_in=-3600),
     "expired for another API": lambda i: i.mint(audience="api://other", expires_in=-3600),
     "expired and not yet valid": lambda i: i.mint(expires_in=-3600, nbf=int(time.time()) + 3600),
     "bad signature and expired": _expired_with_bad_signature,
@@ -264,7 +272,7 @@ def test_check_and_server_agree(
 
     assert document["verdict"]["reason"] == refused
     assert code == (0 if refused is None else 1)
-    assert (refused is None) == (case == "valid")
+    assert (refused is None) == (case in ("valid", "empty cnf"))
 
 
 def test_agreement_with_max_age_and_rfc9068(
@@ -287,6 +295,27 @@ def test_agreement_with_max_age_and_rfc9068(
         assert info.value.reason.name == reason  # type: ignore[attr-defined]
         _, document = check_json(capsys, token, *flags)
         assert document["verdict"]["reason"] == reason
+
+
+def test_a_bound_token_is_explained_at_its_binding(
+    local_issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = DPoPKey("ES256")
+    code, out = check(capsys, local_issuer.mint(dpop_jkt=key.jkt), *against(local_issuer))
+    assert code == 1
+    binding = line(out, "binding")
+    assert binding.lstrip().startswith("✗") and "<-- first failure: DPOP_DOWNGRADE" in binding
+    assert f"bound to a DPoP key (cnf.jkt {key.jkt!r})" in out and "proof signed by" in out
+    assert 'HTTP 401, error="invalid_token"' in out
+    certificate = client_certificate("client")
+    token = local_issuer.mint(x5t_s256=certificate.x5t_s256)
+    code, document = check_json(capsys, token, *against(local_issuer))
+    assert code == 1 and document["verdict"]["reason"] == "CERT_BINDING"
+    assert certificate.x5t_s256 in steps(document)["binding"]["detail"]
+    code, document = check_json(capsys, local_issuer.mint(), *against(local_issuer))
+    assert code == 0
+    unbound = steps(document)["binding"]
+    assert (unbound["status"], unbound["detail"]) == ("ok", "not bound (no cnf): a bearer token")
 
 
 # -- configuration: flags, environment, metadata URL, JWKS URI ----------------------------------

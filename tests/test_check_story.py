@@ -20,7 +20,7 @@ import pytest
 import bearerguard
 from bearerguard import InvalidTokenError, ResourceServer, UpstreamUnavailableError
 from bearerguard.__main__ import main
-from bearerguard.testing import LocalIssuer
+from bearerguard.testing import DPoPKey, LocalIssuer
 
 from .conftest import Twin
 
@@ -147,6 +147,21 @@ def introspection_env(issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch, **mo
         monkeypatch.setenv(f"BEARERGUARD_INTROSPECTION_{suffix}", value)
 
 
+def test_an_introspected_bound_token_is_explained_at_its_binding(
+    local_issuer: LocalIssuer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The answer's cnf binds the token (RFC 7662 §2.2, RFC 9449 §6.2): alone, it is refused.
+    introspection_env(local_issuer, monkeypatch)
+    key = DPoPKey("ES256")
+    code, document = check_json(capsys, local_issuer.mint_opaque(dpop_jkt=key.jkt))
+    assert code == 1
+    assert document["verdict"]["step"] == "binding"
+    assert document["verdict"]["reason"] == "DPOP_DOWNGRADE"
+    assert key.jkt in next(s for s in document["steps"] if s["name"] == "binding")["detail"]
+
+
 def test_introspection_only_introspects_and_shows_the_answer_redacted(
     local_issuer: LocalIssuer,
     capsys: pytest.CaptureFixture[str],
@@ -170,7 +185,7 @@ def test_introspection_only_introspects_and_shows_the_answer_redacted(
     assert [s["status"] for s in document["steps"]].count("failed") == 0
     assert [s["name"] for s in document["steps"]] == [
         "size", "parse", "endpoint", "answer", "active", "members", "iss", "aud",
-        "exp", "nbf", "iat", "scopes", "require",
+        "exp", "nbf", "iat", "scopes", "binding", "require",
     ]  # fmt: skip
     assert "cache" in document["notes"][0]  # a running server may answer from its cache
 

@@ -11,8 +11,10 @@ the same ones and names them by `STEPS`, so the first failure it reports is the 
 3. `Trusted.accept`: `key` (the key fits `alg`) and `signature`, then the claims of
    `_claims.check_claims`: `required`, `iss`, `aud`, `values`, `exp`, `nbf`, `iat`, `max age`,
    and `scopes` (read from the scope claims);
-4. after the caches, in the server: revocation by introspection (`introspect_jwts`), then role
-   resolution, then the route's requirement (`require`, a 403).
+4. after the caches, in the server: revocation by introspection (`introspect_jwts`), the
+   token's `binding` (its `cnf`, RFC 9449 / RFC 8705: `_binding.check_binding`, for the
+   request's proof or certificate), then role resolution, then the route's requirement
+   (`require`, a 403).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ if TYPE_CHECKING:  # the server imports them: no import level spent here
 PREPARE_STEPS = ("size", "parse", "header", "issuer", "algorithm", "type")
 KEY_STEPS = ("keys", "kid", "key", "signature")
 CLAIM_STEPS = ("required", "iss", "aud", "values", "exp", "nbf", "iat", "max age", "scopes")
-STEPS = (*PREPARE_STEPS, *KEY_STEPS, *CLAIM_STEPS)
+BINDING_STEP = "binding"
+STEPS = (*PREPARE_STEPS, *KEY_STEPS, *CLAIM_STEPS, BINDING_STEP)
 
 # `Verifier.prepare` raises a distinct reason at each of its steps: it names the step.
 PREPARE_STEP_OF = dict(

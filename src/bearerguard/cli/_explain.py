@@ -2,10 +2,9 @@
 
 No check is written twice. Each step calls what `ResourceServer.verify` calls, in its order and
 under its name (`_verifier.STEPS`: `Verifier.prepare`, `KeySource.key`, `Key.accepts`/`Key.verify`,
-the claim steps of `_claims`, `read_scopes`), through the server's public `verifier` and
-`key_source`, so
-the first failure here is the refusal the server answers (RFC 6750 §3.1). Later steps still run
-where that means something, marked as deciding nothing.
+the claim steps of `_claims`, `read_scopes`, `check_binding`), through the server's public
+`verifier` and `key_source`, so the first failure here is the refusal the server answers (RFC
+6750 §3.1). Later steps still run where that means something, marked as deciding nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from .._scopes import Requirement
 from .._server import ResourceServer
 from .._trusted import Trusted
 from .._verifier import KEY_STEPS, PREPARE_STEP_OF
+from ._explain_binding import explain_binding
 from ._explain_claims import explain_claims
 from ._explain_introspection import explain_introspection
 from ._report import Report
@@ -58,6 +58,7 @@ def explain(
         why = "not a JWT" if _parsed(token) is None else "a JWT of no configured issuer"
         why += ": the server introspects it (RFC 7662)"
         scopes = explain_introspection(server, route, token, report, why)
+        explain_binding(report.claims if scopes is not None else None, report)
         _require(report, required, scopes)
         config = route.config
         report.notes.append(
@@ -75,6 +76,7 @@ def explain(
         if name not in (step.name for step in report.steps):
             report.add(name, "skipped", "not checked: an earlier check failed")
     scopes = explain_claims(server, trusted, jwt.claims, report) if jwt is not None else None
+    explain_binding(jwt.claims if jwt is not None else None, report)
     _require(report, required, scopes)
     if trusted is not None and jwt is not None:
         _cached_keys_note(trusted, jwt, report)

@@ -6,14 +6,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._errors import BearerError, UpstreamUnavailableError
+from .._verifier import BINDING_STEP
 from .._verifier import CLAIM_STEPS as SERVER_CLAIM_STEPS
 
 Status = Literal["ok", "failed", "skipped"]
 Refusal = BearerError | UpstreamUnavailableError
 NOT_TRUSTED = "not trusted: signature not verified"
 AFTER_FAILURE = "decides nothing: the server stops at the first failure"
-# The server's claim steps (`_verifier.CLAIM_STEPS`), then the route's requirement.
-CLAIM_STEPS = (*SERVER_CLAIM_STEPS, "require")
+# The server's steps that read claims (`_verifier.CLAIM_STEPS`, the binding), then the route's
+# requirement.
+CLAIM_STEPS = (*SERVER_CLAIM_STEPS, BINDING_STEP, "require")
 
 
 @dataclass(frozen=True, slots=True)
