@@ -88,7 +88,7 @@ class _Segments(Generic[K, E]):
 
     def _evicting(self, segment: dict[K, E], keys: list[K]) -> None:
         """`keys` of `segment` are about to be evicted before their deadlines (a subclass that
-        must know, `ExpiringCache`, says so here)."""
+        must know, `MemoryStore`'s map, says so here)."""
 
     def _promote(self, key: K, entry: E, deadline: float, now: float) -> None:
         if self._main_size <= 0:
@@ -132,20 +132,10 @@ class _Segments(Generic[K, E]):
 
 
 class ExpiringCache(_Segments[K, tuple[V, float]]):
-    """At most `maxsize` values, each served until its deadline (a time on the caller's clock).
-
-    `evicted_until` is the latest deadline of the entries evicted before their deadlines (-inf
-    while none was): a key whose entry would not have outlived it may have been here and been
-    forgotten, so a replay store cannot take its absence as proof that it was never added
-    (`MemoryStore.add_unseen`).
-    """
+    """At most `maxsize` values, each served until its deadline (a time on the caller's clock)."""
 
     def __init__(self, maxsize: int = 10_000) -> None:
         super().__init__(maxsize)
-        self.evicted_until = -math.inf
-
-    def _evicting(self, segment: dict[K, tuple[V, float]], keys: list[K]) -> None:
-        self.evicted_until = max(self.evicted_until, *(segment[key][1] for key in keys))
 
     def get(self, key: K, now: float) -> V | None:
         entry = self._entries.get(key)

@@ -22,6 +22,7 @@ Every operation has a sync and an async twin (`get`/`aget`, ...), as `SingleFlig
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import threading
 import time
@@ -91,6 +92,20 @@ LOCK = "lock:"  # the kind of the fleet-wide single flight's locks (`_fleet`)
 _SLACK = 1.0  # seconds: how far two computations of one key's deadline may differ
 
 
+class _Entries(ExpiringCache[str, bytes]):
+    """A `MemoryStore`'s map, and by kind of key the latest deadline of an entry it evicted
+    before that deadline: a key of that kind not outliving it may have been forgotten."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.evicted_until: dict[str, float] = {}
+
+    def _evicting(self, segment: dict[str, tuple[bytes, float]], keys: list[str]) -> None:
+        for key in keys:
+            kind, until = key.partition(":")[0], self.evicted_until
+            until[kind] = max(until.get(kind, -math.inf), segment[key][1])
+
+
 class MemoryStore:
     """The in-process store: at most `max_entries`, each until its TTL on `timer`.
 
@@ -100,16 +115,15 @@ class MemoryStore:
     at once. Reads take no lock; writes take one, which also makes `add` atomic. Nothing blocks
     for long, so the async twins run inline on the event loop. It is never down.
 
-    A replay store cannot keep every key it was given when more come within one TTL than it
-    holds: `add_unseen` is `add` for such keys (a DPoP proof's `jti`), which refuses to call a
-    key new when the store may have forgotten it. Size it for the proofs a process accepts
-    within one proof lifetime, and it never has to.
+    A replay store gets more keys within one TTL than it holds when undersized: `add_unseen`,
+    `add` for such keys (a DPoP proof's `jti`), refuses to call a key new when the store may
+    have forgotten it. Size it for the proofs a process accepts within one proof lifetime.
     """
 
     def __init__(self, max_entries: int = 10_000, *, timer: Clock = time.monotonic) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
-        self._entries: ExpiringCache[str, bytes] = ExpiringCache(max_entries)
+        self._entries = _Entries(max_entries)
         self._timer = timer
         self._lock = threading.Lock()
         self._status = StoreStatus(up=True, since=time.time())
@@ -140,16 +154,17 @@ class MemoryStore:
     def add_unseen(self, key: str, value: bytes, ttl: float) -> bool | None:
         """`add` for a key that must never be added twice within its TTL (a replay check): None,
         and nothing added, when the store cannot tell, since it evicted, before its deadline, an
-        entry that would have lived as long as this one (so an entry of this key, added as long
-        ago, may have been evicted too). A key asked again computes its TTL from another clock
-        reading: `_SLACK` seconds allow for that."""
+        entry of the same kind that would have lived as long as this one (so an entry of this
+        key, added as long ago, may have been evicted too). A key asked again computes its TTL
+        from another clock reading: `_SLACK` seconds allow for that."""
         if not ttl > 0:
             return False
         now = self._timer()
         with self._lock:
             if self._entries.get(key, now) is not None:
                 return False
-            if now + ttl <= self._entries.evicted_until + _SLACK:
+            forgotten = self._entries.evicted_until.get(key.partition(":")[0], -math.inf)
+            if now + ttl <= forgotten + _SLACK:
                 return None
             self._entries.put(key, value, deadline=now + ttl, now=now)
             return True

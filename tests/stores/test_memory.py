@@ -636,7 +636,7 @@ def test_add_unseen_never_calls_a_key_new_within_its_ttl(
         answer = store.add_unseen(key, b"1", amount if op == "new" else 30.0)
         assert answer is not False  # never seen: not a replay
         if answer is None:  # only once the store has evicted an entry before its deadline
-            assert store._entries.evicted_until > timer.now
+            assert store._entries.evicted_until["jti"] > timer.now
         else:
             seen[key] = timer.now + (amount if op == "new" else 30.0)
 
@@ -662,7 +662,7 @@ def test_an_expired_entry_swept_to_make_room_is_not_a_live_eviction(timer: Timer
     store.add_unseen("jti:b", b"1", 1.0)
     timer.now += 5.0
     assert store.add_unseen("jti:c", b"1", 60.0) is True  # a and b had expired: swept
-    assert store._entries.evicted_until == float("-inf")
+    assert store._entries.evicted_until == {}
 
 
 def test_a_local_replay_verdict_during_an_outage_refuses_what_the_tier_forgot(
@@ -693,3 +693,14 @@ def test_a_local_replay_verdict_during_an_outage_refuses_what_the_tier_forgot(
     assert replayed.value.reason is Reason.DPOP_REPLAYED
     timer.now += 2.0
     check.record(proof("d", 1002.0), 1002.0)  # outlives what was evicted: new
+
+
+def test_long_lived_entries_of_another_kind_evicted_leave_jtis_judged(timer: Timer) -> None:
+    """One store for introspection answers and DPoP `jti`s (`store=MemoryStore(...)`): answers
+    kept for minutes, evicted alive by a flood, say nothing about `jti`s, which are judged as
+    before; only a `jti` evicted alive makes the store unsure of `jti`s as old."""
+    store = MemoryStore(4, timer=timer)
+    for i in range(8):  # long-lived answers, evicted alive
+        store.set(f"intro:{i}", b"answer", 600.0)
+    assert store.add_unseen("jti:a", b"1", 66.0) is True
+    assert store.add_unseen("jti:a", b"1", 66.0) is False
