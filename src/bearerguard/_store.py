@@ -100,6 +100,9 @@ class _Entries(ExpiringCache[str, bytes]):
         super().__init__(maxsize)
         self.evicted_until: dict[str, float] = {}
 
+    def forgotten(self, key: str) -> float:
+        return self.evicted_until.get(key.partition(":")[0], -math.inf)
+
     def _evicting(self, segment: dict[str, tuple[bytes, float]], keys: list[str]) -> None:
         for key in keys:
             kind, until = key.partition(":")[0], self.evicted_until
@@ -142,14 +145,7 @@ class MemoryStore:
             self._entries.put(key, value, deadline=now + ttl, now=now)
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
-        if not ttl > 0:
-            return False
-        now = self._timer()
-        with self._lock:
-            if self._entries.get(key, now) is not None:
-                return False
-            self._entries.put(key, value, deadline=now + ttl, now=now)  # evicts, then inserts
-            return True
+        return bool(self._add(key, value, ttl, unseen=False))
 
     def add_unseen(self, key: str, value: bytes, ttl: float) -> bool | None:
         """`add` for a key that must never be added twice within its TTL (a replay check): None,
@@ -157,16 +153,18 @@ class MemoryStore:
         entry of the same kind that would have lived as long as this one (so an entry of this
         key, added as long ago, may have been evicted too). A key asked again computes its TTL
         from another clock reading: `_SLACK` seconds allow for that."""
+        return self._add(key, value, ttl, unseen=True)
+
+    def _add(self, key: str, value: bytes, ttl: float, *, unseen: bool) -> bool | None:
         if not ttl > 0:
             return False
         now = self._timer()
         with self._lock:
             if self._entries.get(key, now) is not None:
                 return False
-            forgotten = self._entries.evicted_until.get(key.partition(":")[0], -math.inf)
-            if now + ttl <= forgotten + _SLACK:
+            if unseen and now + ttl <= self._entries.forgotten(key) + _SLACK:
                 return None
-            self._entries.put(key, value, deadline=now + ttl, now=now)
+            self._entries.put(key, value, deadline=now + ttl, now=now)  # evicts, then inserts
             return True
 
     def delete(self, key: str) -> None:
