@@ -31,10 +31,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from apps import _scope  # noqa: E402
-from common import AUDIENCE, mint, verification_key  # noqa: E402
+from common import AUDIENCE, minimal_verifier, mint  # noqa: E402
 from fastapi import FastAPI, Security  # noqa: E402
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
-from reference import Verifier  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 from starlette.requests import Request  # noqa: E402
@@ -140,14 +139,7 @@ def main() -> int:
         tokens = mint(issuer, alg, stream)
         raw = [token.encode() for token in tokens]
         servers = {name: _server(p, issuer, alg, cache) for name, p in (("old", old), ("new", new))}
-        reference = Verifier(
-            alg=alg,
-            key=verification_key(issuer, alg),
-            kid=issuer.kid(alg),
-            issuer=issuer.issuer,
-            audience=AUDIENCE,
-            keep=cache,
-        )
+        reference = minimal_verifier(issuer, alg, keep=cache)
         verifiers: dict[str, Callable[[str], Any]] = {
             "old": servers["old"].verify,
             "new": servers["new"].verify,

@@ -32,14 +32,13 @@ from common import (
     ServerCache,
     config,
     filled,
+    minimal_verifier,
     mint,
     no_io_guard,
     stream_check,
-    verification_key,
     warmed,
 )
 from harness import Case, Check, Delta, Group, Pair, Settings, register
-from reference import Verifier
 
 from bearerguard import ResourceServer
 from bearerguard.asgi import BearerAuthMiddleware
@@ -63,17 +62,8 @@ class _Setup:
         self.miss: ResourceServer = warmed(config(issuer, ALG), token_cache_size=size)
         self.hit_tokens = filled(self.hit, self.tokens, settings, size)
 
-        def verifier() -> Verifier:
-            return Verifier(
-                alg=ALG,
-                key=verification_key(issuer, ALG),
-                kid=issuer.kid(ALG),
-                issuer=issuer.issuer,
-                audience=AUDIENCE,
-                keep=size,
-            )
-
-        self.minimal_hit, self.minimal_miss = verifier(), verifier()
+        self.minimal_hit = minimal_verifier(issuer, ALG, keep=size)
+        self.minimal_miss = minimal_verifier(issuer, ALG, keep=size)
         for token in self.tokens[:size]:
             self.minimal_hit.check(token)
         self.checks: list[Callable[[], list[str]]] = []

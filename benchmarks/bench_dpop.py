@@ -20,9 +20,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from common import AUDIENCE, EXTRA_CLAIMS, SCOPES, config, hits, no_io_guard, warmed
+from common import (
+    AUDIENCE,
+    EXTRA_CLAIMS,
+    SCOPES,
+    config,
+    hits,
+    minimal_verifier,
+    no_io_guard,
+    warmed,
+)
 from harness import Case, Delta, Group, Pair, Settings, register
-from reference import Verifier, b64url, signature_check
+from reference import b64url, signature_check
 
 from bearerguard import Credentials
 from bearerguard.testing import DPoPKey, LocalIssuer
@@ -57,14 +66,7 @@ def _dpop_hit(settings: Settings) -> Iterator[Group]:
         ]
         for token in bound:  # the cache full of bound tokens, each verified with a proof
             server.verify_credentials(dpop(token, key.proof("GET", URL, token)))
-        minimal = Verifier(
-            alg=TOKEN_ALG,
-            key=issuer.private_key(issuer.kid(TOKEN_ALG)).public_key(),
-            kid=issuer.kid(TOKEN_ALG),
-            issuer=issuer.issuer,
-            audience=AUDIENCE,
-            keep=size,
-        )
+        minimal = minimal_verifier(issuer, TOKEN_ALG, keep=size)
         for token in bound:
             minimal.check(token)
         asked = hits(bound, settings.pool)

@@ -19,9 +19,9 @@ from common import (
     bearerguard_cases,
     config,
     minimal_cases,
+    minimal_verifier,
     mint,
     no_io_guard,
-    verification_key,
     warmed,
 )
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -57,15 +57,7 @@ def token_size(settings: Settings) -> Iterator[Group]:
             return made
 
         def reference(keep: int) -> Verifier:
-            return Verifier(
-                alg=ALG,
-                key=verification_key(issuer, ALG),
-                kid=issuer.kid(ALG),
-                issuer=issuer.issuer,
-                audience=AUDIENCE,
-                max_bytes=65536,
-                keep=keep,
-            )
+            return minimal_verifier(issuer, ALG, max_bytes=65536, keep=keep)
 
         cases: list[Case] = []
         checks: list[Callable[[], list[str]]] = []

@@ -19,6 +19,7 @@ from common import (
     bearerguard_cases,
     config,
     minimal_cases,
+    minimal_verifier,
     mint,
     no_io_guard,
     pyjwt_decoder,
@@ -59,10 +60,7 @@ def _verify_group(alg: str, settings: Settings) -> Iterator[Group]:
         parts = [(t.rsplit(".", 1)[0].encode(), _signature(t)) for t in tokens]
 
         def reference(keep: int) -> Verifier:
-            kid = issuer.kid(alg)
-            return Verifier(
-                alg=alg, key=key, kid=kid, issuer=issuer.issuer, audience=AUDIENCE, keep=keep
-            )
+            return minimal_verifier(issuer, alg, keep=keep)
 
         def server(token_cache_size: int) -> ResourceServer:
             return warmed(config(issuer, alg), token_cache_size=token_cache_size)

@@ -249,6 +249,14 @@ def verification_key(issuer: LocalIssuer, alg: str) -> Any:
     return issuer.private_key(issuer.kid(alg)).public_key()
 
 
+def minimal_verifier(issuer: LocalIssuer, alg: str, **options: Any) -> Verifier:
+    """reference.py's minimal verifier of `issuer`'s `alg` tokens for `AUDIENCE` (`keep=`,
+    `max_bytes=` as `options`)."""
+    key = verification_key(issuer, alg)
+    kid, name = issuer.kid(alg), issuer.issuer
+    return Verifier(alg=alg, key=key, kid=kid, issuer=name, audience=AUDIENCE, **options)
+
+
 def no_io_guard(issuers: Sequence[LocalIssuer]) -> Callable[[], list[str]]:
     """Fails the group if any issuer was asked for anything after set-up (no I/O in the loop)."""
     before = [issuer.count() for issuer in issuers]

@@ -18,8 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import apps
-from common import AUDIENCE, config, mint, verification_key, warmed
-from reference import Verifier
+from common import AUDIENCE, config, minimal_verifier, mint, warmed
 
 from bearerguard._types import ASGIApp, Scope
 from bearerguard.asgi import BearerAuthMiddleware
@@ -37,13 +36,7 @@ def main() -> None:
     with LocalIssuer(algorithms=(ALG,), audience=AUDIENCE) as issuer:
         server = warmed(config(issuer, ALG), token_cache_size=10_000)
         (token,) = mint(issuer, ALG, 1)
-        verifier = Verifier(
-            alg=ALG,
-            key=verification_key(issuer, ALG),
-            kid=issuer.kid(ALG),
-            issuer=issuer.issuer,
-            audience=AUDIENCE,
-        )
+        verifier = minimal_verifier(issuer, ALG)
         app = apps.starlette_app(guarded=True)
         cases: dict[str, ASGIApp] = {
             "bare Starlette app": app,

@@ -24,8 +24,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from common import AUDIENCE, EXTRA_CLAIMS, SCOPES, config, hits, mint, warmed
-from reference import Verifier
+from common import AUDIENCE, EXTRA_CLAIMS, SCOPES, config, hits, minimal_verifier, mint, warmed
 
 from bearerguard import ResourceServer
 from bearerguard.testing import LocalIssuer
@@ -82,7 +81,7 @@ def _collect() -> float:
 def _serve(conn: Connection, fill: int, cache_size: int, pool: int, kind: str) -> None:
     with LocalIssuer(algorithms=(ALG,), audience=AUDIENCE) as issuer:
         server = ResourceServer(config(issuer, ALG), token_cache_size=cache_size)
-        reference = _reference(issuer, cache_size)
+        reference = minimal_verifier(issuer, ALG, keep=cache_size)
         verify = server.verify if kind == "bearerguard" else reference.check
         raw = typical_tokens(issuer, fill)
         for token in raw:
@@ -111,7 +110,7 @@ def _stream(conn: Connection, kind: str, cache_size: int, per_round: int, size: 
     with LocalIssuer(algorithms=(ALG,), audience=AUDIENCE) as issuer:
         raw = typical_tokens(issuer, size)
         server = ResourceServer(config(issuer, ALG), token_cache_size=cache_size)
-        reference = _reference(issuer, cache_size)
+        reference = minimal_verifier(issuer, ALG, keep=cache_size)
         op: Callable[[str], Any] = server.verify if kind == "bearerguard" else reference.check
         for raw_token in raw:  # the warm-up pass: the cache is full, and evicting, from here on
             op(raw_token.decode())
@@ -149,18 +148,6 @@ def _stream(conn: Connection, kind: str, cache_size: int, per_round: int, size: 
                 }
             )
         server.close()
-
-
-def _reference(issuer: LocalIssuer, keep: int) -> Verifier:
-    """The minimal verifier of `issuer`'s HS256 tokens, keeping `keep` results."""
-    return Verifier(
-        alg=ALG,
-        key=issuer.shared_secret(ALG),
-        kid=issuer.kid(ALG),
-        issuer=issuer.issuer,
-        audience=AUDIENCE,
-        keep=keep,
-    )
 
 
 class Worker:
