@@ -104,8 +104,9 @@ class _Entries(ExpiringCache[str, bytes]):
         return self.evicted_until.get(key.partition(":")[0], -math.inf)
 
     def _evicting(self, segment: dict[str, tuple[bytes, float]], keys: list[str]) -> None:
+        until = self.evicted_until
         for key in keys:
-            kind, until = key.partition(":")[0], self.evicted_until
+            kind = key.partition(":")[0]
             until[kind] = max(until.get(kind, -math.inf), segment[key][1])
 
 

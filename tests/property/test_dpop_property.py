@@ -32,6 +32,8 @@ from bearerguard._thumbprint import (
     pem_certificate,
     xfcc_thumbprint,
 )
+from bearerguard.cli._explain_binding import explain_binding
+from bearerguard.cli._report import Report
 
 NOW = 1_700_000_000
 URL = "https://api.example.com/v1/items"
@@ -214,6 +216,35 @@ def test_binding_checks_raise_only_refusals(cnf: dict[str, Any], other: Any, cer
                     isinstance(value, dict) and set(value) == {"x5t#S256"}
                 )
                 assert scheme == "Bearer"
+
+
+@FAST
+@given(
+    st.one_of(
+        st.none(),
+        json_values,
+        st.dictionaries(
+            st.sampled_from(["jkt", "x5t#S256", "jwk", ""]), json_values | st.just(X5T)
+        ),
+    )
+)
+def test_checks_binding_step_agrees_with_the_server_on_any_cnf(cnf: Any) -> None:
+    """`bearerguard check`'s `binding` step over any `cnf` a token may carry: one step, never an
+    exception, failed exactly when the server refuses the token sent alone, with its reason."""
+    claims = {} if cnf is None else {"cnf": cnf}
+    try:
+        check_binding(claims.get("cnf"), None, None, "Bearer")
+    except BearerError as error:
+        refusal: BearerError | None = error
+    else:
+        refusal = None
+    report = Report(now=0.0, token_bytes=0, verified=True)
+    explain_binding(claims, report)
+    (step,) = report.steps
+    assert step.name == "binding" and step.detail
+    assert (step.status == "failed") == (refusal is not None)
+    if refusal is not None:
+        assert step.error is not None and step.error.reason is refusal.reason
 
 
 # --- URL normalisation -----------------------------------------------------------------------
